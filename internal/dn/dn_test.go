@@ -1,0 +1,20 @@
+package dn
+
+import "testing"
+
+func TestNormalize(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"uid=Ann,ou=People,dc=Example,dc=com", "uid=ann,ou=people,dc=example,dc=com"},
+		{"UID=ann, OU=people, DC=example, DC=com", "uid=ann,ou=people,dc=example,dc=com"},
+		{`cn=Smith\, John,ou=people,dc=example,dc=com`, `cn=smith\2c john,ou=people,dc=example,dc=com`},
+		{`cn=Müller,ou=people`, `CN=MÜLLER,OU=People`},
+		{`cn=a+uid=b,dc=x`, `CN=a + UID=b, DC=x`},
+	} {
+		if x, y := Normalize(tc.a), Normalize(tc.b); x != y {
+			t.Errorf("Normalize(%q)=%q, Normalize(%q)=%q; want equal", tc.a, x, tc.b, y)
+		}
+	}
+	if Normalize("uid=a,dc=x") == Normalize("uid=b,dc=x") {
+		t.Fatal("different DNs normalized equal")
+	}
+}
