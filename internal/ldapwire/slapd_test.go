@@ -1,0 +1,181 @@
+package ldapwire
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// This file is a private stand-in for internal/testenv.StartSlapd, written
+// while that package was being built; it follows shared/ref/directories.md.
+
+const (
+	testSuffix = "dc=example,dc=com"
+	testRootDN = "cn=admin,dc=example,dc=com"
+	testRootPW = "secret"
+	slapdBin   = "/usr/sbin/slapd"
+)
+
+type slapd struct {
+	URL      string // ldap://127.0.0.1:PORT
+	LdapiURL string // ldapi://%2F...
+	Conf     string
+	cmd      *exec.Cmd
+}
+
+// startSlapd runs a private slapd preloaded (offline, slapadd -q) with the
+// LDIF that load writes. It fails the test if slapd is not installed.
+func startSlapd(tb testing.TB, load func(w io.Writer)) *slapd {
+	tb.Helper()
+	if _, err := os.Stat(slapdBin); err != nil {
+		tb.Fatalf("slapd not found: run `make test` or scripts/install-deps.sh ldap (%v)", err)
+	}
+	// Short path: a unix socket path must fit in 108 bytes.
+	dir, err := os.MkdirTemp("", "lw")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	s := &slapd{Conf: filepath.Join(dir, "slapd.conf")}
+	writeFile(tb, s.Conf, slapdConf(dir))
+	if load != nil {
+		s.slapadd(tb, dir, load)
+	}
+	port := freePort(tb)
+	sock := filepath.Join(dir, "ldapi")
+	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.LdapiURL = "ldapi://" + url.PathEscape(sock)
+	s.cmd = exec.Command(slapdBin, "-f", s.Conf, "-h", s.URL+"/ "+s.LdapiURL+"/", "-d", "0")
+	s.cmd.Stderr = os.Stderr
+	if err := s.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Kill)
+	waitListening(tb, fmt.Sprintf("127.0.0.1:%d", port))
+	return s
+}
+
+// Kill stops slapd at once; the database is throwaway (dbnosync).
+func (s *slapd) Kill() {
+	if s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
+}
+
+func slapdConf(dir string) string {
+	return fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile %[1]s/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+sizelimit unlimited
+timelimit unlimited
+database mdb
+suffix "%[2]s"
+rootdn "%[3]s"
+rootpw %[4]s
+directory %[1]s/db
+maxsize 1073741824
+dbnosync
+index objectClass eq
+index uid eq
+`, dir, testSuffix, testRootDN, testRootPW)
+}
+
+func (s *slapd) slapadd(tb testing.TB, dir string, load func(w io.Writer)) {
+	tb.Helper()
+	ldif := filepath.Join(dir, "load.ldif")
+	f, err := os.Create(ldif)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	load(w)
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	f.Close()
+	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", s.Conf, "-l", ldif).CombinedOutput(); err != nil {
+		tb.Fatalf("slapadd: %v\n%s", err, out)
+	}
+}
+
+func writeFile(tb testing.TB, path, content string) {
+	tb.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitListening(tb testing.TB, addr string) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("slapd did not listen on %s within 10s", addr)
+}
+
+// genDirectory writes the suffix, ou=people with n inetOrgPerson users and
+// ou=groups with groups groupOfNames, each holding up to 100 members. Every
+// 7th user has two mail values and every 10th a binary jpegPhoto.
+func genDirectory(w io.Writer, n, groups int) {
+	fmt.Fprintf(w, "dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n", testSuffix)
+	fmt.Fprintf(w, "dn: ou=people,%s\nobjectClass: organizationalUnit\nou: people\n\n", testSuffix)
+	fmt.Fprintf(w, "dn: ou=groups,%s\nobjectClass: organizationalUnit\nou: groups\n\n", testSuffix)
+	photo := make([]byte, 96)
+	for i := range n {
+		fmt.Fprintf(w, "dn: uid=user%06d,ou=people,%s\n", i, testSuffix)
+		fmt.Fprintf(w, "objectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\nobjectClass: inetOrgPerson\n")
+		fmt.Fprintf(w, "uid: user%06d\ncn: Given%d Family%d\nsn: Family%d\ngivenName: Given%d\n", i, i, i, i, i)
+		fmt.Fprintf(w, "displayName:: %s\n", base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("Jürgen Ünïcödé %d", i))))
+		fmt.Fprintf(w, "mail: user%06d@example.com\n", i)
+		if i%7 == 0 {
+			fmt.Fprintf(w, "mail: alias%06d@example.org\n", i)
+		}
+		fmt.Fprintf(w, "employeeNumber: %d\ntelephoneNumber: +1 555 %07d\ntitle: Engineer level %d\n", i, i, i%5)
+		fmt.Fprintf(w, "departmentNumber: %d\nou: Department %d\n", i%50, i%50)
+		fmt.Fprintf(w, "description: Generated user number %d for the ldapwire tests and benchmarks\n", i)
+		if i%10 == 0 {
+			_, _ = rand.Read(photo)
+			fmt.Fprintf(w, "jpegPhoto:: %s\n", base64.StdEncoding.EncodeToString(photo))
+		}
+		fmt.Fprintln(w)
+	}
+	for g := range groups {
+		fmt.Fprintf(w, "dn: cn=group%04d,ou=groups,%s\nobjectClass: groupOfNames\ncn: group%04d\n", g, testSuffix, g)
+		for m := 0; m < 100 && m < n; m++ {
+			fmt.Fprintf(w, "member: uid=user%06d,ou=people,%s\n", (g*100+m)%n, testSuffix)
+		}
+		fmt.Fprintln(w)
+	}
+}
