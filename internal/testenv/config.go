@@ -2,7 +2,7 @@ package testenv
 
 import (
 	"bufio"
-	"fmt"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +11,8 @@ import (
 	"text/template"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/internal/sampledata"
 )
 
 // slapdConf follows /work/shared/ref/directories.md. refint's rewrites bypass syncprov and
@@ -102,32 +104,16 @@ func (s *Slapd) writeConfig(t testing.TB) {
 	}
 }
 
-// BaseLDIF is the suffix entry and the cn=reader service account that every StartSlapd
-// directory has (sampledata writes the same entries at the top of its files).
-func BaseLDIF(suffix, readerPassword string) string {
-	rdn := strings.SplitN(strings.SplitN(suffix, ",", 2)[0], "=", 2)
-	var top string
-	switch strings.ToLower(rdn[0]) {
-	case "dc":
-		top = fmt.Sprintf("objectClass: top\nobjectClass: dcObject\nobjectClass: organization\ndc: %s\no: %s\n", rdn[1], rdn[1])
-	case "o":
-		top = fmt.Sprintf("objectClass: top\nobjectClass: organization\no: %s\n", rdn[1])
-	default:
-		top = fmt.Sprintf("objectClass: top\nobjectClass: organizationalUnit\nou: %s\n", rdn[1])
-	}
-	return fmt.Sprintf("dn: %s\n%s\ndn: cn=reader,%s\nobjectClass: simpleSecurityObject\n"+
-		"objectClass: organizationalRole\ncn: reader\ndescription: read-only service account\n"+
-		"userPassword: %s\n\n", suffix, top, suffix, readerPassword)
-}
-
 // load slapadds the base entries (unless the first LDIF file starts with the suffix) and the
 // LDIF files into the main database while slapd is not running.
 func (s *Slapd) load(t testing.TB, slapd string) {
 	t.Helper()
 	files := s.opts.LDIF
 	if len(files) == 0 || !startsWithSuffix(t, files[0], s.BaseDN) {
+		var b bytes.Buffer
+		sampledata.WriteBase(&b, s.BaseDN, s.ReaderPassword)
 		base := filepath.Join(s.Dir, "base.ldif")
-		if err := os.WriteFile(base, []byte(BaseLDIF(s.BaseDN, s.ReaderPassword)), 0o600); err != nil {
+		if err := os.WriteFile(base, b.Bytes(), 0o600); err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
 		files = append([]string{base}, files...)

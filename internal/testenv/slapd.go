@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/internal/sampledata"
 )
 
 // SlapdOptions configure a private slapd. The zero value is a usable empty directory with
@@ -33,7 +35,8 @@ type SlapdOptions struct {
 	// the rootdn, even with paging) for read-guard tests. False: sizelimit/timelimit unlimited.
 	DefaultSizeLimit bool
 	// LDIF files are loaded with `slapadd -q` before slapd starts (offline, fast). If the first
-	// entry of the first file is not the suffix entry, the suffix and cn=reader are added first.
+	// entry of the first file is not the suffix entry, sampledata.WriteBase's suffix and
+	// cn=reader entries are loaded first (files from tools/ldifgen start with both).
 	LDIF []string
 	// Refint enables the refint overlay for member, uniqueMember and manager, as many production
 	// directories do: deleting or renaming an entry rewrites the values that pointed at it
@@ -69,11 +72,10 @@ type Slapd struct {
 }
 
 const (
-	defaultSuffix  = "dc=example,dc=com"
-	rootPassword   = "rootsecret"
-	readerPassword = "reader-secret"
-	readyTimeout   = 10 * time.Second
-	stopTimeout    = 10 * time.Second
+	defaultSuffix = "dc=example,dc=com"
+	rootPassword  = "rootsecret"
+	readyTimeout  = 10 * time.Second
+	stopTimeout   = 10 * time.Second
 )
 
 // StartSlapd starts a private slapd on free 127.0.0.1 ports in t.TempDir() and stops it in
@@ -90,7 +92,7 @@ func StartSlapd(t testing.TB, opts SlapdOptions) *Slapd {
 		RootDN:         "cn=admin," + opts.Suffix,
 		RootPassword:   rootPassword,
 		ReaderDN:       "cn=reader," + opts.Suffix,
-		ReaderPassword: readerPassword,
+		ReaderPassword: sampledata.ReaderPassword,
 		Dir:            t.TempDir(),
 		opts:           opts,
 	}
