@@ -101,3 +101,24 @@ func TestLoadsIntoSlapd(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLoad100k measures generating 100k users / 1k groups and loading them into a fresh
+// slapd with StartSlapd (slapadd -q): go test -run '^$' -bench Load100k ./internal/sampledata
+func BenchmarkLoad100k(b *testing.B) {
+	file := filepath.Join(b.TempDir(), "100k.ldif")
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sampledata.Write(f, sampledata.Options{Users: 100_000, Groups: 1000, Seed: 1, NestedGroup: true, Disabled: 100}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s := testenv.StartSlapd(b, testenv.SlapdOptions{LDIF: []string{file}})
+		s.Stop(b)
+	}
+}

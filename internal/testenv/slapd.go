@@ -195,7 +195,9 @@ func freePort(t testing.TB) int {
 // start runs slapd in the foreground (-d 0) and waits until a rootDSE search answers.
 func (s *Slapd) start(bin string) error {
 	s.stderr = &lockedBuffer{}
-	cmd := exec.Command(bin, "-f", s.conf, "-h", s.listen, "-d", "0")
+	// -d keeps slapd in the foreground; level "none" still prints errors such as
+	// "bind(6) failed errno=98 (Address already in use)", which -d 0 swallows.
+	cmd := exec.Command(bin, "-f", s.conf, "-h", s.listen, "-d", "none")
 	cmd.Dir = s.Dir
 	cmd.Stdout = s.stderr
 	cmd.Stderr = s.stderr
