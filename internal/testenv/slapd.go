@@ -232,6 +232,7 @@ func (s *Slapd) ping() error {
 		return err
 	}
 	defer c.Close()
+	c.SetTimeout(time.Second)
 	_, err = c.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		0, 1, false, "(objectClass=*)", []string{"namingContexts"}, nil))
 	return err
