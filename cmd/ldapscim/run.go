@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/config"
+)
+
+const usage = `ldapscim syncs an LDAP directory into a SCIM 2.0 cache.
+
+Usage:
+  ldapscim serve        --config FILE            run scheduled passes until SIGINT/SIGTERM
+  ldapscim sync         --config FILE [--full]   run one pass, print a summary, exit
+  ldapscim check-config --config FILE            print the effective config, or every problem
+  ldapscim deletes list    --config FILE         list deletions held by the safety threshold
+  ldapscim deletes approve --config FILE (--all | ID...)   apply held deletions
+
+Exit status: 0 ok, 1 failure, 2 usage or config error.
+`
+
+// usageError is a mistake on the command line; it exits with status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var ue usageError
+	var ce *config.Error
+	if errors.As(err, &ue) || errors.As(err, &ce) {
+		return 2
+	}
+	return 1
+}
+
+// run is the whole program; main only wires signals and the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError{"no subcommand given"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "sync":
+		return runSync(ctx, rest, stdout, stderr)
+	case "check-config":
+		return runCheckConfig(rest, stdout, stderr)
+	case "deletes":
+		return runDeletes(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError{fmt.Sprintf("unknown subcommand %q", cmd)}
+}
+
+// flags parses a subcommand's flags; every subcommand takes --config.
+func flags(name string, args []string, stderr io.Writer, define func(fs *flag.FlagSet)) (string, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "path of the TOML config file (required)")
+	if define != nil {
+		define(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return "", nil, usageError{err.Error()}
+	}
+	if *path == "" {
+		return "", nil, usageError{name + ": --config FILE is required"}
+	}
+	return *path, fs.Args(), nil
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openCache opens the cache, explaining the usual reason it fails: another process has it.
+func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
+	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Logger: log})
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			return nil, fmt.Errorf("opening cache %s: %w (is `ldapscim serve` running on it? stop it first)", cfg.Cache.Dir, err)
+		}
+		return nil, fmt.Errorf("opening cache %s: %w", cfg.Cache.Dir, err)
+	}
+	return st, nil
+}
+
+func runCheckConfig(args []string, stdout, stderr io.Writer) error {
+	path, _, err := flags("check-config", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "# %s is valid. Effective configuration (secrets shown as <secret>):\n", path)
+	return cfg.Print(stdout)
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var full bool
+	path, _, err := flags("sync", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&full, "full", false, "force a full reconciliation")
+	})
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	st, err := openCache(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	var opts []ldapsync.Option
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		expect := -1
+		if u, err := st.Count(ctx, scim.UserType); err == nil && u > 0 {
+			g, _ := st.Count(ctx, scim.GroupType)
+			expect = u + g
+		}
+		bar := progressbar.NewOptions(expect, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("reading"), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		defer bar.Finish()
+		opts = append(opts, ldapsync.WithProgress(func(stage string, n int) {
+			bar.Describe(stage)
+			_ = bar.Set(n)
+		}))
+	}
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
+	if err != nil {
+		return err
+	}
+	run := s.SyncOnce
+	if full {
+		run = s.SyncFull
+	}
+	sum, err := run(ctx)
+	printSummary(stdout, sum)
+	return err
+}
+
+func printSummary(w io.Writer, s ldapsync.Summary) {
+	kind := "delta"
+	if s.Full {
+		kind = "full"
+	}
+	fmt.Fprintf(w, "%s pass %s (%s): read %d, created %d, updated %d, deactivated %d, deleted %d, held %d, unchanged %d, skipped %d in %s\n",
+		kind, s.Pass, s.Mode, s.Read, s.Created, s.Updated, s.Deactivated, s.Deleted, s.Held, s.Unchanged, s.Skipped,
+		s.Duration.Round(time.Millisecond))
+	if s.Partial != "" {
+		fmt.Fprintf(w, "partial read, nothing was deleted: %s\n", s.Partial)
+	}
+	if s.Held > 0 {
+		fmt.Fprintln(w, "deletions are held: review them with `ldapscim deletes list`, apply them with `ldapscim deletes approve`")
+	}
+}

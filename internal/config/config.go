@@ -1,0 +1,145 @@
+// Package config assembles ldapscim's TOML file from the sections its packages own: it decodes
+// the file over the defaults, rejects unknown keys with their key path, resolves secrets from
+// files or the environment, and reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ldapscim/ldapscim/ldapsync"
+)
+
+// File is the whole configuration file.
+type File struct {
+	Cache    Cache                   `toml:"cache"`
+	LDAP     ldapsync.Config         `toml:"ldap"`
+	Schedule ldapsync.ScheduleConfig `toml:"schedule"`
+	Safety   ldapsync.SafetyConfig   `toml:"safety"`
+	Log      Log                     `toml:"log"`
+}
+
+// Cache is [cache].
+type Cache struct {
+	Dir        string `toml:"dir"`
+	SyncWrites bool   `toml:"sync_writes"`
+}
+
+// Log is [log].
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Defaults returns the configuration every file is decoded over.
+func Defaults() File {
+	return File{
+		Cache:    Cache{Dir: "/var/lib/ldapscim"},
+		LDAP:     ldapsync.DefaultConfig(),
+		Schedule: ldapsync.DefaultSchedule(),
+		Safety:   ldapsync.DefaultSafety(),
+		Log:      Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads, decodes and validates the file at path. Its error lists every problem found.
+func Load(path string) (*File, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(raw)
+}
+
+// Parse decodes and validates a configuration.
+func Parse(raw []byte) (*File, error) {
+	f := Defaults()
+	// Mappings are merged over the dialect's defaults later, so decode them into empty maps.
+	f.LDAP.Users.Mapping, f.LDAP.Groups.Mapping = nil, nil
+	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&f)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		errs = append(errs, fmt.Errorf("%s: unknown key", k))
+	}
+	if err := f.LDAP.ResolveSecrets(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, f.validate()...)
+	if len(errs) > 0 {
+		return nil, &Error{Problems: errs}
+	}
+	return &f, nil
+}
+
+func (f *File) validate() []error {
+	var errs []error
+	if f.Cache.Dir == "" {
+		errs = append(errs, errors.New("cache.dir: is required"))
+	}
+	switch f.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q is not one of debug, info, warn, error", f.Log.Level))
+	}
+	switch f.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not one of text, json", f.Log.Format))
+	}
+	errs = append(errs, f.LDAP.Validate()...)
+	errs = append(errs, f.Schedule.Validate()...)
+	errs = append(errs, f.Safety.Validate()...)
+	return errs
+}
+
+// Error lists every problem of a configuration.
+type Error struct{ Problems []error }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config has %d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.Error())
+	}
+	return b.String()
+}
+
+// decodeError turns a TOML syntax or type error into one problem with its line.
+func decodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &Error{Problems: []error{fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)}}
+	}
+	return &Error{Problems: []error{err}}
+}
+
+// Print writes the effective configuration as TOML, mappings merged with their defaults and
+// secrets shown as <secret>.
+func (f *File) Print(w io.Writer) error {
+	eff := *f
+	eff.LDAP.Users.Mapping = mergeMapping(ldapsync.DefaultUserMapping(f.LDAP.Dialect), f.LDAP.Users.Mapping)
+	eff.LDAP.Groups.Mapping = mergeMapping(ldapsync.DefaultGroupMapping(f.LDAP.Dialect), f.LDAP.Groups.Mapping)
+	return toml.NewEncoder(w).Encode(eff)
+}
+
+func mergeMapping(defaults, overrides map[string]string) map[string]string {
+	for k, v := range overrides {
+		for d := range defaults {
+			if strings.EqualFold(d, k) {
+				delete(defaults, d)
+			}
+		}
+		defaults[k] = v
+	}
+	return defaults
+}

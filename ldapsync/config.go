@@ -1,0 +1,247 @@
+package ldapsync
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/robfig/cron/v3"
+
+	"github.com/ldapscim/ldapscim/internal/confval"
+)
+
+// Dialects.
+const (
+	DialectOpenLDAP        = "openldap"
+	DialectActiveDirectory = "activedirectory"
+)
+
+// Change tracking modes for delta passes.
+const (
+	TrackAuto            = "auto"            // syncrepl when the server offers it, else modifytimestamp
+	TrackSyncrepl        = "syncrepl"        // RFC 4533 refreshOnly with a stored cookie
+	TrackModifyTimestamp = "modifytimestamp" // (modifyTimestamp>=max seen - overlap); deletions from full passes
+)
+
+// Config is the [ldap] section: where the directory is and how to read it.
+type Config struct {
+	URL                string           `toml:"url"`
+	Dialect            string           `toml:"dialect"`
+	BindDN             string           `toml:"bind_dn"`
+	BindPassword       confval.Secret   `toml:"bind_password"`
+	BindPasswordFile   string           `toml:"bind_password_file"`
+	StartTLS           bool             `toml:"start_tls"`
+	CAFile             string           `toml:"ca_file"`
+	InsecureSkipVerify bool             `toml:"insecure_skip_verify"`
+	PageSize           int              `toml:"page_size"`
+	Timeout            confval.Duration `toml:"timeout"`
+	ChangeTracking     string           `toml:"change_tracking"`
+	Overlap            confval.Duration `toml:"overlap"`
+	Users              UsersConfig      `toml:"users"`
+	Groups             GroupsConfig     `toml:"groups"`
+}
+
+// UsersConfig is [ldap.users].
+type UsersConfig struct {
+	BaseDN  string            `toml:"base_dn"`
+	Filter  string            `toml:"filter"`
+	Mapping map[string]string `toml:"mapping"` // SCIM path → LDAP attribute spec; merged over the dialect's defaults
+}
+
+// GroupsConfig is [ldap.groups].
+type GroupsConfig struct {
+	BaseDN  string            `toml:"base_dn"`
+	Filter  string            `toml:"filter"`
+	Mapping map[string]string `toml:"mapping"`
+	// MemberAttributes hold member DNs (groupOfNames member, groupOfUniqueNames uniqueMember).
+	MemberAttributes []string `toml:"member_attributes"`
+	// MemberUIDAttributes hold user uids (posixGroup memberUid), resolved through the users' uid.
+	MemberUIDAttributes []string `toml:"member_uid_attributes"`
+}
+
+// ScheduleConfig is [schedule]: robfig/cron specs for delta and full passes.
+type ScheduleConfig struct {
+	Delta string `toml:"delta"`
+	Full  string `toml:"full"`
+}
+
+// SafetyConfig is [safety]: the deletion threshold (DESIGN invariant 5).
+type SafetyConfig struct {
+	MaxDeletes       int     `toml:"max_deletes"`
+	MaxDeletePercent float64 `toml:"max_delete_percent"`
+}
+
+// PasswordEnv is the environment variable that may hold the bind password.
+const PasswordEnv = "LDAPSCIM_LDAP_BIND_PASSWORD"
+
+// DefaultConfig returns the [ldap] defaults for OpenLDAP.
+func DefaultConfig() Config {
+	return Config{
+		Dialect:        DialectOpenLDAP,
+		PageSize:       1000,
+		Timeout:        confval.Duration(30e9),
+		ChangeTracking: TrackAuto,
+		Overlap:        confval.Duration(60e9),
+		Users:          UsersConfig{Filter: "(objectClass=inetOrgPerson)"},
+		Groups: GroupsConfig{
+			Filter:              "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))",
+			MemberAttributes:    []string{"member", "uniqueMember"},
+			MemberUIDAttributes: []string{"memberUid"},
+		},
+	}
+}
+
+// DefaultSchedule returns the [schedule] defaults.
+func DefaultSchedule() ScheduleConfig { return ScheduleConfig{Delta: "@every 1m", Full: "0 3 * * *"} }
+
+// DefaultSafety returns the [safety] defaults.
+func DefaultSafety() SafetyConfig { return SafetyConfig{MaxDeletes: 100, MaxDeletePercent: 5} }
+
+// ResolveSecrets loads the bind password from bind_password_file or $LDAPSCIM_LDAP_BIND_PASSWORD.
+func (c *Config) ResolveSecrets() error {
+	s, err := confval.LoadSecret(c.BindPassword, c.BindPasswordFile, PasswordEnv)
+	if err != nil {
+		return fmt.Errorf("ldap.bind_password_file: %w", err)
+	}
+	c.BindPassword = s
+	return nil
+}
+
+// Validate returns every problem in the section, each prefixed with its key path.
+func (c *Config) Validate() []error {
+	var errs []error
+	add := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("ldap.%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.URL == "" {
+		add("url", "is required (ldap://host:389, ldaps://host:636 or ldapi://%%2Fpath%%2Fto%%2Fsocket)")
+	} else if u, err := url.Parse(c.URL); err != nil {
+		add("url", "%q does not parse: %v", c.URL, errors.Unwrap(err))
+	} else {
+		switch u.Scheme {
+		case "ldap", "ldapi":
+		case "ldaps":
+			if c.StartTLS {
+				add("start_tls", "cannot be combined with an ldaps:// url (it is already TLS)")
+			}
+		default:
+			add("url", "scheme %q is not supported (use ldap://, ldaps:// or ldapi://)", u.Scheme)
+		}
+		if u.Scheme != "ldapi" && u.Host == "" {
+			add("url", "%q has no host", c.URL)
+		}
+	}
+	switch c.Dialect {
+	case DialectOpenLDAP, DialectActiveDirectory:
+	default:
+		add("dialect", "%q is not one of %q, %q", c.Dialect, DialectOpenLDAP, DialectActiveDirectory)
+	}
+	if c.BindDN != "" && !c.BindPassword.IsSet() {
+		add("bind_password", "bind_dn is set but no password was given (bind_password, bind_password_file or $%s)", PasswordEnv)
+	}
+	if c.CAFile != "" {
+		if _, err := os.Stat(c.CAFile); err != nil {
+			add("ca_file", "cannot read %s: %v", c.CAFile, errors.Unwrap(err))
+		}
+	}
+	if c.PageSize < 1 || c.PageSize > 100000 {
+		add("page_size", "%d is out of range (1..100000)", c.PageSize)
+	}
+	if c.Timeout.D() <= 0 {
+		add("timeout", "must be positive")
+	}
+	if c.Overlap.D() < 0 {
+		add("overlap", "must not be negative")
+	}
+	switch c.ChangeTracking {
+	case TrackAuto, TrackSyncrepl, TrackModifyTimestamp:
+	default:
+		add("change_tracking", "%q is not one of auto, syncrepl, modifytimestamp", c.ChangeTracking)
+	}
+	errs = append(errs, validateSearch("users", c.Users.BaseDN, c.Users.Filter)...)
+	errs = append(errs, validateSearch("groups", c.Groups.BaseDN, c.Groups.Filter)...)
+	if _, err := UserMapping(c.Dialect, c.Users.Mapping); err != nil {
+		errs = append(errs, prefixErrs("ldap.users.mapping", err)...)
+	}
+	if _, err := GroupMapping(c.Dialect, c.Groups.Mapping); err != nil {
+		errs = append(errs, prefixErrs("ldap.groups.mapping", err)...)
+	}
+	for _, a := range append(append([]string{}, c.Groups.MemberAttributes...), c.Groups.MemberUIDAttributes...) {
+		if !validAttrName(a) {
+			errs = append(errs, fmt.Errorf("ldap.groups: member attribute %q is not a valid LDAP attribute name", a))
+		}
+	}
+	return errs
+}
+
+func validateSearch(section, base, filter string) []error {
+	var errs []error
+	if base == "" {
+		errs = append(errs, fmt.Errorf("ldap.%s.base_dn: is required", section))
+	} else if _, err := ldap.ParseDN(base); err != nil {
+		errs = append(errs, fmt.Errorf("ldap.%s.base_dn: %q is not a valid DN: %v", section, base, err))
+	}
+	if filter == "" {
+		errs = append(errs, fmt.Errorf("ldap.%s.filter: is required", section))
+	} else if _, err := ldap.CompileFilter(filter); err != nil {
+		errs = append(errs, fmt.Errorf("ldap.%s.filter: %q is not a valid LDAP filter: %v", section, filter, err))
+	}
+	return errs
+}
+
+// Validate checks the cron specs.
+func (s ScheduleConfig) Validate() []error {
+	var errs []error
+	for key, spec := range map[string]string{"delta": s.Delta, "full": s.Full} {
+		if spec == "" {
+			continue // disabled
+		}
+		if _, err := cronParser.Parse(spec); err != nil {
+			errs = append(errs, fmt.Errorf("schedule.%s: %q is not a cron spec: %v", key, spec, err))
+		}
+	}
+	if s.Delta == "" && s.Full == "" {
+		errs = append(errs, errors.New("schedule: both delta and full are empty, so serve would never sync"))
+	}
+	return errs
+}
+
+// cronParser accepts the five standard fields and descriptors like "@every 1m" and "@daily".
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// Validate checks the threshold values.
+func (s SafetyConfig) Validate() []error {
+	var errs []error
+	if s.MaxDeletes < 0 {
+		errs = append(errs, fmt.Errorf("safety.max_deletes: %d must not be negative", s.MaxDeletes))
+	}
+	if s.MaxDeletePercent < 0 || s.MaxDeletePercent > 100 {
+		errs = append(errs, fmt.Errorf("safety.max_delete_percent: %g is out of range (0..100)", s.MaxDeletePercent))
+	}
+	return errs
+}
+
+func prefixErrs(prefix string, err error) []error {
+	var out []error
+	for _, e := range unjoin(err) {
+		out = append(out, fmt.Errorf("%s%w", prefixSep(prefix, e), e))
+	}
+	return out
+}
+
+func prefixSep(prefix string, e error) string {
+	if strings.HasPrefix(e.Error(), "[") || strings.HasPrefix(e.Error(), "\"") {
+		return prefix
+	}
+	return prefix + ": "
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

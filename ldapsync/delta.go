@@ -1,0 +1,266 @@
+package ldapsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/dn"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+const oidSyncRequest = "1.3.6.1.4.1.4203.1.9.1.1"
+
+// errRefreshRequired means the server cannot serve our cookie (e-syncRefreshRequired, RFC 4533
+// §3.3.1) and wants a full reload.
+var errRefreshRequired = errors.New("server requires a full refresh")
+
+// syncCookie returns a syncrepl cookie that covers everything a full read started now will see,
+// or nil when syncrepl is not to be used. It reads contextCSN of the naming context holding the
+// users before the read starts, so a change made during the read is seen again by the next
+// delta pass (applying it twice is harmless), never missed.
+func (s *Syncer) syncCookie(ctx context.Context, conn ldapConn) ([]byte, error) {
+	if s.cfg.Dialect != DialectOpenLDAP || s.cfg.ChangeTracking == TrackModifyTimestamp {
+		return nil, nil
+	}
+	root, err := conn.Search(ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"supportedControl", "namingContexts"}, nil))
+	if err != nil || len(root.Entries) == 0 {
+		return nil, fmt.Errorf("reading the root DSE: %w", err)
+	}
+	rdse := root.Entries[0]
+	unavailable := func(why string) ([]byte, error) {
+		if s.cfg.ChangeTracking == TrackSyncrepl {
+			return nil, fmt.Errorf("change_tracking = \"syncrepl\" but %s", why)
+		}
+		s.log.Info("syncrepl unavailable; delta passes use modifyTimestamp", "why", why)
+		return nil, nil
+	}
+	if !containsFold(rdse.GetAttributeValues("supportedControl"), oidSyncRequest) {
+		return unavailable("the server does not offer the LDAP sync control (load the syncprov overlay)")
+	}
+	base := dn.Normalize(s.cfg.Users.BaseDN)
+	var suffix string
+	for _, nc := range rdse.GetAttributeValues("namingContexts") {
+		n := dn.Normalize(nc)
+		if (base == n || strings.HasSuffix(base, ","+n)) && len(nc) > len(suffix) {
+			suffix = nc
+		}
+	}
+	if suffix == "" {
+		return unavailable("no naming context holds " + s.cfg.Users.BaseDN)
+	}
+	res, err := conn.Search(ldap.NewSearchRequest(suffix, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"contextCSN"}, nil))
+	if err != nil {
+		return unavailable(fmt.Sprintf("contextCSN of %s is not readable: %v", suffix, err))
+	}
+	if len(res.Entries) == 0 || len(res.Entries[0].GetAttributeValues("contextCSN")) == 0 {
+		return unavailable("contextCSN of " + suffix + " is empty or not readable by the bind account")
+	}
+	return []byte("rid=000,csn=" + strings.Join(res.Entries[0].GetAttributeValues("contextCSN"), ";")), nil
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// delta runs a delta pass from the stored watermark.
+func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
+	wm := *prev
+	p.sum.Mode = prev.Mode
+	var err error
+	if prev.Mode == TrackSyncrepl {
+		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
+			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
+		}
+	} else {
+		err = p.modifiedSince(ctx, prev.MaxModify)
+		wm.MaxModify = maxTimestamp(prev, p.maxMod)
+	}
+	if err != nil {
+		if errors.Is(err, errRefreshRequired) {
+			return err
+		}
+		if errors.Is(err, errPartial) {
+			// Keep what was read, but neither delete nor move the watermark.
+			p.sum.Partial = err.Error()
+			p.deletes = nil
+			if ferr := p.finish(ctx, nil, false); ferr != nil {
+				return ferr
+			}
+		}
+		return err
+	}
+	return p.finish(ctx, &wm, false)
+}
+
+// modifiedSince reads entries changed since the server timestamp ts, minus the overlap window
+// (DESIGN invariant 7: the server's clock, never ours). Deletions are invisible to it; full
+// passes find them.
+func (p *pass) modifiedSince(ctx context.Context, ts string) error {
+	since := "19700101000000Z"
+	if t, err := time.Parse("20060102150405Z", strings.TrimSuffix(ts, "Z")+"Z"); err == nil {
+		since = t.Add(-p.s.cfg.Overlap.D()).UTC().Format("20060102150405Z")
+	} else if ts != "" {
+		if t, err := time.Parse("20060102150405.999999Z", ts); err == nil {
+			since = t.Add(-p.s.cfg.Overlap.D()).UTC().Format("20060102150405Z")
+		}
+	}
+	cond := "(modifyTimestamp>=" + since + ")"
+	if err := p.readDelta(ctx, scim.UserType, "(&"+p.s.cfg.Users.Filter+cond+")"); err != nil {
+		return err
+	}
+	return p.readDelta(ctx, scim.GroupType, "(&"+p.s.cfg.Groups.Filter+cond+")")
+}
+
+func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter string) error {
+	base, attrs := p.s.cfg.Users.BaseDN, p.s.userAttrs()
+	if typ == scim.GroupType {
+		base, attrs = p.s.cfg.Groups.BaseDN, p.s.groupAttrs()
+	}
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+	return p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		return p.read(ctx, typ, e.DN, ldapEntry{e})
+	})
+}
+
+// syncrepl runs one RFC 4533 refreshOnly search for one resource type and returns the new
+// cookie (the old one when the server sent none).
+//
+// What slapd's syncprov sends, and what we do with it:
+//   - changed entries arrive with state add (or modify): upsert, keyed by entryUUID;
+//   - deletions arrive as syncIdSet with refreshDeletes=TRUE, or entries with state delete;
+//   - after a server restart the session log is gone and the server runs the present phase:
+//     syncIdSet / entries with state present list every UUID that still exists, and SyncDone
+//     has refreshDeletes=FALSE. Every cached resource of this type that was neither present nor
+//     sent is then deleted — but only if the search completed and present UUIDs were sent;
+//   - SyncDone with an empty cookie means nothing changed: keep the previous cookie.
+func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byte) ([]byte, error) {
+	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
+	if typ == scim.GroupType {
+		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs()
+	}
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+	var (
+		newCookie []byte
+		present   = map[string]struct{}{}
+		presentOn bool // the server ran a present phase
+		deleted   []string
+		done      bool
+	)
+	setCookie := func(c []byte) {
+		if len(c) > 0 {
+			newCookie = c
+		}
+	}
+	start := func(ctx context.Context, r *ldap.SearchRequest, buf int) ldap.Response {
+		return p.conn.Syncrepl(ctx, r, buf, ldap.SyncRequestModeRefreshOnly, cookie, false)
+	}
+	err := p.s.stream(ctx, start, req, func(resp ldap.Response) error {
+		for _, c := range resp.Controls() {
+			switch c := c.(type) {
+			case *ldap.ControlSyncInfo:
+				switch {
+				case c.NewCookie != nil:
+					setCookie(c.NewCookie.Cookie)
+				case c.RefreshDelete != nil:
+					setCookie(c.RefreshDelete.Cookie)
+				case c.RefreshPresent != nil:
+					setCookie(c.RefreshPresent.Cookie)
+					presentOn = true
+				case c.SyncIdSet != nil:
+					setCookie(c.SyncIdSet.Cookie)
+					for _, u := range c.SyncIdSet.SyncUUIDs {
+						if c.SyncIdSet.RefreshDeletes {
+							deleted = append(deleted, u.String())
+						} else {
+							presentOn = true
+							present[u.String()] = struct{}{}
+						}
+					}
+				}
+			case *ldap.ControlSyncDone:
+				setCookie(c.Cookie)
+				done = true
+				if c.RefreshDeletes {
+					presentOn = false
+				}
+			}
+		}
+		e := resp.Entry()
+		if e == nil {
+			return nil
+		}
+		st, _ := ldap.FindControl(resp.Controls(), ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
+		if st == nil {
+			return p.read(ctx, typ, e.DN, ldapEntry{e})
+		}
+		setCookie(st.Cookie)
+		id := st.EntryUUID.String()
+		switch st.State {
+		case ldap.SyncStateDelete:
+			deleted = append(deleted, id)
+		case ldap.SyncStatePresent:
+			presentOn = true
+			present[id] = struct{}{}
+		default:
+			return p.read(ctx, typ, e.DN, ldapEntry{e})
+		}
+		return nil
+	})
+	if err != nil {
+		if ldap.IsErrorWithCode(err, 4096) { // e-syncRefreshRequired
+			return nil, errRefreshRequired
+		}
+		return nil, fmt.Errorf("syncrepl of %ss: %w", strings.ToLower(string(typ)), err)
+	}
+	if !done {
+		return nil, &partialError{why: "syncrepl search ended without a Sync Done control"}
+	}
+	for _, id := range deleted {
+		if _, again := p.seen[id]; again {
+			continue
+		}
+		// Count only what the cache holds: the server may report entries we never had.
+		if _, err := p.s.store.Get(ctx, typ, id); err == nil {
+			p.deletes[id] = typ
+		} else if !errors.Is(err, cache.ErrNotFound) {
+			return nil, err
+		}
+	}
+	if presentOn && len(present) == 0 && p.sum.Read == 0 {
+		// An empty present phase would delete every resource of this type. A directory does
+		// not empty itself between two passes; leave that to a full reconciliation.
+		p.s.log.Warn("server ran an empty syncrepl present phase; deleting nothing", "type", typ)
+		presentOn = false
+	}
+	if presentOn {
+		p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(present))
+		err := p.s.store.ForEachID(ctx, typ, func(id string) error {
+			_, isPresent := present[id]
+			_, isRead := p.seen[id]
+			if !isPresent && !isRead {
+				p.deletes[id] = typ
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if newCookie == nil {
+		newCookie = cookie
+	}
+	return newCookie, nil
+}

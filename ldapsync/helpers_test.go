@@ -1,0 +1,156 @@
+package ldapsync_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// env is one slapd, one cache and a Syncer over them.
+type env struct {
+	t     *testing.T
+	sl    *testenv.Slapd
+	store *cache.Store
+	cfg   ldapsync.Config
+	safe  ldapsync.SafetyConfig
+	s     *ldapsync.Syncer
+}
+
+func testConfig(sl *testenv.Slapd) ldapsync.Config {
+	c := ldapsync.DefaultConfig()
+	c.URL = sl.URL
+	c.BindDN = sl.RootDN
+	c.BindPassword = confval.NewSecret(sl.RootPassword)
+	c.Users.BaseDN = "ou=people," + sl.BaseDN
+	c.Groups.BaseDN = "ou=groups," + sl.BaseDN
+	c.Timeout = confval.Duration(10 * time.Second)
+	return c
+}
+
+func newEnv(t *testing.T, opts testenv.SlapdOptions, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
+	t.Helper()
+	sl := testenv.StartSlapd(t, opts)
+	st, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &env{t: t, sl: sl, store: st, cfg: testConfig(sl), safe: ldapsync.SafetyConfig{MaxDeletes: 1000, MaxDeletePercent: 100}}
+	if tweak != nil {
+		tweak(&e.cfg, &e.safe)
+	}
+	e.rebuild()
+	return e
+}
+
+func (e *env) rebuild(opts ...ldapsync.Option) {
+	e.t.Helper()
+	s, err := ldapsync.New(e.cfg, e.safe, e.store, testLogger(e.t), opts...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.s = s
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("LDAPSCIM_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (e *env) sync(full bool) ldapsync.Summary {
+	e.t.Helper()
+	run := e.s.SyncOnce
+	if full {
+		run = e.s.SyncFull
+	}
+	sum, err := run(context.Background())
+	if err != nil {
+		e.t.Fatalf("sync (full=%v): %v", full, err)
+	}
+	return sum
+}
+
+// byUserName returns the cached user with that userName, failing the test if there is none.
+func (e *env) user(userName string) *scim.Resource {
+	e.t.Helper()
+	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, userName)
+	if err != nil || len(ids) != 1 {
+		e.t.Fatalf("user %q: ids %v, err %v", userName, ids, err)
+	}
+	r, err := e.store.Get(context.Background(), scim.UserType, ids[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) hasUser(userName string) bool {
+	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, userName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(ids) > 0
+}
+
+func (e *env) group(name string) *scim.Resource {
+	e.t.Helper()
+	ids, err := e.store.Lookup(context.Background(), cache.IndexDisplayName, name)
+	if err != nil || len(ids) != 1 {
+		e.t.Fatalf("group %q: ids %v, err %v", name, ids, err)
+	}
+	r, err := e.store.Get(context.Background(), scim.GroupType, ids[0])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+func (e *env) count(typ scim.ResourceType) int {
+	n, err := e.store.Count(context.Background(), typ)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// memberNames returns the display names of a group's members, sorted.
+func memberNames(r *scim.Resource) []string {
+	var out []string
+	for _, m := range r.Members {
+		out = append(out, string(m.Type)+":"+m.Display)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// journal returns every journal record.
+func (e *env) journal() []cache.JournalRecord {
+	e.t.Helper()
+	recs, err := e.store.Journal(context.Background(), 0, 1<<30)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return recs
+}
+
+func jsonOf(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+var errNotFound = cache.ErrNotFound
+
+func isNotFound(err error) bool { return errors.Is(err, errNotFound) }

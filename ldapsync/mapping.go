@@ -1,0 +1,328 @@
+package ldapsync
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// A mapping turns LDAP attributes into SCIM attributes. The TOML form is a table of
+// SCIM path = LDAP source, for example:
+//
+//	userName                         = "uid"
+//	"name.givenName"                 = "givenName"
+//	displayName                      = "displayName,cn"   # first attribute that has a value
+//	'emails[type eq "work"].value'   = "mail"             # every value, typed, first one primary
+//	active                           = "!pwdAccountLockedTime"  # true when the attribute is absent
+//	"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager" = "manager"  # DN → id
+//
+// An empty source removes a default. The paths a mapping may target are the RFC 7643 User and
+// Group attributes ldapscim stores; ref paths (manager) take a DN and are resolved to an id.
+
+// Sources that reference other entries by DN, resolved to ids.
+const managerPath = scim.SchemaEnterpriseUser + ":manager"
+
+// defaultUserMappings are DESIGN.md's default mappings per dialect.
+var defaultUserMappings = map[string]map[string]string{
+	DialectOpenLDAP: {
+		"userName":                             "uid",
+		"externalId":                           "employeeNumber",
+		"name.givenName":                       "givenName",
+		"name.familyName":                      "sn",
+		"name.formatted":                       "displayName,cn",
+		"displayName":                          "displayName,cn",
+		`emails[type eq "work"].value`:         "mail",
+		`phoneNumbers[type eq "work"].value`:   "telephoneNumber",
+		`phoneNumbers[type eq "mobile"].value`: "mobile",
+		"title":                                "title",
+		"active":                               "!pwdAccountLockedTime",
+		scim.SchemaEnterpriseUser + ":employeeNumber": "employeeNumber",
+		scim.SchemaEnterpriseUser + ":department":     "departmentNumber,ou",
+		scim.SchemaEnterpriseUser + ":organization":   "o",
+		managerPath: "manager",
+	},
+	DialectActiveDirectory: {
+		"userName":                             "userPrincipalName,sAMAccountName",
+		"externalId":                           "employeeID",
+		"name.givenName":                       "givenName",
+		"name.familyName":                      "sn",
+		"name.formatted":                       "displayName,cn",
+		"displayName":                          "displayName,cn",
+		`emails[type eq "work"].value`:         "mail",
+		`phoneNumbers[type eq "work"].value`:   "telephoneNumber",
+		`phoneNumbers[type eq "mobile"].value`: "mobile",
+		"title":                                "title",
+		"active":                               "userAccountControl|uac",
+		scim.SchemaEnterpriseUser + ":employeeNumber": "employeeNumber",
+		scim.SchemaEnterpriseUser + ":department":     "department",
+		scim.SchemaEnterpriseUser + ":organization":   "company",
+		scim.SchemaEnterpriseUser + ":division":       "division",
+		managerPath:                                   "manager",
+	},
+}
+
+var defaultGroupMappings = map[string]map[string]string{
+	DialectOpenLDAP:        {"displayName": "cn"},
+	DialectActiveDirectory: {"displayName": "cn"},
+}
+
+// DefaultUserMapping returns a copy of the dialect's default user mapping.
+func DefaultUserMapping(dialect string) map[string]string {
+	return maps.Clone(defaultUserMappings[dialect])
+}
+
+// DefaultGroupMapping returns a copy of the dialect's default group mapping.
+func DefaultGroupMapping(dialect string) map[string]string {
+	return maps.Clone(defaultGroupMappings[dialect])
+}
+
+// targets a mapping may write, per resource type: top-level attribute → allowed sub-attributes
+// (nil: a simple attribute). Multi-valued attributes take the [type eq "x"].sub form.
+var userTargets = map[string][]string{
+	"userName": nil, "externalId": nil, "displayName": nil, "nickName": nil, "profileUrl": nil,
+	"title": nil, "userType": nil, "preferredLanguage": nil, "locale": nil, "timezone": nil, "active": nil,
+	"name": {"formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"},
+}
+var userMultiTargets = map[string][]string{
+	"emails": {"value"}, "phoneNumbers": {"value"}, "ims": {"value"}, "photos": {"value"},
+	"addresses":    {"formatted", "streetAddress", "locality", "region", "postalCode", "country"},
+	"entitlements": {"value"}, "roles": {"value"}, "x509Certificates": {"value"},
+}
+var enterpriseTargets = []string{"employeeNumber", "costCenter", "organization", "division", "department", "manager"}
+var groupTargets = map[string][]string{"displayName": nil, "externalId": nil}
+
+// field is one compiled mapping entry.
+type field struct {
+	path    string   // as configured
+	schema  string   // "" for core, or the extension URN
+	attr    string   // top-level SCIM attribute
+	sub     string   // sub-attribute, or ""
+	typ     string   // for multi-valued targets: the type value
+	multi   bool     // multi-valued complex target
+	sources []string // LDAP attributes, first with a value wins
+	absent  bool     // "!attr": boolean true when the attribute is absent
+	conv    string   // value converter: "", "uac", "bool"
+}
+
+// mapping is a compiled, validated mapping.
+type mapping struct {
+	fields []field
+}
+
+// UserMapping compiles the dialect default user mapping with overrides applied.
+func UserMapping(dialect string, overrides map[string]string) (*mapping, error) {
+	return compileMapping(scim.UserType, defaultUserMappings[dialect], overrides)
+}
+
+// GroupMapping compiles the dialect default group mapping with overrides applied.
+func GroupMapping(dialect string, overrides map[string]string) (*mapping, error) {
+	return compileMapping(scim.GroupType, defaultGroupMappings[dialect], overrides)
+}
+
+func compileMapping(typ scim.ResourceType, defaults, overrides map[string]string) (*mapping, error) {
+	merged := maps.Clone(defaults)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	var errs []error
+	for k, v := range overrides {
+		// Match an override to a default case-insensitively, so "username" replaces "userName".
+		for d := range merged {
+			if strings.EqualFold(d, k) {
+				delete(merged, d)
+			}
+		}
+		merged[k] = v
+	}
+	m := &mapping{}
+	for _, path := range slices.Sorted(maps.Keys(merged)) {
+		src := merged[path]
+		if strings.TrimSpace(src) == "" {
+			continue
+		}
+		f, err := compileField(typ, path, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		m.fields = append(m.fields, f)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if typ == scim.UserType && m.find("userName", "") == nil {
+		return nil, errors.New("userName must be mapped (it is required by RFC 7643)")
+	}
+	return m, nil
+}
+
+func compileField(typ scim.ResourceType, path, src string) (field, error) {
+	f := field{path: path}
+	bad := func(format string, a ...any) (field, error) {
+		return field{}, fmt.Errorf("%q: %s", path, fmt.Sprintf(format, a...))
+	}
+	rest := path
+	if strings.HasPrefix(strings.ToLower(path), "urn:") {
+		i := strings.LastIndexByte(path, ':')
+		urn, name := path[:i], path[i+1:]
+		if typ != scim.UserType || !strings.EqualFold(urn, scim.SchemaEnterpriseUser) {
+			return bad("unknown schema %q (only %s is supported)", urn, scim.SchemaEnterpriseUser)
+		}
+		f.schema = scim.SchemaEnterpriseUser
+		canon, ok := canonical(enterpriseTargets, name)
+		if !ok {
+			return bad("enterprise attribute %q is not one of %s", name, strings.Join(enterpriseTargets, ", "))
+		}
+		f.attr = canon
+	} else {
+		attr, typeVal, sub, err := splitPath(rest)
+		if err != nil {
+			return bad("%v", err)
+		}
+		simple, multi := userTargets, userMultiTargets
+		if typ == scim.GroupType {
+			simple, multi = groupTargets, nil
+		}
+		if subs, ok := lookupFold(simple, attr); ok && typeVal == "" {
+			f.attr = canonKey(simple, attr)
+			if sub != "" {
+				c, ok := canonical(subs, sub)
+				if !ok {
+					return bad("%s has no sub-attribute %q", f.attr, sub)
+				}
+				f.sub = c
+			} else if subs != nil {
+				return bad("%s is complex: map one of its sub-attributes (%s)", f.attr, strings.Join(subs, ", "))
+			}
+		} else if subs, ok := lookupFold(multi, attr); ok {
+			f.attr, f.multi = canonKey(multi, attr), true
+			if typeVal == "" {
+				return bad(`%s is multi-valued: use the form %s[type eq "work"].value`, f.attr, f.attr)
+			}
+			f.typ = typeVal
+			if sub == "" {
+				sub = "value"
+			}
+			c, ok := canonical(subs, sub)
+			if !ok {
+				return bad("%s has no sub-attribute %q", f.attr, sub)
+			}
+			f.sub = c
+		} else {
+			return bad("is not an attribute ldapscim can map for a %s", typ)
+		}
+	}
+	spec := src
+	if i := strings.IndexByte(spec, '|'); i >= 0 {
+		spec, f.conv = spec[:i], spec[i+1:]
+		switch f.conv {
+		case "uac", "bool":
+		default:
+			return bad("unknown converter %q (use uac or bool)", f.conv)
+		}
+	}
+	if strings.HasPrefix(spec, "!") {
+		f.absent, spec = true, spec[1:]
+	}
+	for _, a := range strings.Split(spec, ",") {
+		a = strings.TrimSpace(a)
+		if !validAttrName(a) {
+			return bad("source %q is not a valid LDAP attribute name", a)
+		}
+		f.sources = append(f.sources, a)
+	}
+	if f.attr == "active" && f.conv == "" && !f.absent {
+		f.conv = "bool"
+	}
+	return f, nil
+}
+
+// splitPath splits `emails[type eq "work"].value` into ("emails", "work", "value") and
+// `name.givenName` into ("name", "", "givenName").
+func splitPath(p string) (attr, typeVal, sub string, err error) {
+	if i := strings.IndexByte(p, '['); i >= 0 {
+		j := strings.IndexByte(p, ']')
+		if j < i {
+			return "", "", "", errors.New("unbalanced [")
+		}
+		attr = p[:i]
+		cond := strings.Fields(p[i+1 : j])
+		if len(cond) != 3 || !strings.EqualFold(cond[0], "type") || !strings.EqualFold(cond[1], "eq") {
+			return "", "", "", fmt.Errorf(`only [type eq "x"] selects a value, not [%s]`, p[i+1:j])
+		}
+		typeVal = strings.Trim(cond[2], `"`)
+		p = p[j+1:]
+		if p != "" {
+			if p[0] != '.' {
+				return "", "", "", errors.New("expected .sub-attribute after ]")
+			}
+			sub = p[1:]
+		}
+		return attr, typeVal, sub, nil
+	}
+	attr, sub, _ = strings.Cut(p, ".")
+	return attr, "", sub, nil
+}
+
+func lookupFold(m map[string][]string, k string) ([]string, bool) {
+	for key, v := range m {
+		if strings.EqualFold(key, k) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func canonKey(m map[string][]string, k string) string {
+	for key := range m {
+		if strings.EqualFold(key, k) {
+			return key
+		}
+	}
+	return k
+}
+
+func canonical(list []string, name string) (string, bool) {
+	for _, s := range list {
+		if strings.EqualFold(s, name) {
+			return s, true
+		}
+	}
+	return "", false
+}
+
+// validAttrName accepts an LDAP attribute description: a descriptor or numeric OID, with options.
+func validAttrName(a string) bool {
+	if a == "" {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == ';') {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *mapping) find(attr, sub string) *field {
+	for i := range m.fields {
+		if m.fields[i].schema == "" && m.fields[i].attr == attr && m.fields[i].sub == sub {
+			return &m.fields[i]
+		}
+	}
+	return nil
+}
+
+// ldapAttributes lists every LDAP attribute the mapping reads.
+func (m *mapping) ldapAttributes() []string {
+	var out []string
+	for _, f := range m.fields {
+		out = append(out, f.sources...)
+	}
+	return out
+}

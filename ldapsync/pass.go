@@ -1,0 +1,469 @@
+package ldapsync
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/dn"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// flushSize is how many resources a pass hands to the cache at once; it bounds memory.
+const flushSize = 2000
+
+// pass is the state of one pass. It is used by one goroutine.
+type pass struct {
+	s    *Syncer
+	conn ldapConn
+	id   string
+	sum  Summary
+	full bool
+
+	byDN    map[string]cache.Ref // normalized DN → entries read in this pass
+	byUID   map[string]cache.Ref // case-folded uid → users read in this pass (posixGroup memberUid)
+	seen    map[string]struct{}  // ids read in this pass
+	batch   []*scim.Resource
+	pending []pendingResource            // entries waiting for references to entries read later
+	deact   []*scim.Resource             // users this pass would deactivate; applied or held at the end
+	deletes map[string]scim.ResourceType // ids this pass would delete
+	maxMod  string                       // highest modifyTimestamp seen
+}
+
+type pendingResource struct {
+	r  *scim.Resource
+	rf refs
+}
+
+func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
+	kind := "delta"
+	if full {
+		kind = "full"
+	}
+	return &pass{
+		s: s, conn: conn, full: full,
+		id:      kind + "-" + time.Now().UTC().Format("20060102T150405.000Z"),
+		sum:     Summary{Full: full},
+		byDN:    map[string]cache.Ref{},
+		byUID:   map[string]cache.Ref{},
+		seen:    map[string]struct{}{},
+		deletes: map[string]scim.ResourceType{},
+	}
+}
+
+func hash(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:8]
+}
+
+// idOf returns the entry's immutable id: entryUUID (OpenLDAP, 389-ds) or objectGUID rendered as
+// a canonical UUID (Active Directory; the first three groups are little-endian).
+func (s *Syncer) idOf(e attrGetter) (string, bool) {
+	if s.cfg.Dialect == DialectActiveDirectory {
+		v := e.Get("objectGUID")
+		if len(v) == 0 || len(v[0]) != 16 {
+			return "", false
+		}
+		return guidString(v[0]), true
+	}
+	v := e.Get("entryUUID")
+	if len(v) == 0 || len(v[0]) == 0 {
+		return "", false
+	}
+	return strings.ToLower(string(v[0])), true
+}
+
+func guidString(g []byte) string {
+	b := []byte{g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]}
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// userAttrs and groupAttrs are the LDAP attributes a pass asks for.
+func (s *Syncer) userAttrs() []string {
+	return dedupFold(append([]string{"entryUUID", "objectGUID", "modifyTimestamp", "uid"}, s.users.ldapAttributes()...))
+}
+
+func (s *Syncer) groupAttrs() []string {
+	a := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, s.groups.ldapAttributes()...)
+	a = append(a, s.cfg.Groups.MemberAttributes...)
+	return dedupFold(append(a, s.cfg.Groups.MemberUIDAttributes...))
+}
+
+func dedupFold(in []string) []string {
+	var out []string
+	for _, a := range in {
+		if !slices.ContainsFunc(out, func(b string) bool { return strings.EqualFold(a, b) }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// read handles one entry of either type: it normalizes it, records it for reference
+// resolution and queues it for the cache.
+func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, e attrGetter) error {
+	p.sum.Read++
+	if p.s.progress != nil && p.sum.Read%1000 == 0 {
+		p.s.progress(string(typ), p.sum.Read)
+	}
+	if ts := e.Get("modifyTimestamp"); len(ts) > 0 && string(ts[0]) > p.maxMod {
+		p.maxMod = string(ts[0])
+	}
+	id, ok := p.s.idOf(e)
+	if !ok {
+		p.skip(entryDN, "it has no entryUUID/objectGUID")
+		return nil
+	}
+	var (
+		r   *scim.Resource
+		rf  refs
+		why string
+	)
+	if typ == scim.UserType {
+		r, rf, why = p.s.normalizeUser(id, entryDN, e)
+	} else {
+		r, rf, why = p.s.normalizeGroup(id, entryDN, e)
+	}
+	if r == nil {
+		p.skip(entryDN, why)
+		return nil
+	}
+	ref := cache.Ref{ID: id, Type: typ, Display: r.DisplayName()}
+	if ref.Display == "" {
+		ref.Display = r.UserName()
+	}
+	p.byDN[dn.Normalize(entryDN)] = ref
+	p.seen[id] = struct{}{}
+	delete(p.deletes, id)
+	if typ == scim.UserType {
+		for _, u := range e.Get("uid") {
+			p.byUID[strings.ToLower(str(u))] = ref
+		}
+	}
+	if !rf.empty() {
+		ok, err := p.resolve(ctx, r, rf, !p.full)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			p.pending = append(p.pending, pendingResource{r, rf})
+			return nil
+		}
+	}
+	return p.queue(ctx, r)
+}
+
+func (p *pass) skip(entryDN, why string) {
+	p.sum.Skipped++
+	p.s.log.Warn("skipping entry", "dn", entryDN, "reason", why)
+}
+
+// resolve turns r's DN references into ids. Until final, a reference to an entry not read yet
+// makes it return false (the caller retries after the read); when final, references that still
+// do not resolve are dropped: a DN that names no entry is not a member or manager.
+func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final bool) (bool, error) {
+	if rf.manager != "" {
+		ref, ok, err := p.lookupDN(ctx, rf.manager, final)
+		if err != nil || (!ok && !final) {
+			return false, err
+		}
+		if ok && ref.Type == scim.UserType && ref.ID != r.ID {
+			ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+			if ext == nil {
+				ext = map[string]any{}
+				r.Attributes[scim.SchemaEnterpriseUser] = ext
+			}
+			ext["manager"] = map[string]any{"value": ref.ID, "displayName": ref.Display}
+		}
+	}
+	if r.Type != scim.GroupType {
+		return true, nil
+	}
+	members := make(map[string]scim.Member, len(rf.memberDNs)+len(rf.memberUIDs))
+	for _, d := range rf.memberDNs {
+		ref, ok, err := p.lookupDN(ctx, d, final)
+		if err != nil || (!ok && !final) {
+			return false, err
+		}
+		if ok && ref.ID != r.ID {
+			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+		}
+	}
+	for _, u := range rf.memberUIDs {
+		ref, ok, err := p.lookupUID(ctx, u, final)
+		if err != nil || (!ok && !final) {
+			return false, err
+		}
+		if ok {
+			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+		}
+	}
+	r.Members = make([]scim.Member, 0, len(members))
+	for _, m := range members {
+		r.Members = append(r.Members, m)
+	}
+	slices.SortFunc(r.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
+	return true, nil
+}
+
+// lookupDN finds the entry a DN names: first among entries read in this pass, then — in a delta
+// pass, or a full pass whose read was partial — in the cache.
+func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, bool, error) {
+	if ref, ok := p.byDN[dn.Normalize(d)]; ok {
+		return ref, true, nil
+	}
+	if p.full && (!final || p.sum.Partial == "") {
+		return cache.Ref{}, false, nil
+	}
+	return p.s.store.ResolveDN(ctx, d)
+}
+
+func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref, bool, error) {
+	if ref, ok := p.byUID[strings.ToLower(uid)]; ok {
+		return ref, true, nil
+	}
+	if p.full && (!final || p.sum.Partial == "") {
+		return cache.Ref{}, false, nil
+	}
+	ids, err := p.s.store.Lookup(ctx, cache.IndexUserName, uid)
+	if err != nil || len(ids) != 1 {
+		return cache.Ref{}, false, err
+	}
+	u, err := p.s.store.Get(ctx, scim.UserType, ids[0])
+	if errors.Is(err, cache.ErrNotFound) {
+		return cache.Ref{}, false, nil
+	} else if err != nil {
+		return cache.Ref{}, false, err
+	}
+	return cache.Ref{ID: u.ID, Type: scim.UserType, Display: u.DisplayName()}, true, nil
+}
+
+// queue adds a resolved resource to the batch. A user that the cache has active and the
+// directory now shows inactive is set aside: deactivations count against the deletion
+// threshold (DESIGN invariant 5) and are decided at the end of the pass.
+func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
+	if r.Type == scim.UserType && !r.Active() {
+		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
+		switch {
+		case err == nil && old.Active():
+			p.deact = append(p.deact, r)
+			return nil
+		case err != nil && !errors.Is(err, cache.ErrNotFound):
+			return err
+		}
+	}
+	p.batch = append(p.batch, r)
+	if len(p.batch) >= flushSize {
+		return p.flush(ctx)
+	}
+	return nil
+}
+
+func (p *pass) flush(ctx context.Context) error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	if p.s.progress != nil {
+		p.s.progress("apply", p.sum.Read)
+	}
+	res, err := p.s.store.Apply(ctx, cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch})
+	p.sum.add(res)
+	p.batch = p.batch[:0]
+	return err
+}
+
+// resolvePending resolves every entry that waited for references, now that the read is over.
+func (p *pass) resolvePending(ctx context.Context) error {
+	pending := p.pending
+	p.pending = nil
+	for _, pr := range pending {
+		if _, err := p.resolve(ctx, pr.r, pr.rf, true); err != nil {
+			return err
+		}
+		if err := p.queue(ctx, pr.r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish decides deactivations and deletions against the threshold and applies the rest of the
+// pass together with the watermark (nil: keep the old one) and the held-deletion set in one
+// cache batch, so the watermark never runs ahead of the data (DESIGN invariant 2).
+func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) error {
+	total := 0
+	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		n, err := p.s.store.Count(ctx, t)
+		if err != nil {
+			return err
+		}
+		total += n
+	}
+	n := len(p.deletes) + len(p.deact)
+	held := n > 0 && (n > p.s.safety.MaxDeletes || float64(n) > p.s.safety.MaxDeletePercent/100*float64(total))
+
+	b := cache.Batch{Source: Source, Pass: p.id}
+	old, err := p.s.store.Holds(ctx)
+	if err != nil {
+		return err
+	}
+	var holds []cache.Hold
+	if !replaceHolds {
+		// A delta pass keeps earlier holds, except for entries it has just read again.
+		for _, h := range old {
+			if _, seen := p.seen[h.ID]; !seen {
+				if _, del := p.deletes[h.ID]; !del {
+					holds = append(holds, h)
+				}
+			}
+		}
+	}
+	if held {
+		why := fmt.Sprintf("pass would delete or deactivate %d of %d resources (limit: %d or %g%%)",
+			n, total, p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
+		p.s.log.Error("holding deletions until an admin approves them (ldapscim deletes list / approve)",
+			"pass", p.id, "deletes", len(p.deletes), "deactivations", len(p.deact), "total", total)
+		now := time.Now().UTC()
+		for id, typ := range p.deletes {
+			h := cache.Hold{ID: id, Type: typ, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
+			if r, err := p.s.store.Get(ctx, typ, id); err == nil {
+				h.DN, h.Name = r.DN, displayOf(r)
+			}
+			holds = append(holds, h)
+		}
+		for _, r := range p.deact {
+			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
+				Reason: holdDeactivate + ": " + why, HeldAt: now})
+			// Apply every other change of the entry, but keep it active until approved.
+			r.Attributes["active"] = true
+			b.Upserts = append(b.Upserts, r)
+		}
+		p.sum.Held = n
+	} else {
+		b.Upserts = append(b.Upserts, p.deact...)
+		for id := range p.deletes {
+			b.Deletes = append(b.Deletes, id)
+		}
+		slices.Sort(b.Deletes)
+	}
+	b.Upserts = append(b.Upserts, p.batch...)
+	p.batch = nil
+	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
+	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
+		if holds == nil {
+			holds = []cache.Hold{}
+		}
+		b.Holds = &holds
+	}
+	if wm != nil {
+		raw, err := json.Marshal(wm)
+		if err != nil {
+			return err
+		}
+		b.Watermark = raw
+	}
+	if p.s.progress != nil {
+		p.s.progress("apply", p.sum.Read)
+	}
+	res, err := p.s.store.Apply(ctx, b)
+	p.sum.add(res)
+	return err
+}
+
+// Reason prefixes of held changes.
+const (
+	holdDelete     = "delete"
+	holdDeactivate = "deactivate"
+)
+
+func displayOf(r *scim.Resource) string {
+	if d := r.DisplayName(); d != "" {
+		return d
+	}
+	return r.UserName()
+}
+
+// full runs a full reconciliation: read every user and group, apply them, and delete what the
+// cache holds that the directory no longer has — only if the read was complete.
+func (p *pass) runFull(ctx context.Context, prev *watermark) error {
+	wm := &watermark{Fingerprint: p.s.fingerprint(), LastFull: time.Now().UTC(), Mode: TrackModifyTimestamp}
+	cookie, err := p.s.syncCookie(ctx, p.conn)
+	if err != nil {
+		return err
+	}
+	if cookie != nil {
+		wm.Mode, wm.UsersCookie, wm.GroupsCookie = TrackSyncrepl, cookie, cookie
+	}
+	p.sum.Mode = wm.Mode
+	readErr := p.readAll(ctx)
+	if readErr != nil {
+		if !errors.Is(readErr, errPartial) {
+			return readErr
+		}
+		p.sum.Partial = readErr.Error()
+	}
+	if err := p.resolvePending(ctx); err != nil {
+		return err
+	}
+	if p.sum.Partial != "" {
+		// Keep what was read, delete nothing, keep the old watermark (invariant 4).
+		p.s.log.Warn("full read was partial: applying what was read, deleting nothing", "pass", p.id, "why", p.sum.Partial)
+		if err := p.finish(ctx, nil, false); err != nil {
+			return err
+		}
+		return readErr
+	}
+	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		err := p.s.store.ForEachID(ctx, t, func(id string) error {
+			if _, ok := p.seen[id]; !ok {
+				p.deletes[id] = t
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	wm.MaxModify = maxTimestamp(prev, p.maxMod)
+	return p.finish(ctx, wm, true)
+}
+
+func maxTimestamp(prev *watermark, seen string) string {
+	if prev != nil && prev.MaxModify > seen {
+		return prev.MaxModify
+	}
+	return seen
+}
+
+// readAll reads users, then groups, with paged searches.
+func (p *pass) readAll(ctx context.Context) error {
+	if err := p.readType(ctx, scim.UserType, p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()); err != nil {
+		return err
+	}
+	// Managers are users: every user is read now, so resolve them before reading groups.
+	if err := p.resolvePending(ctx); err != nil {
+		return err
+	}
+	return p.readType(ctx, scim.GroupType, p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs())
+}
+
+func (p *pass) readType(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		return p.read(ctx, typ, e.DN, ldapEntry{e})
+	})
+	if err != nil {
+		return fmt.Errorf("reading %ss under %q: %w", strings.ToLower(string(typ)), base, err)
+	}
+	return nil
+}

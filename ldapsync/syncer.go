@@ -1,0 +1,193 @@
+// Package ldapsync reads the directory (OpenLDAP today; the Active Directory dialect shares the
+// same pass machinery), normalizes entries into SCIM resources, decides upserts and deletions
+// under the read-guard and the deletion threshold, and applies them to the cache.
+//
+// One pass is Syncer.SyncOnce (delta when a watermark allows it, else full) or Syncer.SyncFull.
+// Scheduler decides when passes run. Nothing here speaks HTTP.
+package ldapsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Store is the part of the cache a Syncer uses. *cache.Store implements it; all methods are
+// safe for concurrent use and return cache errors.
+type Store interface {
+	Apply(ctx context.Context, b cache.Batch) (cache.Result, error)
+	Watermark(ctx context.Context, source string) ([]byte, error)
+	ResolveDN(ctx context.Context, dn string) (cache.Ref, bool, error)
+	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
+	Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error)
+	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
+	Count(ctx context.Context, typ scim.ResourceType) (int, error)
+	Holds(ctx context.Context) ([]cache.Hold, error)
+	ApproveHolds(ctx context.Context, pass string, ids []string) (cache.Result, error)
+}
+
+// Source is the watermark key of the directory source in the cache.
+const Source = "ldap"
+
+// Progress reports how far a pass has come: the stage ("users", "groups", "apply") and the
+// number of entries read so far. It is called from the pass goroutine.
+type Progress func(stage string, entries int)
+
+// Summary is what one pass did.
+type Summary struct {
+	Pass        string        `json:"pass"`
+	Full        bool          `json:"full"`
+	Mode        string        `json:"mode"` // syncrepl or modifytimestamp
+	Read        int           `json:"read"`
+	Created     int           `json:"created"`
+	Updated     int           `json:"updated"`
+	Deactivated int           `json:"deactivated"`
+	Deleted     int           `json:"deleted"`
+	Unchanged   int           `json:"unchanged"`
+	Held        int           `json:"held"`
+	Skipped     int           `json:"skipped"`
+	Partial     string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
+	Duration    time.Duration `json:"duration"`
+}
+
+func (s *Summary) add(r cache.Result) {
+	s.Created += r.Created
+	s.Updated += r.Updated
+	s.Deactivated += r.Deactivated
+	s.Deleted += r.Deleted
+	s.Unchanged += r.Unchanged
+}
+
+// Syncer runs passes against one directory. Passes are serialized: a SyncOnce while another
+// pass runs waits for it.
+type Syncer struct {
+	cfg      Config
+	safety   SafetyConfig
+	store    Store
+	log      *slog.Logger
+	users    *mapping
+	groups   *mapping
+	progress Progress
+
+	mu sync.Mutex // one pass at a time
+}
+
+// Option configures a Syncer.
+type Option func(*Syncer)
+
+// WithProgress sets a progress callback.
+func WithProgress(p Progress) Option { return func(s *Syncer) { s.progress = p } }
+
+// New checks cfg and returns a Syncer. cfg must already have its secrets resolved.
+func New(cfg Config, safety SafetyConfig, store Store, log *slog.Logger, opts ...Option) (*Syncer, error) {
+	if errs := append(cfg.Validate(), safety.Validate()...); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	users, err := UserMapping(cfg.Dialect, cfg.Users.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := GroupMapping(cfg.Dialect, cfg.Groups.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Syncer{cfg: cfg, safety: safety, store: store, log: log.With("source", Source), users: users, groups: groups}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// watermark is what a pass stores in the cache, in the same transaction as its last entries.
+type watermark struct {
+	Mode         string    `json:"mode"`
+	Fingerprint  string    `json:"fingerprint"` // of the settings that shape resources; a change forces a full pass
+	UsersCookie  []byte    `json:"usersCookie,omitempty"`
+	GroupsCookie []byte    `json:"groupsCookie,omitempty"`
+	MaxModify    string    `json:"maxModify,omitempty"` // highest modifyTimestamp the server showed us
+	LastFull     time.Time `json:"lastFull"`
+}
+
+func (s *Syncer) fingerprint() string {
+	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups})
+	return fmt.Sprintf("%x", hash(b))
+}
+
+func (s *Syncer) loadWatermark(ctx context.Context) (*watermark, error) {
+	raw, err := s.store.Watermark(ctx, Source)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var w watermark
+	if err := json.Unmarshal(raw, &w); err != nil {
+		s.log.Warn("stored watermark does not decode; running a full pass", "err", err)
+		return nil, nil
+	}
+	return &w, nil
+}
+
+// SyncOnce runs one pass: a delta pass when a stored watermark allows one, otherwise a full
+// reconciliation.
+func (s *Syncer) SyncOnce(ctx context.Context) (Summary, error) {
+	return s.run(ctx, false)
+}
+
+// SyncFull runs a full reconciliation pass.
+func (s *Syncer) SyncFull(ctx context.Context) (Summary, error) {
+	return s.run(ctx, true)
+}
+
+func (s *Syncer) run(ctx context.Context, full bool) (Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	wm, err := s.loadWatermark(ctx)
+	if err != nil {
+		return Summary{}, fmt.Errorf("reading watermark: %w", err)
+	}
+	if !full {
+		switch {
+		case wm == nil:
+			s.log.Info("no watermark yet; running a full pass")
+			full = true
+		case wm.Fingerprint != s.fingerprint():
+			s.log.Info("directory or mapping settings changed since the last pass; running a full pass")
+			full = true
+		}
+	}
+	conn, err := s.dial(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer conn.Close()
+	p := s.newPass(conn, full)
+	if full {
+		err = p.runFull(ctx, wm)
+	} else {
+		err = p.runDelta(ctx, wm)
+		if errors.Is(err, errRefreshRequired) {
+			s.log.Info("the server asked for a full reload; running a full pass")
+			p = s.newPass(conn, true)
+			err = p.runFull(ctx, wm)
+		}
+	}
+	p.sum.Duration = time.Since(start)
+	if err != nil {
+		s.log.Warn("pass failed", "pass", p.id, "err", err, "read", p.sum.Read)
+		return p.sum, fmt.Errorf("pass %s: %w", p.id, err)
+	}
+	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
+		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
+		"deleted", p.sum.Deleted, "held", p.sum.Held, "duration", p.sum.Duration.Round(time.Millisecond))
+	return p.sum, nil
+}
