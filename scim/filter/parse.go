@@ -153,7 +153,7 @@ func (p *parser) unary(inValuePath bool) (Expr, error) {
 			return nil, err
 		}
 		return &Not{X: x, NotPos: pos}, nil
-	case p.tok.kind == tokWord:
+	case p.tok.kind == tokWord && !p.keyword("and") && !p.keyword("or"):
 		return p.attrExp(inValuePath)
 	}
 	return nil, errorf(p.tok.pos, "expected an attribute name, \"not\" or \"(\", found "+p.tok.describe())
