@@ -248,3 +248,12 @@ member: uid=bob,ou=people,dc=example,dc=com
 		})
 	}
 }
+
+func TestOtherSuffix(t *testing.T) {
+	t.Parallel()
+	s := StartSlapd(t, SlapdOptions{Suffix: "o=Corp,c=DE"})
+	c := dial(t, s.URL, s.ReaderDN, s.ReaderPassword)
+	if got := search(t, c, s.BaseDN, "(objectClass=organization)", "o"); len(got) != 1 || got[0].GetAttributeValue("o") != "Corp" {
+		t.Errorf("suffix entry = %v", got)
+	}
+}
