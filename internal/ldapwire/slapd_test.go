@@ -29,50 +29,77 @@ type slapd struct {
 	URL      string // ldap://127.0.0.1:PORT
 	LdapiURL string // ldapi://%2F...
 	Conf     string
+	dir      string
 	cmd      *exec.Cmd
 }
 
 // startSlapd runs a private slapd preloaded (offline, slapadd -q) with the
-// LDIF that load writes. It fails the test if slapd is not installed.
+// LDIF that load writes, stopped when the test ends. It fails the test if
+// slapd is not installed.
 func startSlapd(tb testing.TB, load func(w io.Writer)) *slapd {
 	tb.Helper()
+	s, err := newSlapd(load)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// newSlapd is startSlapd for callers without a testing.TB that lives long
+// enough (the benchmarks share one server across benchmark functions).
+func newSlapd(load func(w io.Writer)) (s *slapd, err error) {
 	if _, err := os.Stat(slapdBin); err != nil {
-		tb.Fatalf("slapd not found: run `make test` or scripts/install-deps.sh ldap (%v)", err)
+		return nil, fmt.Errorf("slapd not found: run `make test` or scripts/install-deps.sh ldap (%v)", err)
 	}
 	// Short path: a unix socket path must fit in 108 bytes.
 	dir, err := os.MkdirTemp("", "lw")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	s = &slapd{dir: dir, Conf: filepath.Join(dir, "slapd.conf")}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	s := &slapd{Conf: filepath.Join(dir, "slapd.conf")}
-	writeFile(tb, s.Conf, slapdConf(dir))
+	if err := os.WriteFile(s.Conf, []byte(slapdConf(dir)), 0o600); err != nil {
+		return nil, err
+	}
 	if load != nil {
-		s.slapadd(tb, dir, load)
+		if err := s.slapadd(load); err != nil {
+			return nil, err
+		}
 	}
-	port := freePort(tb)
-	sock := filepath.Join(dir, "ldapi")
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
-	s.LdapiURL = "ldapi://" + url.PathEscape(sock)
+	s.LdapiURL = "ldapi://" + url.PathEscape(filepath.Join(dir, "ldapi"))
 	s.cmd = exec.Command(slapdBin, "-f", s.Conf, "-h", s.URL+"/ "+s.LdapiURL+"/", "-d", "0")
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	tb.Cleanup(s.Kill)
-	waitListening(tb, fmt.Sprintf("127.0.0.1:%d", port))
-	return s
+	return s, waitListening(fmt.Sprintf("127.0.0.1:%d", port))
 }
 
 // Kill stops slapd at once; the database is throwaway (dbnosync).
 func (s *slapd) Kill() {
-	if s.cmd.ProcessState == nil {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}
+}
+
+// Close kills slapd and removes its directory.
+func (s *slapd) Close() {
+	s.Kill()
+	os.RemoveAll(s.dir)
 }
 
 func slapdConf(dir string) string {
@@ -97,52 +124,43 @@ index uid eq
 `, dir, testSuffix, testRootDN, testRootPW)
 }
 
-func (s *slapd) slapadd(tb testing.TB, dir string, load func(w io.Writer)) {
-	tb.Helper()
-	ldif := filepath.Join(dir, "load.ldif")
+func (s *slapd) slapadd(load func(w io.Writer)) error {
+	ldif := filepath.Join(s.dir, "load.ldif")
 	f, err := os.Create(ldif)
 	if err != nil {
-		tb.Fatal(err)
+		return err
 	}
 	w := bufio.NewWriter(f)
 	load(w)
 	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
+		return err
 	}
 	f.Close()
 	if out, err := exec.Command("/usr/sbin/slapadd", "-q", "-f", s.Conf, "-l", ldif).CombinedOutput(); err != nil {
-		tb.Fatalf("slapadd: %v\n%s", err, out)
+		return fmt.Errorf("slapadd: %v\n%s", err, out)
 	}
+	return nil
 }
 
-func writeFile(tb testing.TB, path, content string) {
-	tb.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
+func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitListening(tb testing.TB, addr string) {
-	tb.Helper()
+func waitListening(addr string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	tb.Fatalf("slapd did not listen on %s within 10s", addr)
+	return fmt.Errorf("slapd did not listen on %s within 10s", addr)
 }
 
 // genDirectory writes the suffix, ou=people with n inetOrgPerson users and
