@@ -1,0 +1,216 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// fakeClock returns a clock that advances one second per call, so every txn has its own time.
+func fakeClock() func() time.Time {
+	t := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { t = t.Add(time.Second); return t }
+}
+
+func TestApplyLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	s.now = fakeClock()
+
+	// create
+	res := mustApply(t, s, Batch{Pass: "p1", Upserts: []*scim.Resource{user(1), user(2)}})
+	if want := (Result{Created: 2}); res != want {
+		t.Fatalf("create: %+v, want %+v", res, want)
+	}
+	got, err := s.Get(ctx, scim.UserType, userID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := got.Meta.Created
+	if got.Meta.LastModified != created || got.Meta.Version == "" || got.UserName() != "user000001" {
+		t.Fatalf("created resource: %+v", got)
+	}
+	recs := mustJournal(t, s, 0)
+	if len(recs) != 2 || recs[0].Seq != 1 || recs[1].Seq != 2 || recs[0].Op != OpCreated || recs[0].Pass != "p1" {
+		t.Fatalf("journal after create: %+v", recs)
+	}
+	wantChanged := []string{"active", "displayName", "dn", "emails", "externalId", "locale", "name", "nickName",
+		"phoneNumbers", "preferredLanguage", "timezone", "title", scim.SchemaEnterpriseUser, "userName", "userType"}
+	slices.Sort(wantChanged)
+	if !reflect.DeepEqual(recs[0].Changed, wantChanged) {
+		t.Fatalf("create Changed = %v, want %v", recs[0].Changed, wantChanged)
+	}
+
+	// unchanged: nothing written, not even meta
+	res = mustApply(t, s, Batch{Pass: "p2", Upserts: []*scim.Resource{user(1), user(2)}})
+	if want := (Result{Unchanged: 2}); res != want {
+		t.Fatalf("re-apply: %+v, want %+v", res, want)
+	}
+	if head, _ := s.JournalHead(ctx); head != 2 {
+		t.Fatalf("journal head after unchanged = %d", head)
+	}
+	again, _ := s.Get(ctx, scim.UserType, userID(1))
+	if !reflect.DeepEqual(again, got) {
+		t.Fatalf("unchanged apply modified the resource:\n%+v\n%+v", again, got)
+	}
+
+	// update
+	u := user(1)
+	u.Attributes["title"] = "Manager"
+	res = mustApply(t, s, Batch{Pass: "p3", Upserts: []*scim.Resource{u}})
+	if want := (Result{Updated: 1}); res != want {
+		t.Fatalf("update: %+v", res)
+	}
+	upd, _ := s.Get(ctx, scim.UserType, userID(1))
+	if upd.Meta.Created != created || !upd.Meta.LastModified.After(created) || upd.Meta.Version == got.Meta.Version {
+		t.Fatalf("update meta: %+v (was %+v)", upd.Meta, got.Meta)
+	}
+	recs = mustJournal(t, s, 2)
+	if len(recs) != 1 || recs[0].Seq != 3 || recs[0].Op != OpUpdated || !reflect.DeepEqual(recs[0].Changed, []string{"title"}) {
+		t.Fatalf("journal after update: %+v", recs)
+	}
+	if !recs[0].Time.Equal(upd.Meta.LastModified) {
+		t.Fatalf("journal time %v != lastModified %v", recs[0].Time, upd.Meta.LastModified)
+	}
+
+	// deactivate, then reactivate
+	u.Attributes["active"] = false
+	res = mustApply(t, s, Batch{Pass: "p4", Upserts: []*scim.Resource{u}})
+	if want := (Result{Deactivated: 1}); res != want {
+		t.Fatalf("deactivate: %+v", res)
+	}
+	u.Attributes["active"] = true
+	res = mustApply(t, s, Batch{Pass: "p5", Upserts: []*scim.Resource{u}})
+	if want := (Result{Updated: 1}); res != want {
+		t.Fatalf("reactivate: %+v", res)
+	}
+
+	// delete (and an unknown id, ignored)
+	res = mustApply(t, s, Batch{Pass: "p6", Deletes: []string{userID(1), "no-such-id"}})
+	if want := (Result{Deleted: 1}); res != want {
+		t.Fatalf("delete: %+v", res)
+	}
+	if _, err := s.Get(ctx, scim.UserType, userID(1)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after delete: %v, want ErrNotFound", err)
+	}
+	recs = mustJournal(t, s, 3)
+	ops := []Op{}
+	for i, r := range recs {
+		ops = append(ops, r.Op)
+		if r.Seq != uint64(4+i) || r.ID != userID(1) || r.Type != scim.UserType {
+			t.Fatalf("journal record %d: %+v", i, r)
+		}
+	}
+	if want := []Op{OpDeactivated, OpUpdated, OpDeleted}; !reflect.DeepEqual(ops, want) {
+		t.Fatalf("ops = %v, want %v", ops, want)
+	}
+	if !reflect.DeepEqual(recs[1].Changed, []string{"active"}) {
+		t.Fatalf("reactivation Changed = %v", recs[1].Changed)
+	}
+
+	// audit trail: one record per journal record, oldest first
+	audit, err := s.Audit(ctx, userID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aops []Op
+	for _, a := range audit {
+		aops = append(aops, a.Op)
+	}
+	if want := []Op{OpCreated, OpUpdated, OpDeactivated, OpUpdated, OpDeleted}; !reflect.DeepEqual(aops, want) {
+		t.Fatalf("audit ops = %v, want %v", aops, want)
+	}
+	titleChange := audit[1].Diff
+	if len(titleChange) != 1 || titleChange[0].Path != "title" || titleChange[0].Old != "Engineer" || titleChange[0].New != "Manager" {
+		t.Fatalf("update diff = %+v", titleChange)
+	}
+	if audit[1].Pass != "p3" || audit[1].Seq != 3 {
+		t.Fatalf("update audit = %+v", audit[1])
+	}
+	del := audit[4].Diff
+	if i := slices.IndexFunc(del, func(c AttrChange) bool { return c.Path == "userName" }); i < 0 || del[i].Old != "user000001" {
+		t.Fatalf("delete diff lacks the old userName: %+v", del)
+	}
+
+	if n, _ := s.Count(ctx, scim.UserType); n != 1 {
+		t.Fatalf("Count = %d, want 1", n)
+	}
+	st, err := s.Stats(ctx)
+	if err != nil || st != (Stats{Users: 1, JournalHead: 6}) {
+		t.Fatalf("Stats = %+v, %v", st, err)
+	}
+}
+
+func TestApplyInvalid(t *testing.T) {
+	s := openMem(t)
+	ctx := context.Background()
+	bad := []Batch{
+		{Upserts: []*scim.Resource{nil}},
+		{Upserts: []*scim.Resource{{Type: "Printer", ID: "x"}}},
+		{Upserts: []*scim.Resource{{Type: scim.UserType}}},
+		{Deletes: []string{"a\x00b"}},
+		{Watermark: []byte("w")},
+		{Holds: &[]Hold{{}}},
+	}
+	for i, b := range bad {
+		if _, err := s.Apply(ctx, b); !errors.Is(err, ErrInvalid) {
+			t.Errorf("batch %d: err = %v, want ErrInvalid", i, err)
+		}
+	}
+	mustApply(t, s, Batch{Upserts: []*scim.Resource{user(1)}})
+	g := group(1)
+	g.ID = userID(1)
+	if _, err := s.Apply(ctx, Batch{Upserts: []*scim.Resource{g}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("type change: err = %v, want ErrInvalid", err)
+	}
+	if head, _ := s.JournalHead(ctx); head != 1 {
+		t.Errorf("journal head = %d after invalid batches, want 1", head)
+	}
+}
+
+func TestSeqMonotonicAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	mustApply(t, s, Batch{Upserts: users(0, 10)})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Get(ctx, scim.UserType, userID(1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Apply(ctx, Batch{Upserts: users(0, 1)}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Apply after Close: %v, want ErrClosed", err)
+	}
+
+	s = openDir(t, dir)
+	defer s.Close()
+	mustApply(t, s, Batch{Upserts: users(10, 15), Deletes: []string{userID(0)}})
+	recs := mustJournal(t, s, 0)
+	if len(recs) != 16 {
+		t.Fatalf("%d journal records, want 16", len(recs))
+	}
+	for i, r := range recs {
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("record %d has seq %d", i, r.Seq)
+		}
+	}
+	if head, _ := s.JournalHead(ctx); head != 16 {
+		t.Fatalf("head = %d", head)
+	}
+	page, _ := s.Journal(ctx, 5, 3)
+	if len(page) != 3 || page[0].Seq != 6 || page[2].Seq != 8 {
+		t.Fatalf("Journal(5, 3) = %+v", page)
+	}
+	if n, _ := s.Count(ctx, scim.UserType); n != 14 {
+		t.Fatalf("Count = %d, want 14", n)
+	}
+}

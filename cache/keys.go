@@ -1,0 +1,141 @@
+package cache
+
+// Key layout.
+//
+// Every key starts with one byte naming its record kind. Sequence numbers and times are
+// fixed-width big-endian, so byte order is numeric order and a prefix scan is ordered. ids are
+// non-empty and contain no NUL byte (Apply checks), so a NUL can end an id inside a key.
+// A type byte is 'U' (User) or 'G' (Group).
+//
+//	'c' name                        counter, 8-byte big-endian uint64:
+//	                                "seq" = last journal sequence number, "nU"/"nG" = resource counts
+//	'r' type id                     resource: format byte, 32-byte content hash, created and
+//	                                lastModified (8-byte BE unix nanos each), canonical JSON content
+//	'f' id                          ref: type byte, 32-byte content hash, display name. Finds an id's
+//	                                type, answers "unchanged?" without loading a big group, and
+//	                                gives GroupsOf its display names
+//	'x' index uvarint(len v) v id   empty; non-unique secondary index (userName, externalId, email,
+//	                                displayName); the length prefix makes "v" match exactly
+//	'd' normalized DN               Ref of the resource that holds that DN (type byte,
+//	                                uvarint(len id), id, display), so ResolveDN is one Get
+//	'm' memberID NUL groupID        empty; member → groups index
+//	't' type nanos id               empty; lastModified index (nanos: 8-byte BE unix nanos)
+//	'j' seq                         JSON JournalRecord
+//	'a' id NUL seq                  JSON AuditRecord
+//	'w' source                      watermark bytes of a sync source
+//	'h' id                          JSON Hold
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+const (
+	kindCounter   = 'c'
+	kindResource  = 'r'
+	kindRef       = 'f'
+	kindIndex     = 'x'
+	kindDN        = 'd'
+	kindMember    = 'm'
+	kindModified  = 't'
+	kindJournal   = 'j'
+	kindAudit     = 'a'
+	kindWatermark = 'w'
+	kindHold      = 'h'
+)
+
+var (
+	seqKey = []byte{kindCounter, 's', 'e', 'q'}
+)
+
+// typeByte returns the key byte of a resource type, or 0 for an unknown type.
+func typeByte(t scim.ResourceType) byte {
+	switch t {
+	case scim.UserType:
+		return 'U'
+	case scim.GroupType:
+		return 'G'
+	}
+	return 0
+}
+
+// typeOf is the inverse of typeByte.
+func typeOf(b byte) scim.ResourceType {
+	switch b {
+	case 'U':
+		return scim.UserType
+	case 'G':
+		return scim.GroupType
+	}
+	return ""
+}
+
+func countKey(tb byte) []byte { return []byte{kindCounter, 'n', tb} }
+
+func key(kind byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 1, n)
+	k[0] = kind
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func resourcePrefix(tb byte) []byte { return []byte{kindResource, tb} }
+
+func resourceKey(tb byte, id string) []byte { return append(resourcePrefix(tb), id...) }
+
+func refKey(id string) []byte { return key(kindRef, id) }
+
+func dnKey(normalized string) []byte { return key(kindDN, normalized) }
+
+func watermarkKey(source string) []byte { return key(kindWatermark, source) }
+
+func holdKey(id string) []byte { return key(kindHold, id) }
+
+// indexPrefix is the prefix of every key of index byte ib with value v.
+func indexPrefix(ib byte, v string) []byte {
+	k := make([]byte, 0, 2+binary.MaxVarintLen64+len(v)+40)
+	k = append(k, kindIndex, ib)
+	k = binary.AppendUvarint(k, uint64(len(v)))
+	return append(k, v...)
+}
+
+func indexKey(ib byte, v, id string) []byte { return append(indexPrefix(ib, v), id...) }
+
+func memberPrefix(memberID string) []byte { return key(kindMember, memberID, "\x00") }
+
+func memberKey(memberID, groupID string) []byte { return key(kindMember, memberID, "\x00", groupID) }
+
+func modifiedPrefix(tb byte) []byte { return []byte{kindModified, tb} }
+
+func modifiedKey(tb byte, t time.Time, id string) []byte {
+	k := make([]byte, 0, 10+len(id))
+	k = append(k, kindModified, tb)
+	k = binary.BigEndian.AppendUint64(k, nanos(t))
+	return append(k, id...)
+}
+
+// nanos returns t as unix nanoseconds for a key; times before 1970 sort first.
+func nanos(t time.Time) uint64 {
+	if t.Before(time.Unix(0, 0)) {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func journalKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{kindJournal}, seq)
+}
+
+func auditPrefix(id string) []byte { return key(kindAudit, id, "\x00") }
+
+func auditKey(id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(auditPrefix(id), seq)
+}

@@ -1,0 +1,324 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop")
+
+// scan calls fn for each key with prefix, from seek (or the prefix) on, in key order. With
+// keysOnly no values are loaded. The key passed to fn is only valid during the call. ctx is
+// checked every 1024 keys.
+func scan(ctx context.Context, txn *badger.Txn, prefix, seek []byte, keysOnly bool, fn func(k []byte, item *badger.Item) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = !keysOnly
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	if seek == nil {
+		seek = prefix
+	}
+	n := 0
+	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		item := it.Item()
+		if err := fn(item.Key(), item); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func checkType(typ scim.ResourceType) (byte, error) {
+	tb := typeByte(typ)
+	if tb == 0 {
+		return 0, fmt.Errorf("%w: unknown resource type %q", ErrInvalid, typ)
+	}
+	return tb, nil
+}
+
+// Get returns the resource typ/id with its Meta. Errors: ErrNotFound, ErrInvalid (unknown
+// type), ErrClosed. Safe for concurrent use.
+func (s *Store) Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error) {
+	tb, err := checkType(typ)
+	if err != nil {
+		return nil, err
+	}
+	var r *scim.Resource
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get(resourceKey(tb, id))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			r, err = decodeResource(id, v)
+			return err
+		})
+	})
+	return r, err
+}
+
+// Lookup returns the ids whose index idx holds value (folded as the index folds it), sorted;
+// an empty slice when none. Errors: ErrInvalid (unknown index), ErrClosed. Safe for
+// concurrent use.
+func (s *Store) Lookup(ctx context.Context, idx Index, value string) ([]string, error) {
+	ids := []string{}
+	if idx == IndexDN {
+		ref, ok, err := s.ResolveDN(ctx, value)
+		if ok {
+			ids = append(ids, ref.ID)
+		}
+		return ids, err
+	}
+	ib := indexByte(idx)
+	if ib == 0 {
+		return nil, fmt.Errorf("%w: unknown index %q", ErrInvalid, idx)
+	}
+	prefix := indexPrefix(ib, fold(idx, value))
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
+			ids = append(ids, string(k[len(prefix):]))
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// ResolveDN returns the resource whose DN equals dn (compared in dn.Normalize form), or
+// ok == false. Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) ResolveDN(ctx context.Context, dn string) (ref Ref, ok bool, err error) {
+	norm := normalizeDN(dn)
+	if norm == "" {
+		return ref, false, ctx.Err()
+	}
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		v, err := getValue(txn, dnKey(norm))
+		if err != nil {
+			return err
+		}
+		ref, err = decodeDNValue(v)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Ref{}, false, nil
+	}
+	return ref, err == nil, err
+}
+
+// GroupsOf returns the groups that list memberID as a direct member, sorted by id.
+// Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) GroupsOf(ctx context.Context, memberID string) ([]Ref, error) {
+	refs := []Ref{}
+	prefix := memberPrefix(memberID)
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		var ids []string
+		err := scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
+			ids = append(ids, string(k[len(prefix):]))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			v, err := getValue(txn, refKey(id))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			rec, err := decodeRef(v)
+			if err != nil {
+				return err
+			}
+			refs = append(refs, Ref{ID: id, Type: typeOf(rec.tb), Display: rec.display})
+		}
+		return nil
+	})
+	return refs, err
+}
+
+// Count returns the number of resources of typ. Errors: ErrInvalid, ErrClosed. Safe for
+// concurrent use.
+func (s *Store) Count(ctx context.Context, typ scim.ResourceType) (int, error) {
+	tb, err := checkType(typ)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = s.view(ctx, func(txn *badger.Txn) (err error) {
+		n, err = getCounter(txn, countKey(tb))
+		return err
+	})
+	return int(n), err
+}
+
+// ForEachID calls fn with every id of typ in id order, without loading any resource, and stops
+// at fn's first error, which it returns. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for
+// concurrent use; fn sees one consistent snapshot.
+func (s *Store) ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error {
+	tb, err := checkType(typ)
+	if err != nil {
+		return err
+	}
+	prefix := resourcePrefix(tb)
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
+			return fn(string(k[len(prefix):]))
+		})
+	})
+}
+
+// List returns up to limit resources of typ with ids greater than afterID, in id order
+// (limit <= 0: all). Errors: ErrInvalid, ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) List(ctx context.Context, typ scim.ResourceType, afterID string, limit int) ([]*scim.Resource, error) {
+	tb, err := checkType(typ)
+	if err != nil {
+		return nil, err
+	}
+	prefix := resourcePrefix(tb)
+	seek := append(resourceKey(tb, afterID), 0) // the smallest key after afterID
+	list := []*scim.Resource{}
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, seek, false, func(k []byte, item *badger.Item) error {
+			id := string(k[len(prefix):])
+			err := item.Value(func(v []byte) error {
+				r, err := decodeResource(id, v)
+				list = append(list, r)
+				return err
+			})
+			if err == nil && limit > 0 && len(list) >= limit {
+				return errStop
+			}
+			return err
+		})
+	})
+	return list, err
+}
+
+// ModifiedSince calls fn with the id of every resource of typ whose meta.lastModified is after
+// t, oldest change first, and stops at fn's first error, which it returns. Errors: ErrInvalid,
+// ErrClosed, ctx.Err(). Safe for concurrent use.
+func (s *Store) ModifiedSince(ctx context.Context, typ scim.ResourceType, t time.Time, fn func(id string) error) error {
+	tb, err := checkType(typ)
+	if err != nil {
+		return err
+	}
+	prefix := modifiedPrefix(tb)
+	seek := binary.BigEndian.AppendUint64(modifiedPrefix(tb), nanos(t)+1)
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, seek, true, func(k []byte, _ *badger.Item) error {
+			return fn(string(k[len(prefix)+8:]))
+		})
+	})
+}
+
+// Journal returns up to limit journal records with Seq > afterSeq, in order (limit <= 0: all).
+// Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) Journal(ctx context.Context, afterSeq uint64, limit int) ([]JournalRecord, error) {
+	recs := []JournalRecord{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindJournal}, journalKey(afterSeq+1), false, func(_ []byte, item *badger.Item) error {
+			var rec JournalRecord
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
+			}
+			recs = append(recs, rec)
+			if limit > 0 && len(recs) >= limit {
+				return errStop
+			}
+			return nil
+		})
+	})
+	return recs, err
+}
+
+// JournalHead returns the sequence number of the last journal record, 0 when none.
+// Errors: ErrClosed. Safe for concurrent use.
+func (s *Store) JournalHead(ctx context.Context) (uint64, error) {
+	var seq uint64
+	err := s.view(ctx, func(txn *badger.Txn) (err error) {
+		seq, err = getCounter(txn, seqKey)
+		return err
+	})
+	return seq, err
+}
+
+// Audit returns the audit records of id, oldest first; an empty slice when none (the records
+// of a deleted resource stay). Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) Audit(ctx context.Context, id string) ([]AuditRecord, error) {
+	recs := []AuditRecord{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, auditPrefix(id), nil, false, func(_ []byte, item *badger.Item) error {
+			var rec AuditRecord
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return fmt.Errorf("%w: audit: %v", ErrCorrupt, err)
+			}
+			recs = append(recs, rec)
+			return nil
+		})
+	})
+	return recs, err
+}
+
+// Watermark returns the watermark stored for source, or nil, nil when none.
+// Errors: ErrClosed. Safe for concurrent use.
+func (s *Store) Watermark(ctx context.Context, source string) ([]byte, error) {
+	var wm []byte
+	err := s.view(ctx, func(txn *badger.Txn) (err error) {
+		wm, err = getValue(txn, watermarkKey(source))
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return wm, err
+}
+
+// Stats summarizes the store.
+type Stats struct {
+	Users, Groups int
+	JournalHead   uint64
+	Holds         int
+}
+
+// Stats returns resource counts, the journal head and the number of held deletions, from one
+// snapshot. Errors: ErrClosed. Safe for concurrent use.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		u, err := getCounter(txn, countKey('U'))
+		if err != nil {
+			return err
+		}
+		g, err := getCounter(txn, countKey('G'))
+		if err != nil {
+			return err
+		}
+		if st.JournalHead, err = getCounter(txn, seqKey); err != nil {
+			return err
+		}
+		st.Users, st.Groups = int(u), int(g)
+		return scan(ctx, txn, []byte{kindHold}, nil, true, func([]byte, *badger.Item) error {
+			st.Holds++
+			return nil
+		})
+	})
+	return st, err
+}

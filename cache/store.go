@@ -1,0 +1,245 @@
+// Package cache is ldapscim's crash-safe, queryable copy of the directory, kept in an embedded
+// Badger database.
+//
+// ldapsync writes batches of SCIM resources into it with Apply; the SCIM API, the push workers
+// and the CLI read from it. Next to the resources the store keeps secondary indexes (userName,
+// externalId, email, DN, displayName, member → groups, lastModified), a change journal with
+// monotonic sequence numbers, per-resource audit records, per-source sync watermarks and the set
+// of held deletions. Every change, its indexes, its journal record and its audit record are
+// written in one Badger transaction, so after a crash (even kill -9) the store holds either all
+// of them or none.
+//
+// No Badger type crosses the package edge: errors are this package's sentinels (ErrNotFound,
+// ErrInvalid, ...) or plain wrapped text. All Store methods are safe for concurrent use.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Errors returned by Store methods, possibly wrapped with more context.
+var (
+	ErrNotFound = errors.New("cache: not found")
+	ErrInvalid  = errors.New("cache: invalid argument")
+	ErrClosed   = errors.New("cache: store closed")
+	// ErrTooBig means a single resource's writes do not fit into one transaction.
+	ErrTooBig = errors.New("cache: change too big for one transaction")
+	// ErrConflict means a write kept conflicting with concurrent writes and was given up.
+	ErrConflict = errors.New("cache: write conflict")
+	// ErrCorrupt means a stored record could not be decoded.
+	ErrCorrupt = errors.New("cache: corrupt record")
+)
+
+// Options configure Open.
+type Options struct {
+	// Dir is the database directory; "" keeps everything in memory (tests).
+	Dir string
+	// SyncWrites fsyncs every commit, for power-loss safety. Without it a commit is still
+	// safe against a killed process (kill -9): it is in the OS page cache when Apply returns.
+	SyncWrites bool
+	// Logger receives Badger's own messages at WARN and above; nil discards them.
+	Logger *slog.Logger
+
+	// memTableSize overrides the memtable size (tests use it to force ErrTxnTooBig).
+	memTableSize int64
+}
+
+// Store is the cache. Create it with Open; all methods are safe for concurrent use.
+// Close it once, after every other call has returned.
+type Store struct {
+	db *badger.DB
+	// wmu serializes write transactions: the journal sequence is read and bumped inside each
+	// transaction, so concurrent writers would only conflict and retry.
+	wmu   sync.Mutex
+	now   func() time.Time
+	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
+
+	// afterCommit, if set (tests), is called after each committed write transaction.
+	afterCommit func(chunkInfo)
+
+	stopGC    context.CancelFunc
+	gcDone    chan struct{}
+	closeOnce sync.Once
+}
+
+// chunkInfo describes one committed write transaction, for tests.
+type chunkInfo struct {
+	writes int // keys set or deleted
+	last   bool
+	res    Result
+}
+
+const (
+	defaultChunk  = 1000
+	maxRetries    = 10
+	gcInterval    = 10 * time.Minute
+	gcDiscardRate = 0.5
+)
+
+// Open opens (or creates) the store described by opts.
+func Open(opts Options) (*Store, error) {
+	db, err := badger.Open(badgerOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
+	}
+	s := &Store{db: db, now: time.Now, chunk: defaultChunk, gcDone: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopGC = cancel
+	if opts.Dir == "" {
+		close(s.gcDone)
+	} else {
+		go s.runGC(ctx)
+	}
+	return s, nil
+}
+
+// badgerOptions tunes Badger for an appliance: one process, a directory of up to a few hundred
+// thousand entries, a memory budget of a few hundred MB for the whole binary.
+func badgerOptions(opts Options) badger.Options {
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.Dir == "").
+		WithSyncWrites(opts.SyncWrites).
+		WithLogger(slogAdapter{newLogger(opts.Logger)}).
+		WithMetricsEnabled(false).
+		// 64 MB memtables (the default) bound one transaction at 15% = 9.6 MB and ~100k keys;
+		// a 50k-member group with its member index must fit into one. Two of them (default 5)
+		// keep the worst case near 170 MB instead of 420 MB.
+		WithMemTableSize(64 << 20).
+		WithNumMemtables(2).
+		// Users (~1-2 KB) live in the LSM tree, where reads are one lookup; only big groups and
+		// their audit records go to the value log, so they don't count against the batch size.
+		WithValueThreshold(32 << 10).
+		// Value log files of 64 MB (default 1 GB) let value log GC reclaim space on a small disk.
+		WithValueLogFileSize(64 << 20).
+		// Small caches: the working set is small and the OS page cache does the rest.
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithCompression(options.Snappy)
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize)
+		bo = bo.WithValueThreshold(min(bo.ValueThreshold, opts.memTableSize*15/100/4))
+	}
+	return bo
+}
+
+// Close flushes and closes the store. Calling it again returns nil.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.stopGC()
+		<-s.gcDone
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		if e := s.db.Close(); e != nil {
+			err = fmt.Errorf("cache: close: %v", e)
+		}
+	})
+	return err
+}
+
+// runGC reclaims value log space (big groups rewritten by updates) now and then.
+func (s *Store) runGC(ctx context.Context) {
+	defer close(s.gcDone)
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for ctx.Err() == nil && s.db.RunValueLogGC(gcDiscardRate) == nil {
+			}
+		}
+	}
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return translate(s.db.View(fn))
+}
+
+// write runs fn in one read-write transaction and commits it, retrying on conflicts.
+// fn is called again from scratch on a retry; w.now is fresh per attempt.
+func (s *Store) write(fn func(w *writer) error) (*writer, error) {
+	if s.db.IsClosed() {
+		return nil, ErrClosed
+	}
+	for attempt := 0; ; attempt++ {
+		w, err := s.writeOnce(fn)
+		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return nil, translate(err)
+		}
+		return w, nil
+	}
+}
+
+func (s *Store) writeOnce(fn func(w *writer) error) (*writer, error) {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	w := &writer{txn: txn, now: s.now().UTC()}
+	if err := fn(w); err != nil {
+		return nil, err
+	}
+	if err := w.finish(); err != nil {
+		return nil, err
+	}
+	return w, txn.Commit()
+}
+
+// translate maps Badger errors to this package's errors; no Badger error value escapes.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrTooBig), errors.Is(err, ErrConflict), errors.Is(err, ErrCorrupt),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return ErrNotFound
+	case errors.Is(err, badger.ErrDBClosed):
+		return ErrClosed
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return ErrTooBig
+	case errors.Is(err, badger.ErrConflict):
+		return ErrConflict
+	}
+	return fmt.Errorf("cache: %v", err)
+}
+
+func newLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.With("component", "badger")
+}
+
+// slogAdapter passes Badger's WARNING and ERROR messages to slog and drops the chatty rest.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Errorf(f string, args ...any) {
+	a.l.Error(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (a slogAdapter) Warningf(f string, args ...any) {
+	a.l.Warn(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (slogAdapter) Infof(string, ...any)  {}
+func (slogAdapter) Debugf(string, ...any) {}
