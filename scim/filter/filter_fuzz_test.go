@@ -60,9 +60,9 @@ func fuzzUser() *scim.Resource {
 		Type: scim.UserType, ID: "u1", ExternalID: "E1",
 		Attributes: map[string]any{
 			"userName": "bjensen", "active": true, "title": "Boss",
-			"name":     map[string]any{"givenName": "Barbara", "familyName": "Jensen"},
-			"emails":   []any{map[string]any{"value": "b@example.com", "type": "work", "primary": true}, "junk", nil},
-			"x509Certificates": []any{map[string]any{"value": "TUlJ"}},
+			"name":                    map[string]any{"givenName": "Barbara", "familyName": "Jensen"},
+			"emails":                  []any{map[string]any{"value": "b@example.com", "type": "work", "primary": true}, "junk", nil},
+			"x509Certificates":        []any{map[string]any{"value": "TUlJ"}},
 			scim.SchemaEnterpriseUser: map[string]any{"employeeNumber": 42, "manager": map[string]any{"value": "u2"}},
 		},
 		Meta: scim.Meta{Created: time.Unix(1e9, 0), LastModified: time.Unix(1.5e9, 0), Version: "v1"},
