@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/robfig/cron/v3"
@@ -163,11 +162,13 @@ func (c *Config) Validate() []error {
 	}
 	errs = append(errs, validateSearch("users", c.Users.BaseDN, c.Users.Filter)...)
 	errs = append(errs, validateSearch("groups", c.Groups.BaseDN, c.Groups.Filter)...)
-	if _, err := UserMapping(c.Dialect, c.Users.Mapping); err != nil {
-		errs = append(errs, prefixErrs("ldap.users.mapping", err)...)
-	}
-	if _, err := GroupMapping(c.Dialect, c.Groups.Mapping); err != nil {
-		errs = append(errs, prefixErrs("ldap.groups.mapping", err)...)
+	if _, known := defaultUserMappings[c.Dialect]; known {
+		if _, err := UserMapping(c.Dialect, c.Users.Mapping); err != nil {
+			errs = append(errs, prefixErrs("ldap.users.mapping", err)...)
+		}
+		if _, err := GroupMapping(c.Dialect, c.Groups.Mapping); err != nil {
+			errs = append(errs, prefixErrs("ldap.groups.mapping", err)...)
+		}
 	}
 	for _, a := range append(append([]string{}, c.Groups.MemberAttributes...), c.Groups.MemberUIDAttributes...) {
 		if !validAttrName(a) {
@@ -227,16 +228,9 @@ func (s SafetyConfig) Validate() []error {
 func prefixErrs(prefix string, err error) []error {
 	var out []error
 	for _, e := range unjoin(err) {
-		out = append(out, fmt.Errorf("%s%w", prefixSep(prefix, e), e))
+		out = append(out, fmt.Errorf("%s: %w", prefix, e))
 	}
 	return out
-}
-
-func prefixSep(prefix string, e error) string {
-	if strings.HasPrefix(e.Error(), "[") || strings.HasPrefix(e.Error(), "\"") {
-		return prefix
-	}
-	return prefix + ": "
 }
 
 func unjoin(err error) []error {

@@ -49,21 +49,12 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 		slices.Sort(unknown)
 		return cache.Result{}, fmt.Errorf("not held: %s", strings.Join(unknown, ", "))
 	}
-	var res cache.Result
-	if len(deact) > 0 {
-		remaining := slices.DeleteFunc(slices.Clone(holds), func(h cache.Hold) bool {
-			return slices.ContainsFunc(deact, func(r *scim.Resource) bool { return r.ID == h.ID })
-		})
-		if res, err = store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: deact, Holds: &remaining}); err != nil {
-			return res, err
-		}
+	remaining := slices.DeleteFunc(slices.Clone(holds), func(h cache.Hold) bool {
+		return slices.Contains(deletes, h.ID) || slices.ContainsFunc(deact, func(r *scim.Resource) bool { return r.ID == h.ID })
+	})
+	upserts, err := pruneMembers(ctx, store, deact, deletes)
+	if err != nil {
+		return cache.Result{}, err
 	}
-	if len(deletes) > 0 {
-		r, err := store.ApproveHolds(ctx, pass, deletes)
-		res.Deleted += r.Deleted
-		if err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	return store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: upserts, Deletes: deletes, Holds: &remaining})
 }

@@ -169,7 +169,10 @@ func compileField(typ scim.ResourceType, path, src string) (field, error) {
 	if strings.HasPrefix(strings.ToLower(path), "urn:") {
 		i := strings.LastIndexByte(path, ':')
 		urn, name := path[:i], path[i+1:]
-		if typ != scim.UserType || !strings.EqualFold(urn, scim.SchemaEnterpriseUser) {
+		if typ != scim.UserType {
+			return bad("unknown schema %q (groups have no extension attributes)", urn)
+		}
+		if !strings.EqualFold(urn, scim.SchemaEnterpriseUser) {
 			return bad("unknown schema %q (only %s is supported)", urn, scim.SchemaEnterpriseUser)
 		}
 		f.schema = scim.SchemaEnterpriseUser

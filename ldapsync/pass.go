@@ -358,6 +358,9 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	b.Upserts = append(b.Upserts, p.batch...)
 	p.batch = nil
+	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
+		return err
+	}
 	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
 	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
 		if holds == nil {
@@ -378,6 +381,49 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	res, err := p.s.store.Apply(ctx, b)
 	p.sum.add(res)
 	return err
+}
+
+// pruneMembers removes deleted resources from the groups that list them. A deleted entry is no
+// longer a member even when its group was not re-read: without refint the group still names a
+// DN that resolves to nothing, and with refint slapd rewrites the group without changing its
+// entryCSN or modifyTimestamp, so no delta pass would ever show it.
+func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, deletes []string) ([]*scim.Resource, error) {
+	if len(deletes) == 0 {
+		return upserts, nil
+	}
+	gone := make(map[string]bool, len(deletes))
+	for _, id := range deletes {
+		gone[id] = true
+	}
+	queued := map[string]*scim.Resource{}
+	for _, r := range upserts {
+		if r.Type == scim.GroupType {
+			queued[r.ID] = r
+		}
+	}
+	for _, id := range deletes {
+		groups, err := store.GroupsOf(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			if gone[g.ID] {
+				continue
+			}
+			r := queued[g.ID]
+			if r == nil {
+				if r, err = store.Get(ctx, scim.GroupType, g.ID); errors.Is(err, cache.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return nil, err
+				}
+				queued[g.ID] = r
+				upserts = append(upserts, r)
+			}
+			r.Members = slices.DeleteFunc(r.Members, func(m scim.Member) bool { return gone[m.Value] })
+		}
+	}
+	return upserts, nil
 }
 
 // Reason prefixes of held changes.

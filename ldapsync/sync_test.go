@@ -152,6 +152,13 @@ changetype: delete
 	if !e.hasUser("dora") || e.hasUser("carl") {
 		t.Fatal("dora should exist and carl should be gone")
 	}
+	// carl's groups were not re-read, but a deleted entry is no longer a member.
+	if got := memberNames(e.group("sales")); len(got) != 0 {
+		t.Fatalf("sales still lists %v after carl was deleted", got)
+	}
+	if got, want := memberNames(e.group("unix")), []string{"User:Ann Smith"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("unix members %v, want %v", got, want)
+	}
 }
 
 func TestRenameAndMoveKeepTheID(t *testing.T) {

@@ -25,12 +25,12 @@ type Store interface {
 	Apply(ctx context.Context, b cache.Batch) (cache.Result, error)
 	Watermark(ctx context.Context, source string) ([]byte, error)
 	ResolveDN(ctx context.Context, dn string) (cache.Ref, bool, error)
+	GroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
 	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
 	Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error)
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
-	ApproveHolds(ctx context.Context, pass string, ids []string) (cache.Result, error)
 }
 
 // Source is the watermark key of the directory source in the cache.

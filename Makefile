@@ -1,0 +1,36 @@
+# ldapscim — the front door. `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+PKGS := ./...
+
+.PHONY: help build test bench fuzz lint demo deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/ldapscim
+	$(GO) build -o bin/ldapscim ./cmd/ldapscim
+
+deps: ## install the real servers tests and the demo use (slapd), without starting system services
+	scripts/install-deps.sh ldap
+
+test: deps ## run every test (race detector, real slapd)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+bench: deps build ## measure speed and memory against real servers; prints tables
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/
+	$(GO) run ./tools/bench
+
+fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/
+
+lint: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+demo: deps build ## run ldapscim against a throwaway local slapd with sample data (Ctrl-C stops it)
+	scripts/demo.sh
+
+clean: ## remove build output and demo data
+	rm -rf bin .cache/demo

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Each testdata/*.bad.toml names the messages it must produce in "# want:" lines.
+func TestBadConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.toml")
+	if len(files) < 10 {
+		t.Fatalf("only %d bad configs found", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wants []string
+			for _, line := range strings.Split(string(raw), "\n") {
+				if w, ok := strings.CutPrefix(line, "# want: "); ok {
+					wants = append(wants, w)
+				}
+			}
+			if len(wants) == 0 {
+				t.Fatal("no # want: lines")
+			}
+			_, err = Parse(raw)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestExampleValidates(t *testing.T) {
+	cfg, err := Load("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example documents the defaults: decoding it must give exactly the defaults.
+	d := Defaults()
+	var a, b bytes.Buffer
+	if err := cfg.Print(&a); err != nil {
+		t.Fatal(err)
+	}
+	d.LDAP.URL = cfg.LDAP.URL
+	d.LDAP.Users.BaseDN, d.LDAP.Groups.BaseDN = cfg.LDAP.Users.BaseDN, cfg.LDAP.Groups.BaseDN
+	d.LDAP.Users.Mapping, d.LDAP.Groups.Mapping = nil, nil
+	if err := d.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	if a.String() != b.String() {
+		t.Errorf("config.toml.example differs from the defaults:\nexample:\n%s\ndefaults:\n%s", a.String(), b.String())
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	os.WriteFile(pwFile, []byte("file-secret-123\n"), 0o600)
+	for _, src := range []string{
+		`bind_password = "inline-secret-123"`,
+		`bind_password_file = "` + pwFile + `"`,
+	} {
+		raw := `[cache]
+dir = "/tmp/x"
+[ldap]
+url = "ldap://127.0.0.1:389"
+bind_dn = "cn=reader,dc=example,dc=com"
+` + src + `
+[ldap.users]
+base_dn = "ou=people,dc=example,dc=com"
+[ldap.groups]
+base_dn = "ou=groups,dc=example,dc=com"
+`
+		cfg, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cfg.LDAP.BindPassword.IsSet() {
+			t.Fatal("password not loaded")
+		}
+		var out bytes.Buffer
+		cfg.Print(&out)
+		if strings.Contains(out.String(), "secret-123") || !strings.Contains(out.String(), "<secret>") {
+			t.Errorf("printed config leaks or hides the password state:\n%s", out.String())
+		}
+	}
+	t.Setenv("LDAPSCIM_LDAP_BIND_PASSWORD", "env-secret-123")
+	cfg, err := Parse([]byte("[ldap]\nurl = \"ldap://h\"\nbind_dn = \"cn=r\"\n[ldap.users]\nbase_dn = \"dc=x\"\n[ldap.groups]\nbase_dn = \"dc=x\"\n"))
+	if err != nil || cfg.LDAP.BindPassword.Reveal() != "env-secret-123" {
+		t.Fatalf("env password: %v", err)
+	}
+}
