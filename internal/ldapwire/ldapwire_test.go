@@ -2,6 +2,7 @@ package ldapwire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"reflect"
@@ -353,4 +354,38 @@ func TestParseURL(t *testing.T) {
 			t.Errorf("parseURL(%q) succeeded", raw)
 		}
 	}
+}
+
+func TestTLS(t *testing.T) {
+	s := startSlapd(t, func(w io.Writer) { genDirectory(w, 25, 0) })
+	ctx := context.Background()
+	for name, o := range map[string]DialOptions{
+		"ldaps":    {URL: s.LdapsURL, TLSConfig: &tls.Config{RootCAs: s.CAs}},
+		"StartTLS": {URL: s.URL, StartTLS: true, TLSConfig: &tls.Config{RootCAs: s.CAs}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o.Timeout = 5 * time.Second
+			c, err := Dial(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, ok := c.conn.(*tls.Conn); !ok {
+				t.Fatalf("connection is %T, not TLS", c.conn)
+			}
+			if err := c.Bind(ctx, testRootDN, testRootPW); err != nil {
+				t.Fatal(err)
+			}
+			res, err := c.Search(ctx, usersRequest(10), func(*Entry) error { return nil })
+			if err != nil || res.Entries != 25 {
+				t.Fatalf("%v, %+v", err, res)
+			}
+		})
+	}
+	t.Run("untrusted certificate", func(t *testing.T) {
+		_, err := Dial(ctx, DialOptions{URL: s.URL, StartTLS: true, TLSConfig: &tls.Config{}, Timeout: 5 * time.Second})
+		if !ldap.IsErrorWithCode(err, ldap.ErrorNetwork) {
+			t.Fatalf("got %v, want a certificate error", err)
+		}
+	})
 }

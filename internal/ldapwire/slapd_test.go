@@ -2,10 +2,16 @@ package ldapwire
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/url"
 	"os"
@@ -26,8 +32,10 @@ const (
 )
 
 type slapd struct {
-	URL      string // ldap://127.0.0.1:PORT
-	LdapiURL string // ldapi://%2F...
+	URL      string         // ldap://127.0.0.1:PORT
+	LdapiURL string         // ldapi://%2F...
+	LdapsURL string         // ldaps://127.0.0.1:PORT
+	CAs      *x509.CertPool // trusts the server's self-signed certificate
 	Conf     string
 	dir      string
 	cmd      *exec.Cmd
@@ -66,6 +74,9 @@ func newSlapd(load func(w io.Writer)) (s *slapd, err error) {
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		return nil, err
 	}
+	if s.CAs, err = writeSelfSignedCert(dir); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(s.Conf, []byte(slapdConf(dir)), 0o600); err != nil {
 		return nil, err
 	}
@@ -78,9 +89,14 @@ func newSlapd(load func(w io.Writer)) (s *slapd, err error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	s.URL = fmt.Sprintf("ldap://127.0.0.1:%d", port)
+	s.LdapsURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tlsPort)
 	s.LdapiURL = "ldapi://" + url.PathEscape(filepath.Join(dir, "ldapi"))
-	s.cmd = exec.Command(slapdBin, "-f", s.Conf, "-h", s.URL+"/ "+s.LdapiURL+"/", "-d", "0")
+	s.cmd = exec.Command(slapdBin, "-f", s.Conf, "-h", s.URL+"/ "+s.LdapsURL+"/ "+s.LdapiURL+"/", "-d", "0")
 	s.cmd.Stderr = os.Stderr
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
@@ -108,6 +124,8 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/nis.schema
 include /etc/ldap/schema/inetorgperson.schema
 pidfile %[1]s/slapd.pid
+TLSCertificateFile %[1]s/cert.pem
+TLSCertificateKeyFile %[1]s/key.pem
 modulepath /usr/lib/ldap
 moduleload back_mdb
 sizelimit unlimited
@@ -140,6 +158,45 @@ func (s *slapd) slapadd(load func(w io.Writer)) error {
 		return fmt.Errorf("slapadd: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// writeSelfSignedCert writes cert.pem and key.pem for 127.0.0.1 into dir.
+func writeSelfSignedCert(dir string) (*x509.CertPool, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "ldapwire test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o600); err != nil {
+		return nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8})
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return pool, nil
 }
 
 func freePort() (int, error) {
