@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
@@ -52,10 +51,8 @@ type Conn struct {
 	// mu makes "cancel: set a past deadline" and "before a read: push the
 	// deadline forward" atomic with respect to each other, so a cancel is
 	// never overwritten by the next read's idle deadline.
-	// interrupted is also polled between entries, so a cancel is noticed
-	// even while the data is already in our buffer.
 	mu          sync.Mutex
-	interrupted atomic.Bool
+	interrupted bool
 }
 
 // Dial connects, performs StartTLS when asked, and returns a Conn ready for
@@ -247,7 +244,7 @@ func (c *Conn) begin(ctx context.Context) (end func(), err error) {
 		defer close(fired)
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.interrupted.Store(true)
+		c.interrupted = true
 		_ = c.conn.SetDeadline(time.Unix(1, 0))
 	})
 	return func() {
@@ -257,7 +254,7 @@ func (c *Conn) begin(ctx context.Context) (end func(), err error) {
 		<-fired
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.interrupted.Store(false)
+		c.interrupted = false
 		if c.broken == nil {
 			_ = c.conn.SetDeadline(time.Time{})
 		}
@@ -272,7 +269,7 @@ func (d deadlineReader) Read(p []byte) (int, error) {
 	c := d.c
 	if c.timeout > 0 {
 		c.mu.Lock()
-		if !c.interrupted.Load() {
+		if !c.interrupted {
 			_ = c.conn.SetReadDeadline(time.Now().Add(c.timeout))
 		}
 		c.mu.Unlock()
@@ -309,7 +306,7 @@ func (c *Conn) send(ctx context.Context, op *ber.Packet, controls []ldap.Control
 	b := envelope(id, op, controls).Bytes()
 	if c.timeout > 0 {
 		c.mu.Lock()
-		if !c.interrupted.Load() {
+		if !c.interrupted {
 			_ = c.conn.SetWriteDeadline(time.Now().Add(c.timeout))
 		}
 		c.mu.Unlock()

@@ -125,8 +125,10 @@ func (c *Conn) searchPage(ctx context.Context, r *SearchRequest, filter *ber.Pac
 				res.Entries++
 				p.cbErr = fn(&c.entry)
 			}
-			if c.interrupted.Load() {
-				return p, c.fail(ctx, ctx.Err())
+			// The page may already sit in our buffer, where the deadline
+			// set on cancel cannot reach; ctx.Err is an atomic load.
+			if err := ctx.Err(); err != nil {
+				return p, c.fail(ctx, err)
 			}
 		case tagSearchReference:
 			uris, err := decodeURIs(m.body)
