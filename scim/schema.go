@@ -59,21 +59,21 @@ const (
 	UniqueGlobal Uniqueness = "global"
 )
 
-// Attribute is one RFC 7643 §7 attribute definition. Definitions are shared, package-level data:
-// callers must not modify them.
+// Attribute is one RFC 7643 §7 attribute definition; it marshals to the §7 JSON shape.
+// Definitions are shared, package-level data: callers must not modify them.
 type Attribute struct {
-	Name            string
-	Type            AttrType
-	MultiValued     bool
-	Description     string
-	Required        bool
-	CanonicalValues []string
-	CaseExact       bool
-	Mutability      Mutability
-	Returned        Returned
-	Uniqueness      Uniqueness
-	ReferenceTypes  []string     // for Type == TypeReference: "User", "Group", "external", "uri"
-	SubAttributes   []*Attribute // for Type == TypeComplex
+	Name            string       `json:"name"`
+	Type            AttrType     `json:"type"`
+	MultiValued     bool         `json:"multiValued"`
+	Description     string       `json:"description"`
+	Required        bool         `json:"required"`
+	CanonicalValues []string     `json:"canonicalValues,omitempty"`
+	CaseExact       bool         `json:"caseExact"`
+	Mutability      Mutability   `json:"mutability"`
+	Returned        Returned     `json:"returned"`
+	Uniqueness      Uniqueness   `json:"uniqueness"`
+	ReferenceTypes  []string     `json:"referenceTypes,omitempty"` // for TypeReference: "User", "Group", "external", "uri"
+	SubAttributes   []*Attribute `json:"subAttributes,omitempty"`  // for TypeComplex
 }
 
 // SubAttribute returns the sub-attribute called name (case-insensitive), or nil.
@@ -82,11 +82,14 @@ func (a *Attribute) SubAttribute(name string) *Attribute {
 }
 
 // Schema is one RFC 7643 §7 schema: a URN and its top-level attributes.
+//
+// It marshals to the RFC 7643 §7 representation minus "schemas" and "meta", which the
+// /Schemas endpoint adds (meta.location needs the base URL).
 type Schema struct {
-	ID          string // the schema URN
-	Name        string
-	Description string
-	Attributes  []*Attribute
+	ID          string       `json:"id"` // the schema URN
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	Attributes  []*Attribute `json:"attributes"`
 }
 
 // ErrUnknownAttribute is wrapped by every lookup error: the path names no attribute (or no

@@ -1,7 +1,9 @@
 package scim
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -148,5 +150,41 @@ func TestSplitPath(t *testing.T) {
 		if uri != tt.uri || name != tt.name || sub != tt.sub {
 			t.Errorf("SplitPath(%q) = %q %q %q", tt.in, uri, name, sub)
 		}
+	}
+}
+
+func TestSchemaJSON(t *testing.T) {
+	b, err := json.Marshal(GroupSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		ID         string
+		Attributes []struct {
+			Name, Type, Mutability, Returned, Uniqueness string
+			MultiValued, CaseExact, Required             bool
+			SubAttributes                                []struct {
+				Name            string
+				CaseExact       bool
+				ReferenceTypes  []string
+				CanonicalValues []string
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != SchemaGroup || len(got.Attributes) != 2 {
+		t.Fatalf("got %s", b)
+	}
+	m := got.Attributes[1]
+	if m.Name != "members" || m.Type != "complex" || !m.MultiValued || m.Mutability != "readWrite" ||
+		m.Returned != "default" || m.Uniqueness != "none" || len(m.SubAttributes) != 4 ||
+		!m.SubAttributes[0].CaseExact || len(m.SubAttributes[1].ReferenceTypes) != 2 ||
+		len(m.SubAttributes[2].CanonicalValues) != 2 {
+		t.Errorf("members = %+v", m)
+	}
+	if !strings.Contains(string(b), `"multiValued":false`) || strings.Contains(string(b), `"subAttributes":null`) {
+		t.Errorf("JSON shape: %s", b)
 	}
 }

@@ -203,7 +203,8 @@ func (c *compiler) commonGetter(name, sub string) getter {
 			return buf
 		}
 	case "meta.":
-		return func(r *scim.Resource, _ any, buf []any) []any { return append(buf, true) }
+		// Only `meta pr` and `meta[...]` get here: build the complex value.
+		return func(r *scim.Resource, _ any, buf []any) []any { return append(buf, metaValue(r)) }
 	case "meta.resourceType":
 		return func(r *scim.Resource, _ any, buf []any) []any { return appendString(buf, string(r.Type)) }
 	case "meta.created":
@@ -214,6 +215,20 @@ func (c *compiler) commonGetter(name, sub string) getter {
 		return func(r *scim.Resource, _ any, buf []any) []any { return appendString(buf, r.Meta.Version) }
 	}
 	return func(*scim.Resource, any, []any) []any { return nil }
+}
+
+func metaValue(r *scim.Resource) map[string]any {
+	m := make(map[string]any, 4)
+	for _, f := range [...]struct {
+		name string
+		v    any
+	}{{"resourceType", string(r.Type)}, {"created", r.Meta.Created}, {"lastModified", r.Meta.LastModified},
+		{"version", r.Meta.Version}} {
+		if !isEmpty(f.v) {
+			m[f.name] = f.v
+		}
+	}
+	return m
 }
 
 func appendString(buf []any, s string) []any {

@@ -134,6 +134,8 @@ func TestMatchUsers(t *testing.T) {
 		{`meta.version eq "W1"`, true, false},
 		{`meta.location pr`, false, false},
 		{`meta pr`, true, true},
+		{`meta[lastModified gt "2011-05-13T04:42:34Z" and resourceType eq "User"]`, true, false},
+		{`meta[version eq "w1"]`, false, false},
 		// Logic and precedence.
 		{`title pr and userType eq "Employee"`, true, false},
 		{`title pr or userName eq "bare"`, true, true},
