@@ -27,7 +27,7 @@ func openDir(t testing.TB, dir string) *Store {
 	return s
 }
 
-func userID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+func userID(i int) string  { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 func groupID(i int) string { return fmt.Sprintf("11111111-0000-4000-8000-%012d", i) }
 
 // user returns a user with about 15 attributes, like ldapsync makes from inetOrgPerson.

@@ -180,7 +180,10 @@ func (s *Store) ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id
 	prefix := resourcePrefix(tb)
 	return s.view(ctx, func(txn *badger.Txn) error {
 		return scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
-			return fn(string(k[len(prefix):]))
+			if err := fn(string(k[len(prefix):])); err != nil {
+				return callbackError{err}
+			}
+			return nil
 		})
 	})
 }
@@ -224,7 +227,10 @@ func (s *Store) ModifiedSince(ctx context.Context, typ scim.ResourceType, t time
 	seek := binary.BigEndian.AppendUint64(modifiedPrefix(tb), nanos(t)+1)
 	return s.view(ctx, func(txn *badger.Txn) error {
 		return scan(ctx, txn, prefix, seek, true, func(k []byte, _ *badger.Item) error {
-			return fn(string(k[len(prefix)+8:]))
+			if err := fn(string(k[len(prefix)+8:])); err != nil {
+				return callbackError{err}
+			}
+			return nil
 		})
 	})
 }

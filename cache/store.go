@@ -125,6 +125,11 @@ func badgerOptions(opts Options) badger.Options {
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithCompression(options.Snappy)
+	if opts.Dir == "" {
+		// In memory there is no value log: every value must fit under the threshold, whose
+		// maximum is 1 MB (a group of about 12k members).
+		bo = bo.WithValueThreshold(1 << 20)
+	}
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize)
 		bo = bo.WithValueThreshold(min(bo.ValueThreshold, opts.memTableSize*15/100/4))
@@ -204,9 +209,12 @@ func (s *Store) writeOnce(fn func(w *writer) error) (*writer, error) {
 
 // translate maps Badger errors to this package's errors; no Badger error value escapes.
 func translate(err error) error {
+	var cb callbackError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &cb):
+		return cb.err
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid), errors.Is(err, ErrClosed),
 		errors.Is(err, ErrTooBig), errors.Is(err, ErrConflict), errors.Is(err, ErrCorrupt),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -222,6 +230,12 @@ func translate(err error) error {
 	}
 	return fmt.Errorf("cache: %v", err)
 }
+
+// callbackError carries an error returned by a caller's callback through a Badger
+// transaction, so translate hands it back unchanged.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
 
 func newLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {
