@@ -66,9 +66,13 @@ type writer struct {
 	counts    map[byte]int64
 	res       Result
 	writes    int
+	maxValue  int // in memory: the largest value Badger takes (it has no value log); 0 = any
 }
 
 func (w *writer) set(k, v []byte) error {
+	if w.maxValue > 0 && len(v) > w.maxValue {
+		return ErrTooBig
+	}
 	w.writes++
 	return w.txn.Set(k, v)
 }

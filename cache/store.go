@@ -62,6 +62,8 @@ type Store struct {
 	wmu   sync.Mutex
 	now   func() time.Time
 	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
+	// maxValue is the largest value an in-memory store takes; 0 on disk.
+	maxValue int
 
 	// afterCommit, if set (tests), is called after each committed write transaction.
 	afterCommit func(chunkInfo)
@@ -87,11 +89,15 @@ const (
 
 // Open opens (or creates) the store described by opts.
 func Open(opts Options) (*Store, error) {
-	db, err := badger.Open(badgerOptions(opts))
+	bo := badgerOptions(opts)
+	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
 	s := &Store{db: db, now: time.Now, chunk: defaultChunk, gcDone: make(chan struct{})}
+	if bo.InMemory {
+		s.maxValue = int(bo.ValueThreshold)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopGC = cancel
 	if opts.Dir == "" {
@@ -197,7 +203,7 @@ func (s *Store) write(fn func(w *writer) error) (*writer, error) {
 func (s *Store) writeOnce(fn func(w *writer) error) (*writer, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	w := &writer{txn: txn, now: s.now().UTC()}
+	w := &writer{txn: txn, now: s.now().UTC(), maxValue: s.maxValue}
 	if err := fn(w); err != nil {
 		return nil, err
 	}
