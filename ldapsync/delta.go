@@ -125,14 +125,10 @@ func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 }
 
 func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter string) error {
-	base, attrs := p.s.cfg.Users.BaseDN, p.s.userAttrs()
 	if typ == scim.GroupType {
-		base, attrs = p.s.cfg.Groups.BaseDN, p.s.groupAttrs()
+		return p.readType(ctx, typ, p.s.cfg.Groups.BaseDN, filter, p.s.groupAttrs())
 	}
-	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
-	return p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
-		return p.read(ctx, typ, e.DN, ldapEntry{e})
-	})
+	return p.readType(ctx, typ, p.s.cfg.Users.BaseDN, filter, p.s.userAttrs())
 }
 
 // syncrepl runs one RFC 4533 refreshOnly search for one resource type and returns the new

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/dn"
+	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -37,6 +38,7 @@ type pass struct {
 	deact   []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes map[string]scim.ResourceType // ids this pass would delete
 	maxMod  string                       // highest modifyTimestamp seen
+	wire    *ldapwire.Conn               // bulk-read connection, dialed on first use
 }
 
 type pendingResource struct {
@@ -504,12 +506,70 @@ func (p *pass) readAll(ctx context.Context) error {
 }
 
 func (p *pass) readType(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
-	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
-	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
-		return p.read(ctx, typ, e.DN, ldapEntry{e})
-	})
+	var err error
+	if p.s.cfg.BindDN == "" && strings.HasPrefix(p.s.cfg.URL, "ldapi:") {
+		// SASL EXTERNAL needs go-ldap; ldapwire only does simple binds.
+		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+		err = p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+			return p.read(ctx, typ, e.DN, ldapEntry{e})
+		})
+	} else {
+		err = p.wireSearch(ctx, typ, base, filter, attrs)
+	}
 	if err != nil {
 		return fmt.Errorf("reading %ss under %q: %w", strings.ToLower(string(typ)), base, err)
 	}
 	return nil
+}
+
+// wireSearch is the bulk read: a paged search through ldapwire, which decodes entries without
+// building go-ldap's packet trees (most of a full pass's time is decoding).
+func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
+	if p.wire == nil {
+		tlsCfg, err := p.s.cfg.tlsConfig()
+		if err != nil {
+			return err
+		}
+		c, err := ldapwire.Dial(ctx, ldapwire.DialOptions{URL: p.s.cfg.URL, TLSConfig: tlsCfg, StartTLS: p.s.cfg.StartTLS, Timeout: p.s.cfg.Timeout.D()})
+		if err != nil {
+			return classify(fmt.Errorf("connecting to %s: %w", redactURL(p.s.cfg.URL), err))
+		}
+		if p.s.cfg.BindDN != "" {
+			if err := c.Bind(ctx, p.s.cfg.BindDN, p.s.cfg.BindPassword.Reveal()); err != nil {
+				c.Close()
+				return fmt.Errorf("binding as %q: %w", p.s.cfg.BindDN, err)
+			}
+		}
+		p.wire = c
+	}
+	res, err := p.wire.Search(ctx, ldapwire.SearchRequest{
+		BaseDN: base, Scope: ldap.ScopeWholeSubtree, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
+	}, func(e *ldapwire.Entry) error {
+		return p.read(ctx, typ, string(e.DN), e)
+	})
+	if err != nil {
+		var pe *partialError
+		if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if errors.Is(err, ldapwire.ErrPagingIgnored) {
+			return &partialError{why: "the server ignored the paging control"}
+		}
+		var le *ldap.Error
+		if errors.As(err, &le) {
+			return classify(err)
+		}
+		return err
+	}
+	if len(res.Referrals) > 0 {
+		return &partialError{why: fmt.Sprintf("the server returned %d referral(s), e.g. %s", len(res.Referrals), res.Referrals[0])}
+	}
+	return nil
+}
+
+// close releases the pass's bulk-read connection.
+func (p *pass) close() {
+	if p.wire != nil {
+		p.wire.Close()
+	}
 }

@@ -171,12 +171,14 @@ func (s *Syncer) run(ctx context.Context, full bool) (Summary, error) {
 	}
 	defer conn.Close()
 	p := s.newPass(conn, full)
+	defer func() { p.close() }()
 	if full {
 		err = p.runFull(ctx, wm)
 	} else {
 		err = p.runDelta(ctx, wm)
 		if errors.Is(err, errRefreshRequired) {
 			s.log.Info("the server asked for a full reload; running a full pass")
+			p.close()
 			p = s.newPass(conn, true)
 			err = p.runFull(ctx, wm)
 		}
