@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,19 +16,26 @@ import (
 )
 
 // The benchmarks compare three readers of the same directory (20k
-// inetOrgPerson users + 200 groups of 100 members, all attributes, pages of
+// inetOrgPerson users + 200 groups of 100 members by default, all attributes, pages of
 // 1000, a fresh connection and bind per iteration):
 //
 //	go test -run '^$' -bench . -benchtime 10x -count 3 ./internal/ldapwire
 //
 // BenchmarkSearchLdapsearch is the reference: OpenLDAP's own C client
 // writing LDIF to /dev/null. The requirement is ldapwire <= 1.2x that.
+// LDAPWIRE_BENCH_USERS=100000 runs the production-sized case (1,000 groups).
 
-const (
-	benchUsers  = 20000
-	benchGroups = 200
-	benchPage   = 1000
-)
+const benchPage = 1000
+
+var benchUsers, benchGroups = benchSize()
+
+func benchSize() (users, groups int) {
+	users = 20000
+	if n, err := strconv.Atoi(os.Getenv("LDAPWIRE_BENCH_USERS")); err == nil && n > 0 {
+		users = n
+	}
+	return users, users / 100
+}
 
 var bench struct {
 	once sync.Once
@@ -54,7 +62,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const benchWant = benchUsers + benchGroups + 3 // + suffix and two OUs
+var benchWant = benchUsers + benchGroups + 3 // + suffix and two OUs
 
 func BenchmarkSearchLdapwire(b *testing.B) {
 	s := benchServer(b)
