@@ -75,20 +75,26 @@ func (c *Conn) Search(ctx context.Context, r SearchRequest, fn func(*Entry) erro
 			}
 			return res, errors.Join(p.cbErr, err)
 		}
-		if r.PageSize <= 0 {
-			return res, nil
-		}
-		if !p.paged {
-			if p.entries >= r.PageSize {
-				return res, fmt.Errorf("%w (page %d had %d entries)", ErrPagingIgnored, res.Pages, p.entries)
-			}
-			return res, nil
-		}
-		if len(p.cookie) == 0 {
-			return res, nil
+		if more, err := continuePaging(&r, p, res.Pages); !more {
+			return res, err
 		}
 		cookie = p.cookie
 	}
+}
+
+// continuePaging decides from one page's SearchResultDone whether to ask for
+// another page. A full page without the paging control is an error: the
+// server may have ignored paging and truncated the result.
+func continuePaging(r *SearchRequest, p page, pages int) (bool, error) {
+	switch {
+	case r.PageSize <= 0:
+		return false, nil
+	case !p.paged && p.entries >= r.PageSize:
+		return false, fmt.Errorf("%w (page %d had %d entries)", ErrPagingIgnored, pages, p.entries)
+	case !p.paged:
+		return false, nil
+	}
+	return len(p.cookie) > 0, nil
 }
 
 // page is what one SearchResultDone told us.
