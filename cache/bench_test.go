@@ -3,6 +3,9 @@ package cache
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ldapscim/ldapscim/scim"
@@ -16,13 +19,8 @@ func BenchmarkApplyCreate1000(b *testing.B) {
 	s := openDir(b, b.TempDir())
 	defer s.Close()
 	ctx := context.Background()
-	batches := make([][]*scim.Resource, 0, 64)
-	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
-		if len(batches) <= i%64 {
-			batches = append(batches, nil)
-		}
 		batch := users(i*1000, (i+1)*1000) // fresh ids: every op creates 1000 users
 		b.StartTimer()
 		res, err := s.Apply(ctx, Batch{Source: "ldap", Pass: "bench", Upserts: batch, Watermark: []byte("w")})
@@ -73,4 +71,43 @@ func BenchmarkGetByUserName(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkFullSync100k applies 100k users in 1000-user batches to a temp dir, as a first full
+// sync does, and reports the process's peak RSS. Run it alone for a meaningful RSS:
+//
+//	go test -run '^$' -bench FullSync100k -benchtime 1x ./cache/
+func BenchmarkFullSync100k(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		s := openDir(b, b.TempDir())
+		b.StartTimer()
+		for i := 0; i < 100_000; i += 1000 {
+			if _, err := s.Apply(ctx, Batch{Source: "ldap", Upserts: users(i, i+1000), Watermark: []byte("w")}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MB")
+}
+
+// peakRSS returns the process's peak resident set size in bytes (Linux), or 0.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

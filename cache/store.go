@@ -116,10 +116,14 @@ func badgerOptions(opts Options) badger.Options {
 		WithSyncWrites(opts.SyncWrites).
 		WithLogger(slogAdapter{newLogger(opts.Logger)}).
 		WithMetricsEnabled(false).
-		// 64 MB memtables (the default) bound one transaction at 15% = 9.6 MB and ~100k keys;
-		// a 50k-member group with its member index must fit into one. Two of them (default 5)
-		// keep the worst case near 170 MB instead of 420 MB.
-		WithMemTableSize(64 << 20).
+		// The memtable size bounds one transaction: 15% of it, and 15%/96 bytes keys. 32 MB (half
+		// the default) is the smallest that fits a 50k-member group with its member index (52k
+		// keys) into one transaction. Two memtables (default 5): one filling, one flushing.
+		//
+		// Memory: Badger keeps up to 8 table-builder buffers in a pool, each grown to the size
+		// of an L0 table (= memtable), so peak heap grows with the memtable size; the binary
+		// should also set a soft memory limit (GOMEMLIMIT) to keep RSS near 300 MB.
+		WithMemTableSize(32 << 20).
 		WithNumMemtables(2).
 		// Users (~1-2 KB) live in the LSM tree, where reads are one lookup; only big groups and
 		// their audit records go to the value log, so they don't count against the batch size.
@@ -130,7 +134,11 @@ func badgerOptions(opts Options) badger.Options {
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
+		// Snappy is cheap and shrinks the mmapped table files (resident pages) 2-3x.
 		WithCompression(options.Snappy)
+	// Tables of 2 MB at every level (default: doubling per level, 64 MB at L6 while the store
+	// is small): compaction builds them in up to 8 parallel builders that each hold a table.
+	bo.TableSizeMultiplier = 1
 	if opts.Dir == "" {
 		// In memory there is no value log: every value must fit under the threshold, whose
 		// maximum is 1 MB (a group of about 12k members).
