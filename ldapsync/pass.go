@@ -38,6 +38,7 @@ type pass struct {
 	deact   []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes map[string]scim.ResourceType // ids this pass would delete
 	maxMod  string                       // highest modifyTimestamp seen
+	apply   *applier                     // background cache writer, started on the first flush
 	wire    *ldapwire.Conn               // bulk-read connection, dialed on first use
 }
 
@@ -51,10 +52,10 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	if full {
 		kind = "full"
 	}
+	id := kind + "-" + time.Now().UTC().Format("20060102T150405.000Z")
 	return &pass{
-		s: s, conn: conn, full: full,
-		id:      kind + "-" + time.Now().UTC().Format("20060102T150405.000Z"),
-		sum:     Summary{Full: full},
+		s: s, conn: conn, full: full, id: id,
+		sum:     Summary{Pass: id, Full: full},
 		byDN:    map[string]cache.Ref{},
 		byUID:   map[string]cache.Ref{},
 		seen:    map[string]struct{}{},
@@ -278,10 +279,68 @@ func (p *pass) flush(ctx context.Context) error {
 	if p.s.progress != nil {
 		p.s.progress("apply", p.sum.Read)
 	}
-	res, err := p.s.store.Apply(ctx, cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch})
-	p.sum.add(res)
-	p.batch = p.batch[:0]
+	if p.apply == nil {
+		p.apply = startApplier(ctx, p.s.store, p.id)
+	}
+	err := p.apply.send(p.batch)
+	p.batch = make([]*scim.Resource, 0, flushSize)
 	return err
+}
+
+// drain waits until every flushed batch is in the cache and adds their results to the summary.
+func (p *pass) drain() error {
+	if p.apply == nil {
+		return nil
+	}
+	res, err := p.apply.wait()
+	p.apply = nil
+	p.sum.add(res)
+	return err
+}
+
+// applier writes batches to the cache in order on its own goroutine, so that reading and
+// decoding the directory overlaps with writing the cache.
+type applier struct {
+	ch   chan []*scim.Resource
+	done chan struct{}
+	res  cache.Result
+	err  error // set before done is closed
+}
+
+func startApplier(ctx context.Context, store Store, pass string) *applier {
+	a := &applier{ch: make(chan []*scim.Resource, 1), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		for batch := range a.ch {
+			if a.err != nil {
+				continue // keep draining so send never blocks forever
+			}
+			res, err := store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: batch})
+			a.res.Created += res.Created
+			a.res.Updated += res.Updated
+			a.res.Deactivated += res.Deactivated
+			a.res.Deleted += res.Deleted
+			a.res.Unchanged += res.Unchanged
+			a.err = err
+		}
+	}()
+	return a
+}
+
+func (a *applier) send(batch []*scim.Resource) error {
+	select {
+	case <-a.done:
+		return a.err
+	default:
+	}
+	a.ch <- batch
+	return nil
+}
+
+func (a *applier) wait() (cache.Result, error) {
+	close(a.ch)
+	<-a.done
+	return a.res, a.err
 }
 
 // resolvePending resolves every entry that waited for references, now that the read is over.
@@ -303,6 +362,9 @@ func (p *pass) resolvePending(ctx context.Context) error {
 // pass together with the watermark (nil: keep the old one) and the held-deletion set in one
 // cache batch, so the watermark never runs ahead of the data (DESIGN invariant 2).
 func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) error {
+	if err := p.drain(); err != nil {
+		return err
+	}
 	total := 0
 	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
 		n, err := p.s.store.Count(ctx, t)
@@ -567,8 +629,9 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 	return nil
 }
 
-// close releases the pass's bulk-read connection.
+// close waits for the background writer and releases the bulk-read connection.
 func (p *pass) close() {
+	_ = p.drain() // on error paths only; the pass already reports its first error
 	if p.wire != nil {
 		p.wire.Close()
 	}

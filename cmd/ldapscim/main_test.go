@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -19,8 +20,15 @@ import (
 // the real program without a separate build.
 func TestMain(m *testing.M) {
 	if os.Getenv("LDAPSCIM_TEST_BE_MAIN") == "1" {
+		// Profiles for `make bench` investigations: LDAPSCIM_TEST_CPUPROFILE=FILE.
+		if path := os.Getenv("LDAPSCIM_TEST_CPUPROFILE"); path != "" {
+			f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+			if err == nil && pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close(); os.Exit(0) }()
+			}
+		}
 		main()
-		os.Exit(0)
+		return
 	}
 	os.Exit(m.Run())
 }

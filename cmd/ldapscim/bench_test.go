@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/internal/sampledata"
+	"github.com/ldapscim/ldapscim/internal/testenv"
+)
+
+// measured is one timed run of a command: wall time and peak RSS.
+type measured struct {
+	wall time.Duration
+	rss  int64 // bytes
+}
+
+func measure(b *testing.B, cmd *exec.Cmd) measured {
+	b.Helper()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v\n%s", cmd.Args, err, stderr.String())
+	}
+	m := measured{wall: time.Since(start)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.rss = ru.Maxrss * 1024
+	}
+	return m
+}
+
+// BenchmarkSync100k measures the issue's targets in one run, against one slapd loaded with 100k
+// inetOrgPerson users and 1k groups (slapadd): a full sync into an empty cache and into a full one,
+// each against an `ldapsearch -E pr=1000/noprompt` dump of the same entries, and delta passes
+// after 100 and 1,000 changes. Run it with `make bench` (-benchtime 1x).
+func BenchmarkSync100k(b *testing.B) {
+	users, groups := 100000, 1000
+	if v := os.Getenv("LDAPSCIM_BENCH_USERS"); v != "" {
+		fmt.Sscan(v, &users)
+		groups = users / 100
+	}
+	ldif := sampleLDIF(b, sampledata.Options{Users: users, Groups: groups, Seed: 42, NestedGroup: true, Disabled: users / 1000})
+	sl := testenv.StartSlapd(b, testenv.SlapdOptions{LDIF: []string{ldif}})
+	ctx := context.Background()
+	ldapsearch := func() measured {
+		total := measured{}
+		for _, base := range []string{"ou=people,", "ou=groups,"} {
+			cmd := exec.Command("ldapsearch", "-x", "-LLL", "-H", sl.URL, "-D", sl.RootDN, "-w", sl.RootPassword,
+				"-b", base+sl.BaseDN, "-E", "pr=1000/noprompt")
+			cmd.Stdout = nil // /dev/null
+			m := measure(b, cmd)
+			total.wall += m.wall
+			total.rss = max(total.rss, m.rss)
+		}
+		return total
+	}
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		cfg := writeConfig(b, sl, dir, "")
+		base1 := ldapsearch()
+		first := measure(b, command(ctx, "sync", "--full", "--config", cfg))
+		base2 := ldapsearch()
+		again := measure(b, command(ctx, "sync", "--full", "--config", cfg))
+
+		var deltas [2]measured
+		for j, n := range []int{100, 1000} {
+			var ldif strings.Builder
+			for k := 0; k < n; k++ {
+				fmt.Fprintf(&ldif, "dn: %s\nchangetype: modify\nreplace: title\ntitle: Bench %d-%d\n\n", userDN(sl, k), i, j)
+			}
+			sl.Modify(b, ldif.String())
+			deltas[j] = measure(b, command(ctx, "sync", "--config", cfg))
+		}
+		b.StopTimer()
+		row := func(name string, m measured, ref measured) {
+			ratio := ""
+			if ref.wall > 0 {
+				ratio = fmt.Sprintf("%.2fx", float64(m.wall)/float64(ref.wall))
+			}
+			fmt.Printf("| %-44s | %9.3f s | %7.0f MB | %-22s |\n", name, m.wall.Seconds(), float64(m.rss)/(1<<20), ratio)
+		}
+		fmt.Printf("\n%d users, %d groups (slapadd), %d cores\n", users, groups, numCPU())
+		fmt.Printf("| %-44s | %11s | %10s | %-22s |\n", "run", "wall", "peak RSS", "ratio")
+		fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 46), strings.Repeat("-", 13), strings.Repeat("-", 12), strings.Repeat("-", 24))
+		row("ldapsearch -E pr=1000/noprompt (users+groups)", base1, measured{})
+		row("ldapscim sync --full, empty cache", first, base1)
+		row("ldapsearch again", base2, measured{})
+		row("ldapscim sync --full, cache up to date", again, base2)
+		row("ldapscim sync, delta after 100 changes", deltas[0], measured{})
+		row("ldapscim sync, delta after 1,000 changes", deltas[1], deltas[0])
+		b.ReportMetric(float64(first.wall)/float64(base1.wall), "full/ldapsearch")
+		b.ReportMetric(float64(first.rss)/(1<<20), "full-peak-MB")
+		b.ReportMetric(float64(deltas[0].wall)/1e6, "delta100-ms")
+		b.ReportMetric(float64(deltas[1].wall)/float64(deltas[0].wall), "delta1000/delta100")
+		b.StartTimer()
+	}
+}
+
+// userDN names the k-th generated user: sampledata's uids are unique but not sequential, so read
+// them from the LDIF's directory once.
+func userDN(sl *testenv.Slapd, k int) string {
+	benchDNsOnce(sl)
+	return benchDNs[k%len(benchDNs)]
+}
+
+var benchDNs []string
+
+func benchDNsOnce(sl *testenv.Slapd) {
+	if benchDNs != nil {
+		return
+	}
+	out, err := exec.Command("ldapsearch", "-x", "-LLL", "-H", sl.URL, "-D", sl.RootDN, "-w", sl.RootPassword,
+		"-b", "ou=people,"+sl.BaseDN, "-z", "2000", "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)", "1.1").Output()
+	if err != nil && len(out) == 0 {
+		panic(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if dn, ok := strings.CutPrefix(line, "dn: "); ok {
+			benchDNs = append(benchDNs, dn)
+		}
+	}
+}
+
+func numCPU() int {
+	n, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*")
+	return len(n)
+}
