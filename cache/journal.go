@@ -37,6 +37,9 @@ type JournalRecord struct {
 }
 
 // AuditRecord is the audit trail entry of one change; it shares Seq with the journal record.
+// An update's Diff holds old and new values of each changed attribute; a delete's holds every
+// old value; a create's names the set attributes without values (the resource holds them, and
+// later diffs keep every value they replace, so each past version can be rebuilt).
 type AuditRecord struct {
 	Seq  uint64       `json:"seq"`
 	Time time.Time    `json:"time"`
