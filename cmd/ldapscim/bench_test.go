@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,14 +25,52 @@ func measure(b *testing.B, cmd *exec.Cmd) measured {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Run(); err != nil {
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// ru_maxrss would include the benchmark's own RSS (the child starts as a vfork of it), so
+	// poll the child's VmHWM, which starts afresh at exec.
+	stop := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		var hwm int64
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v := vmHWM(cmd.Process.Pid); v > hwm {
+				hwm = v
+			}
+			select {
+			case <-stop:
+				peak <- hwm
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
+	close(stop)
+	m := measured{wall: time.Since(start), rss: <-peak}
+	if err != nil {
 		b.Fatalf("%s: %v\n%s", cmd.Args, err, stderr.String())
 	}
-	m := measured{wall: time.Since(start)}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.rss = ru.Maxrss * 1024
-	}
 	return m
+}
+
+// vmHWM returns a process's peak resident set size in bytes, or 0 once it has exited.
+func vmHWM(pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 // BenchmarkSync100k measures the targets in one run, against one slapd loaded with 100k
