@@ -1,0 +1,100 @@
+package scimapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// list answers GET /Users and GET /Groups.
+func (s *Server) list(rs *scim.ResourceSchema) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		q, err := s.queryFromURL(c.Request.URL.Query())
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.respondList(c, []*scim.ResourceSchema{rs}, q)
+	}
+}
+
+// search answers POST .search; rs nil is the root, over every resource type.
+func (s *Server) search(rs *scim.ResourceSchema) gin.HandlerFunc {
+	scope := []*scim.ResourceSchema{rs}
+	if rs == nil {
+		scope = []*scim.ResourceSchema{scim.UserResource, scim.GroupResource}
+	}
+	return func(c *gin.Context) {
+		q, err := s.queryFromBody(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		s.respondList(c, scope, q)
+	}
+}
+
+// get answers GET /Users/{id} and /Groups/{id}, with ETag, If-None-Match (304) and If-Match
+// (412).
+func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		id := c.Param("id")
+		v := c.Request.URL.Query()
+		p := newProjection(rs, splitList(v.Get("attributes")), splitList(v.Get("excludedAttributes")))
+		withMembers := rs.Type == scim.GroupType && p.want(scim.SchemaGroup, membersAttr).ok
+		list, err := s.store.GetMany(ctx, rs.Type, []string{id}, withMembers)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if len(list) == 0 {
+			s.writeError(c, errNotFound(string(rs.Type), id))
+			return
+		}
+		r := list[0]
+		tag := etag(r)
+		c.Header("ETag", tag)
+		if im := c.GetHeader("If-Match"); im != "" && !etagMatch(im, tag, false) {
+			s.writeError(c, errorf(http.StatusPreconditionFailed, "", "the resource's version is %s", tag))
+			return
+		}
+		if inm := c.GetHeader("If-None-Match"); inm != "" && etagMatch(inm, tag, true) {
+			c.Status(http.StatusNotModified)
+			return
+		}
+		var groups []cache.Ref
+		if rs.Type == scim.UserType && p.want(scim.SchemaUser, groupsAttr).ok {
+			m, err := s.store.GroupsOfMany(ctx, []string{id})
+			if err != nil {
+				s.writeError(c, err)
+				return
+			}
+			groups = m[id]
+		}
+		c.Header("Location", s.location(rs.Type, id))
+		c.Data(http.StatusOK, contentType, s.appendResource(make([]byte, 0, 2048), r, groups, p))
+	}
+}
+
+// etagMatch evaluates an If-Match (strong comparison) or If-None-Match (weak comparison) list
+// against tag (RFC 9110 §13.1).
+func etagMatch(header, tag string, weak bool) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			return true
+		}
+		if weak {
+			t = strings.TrimPrefix(t, "W/")
+		}
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,363 @@
+package scimapi
+
+import (
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Rendering writes JSON by appending to a byte slice: a list page is the hot path, and
+// encoding/json's reflection over map[string]any costs more than the rest of a request.
+
+// etag is the strong entity tag of a resource version: meta.version and the ETag header.
+func etag(r *scim.Resource) string { return `"` + r.Meta.Version + `"` }
+
+// location is the absolute URL of a resource.
+func (s *Server) location(typ scim.ResourceType, id string) string {
+	if typ == scim.GroupType {
+		return s.base + "/Groups/" + url.PathEscape(id)
+	}
+	return s.base + "/Users/" + url.PathEscape(id)
+}
+
+// appendResource renders r as its SCIM representation under projection p. groups are a user's
+// groups (from the member index; never stored on the user).
+func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []cache.Ref, p *projection) []byte {
+	rs := scim.SchemaFor(r.Type)
+	buf = append(buf, `{"schemas":[`...)
+	buf = appendString(buf, rs.Schema.ID)
+	for _, e := range rs.Extensions {
+		if m, _ := r.Attributes[e.Schema.ID].(map[string]any); len(m) > 0 {
+			buf = append(buf, ',')
+			buf = appendString(buf, e.Schema.ID)
+		}
+	}
+	buf = append(buf, `],"id":`...)
+	buf = appendString(buf, r.ID)
+	if r.ExternalID != "" && p.wantsTop(rs, "externalId").ok {
+		buf = append(buf, `,"externalId":`...)
+		buf = appendString(buf, r.ExternalID)
+	}
+	buf = s.appendCore(buf, r, rs, p)
+	if r.Type == scim.UserType {
+		if sl := p.want(scim.SchemaUser, groupsAttr); sl.ok && len(groups) > 0 {
+			buf = append(buf, `,"groups":`...)
+			buf = s.appendRefs(buf, groups, sl, true)
+		}
+	}
+	if r.Type == scim.GroupType {
+		if sl := p.want(scim.SchemaGroup, membersAttr); sl.ok && len(r.Members) > 0 {
+			buf = append(buf, `,"members":`...)
+			buf = s.appendMembers(buf, r.Members, sl)
+		}
+	}
+	for _, e := range rs.Extensions {
+		buf = s.appendExtension(buf, r, e.Schema, p)
+	}
+	if sl := p.want("", metaAttr); sl.ok {
+		buf = s.appendMeta(buf, r, sl)
+	}
+	return append(buf, '}')
+}
+
+var (
+	groupsAttr  = mustLookup(scim.UserResource, "groups")
+	membersAttr = mustLookup(scim.GroupResource, "members")
+	metaAttr    = mustLookup(scim.UserResource, "meta")
+)
+
+func mustLookup(rs *scim.ResourceSchema, name string) *scim.Attribute {
+	ref, err := rs.Lookup(name)
+	if err != nil {
+		panic(err)
+	}
+	return ref.Attr
+}
+
+// appendCore renders the core schema's attributes, in name order.
+func (s *Server) appendCore(buf []byte, r *scim.Resource, rs *scim.ResourceSchema, p *projection) []byte {
+	var arr [24]string
+	keys := arr[:0]
+	for k, v := range r.Attributes {
+		if v != nil && !strings.HasPrefix(k, "urn:") && k != "groups" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		a := schemaAttr(rs.Schema, k)
+		if a == nil {
+			continue
+		}
+		sl := p.want(rs.Schema.ID, a)
+		if !sl.ok {
+			continue
+		}
+		buf = append(buf, ',')
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		buf = appendFiltered(buf, r.Attributes[k], a, sl)
+	}
+	return buf
+}
+
+// appendExtension renders one extension schema's object, if it has anything to show.
+func (s *Server) appendExtension(buf []byte, r *scim.Resource, schema *scim.Schema, p *projection) []byte {
+	m, _ := r.Attributes[schema.ID].(map[string]any)
+	if len(m) == 0 {
+		return buf
+	}
+	var arr [8]string
+	keys := arr[:0]
+	for k, v := range m {
+		if v != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	start := len(buf)
+	buf = append(buf, ',')
+	buf = appendString(buf, schema.ID)
+	buf = append(buf, ":{"...)
+	n := 0
+	for _, k := range keys {
+		a := schemaAttr(schema, k)
+		if a == nil {
+			continue
+		}
+		sl := p.want(schema.ID, a)
+		if !sl.ok {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		if mgr, ok := m[k].(map[string]any); ok && a.Name == "manager" {
+			buf = s.appendManager(buf, mgr, a, sl)
+			continue
+		}
+		buf = appendFiltered(buf, m[k], a, sl)
+	}
+	if n == 0 {
+		return buf[:start]
+	}
+	return append(buf, '}')
+}
+
+// appendManager renders the manager with a $ref to the manager's User resource.
+func (s *Server) appendManager(buf []byte, m map[string]any, a *scim.Attribute, sl sel) []byte {
+	out := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	if id, _ := m["value"].(string); id != "" {
+		out["$ref"] = s.location(scim.UserType, id)
+	}
+	return appendFiltered(buf, out, a, sl)
+}
+
+// appendRefs renders a user's groups: value, display, $ref, type "direct".
+func (s *Server) appendRefs(buf []byte, refs []cache.Ref, sl sel, direct bool) []byte {
+	buf = append(buf, '[')
+	for i, g := range refs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = s.appendMemberObj(buf, g.ID, g.Type, g.Display, "direct", sl)
+	}
+	return append(buf, ']')
+}
+
+// appendMembers renders a group's members from the stored member list alone: no member
+// resource is read, whatever the group's size.
+func (s *Server) appendMembers(buf []byte, members []scim.Member, sl sel) []byte {
+	buf = append(buf, '[')
+	for i, m := range members {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = s.appendMemberObj(buf, m.Value, m.Type, m.Display, string(m.Type), sl)
+	}
+	return append(buf, ']')
+}
+
+func (s *Server) appendMemberObj(buf []byte, id string, typ scim.ResourceType, display, kind string, sl sel) []byte {
+	buf = append(buf, '{')
+	n := 0
+	field := func(name, v string) {
+		if v == "" || !sl.sub(name, nil) {
+			return
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = appendString(buf, name)
+		buf = append(buf, ':')
+		buf = appendString(buf, v)
+	}
+	field("value", id)
+	field("display", display)
+	if typ != "" {
+		field("$ref", s.location(typ, id))
+	}
+	field("type", kind)
+	return append(buf, '}')
+}
+
+func (s *Server) appendMeta(buf []byte, r *scim.Resource, sl sel) []byte {
+	buf = append(buf, `,"meta":{`...)
+	n := 0
+	field := func(name string, v []byte) {
+		if !sl.sub(name, nil) {
+			return
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = appendString(buf, name)
+		buf = append(buf, ':')
+		buf = append(buf, v...)
+	}
+	var tmp [96]byte
+	field("resourceType", appendString(tmp[:0], string(r.Type)))
+	field("created", appendTime(tmp[:0], r.Meta.Created))
+	field("lastModified", appendTime(tmp[:0], r.Meta.LastModified))
+	field("location", appendString(tmp[:0], s.location(r.Type, r.ID)))
+	field("version", appendString(tmp[:0], etag(r)))
+	return append(buf, '}')
+}
+
+// appendFiltered renders an attribute value, keeping only the selected sub-attributes of
+// complex values.
+func appendFiltered(buf []byte, v any, a *scim.Attribute, sl sel) []byte {
+	if sl.subs == nil || a.Type != scim.TypeComplex {
+		return appendValue(buf, v)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return appendValue(buf, filterMap(x, a, sl))
+	case []any:
+		out := make([]any, 0, len(x))
+		for _, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				if f := filterMap(m, a, sl); len(f) > 0 {
+					out = append(out, f)
+				}
+			}
+		}
+		return appendValue(buf, out)
+	}
+	return appendValue(buf, v)
+}
+
+func filterMap(m map[string]any, a *scim.Attribute, sl sel) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if sl.sub(k, a.SubAttribute(k)) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// appendString appends s as a JSON string.
+func appendString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+func appendTime(buf []byte, t time.Time) []byte {
+	buf = append(buf, '"')
+	buf = t.UTC().AppendFormat(buf, time.RFC3339Nano)
+	return append(buf, '"')
+}
+
+// appendValue appends a JSON value of the shapes resources hold (string, bool, float64,
+// []any, map[string]any), falling back to encoding/json for anything else.
+func appendValue(buf []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(buf, "null"...)
+	case string:
+		return appendString(buf, x)
+	case bool:
+		return strconv.AppendBool(buf, x)
+	case float64:
+		return strconv.AppendFloat(buf, x, 'g', -1, 64)
+	case []any:
+		buf = append(buf, '[')
+		for i, e := range x {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendValue(buf, e)
+		}
+		return append(buf, ']')
+	case map[string]any:
+		var arr [8]string
+		keys := arr[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		buf = append(buf, '{')
+		for i, k := range keys {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendString(buf, k)
+			buf = append(buf, ':')
+			buf = appendValue(buf, x[k])
+		}
+		return append(buf, '}')
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return append(buf, "null"...)
+	}
+	return append(buf, b...)
+}
+
+// attrIndex finds top-level attribute definitions by their stored (RFC) spelling in O(1).
+var attrIndex = func() map[*scim.Schema]map[string]*scim.Attribute {
+	out := map[*scim.Schema]map[string]*scim.Attribute{}
+	for _, rs := range []*scim.ResourceSchema{scim.UserResource, scim.GroupResource} {
+		for _, sc := range rs.Schemas() {
+			m := map[string]*scim.Attribute{}
+			for _, a := range sc.Attributes {
+				m[a.Name] = a
+			}
+			out[sc] = m
+		}
+	}
+	return out
+}()
+
+func schemaAttr(sc *scim.Schema, name string) *scim.Attribute {
+	if a := attrIndex[sc][name]; a != nil {
+		return a
+	}
+	a, err := sc.Attribute(name)
+	if err != nil || strings.Contains(name, ".") {
+		return nil
+	}
+	return a
+}

@@ -1,0 +1,111 @@
+// Package scimapi is ldapscim's SCIM 2.0 HTTP API (RFC 7643/7644, RFC 9865 cursors), read-only
+// and served with gin from the cache: list and get Users and Groups with filters, projection,
+// sorting and paging, POST .search, the discovery endpoints, bearer-token auth, ETags, request
+// limits and one SCIM error writer. Write methods answer 501. Nothing here talks to LDAP or
+// touches Badger: the API reads through the small Store interface below.
+package scimapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Store is what the API reads; *cache.Store implements it. Every method is safe for
+// concurrent use and returns cache's errors (ErrClosed, ErrCorrupt, ctx.Err()); unknown ids are
+// skipped, never errors.
+type Store interface {
+	// IDs returns every id of typ in id order and the journal head it reflects.
+	IDs(ctx context.Context, typ scim.ResourceType) ([]string, uint64, error)
+	// Journal returns the journal records after afterSeq (limit <= 0: all).
+	Journal(ctx context.Context, afterSeq uint64, limit int) ([]cache.JournalRecord, error)
+	// JournalHead returns the last journal sequence number.
+	JournalHead(ctx context.Context) (uint64, error)
+	// GetMany returns the existing resources of typ among ids, in order; without members
+	// unless withMembers.
+	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
+	// Lookup returns the ids whose secondary index idx holds value, sorted.
+	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
+	// GroupsOfMany returns the groups of each member id (direct membership), by group id.
+	GroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
+	// ModifiedSince calls fn with every id of typ modified after t.
+	ModifiedSince(ctx context.Context, typ scim.ResourceType, t time.Time, fn func(id string) error) error
+}
+
+// Server is the SCIM API. Create it with New; it is an http.Handler.
+type Server struct {
+	cfg   Config
+	base  string // cfg.BaseURL without a trailing slash
+	store Store
+	log   *slog.Logger
+	ids   *idSnapshots
+	gin   *gin.Engine
+}
+
+// New builds the API over store. cfg must have passed Validate and ResolveTokens.
+func New(cfg Config, store Store, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
+		ids: newIDSnapshots(store)}
+	gin.SetMode(gin.ReleaseMode)
+	s.gin = gin.New()
+	s.gin.HandleMethodNotAllowed = false
+	s.routes(s.gin)
+	return s
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.gin.ServeHTTP(w, r) }
+
+const contentType = "application/scim+json"
+
+const requestIDKey = "scimapi.requestID"
+
+// withRequestID gives every request an id for the logs and for 5xx details.
+func withRequestID(c *gin.Context) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+}
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// recovery turns a panic into a logged 500 instead of a dropped connection.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.writeError(c, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	c.Next()
+}
+
+// limits answers 414 for a request target longer than max_url_bytes and 413 for a body larger
+// than max_request_bytes, and caps the body reader so a lying Content-Length cannot get past.
+func (s *Server) limits(c *gin.Context) {
+	if len(c.Request.RequestURI) > s.cfg.MaxURLBytes {
+		s.writeError(c, errorf(http.StatusRequestURITooLong, "", "the request URL is longer than %d bytes; use POST .search", s.cfg.MaxURLBytes))
+		return
+	}
+	if c.Request.ContentLength > s.cfg.MaxRequestBytes {
+		s.writeError(c, errorf(http.StatusRequestEntityTooLarge, "", "the request body is larger than %d bytes", s.cfg.MaxRequestBytes))
+		return
+	}
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxRequestBytes)
+	}
+	c.Next()
+}
