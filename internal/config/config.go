@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scimapi"
 )
 
 // File is the whole configuration file.
@@ -23,6 +24,8 @@ type File struct {
 	Schedule ldapsync.ScheduleConfig `toml:"schedule"`
 	Safety   ldapsync.SafetyConfig   `toml:"safety"`
 	Log      Log                     `toml:"log"`
+	// SCIM is [scim]; nil when the file has no [scim] section, and then serve runs no API.
+	SCIM *scimapi.Config `toml:"scim,omitempty"`
 }
 
 // Cache is [cache].
@@ -62,9 +65,14 @@ func Parse(raw []byte) (*File, error) {
 	f := Defaults()
 	// Mappings are merged over the dialect's defaults later, so decode them into empty maps.
 	f.LDAP.Users.Mapping, f.LDAP.Groups.Mapping = nil, nil
+	scimDefaults := scimapi.DefaultConfig()
+	f.SCIM = &scimDefaults
 	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&f)
 	if err != nil {
 		return nil, decodeError(err)
+	}
+	if !md.IsDefined("scim") {
+		f.SCIM = nil
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
@@ -72,6 +80,9 @@ func Parse(raw []byte) (*File, error) {
 	}
 	if err := f.LDAP.ResolveSecrets(); err != nil {
 		errs = append(errs, err)
+	}
+	if f.SCIM != nil {
+		errs = append(errs, f.SCIM.ResolveTokens()...)
 	}
 	errs = append(errs, f.validate()...)
 	if len(errs) > 0 {
@@ -98,6 +109,9 @@ func (f *File) validate() []error {
 	errs = append(errs, f.LDAP.Validate()...)
 	errs = append(errs, f.Schedule.Validate()...)
 	errs = append(errs, f.Safety.Validate()...)
+	if f.SCIM != nil {
+		errs = append(errs, f.SCIM.Validate()...)
+	}
 	return errs
 }
 

@@ -102,3 +102,61 @@ base_dn = "ou=groups,dc=example,dc=com"
 		t.Fatalf("env password: %v", err)
 	}
 }
+
+// exampleWithSCIM returns config.toml.example with its [scim] block enabled (the lines that
+// start with a single "#" uncommented), the token file pointing at tokenFile.
+func exampleWithSCIM(t *testing.T, tokenFile string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line == "#[scim]" {
+			in = true
+		}
+		if in && strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "##") {
+			line = line[1:]
+		}
+		out = append(out, strings.ReplaceAll(line, "/etc/ldapscim/entra.token", tokenFile))
+	}
+	if !in {
+		t.Fatal("config.toml.example has no #[scim] block")
+	}
+	return []byte(strings.Join(out, "\n"))
+}
+
+func TestExampleSCIMValidates(t *testing.T) {
+	tokFile := filepath.Join(t.TempDir(), "entra.token")
+	os.WriteFile(tokFile, []byte("raw-token-value-42\n"), 0o600)
+	cfg, err := Parse(exampleWithSCIM(t, tokFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SCIM == nil || cfg.SCIM.Listen != "127.0.0.1:8080" || cfg.SCIM.MaxResults != 1000 || len(cfg.SCIM.Tokens) != 2 {
+		t.Fatalf("scim section %+v", cfg.SCIM)
+	}
+	// check-config prints token hashes and file names, never a token file's contents.
+	var b bytes.Buffer
+	if err := cfg.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "raw-token-value-42") {
+		t.Errorf("the token from token_file is printed:\n%s", b.String())
+	}
+	if !strings.Contains(b.String(), "[scim]") || !strings.Contains(b.String(), tokFile) {
+		t.Errorf("the [scim] section is not printed:\n%s", b.String())
+	}
+}
+
+func TestNoSCIMSectionDisablesAPI(t *testing.T) {
+	cfg, err := Load("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SCIM != nil {
+		t.Fatalf("SCIM enabled without a [scim] section: %+v", cfg.SCIM)
+	}
+}
