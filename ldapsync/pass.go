@@ -30,21 +30,34 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	byDN    map[string]cache.Ref // normalized DN → entries read in this pass
-	byUID   map[string]cache.Ref // case-folded uid → users read in this pass (posixGroup memberUid)
-	seen    map[string]struct{}  // ids read in this pass
-	batch   []*scim.Resource
-	pending []pendingResource            // entries waiting for references to entries read later
-	deact   []*scim.Resource             // users this pass would deactivate; applied or held at the end
-	deletes map[string]scim.ResourceType // ids this pass would delete
-	maxMod  string                       // highest modifyTimestamp seen
-	apply   *applier                     // background cache writer, started on the first flush
-	wire    *ldapwire.Conn               // bulk-read connection, dialed on first use
+	byDN          map[string]cache.Ref // normalized DN → entries read in this pass
+	byUID         map[string]cache.Ref // case-folded uid → users read in this pass (posixGroup memberUid)
+	seen          map[string]struct{}  // ids read in this pass
+	batch         []*scim.Resource
+	pending       []pendingResource            // entries waiting for references to entries read later
+	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
+	deletes       map[string]scim.ResourceType // ids this pass would delete
+	maxMod        string                       // highest modifyTimestamp seen
+	tentative     map[string]string            // DN key → id the cache gave before the read confirmed it
+	usedTentative bool                         // the resource being resolved used a tentative reference
+	recheck       []recheck                    // resources that used tentative references
+	apply         *applier                     // background cache writer, started on the first flush
+	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
 }
 
+// recheck names a resource resolved with tentative references, and its references.
+type recheck struct {
+	id  string
+	typ scim.ResourceType
+	rf  refs
+}
+
+// pendingResource is a resource waiting for its references, kept encoded: on a first sync about
+// half the users name a manager that is read later, and a decoded resource is several times
+// larger than its JSON.
 type pendingResource struct {
-	r  *scim.Resource
-	rf refs
+	raw []byte
+	rf  refs
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -55,11 +68,12 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	id := kind + "-" + time.Now().UTC().Format("20060102T150405.000Z")
 	return &pass{
 		s: s, conn: conn, full: full, id: id,
-		sum:     Summary{Pass: id, Full: full},
-		byDN:    map[string]cache.Ref{},
-		byUID:   map[string]cache.Ref{},
-		seen:    map[string]struct{}{},
-		deletes: map[string]scim.ResourceType{},
+		sum:       Summary{Pass: id, Full: full},
+		byDN:      map[string]cache.Ref{},
+		byUID:     map[string]cache.Ref{},
+		seen:      map[string]struct{}{},
+		deletes:   map[string]scim.ResourceType{},
+		tentative: map[string]string{},
 	}
 }
 
@@ -154,12 +168,20 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		}
 	}
 	if !rf.empty() {
+		p.usedTentative = false
 		ok, err := p.resolve(ctx, r, rf, !p.full)
+		if ok && p.usedTentative {
+			p.recheck = append(p.recheck, recheck{id: id, typ: typ, rf: rf})
+		}
 		if err != nil {
 			return err
 		}
 		if !ok {
-			p.pending = append(p.pending, pendingResource{r, rf})
+			raw, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			p.pending = append(p.pending, pendingResource{raw, rf})
 			return nil
 		}
 	}
@@ -219,16 +241,72 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	return true, nil
 }
 
-// lookupDN finds the entry a DN names: first among entries read in this pass, then — in a delta
-// pass, or a full pass whose read was partial — in the cache.
+// lookupDN finds the entry a DN names: first among entries read in this pass, then in the cache.
+// In a full pass the cache's answer is tentative until the read is over (the entry may have gone,
+// or its DN may now name another entry): it is recorded and checked by verifyTentative. A full
+// pass whose read was complete does not ask the cache at the end: a DN it did not read names no
+// entry.
 func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, bool, error) {
-	if ref, ok := p.byDN[dn.Normalize(d)]; ok {
+	key := dn.Normalize(d)
+	if ref, ok := p.byDN[key]; ok {
 		return ref, true, nil
 	}
-	if p.full && (!final || p.sum.Partial == "") {
+	if p.full && final && p.sum.Partial == "" {
 		return cache.Ref{}, false, nil
 	}
-	return p.s.store.ResolveDN(ctx, d)
+	ref, ok, err := p.s.store.ResolveDN(ctx, d)
+	if err != nil || !ok || !p.full || final {
+		return ref, ok, err
+	}
+	p.tentative[key] = ref.ID
+	p.usedTentative = true
+	return ref, true, nil
+}
+
+// verifyTentative re-resolves, once the read is complete, every resource that used a cached
+// reference the read did not confirm, and queues those whose references changed.
+func (p *pass) verifyTentative(ctx context.Context) error {
+	var stale []recheck
+	for _, rc := range p.recheck {
+		keys := append([]string{rc.rf.manager}, rc.rf.memberDNs...)
+		for _, d := range keys {
+			if d == "" {
+				continue
+			}
+			k := dn.Normalize(d)
+			if id, ok := p.tentative[k]; ok && p.byDN[k].ID != id {
+				stale = append(stale, rc)
+				break
+			}
+		}
+	}
+	p.recheck, p.tentative = nil, nil
+	if len(stale) == 0 {
+		return nil
+	}
+	// The resources may still be in flight: write everything, then read them back.
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	if err := p.drain(); err != nil {
+		return err
+	}
+	for _, rc := range stale {
+		r, err := p.s.store.Get(ctx, rc.typ, rc.id)
+		if err != nil {
+			return err
+		}
+		if ext, ok := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any); ok {
+			delete(ext, "manager")
+		}
+		if _, err := p.resolve(ctx, r, rc.rf, true); err != nil {
+			return err
+		}
+		if err := p.queue(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref, bool, error) {
@@ -347,11 +425,16 @@ func (a *applier) wait() (cache.Result, error) {
 func (p *pass) resolvePending(ctx context.Context) error {
 	pending := p.pending
 	p.pending = nil
-	for _, pr := range pending {
-		if _, err := p.resolve(ctx, pr.r, pr.rf, true); err != nil {
+	for i, pr := range pending {
+		pending[i].raw = nil
+		r := &scim.Resource{}
+		if err := json.Unmarshal(pr.raw, r); err != nil {
 			return err
 		}
-		if err := p.queue(ctx, pr.r); err != nil {
+		if _, err := p.resolve(ctx, r, pr.rf, true); err != nil {
+			return err
+		}
+		if err := p.queue(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -524,6 +607,11 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 	}
 	if err := p.resolvePending(ctx); err != nil {
 		return err
+	}
+	if p.sum.Partial == "" {
+		if err := p.verifyTentative(ctx); err != nil {
+			return err
+		}
 	}
 	if p.sum.Partial != "" {
 		// Keep what was read, delete nothing, keep the old watermark (invariant 4).
