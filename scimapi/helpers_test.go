@@ -60,12 +60,12 @@ func genUser(i int) *scim.Resource {
 	return &scim.Resource{Type: scim.UserType, ID: userID(i), ExternalID: fmt.Sprintf("E%06d", i),
 		DN: fmt.Sprintf("uid=user%d,ou=people,dc=example,dc=com", i),
 		Attributes: map[string]any{
-			"userName":    fmt.Sprintf("user%d@example.com", i),
-			"displayName": fmt.Sprintf("User %d", i),
-			"name":        map[string]any{"givenName": "User", "familyName": fmt.Sprintf("N%06d", i), "formatted": fmt.Sprintf("User %d", i)},
-			"emails":      []any{map[string]any{"value": fmt.Sprintf("user%d@mail.example.com", i), "type": "work", "primary": true}},
-			"title":       fmt.Sprintf("Title %d", i%13),
-			"active":      i%50 != 49,
+			"userName":                fmt.Sprintf("user%d@example.com", i),
+			"displayName":             fmt.Sprintf("User %d", i),
+			"name":                    map[string]any{"givenName": "User", "familyName": fmt.Sprintf("N%06d", i), "formatted": fmt.Sprintf("User %d", i)},
+			"emails":                  []any{map[string]any{"value": fmt.Sprintf("user%d@mail.example.com", i), "type": "work", "primary": true}},
+			"title":                   fmt.Sprintf("Title %d", i%13),
+			"active":                  i%50 != 49,
 			scim.SchemaEnterpriseUser: ent,
 		}}
 }

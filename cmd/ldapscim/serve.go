@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scimapi"
 )
 
-// runServe syncs once, then runs the schedule until ctx is cancelled (SIGINT/SIGTERM), then
-// stops the scheduler, waits for a running pass and closes the cache.
+// runServe runs the SCIM API (when the config has a [scim] section) beside the sync schedule,
+// with a first pass right away, until ctx is cancelled (SIGINT/SIGTERM) or the API fails. Then
+// it stops the API (in-flight requests finish), cancels and waits for a running pass, stops the
+// scheduler and closes the cache.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, _, err := flags("serve", args, stderr, nil)
 	if err != nil {
@@ -29,17 +33,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	var api *scimapi.Server
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	apiErr := make(chan error, 1)
+	if cfg.SCIM != nil {
+		api = scimapi.New(*cfg.SCIM, st, log)
+		ln, err := api.Listen()
+		if err != nil {
+			return err
+		}
+		go func() { apiErr <- api.Serve(ctx, ln); cancel() }()
+	} else {
+		log.Info("SCIM API off: the config has no [scim] section")
+		close(apiErr)
+	}
 	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, log)
 	if err != nil {
+		cancel()
+		<-apiErr
 		return err
 	}
 	log.Info("serving", "delta", cfg.Schedule.Delta, "full", cfg.Schedule.Full, "cache", cfg.Cache.Dir)
 	sch.Start()
 	// A first pass right away, so a fresh cache does not wait for the first tick. Its failure is
 	// logged by the Syncer; the schedule retries.
-	_, _ = s.SyncOnce(ctx)
+	var first sync.WaitGroup
+	first.Go(func() { _, _ = s.SyncOnce(ctx) })
 	<-ctx.Done()
 	log.Info("shutting down")
+	err = <-apiErr // Serve returns once in-flight requests are done
+	first.Wait()
 	sch.Stop()
-	return nil
+	return err
 }

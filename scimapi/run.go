@@ -1,0 +1,69 @@
+package scimapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// ShutdownTimeout is how long Serve lets in-flight requests finish after ctx is cancelled.
+const ShutdownTimeout = 10 * time.Second
+
+// Listen opens the configured listen address, so that "address in use" is reported before
+// anything else starts.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("scim api: listen on %s: %w", s.cfg.Listen, err)
+	}
+	return ln, nil
+}
+
+// Serve serves the API on ln (HTTPS when [scim] tls_cert_file/tls_key_file are set) until ctx
+// is cancelled, then shuts down gracefully: no new connections, in-flight requests get up to
+// ShutdownTimeout. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      5 * time.Minute, // a 1000-resource page over a slow link
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    max(1<<20, 2*s.cfg.MaxURLBytes),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.cfg.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("scim api: loading TLS certificate: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("SCIM API listening", "addr", ln.Addr().String(), "base_url", s.base, "tls", s.cfg.TLSCertFile != "")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("scim api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("scim api: shutdown: %w", err)
+	}
+	s.log.Info("SCIM API stopped")
+	return nil
+}
