@@ -19,7 +19,7 @@ test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 bench: deps build ## measure speed and memory against real servers; prints tables
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
 	$(GO) run ./tools/bench
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
