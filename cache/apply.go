@@ -21,6 +21,10 @@ type Batch struct {
 	// Holds, if non-nil, replaces the whole held-deletion set in the same transaction as the
 	// last chunk.
 	Holds *[]Hold
+	// SourceHashes, optional, maps an upserted id to a digest of the directory entry it came
+	// from. It is stored with the resource (also when the content is unchanged) and read back
+	// with ForEachSourceHash, so a sync source can skip entries that did not change.
+	SourceHashes map[string][]byte
 }
 
 // Result counts what an Apply or ApproveHolds did.
@@ -169,6 +173,11 @@ func (w *writer) applyChunk(b *Batch, c chunk) error {
 		if err := w.upsert(e); err != nil {
 			return fmt.Errorf("%s %s: %w", e.res.Type, e.res.ID, err)
 		}
+		if h, ok := b.SourceHashes[e.res.ID]; ok {
+			if err := w.set(sourceKey(e.res.ID), h); err != nil {
+				return err
+			}
+		}
 	}
 	for _, id := range c.deletes {
 		if err := w.remove(id); err != nil {
@@ -284,7 +293,7 @@ func (w *writer) remove(id string) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id)} {
+	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id), sourceKey(id)} {
 		if err := w.del(k); err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ package cache
 //	'a' id NUL seq                  JSON AuditRecord
 //	'w' source                      watermark bytes of a sync source
 //	'h' id                          JSON Hold
+//	's' id                          source hash: an opaque digest of the directory entry the
+//	                                resource came from, set by the sync source (Batch.SourceHashes)
 
 import (
 	"encoding/binary"
@@ -44,6 +46,7 @@ const (
 	kindAudit     = 'a'
 	kindWatermark = 'w'
 	kindHold      = 'h'
+	kindSource    = 's'
 )
 
 var (
@@ -98,6 +101,8 @@ func dnKey(normalized string) []byte { return key(kindDN, normalized) }
 func watermarkKey(source string) []byte { return key(kindWatermark, source) }
 
 func holdKey(id string) []byte { return key(kindHold, id) }
+
+func sourceKey(id string) []byte { return key(kindSource, id) }
 
 // indexPrefix is the prefix of every key of index byte ib with value v.
 func indexPrefix(ib byte, v string) []byte {

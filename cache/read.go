@@ -328,3 +328,19 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	})
 	return st, err
 }
+
+// ForEachSourceHash calls fn with every stored source hash (see Batch.SourceHashes), in id
+// order. h is only valid during the call. Errors: ErrClosed, fn's error. Safe for concurrent use.
+func (s *Store) ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error {
+	prefix := []byte{kindSource}
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, nil, false, func(k []byte, item *badger.Item) error {
+			return item.Value(func(v []byte) error {
+				if err := fn(string(k[len(prefix):]), v); err != nil {
+					return callbackError{err}
+				}
+				return nil
+			})
+		})
+	})
+}

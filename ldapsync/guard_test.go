@@ -167,6 +167,10 @@ pwdAccountLockedTime: 000001010000Z
 	if !ann.Active() || ann.String("title") != "Locked Engineer" {
 		t.Fatalf("held deactivation: active=%v title=%q; want still active with the other change applied", ann.Active(), ann.String("title"))
 	}
+	// A full pass sees the same deactivations and keeps holding them.
+	if sum := e.sync(true); sum.Held != 2 || !e.user("ann").Active() {
+		t.Fatalf("full pass after held deactivations: %+v, ann active %v", sum, e.user("ann").Active())
+	}
 	res, err := ldapsync.ApproveHolds(context.Background(), e.store, []string{ann.ID})
 	if err != nil || res.Deactivated != 1 {
 		t.Fatalf("approve one: %+v, %v", res, err)

@@ -38,26 +38,31 @@ type pass struct {
 	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes       map[string]scim.ResourceType // ids this pass would delete
 	maxMod        string                       // highest modifyTimestamp seen
-	tentative     map[string]string            // DN key → id the cache gave before the read confirmed it
+	tentative     map[string]cache.Ref         // DN key → what the cache gave before the read confirmed it
 	usedTentative bool                         // the resource being resolved used a tentative reference
 	recheck       []recheck                    // resources that used tentative references
+	src           map[string]srcRecord         // stored source records of users (full passes)
+	mgrChecks     []mgrCheck                   // skipped users whose manager is confirmed after the read
+	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
 	apply         *applier                     // background cache writer, started on the first flush
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
 }
 
 // recheck names a resource resolved with tentative references, and its references.
 type recheck struct {
-	id  string
-	typ scim.ResourceType
-	rf  refs
+	id     string
+	typ    scim.ResourceType
+	rf     refs
+	digest [16]byte
 }
 
 // pendingResource is a resource waiting for its references, kept encoded: on a first sync about
 // half the users name a manager that is read later, and a decoded resource is several times
 // larger than its JSON.
 type pendingResource struct {
-	raw []byte
-	rf  refs
+	raw    []byte
+	rf     refs
+	digest [16]byte
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -73,7 +78,8 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		byUID:     map[string]cache.Ref{},
 		seen:      map[string]struct{}{},
 		deletes:   map[string]scim.ResourceType{},
-		tentative: map[string]string{},
+		tentative: map[string]cache.Ref{},
+		batchSrc:  map[string][]byte{},
 	}
 }
 
@@ -106,15 +112,8 @@ func guidString(g []byte) string {
 }
 
 // userAttrs and groupAttrs are the LDAP attributes a pass asks for.
-func (s *Syncer) userAttrs() []string {
-	return dedupFold(append([]string{"entryUUID", "objectGUID", "modifyTimestamp", "uid"}, s.users.ldapAttributes()...))
-}
-
-func (s *Syncer) groupAttrs() []string {
-	a := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, s.groups.ldapAttributes()...)
-	a = append(a, s.cfg.Groups.MemberAttributes...)
-	return dedupFold(append(a, s.cfg.Groups.MemberUIDAttributes...))
-}
+func (s *Syncer) userAttrs() []string  { return s.uattrs }
+func (s *Syncer) groupAttrs() []string { return s.gattrs }
 
 func dedupFold(in []string) []string {
 	var out []string
@@ -141,6 +140,13 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		p.skip(entryDN, "it has no entryUUID/objectGUID")
 		return nil
 	}
+	var digest [16]byte
+	if typ == scim.UserType {
+		digest = p.digest(entryDN, e)
+		if p.src != nil && p.unchanged(id, entryDN, e, digest) {
+			return nil
+		}
+	}
 	var (
 		r   *scim.Resource
 		rf  refs
@@ -155,37 +161,48 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		p.skip(entryDN, why)
 		return nil
 	}
-	ref := cache.Ref{ID: id, Type: typ, Display: r.DisplayName()}
-	if ref.Display == "" {
-		ref.Display = r.UserName()
-	}
-	p.byDN[dn.Normalize(entryDN)] = ref
-	p.seen[id] = struct{}{}
-	delete(p.deletes, id)
-	if typ == scim.UserType {
-		for _, u := range e.Get("uid") {
-			p.byUID[strings.ToLower(str(u))] = ref
-		}
-	}
+	p.remember(cache.Ref{ID: id, Type: typ, Display: displayOf(r)}, entryDN, e)
 	if !rf.empty() {
 		p.usedTentative = false
-		ok, err := p.resolve(ctx, r, rf, !p.full)
+		ok, mgr, err := p.resolve(ctx, r, rf, !p.full)
 		if ok && p.usedTentative {
-			p.recheck = append(p.recheck, recheck{id: id, typ: typ, rf: rf})
+			p.recheck = append(p.recheck, recheck{id: id, typ: typ, rf: rf, digest: digest})
 		}
 		if err != nil {
 			return err
 		}
 		if !ok {
-			raw, err := json.Marshal(r)
+			enc, err := json.Marshal(r)
 			if err != nil {
 				return err
 			}
-			p.pending = append(p.pending, pendingResource{raw, rf})
+			p.pending = append(p.pending, pendingResource{enc, rf, digest})
 			return nil
 		}
+		p.setSource(r, digest, mgr)
+	} else {
+		p.setSource(r, digest, cache.Ref{})
 	}
 	return p.queue(ctx, r)
+}
+
+// remember records an entry read in this pass, for reference resolution and reconciliation.
+func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) {
+	p.byDN[dn.Normalize(entryDN)] = ref
+	p.seen[ref.ID] = struct{}{}
+	delete(p.deletes, ref.ID)
+	if ref.Type == scim.UserType {
+		for _, u := range e.Get("uid") {
+			p.byUID[strings.ToLower(str(u))] = ref
+		}
+	}
+}
+
+// setSource records the source record a user is to be stored with.
+func (p *pass) setSource(r *scim.Resource, digest [16]byte, mgr cache.Ref) {
+	if r.Type == scim.UserType {
+		p.batchSrc[r.ID] = encodeSrc(digest, cache.Ref{ID: mgr.ID, Display: mgr.Display})
+	}
 }
 
 func (p *pass) skip(entryDN, why string) {
@@ -196,12 +213,13 @@ func (p *pass) skip(entryDN, why string) {
 // resolve turns r's DN references into ids. Until final, a reference to an entry not read yet
 // makes it return false (the caller retries after the read); when final, references that still
 // do not resolve are dropped: a DN that names no entry is not a member or manager.
-func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final bool) (bool, error) {
+func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final bool) (ok bool, mgr cache.Ref, err error) {
 	if rf.manager != "" {
 		ref, ok, err := p.lookupDN(ctx, rf.manager, final)
 		if err != nil || (!ok && !final) {
-			return false, err
+			return false, cache.Ref{}, err
 		}
+		mgr = ref
 		if ok && ref.Type == scim.UserType && ref.ID != r.ID {
 			ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
 			if ext == nil {
@@ -212,13 +230,13 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 		}
 	}
 	if r.Type != scim.GroupType {
-		return true, nil
+		return true, mgr, nil
 	}
 	members := make(map[string]scim.Member, len(rf.memberDNs)+len(rf.memberUIDs))
 	for _, d := range rf.memberDNs {
 		ref, ok, err := p.lookupDN(ctx, d, final)
 		if err != nil || (!ok && !final) {
-			return false, err
+			return false, mgr, err
 		}
 		if ok && ref.ID != r.ID {
 			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
@@ -227,7 +245,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	for _, u := range rf.memberUIDs {
 		ref, ok, err := p.lookupUID(ctx, u, final)
 		if err != nil || (!ok && !final) {
-			return false, err
+			return false, mgr, err
 		}
 		if ok {
 			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
@@ -238,7 +256,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 		r.Members = append(r.Members, m)
 	}
 	slices.SortFunc(r.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
-	return true, nil
+	return true, mgr, nil
 }
 
 // lookupDN finds the entry a DN names: first among entries read in this pass, then in the cache.
@@ -258,7 +276,7 @@ func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, b
 	if err != nil || !ok || !p.full || final {
 		return ref, ok, err
 	}
-	p.tentative[key] = ref.ID
+	p.tentative[key] = ref
 	p.usedTentative = true
 	return ref, true, nil
 }
@@ -274,13 +292,14 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 				continue
 			}
 			k := dn.Normalize(d)
-			if id, ok := p.tentative[k]; ok && p.byDN[k].ID != id {
+			if t, ok := p.tentative[k]; ok && p.byDN[k] != t {
 				stale = append(stale, rc)
 				break
 			}
 		}
 	}
 	p.recheck, p.tentative = nil, nil
+	stale = append(stale, p.staleManagers()...)
 	if len(stale) == 0 {
 		return nil
 	}
@@ -299,9 +318,11 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 		if ext, ok := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any); ok {
 			delete(ext, "manager")
 		}
-		if _, err := p.resolve(ctx, r, rc.rf, true); err != nil {
+		_, mgr, err := p.resolve(ctx, r, rc.rf, true)
+		if err != nil {
 			return err
 		}
+		p.setSource(r, rc.digest, mgr)
 		if err := p.queue(ctx, r); err != nil {
 			return err
 		}
@@ -358,10 +379,11 @@ func (p *pass) flush(ctx context.Context) error {
 		p.s.progress("apply", p.sum.Read)
 	}
 	if p.apply == nil {
-		p.apply = startApplier(ctx, p.s.store, p.id)
+		p.apply = startApplier(ctx, p.s.store)
 	}
-	err := p.apply.send(p.batch)
+	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc})
 	p.batch = make([]*scim.Resource, 0, flushSize)
+	p.batchSrc = map[string][]byte{}
 	return err
 }
 
@@ -379,21 +401,21 @@ func (p *pass) drain() error {
 // applier writes batches to the cache in order on its own goroutine, so that reading and
 // decoding the directory overlaps with writing the cache.
 type applier struct {
-	ch   chan []*scim.Resource
+	ch   chan cache.Batch
 	done chan struct{}
 	res  cache.Result
 	err  error // set before done is closed
 }
 
-func startApplier(ctx context.Context, store Store, pass string) *applier {
-	a := &applier{ch: make(chan []*scim.Resource, 1), done: make(chan struct{})}
+func startApplier(ctx context.Context, store Store) *applier {
+	a := &applier{ch: make(chan cache.Batch, 1), done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
 		for batch := range a.ch {
 			if a.err != nil {
 				continue // keep draining so send never blocks forever
 			}
-			res, err := store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: batch})
+			res, err := store.Apply(ctx, batch)
 			a.res.Created += res.Created
 			a.res.Updated += res.Updated
 			a.res.Deactivated += res.Deactivated
@@ -405,7 +427,7 @@ func startApplier(ctx context.Context, store Store, pass string) *applier {
 	return a
 }
 
-func (a *applier) send(batch []*scim.Resource) error {
+func (a *applier) send(batch cache.Batch) error {
 	select {
 	case <-a.done:
 		return a.err
@@ -431,9 +453,11 @@ func (p *pass) resolvePending(ctx context.Context) error {
 		if err := json.Unmarshal(pr.raw, r); err != nil {
 			return err
 		}
-		if _, err := p.resolve(ctx, r, pr.rf, true); err != nil {
+		_, mgr, err := p.resolve(ctx, r, pr.rf, true)
+		if err != nil {
 			return err
 		}
+		p.setSource(r, pr.digest, mgr)
 		if err := p.queue(ctx, r); err != nil {
 			return err
 		}
@@ -491,8 +515,10 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		for _, r := range p.deact {
 			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
 				Reason: holdDeactivate + ": " + why, HeldAt: now})
-			// Apply every other change of the entry, but keep it active until approved.
+			// Apply every other change of the entry, but keep it active until approved, and do
+			// not store its source hash: the next full pass must see the deactivation again.
 			r.Attributes["active"] = true
+			delete(p.batchSrc, r.ID)
 			b.Upserts = append(b.Upserts, r)
 		}
 		p.sum.Held = n
@@ -504,6 +530,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		slices.Sort(b.Deletes)
 	}
 	b.Upserts = append(b.Upserts, p.batch...)
+	b.SourceHashes = p.batchSrc
 	p.batch = nil
 	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
 		return err
@@ -598,6 +625,9 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		wm.Mode, wm.UsersCookie, wm.GroupsCookie = TrackSyncrepl, cookie, cookie
 	}
 	p.sum.Mode = wm.Mode
+	if err := p.loadSources(ctx); err != nil {
+		return err
+	}
 	readErr := p.readAll(ctx)
 	if readErr != nil {
 		if !errors.Is(readErr, errPartial) {

@@ -279,3 +279,28 @@ changetype: delete
 		t.Fatal("ann still has a manager after bob was deleted")
 	}
 }
+
+// Full passes skip users whose entry and manager did not change (source hashes); a change of
+// the manager's display name, or of the mapping, must still reach the cache.
+func TestFullPassSkipsOnlyWhatReallyDidNotChange(t *testing.T) {
+	e := smallEnv(t, nil)
+	e.sync(true)
+	e.sl.Modify(t, `dn: uid=bob,ou=people,dc=example,dc=com
+changetype: modify
+replace: displayName
+displayName: Robert Jones
+`)
+	sum := e.sync(true)
+	m := e.user("ann").Attributes[ent].(map[string]any)["manager"].(map[string]any)
+	if m["displayName"] != "Robert Jones" {
+		t.Fatalf("ann's manager display %v after bob's rename (summary %+v)", m["displayName"], sum)
+	}
+	if sum := e.sync(true); sum.Unchanged != 7 || sum.Updated != 0 {
+		t.Fatalf("idle full pass: %+v", sum)
+	}
+	e.cfg.Users.Mapping = map[string]string{"title": "departmentNumber"}
+	e.rebuild()
+	if sum := e.sync(true); sum.Updated != 2 || e.user("ann").String("title") != "Engineering" {
+		t.Fatalf("mapping change: %+v, ann's title %q", sum, e.user("ann").String("title"))
+	}
+}

@@ -31,6 +31,7 @@ type Store interface {
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
+	ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error
 }
 
 // Source is the watermark key of the directory source in the cache.
@@ -75,6 +76,9 @@ type Syncer struct {
 	users    *mapping
 	groups   *mapping
 	progress Progress
+	fp       string   // fingerprint of the settings that shape resources
+	uattrs   []string // LDAP attributes read for users
+	gattrs   []string // and for groups
 
 	mu sync.Mutex // one pass at a time
 }
@@ -105,6 +109,11 @@ func New(cfg Config, safety SafetyConfig, store Store, log *slog.Logger, opts ..
 	for _, o := range opts {
 		o(s)
 	}
+	s.fp = s.computeFingerprint()
+	s.uattrs = dedupFold(append([]string{"entryUUID", "objectGUID", "modifyTimestamp", "uid"}, users.ldapAttributes()...))
+	ga := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, groups.ldapAttributes()...)
+	ga = append(ga, cfg.Groups.MemberAttributes...)
+	s.gattrs = dedupFold(append(ga, cfg.Groups.MemberUIDAttributes...))
 	return s, nil
 }
 
@@ -118,7 +127,9 @@ type watermark struct {
 	LastFull     time.Time `json:"lastFull"`
 }
 
-func (s *Syncer) fingerprint() string {
+func (s *Syncer) fingerprint() string { return s.fp }
+
+func (s *Syncer) computeFingerprint() string {
 	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups})
 	return fmt.Sprintf("%x", hash(b))
 }
