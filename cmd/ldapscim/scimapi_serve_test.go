@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +48,7 @@ token_file = %q
 name = "hash"
 token_sha256 = %q
 `, addr, addr, tokFile, hex.EncodeToString(sum[:])))
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd := command(context.Background(), "serve", "--config", cfg)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -82,13 +84,13 @@ token_sha256 = %q
 	if status, _ := get("wrong"); status != 401 {
 		t.Errorf("wrong token: %d", status)
 	}
-	if bytes.Contains(stderr.Bytes(), []byte("serve-test-token")) {
-		t.Errorf("the token is logged:\n%s", stderr.String())
-	}
 	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("serve exited with %v after SIGTERM; stderr:\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "serve-test-token") {
+		t.Errorf("the token is logged:\n%s", stderr.String())
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("shutdown took %v", d)
@@ -96,4 +98,22 @@ token_sha256 = %q
 	if status, _ := get("serve-test-token"); status != 0 {
 		t.Errorf("the API still answers after shutdown")
 	}
+}
+
+// lockedBuffer is a bytes.Buffer the child process's copier and the test can share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
