@@ -18,9 +18,9 @@ deps: ## install the real servers tests and the demo use (slapd), without starti
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-bench: deps build ## measure speed and memory against real servers; prints tables
+bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
-	$(GO) run ./tools/bench
+	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/
