@@ -48,7 +48,7 @@ func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []cache.Ref
 	if r.Type == scim.UserType {
 		if sl := p.want(scim.SchemaUser, groupsAttr); sl.ok && len(groups) > 0 {
 			buf = append(buf, `,"groups":`...)
-			buf = s.appendRefs(buf, groups, sl, true)
+			buf = s.appendRefs(buf, groups, sl)
 		}
 	}
 	if r.Type == scim.GroupType {
@@ -166,7 +166,7 @@ func (s *Server) appendManager(buf []byte, m map[string]any, a *scim.Attribute, 
 }
 
 // appendRefs renders a user's groups: value, display, $ref, type "direct".
-func (s *Server) appendRefs(buf []byte, refs []cache.Ref, sl sel, direct bool) []byte {
+func (s *Server) appendRefs(buf []byte, refs []cache.Ref, sl sel) []byte {
 	buf = append(buf, '[')
 	for i, g := range refs {
 		if i > 0 {
