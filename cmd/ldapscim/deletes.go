@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 )
 
@@ -29,12 +28,7 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if verb == "approve" && all == (len(ids) > 0) {
 		return usageError{"deletes approve: give either --all or the ids to approve"}
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, stderr)
-	st, err := openCache(cfg, log)
+	_, _, st, err := setup(path, stderr)
 	if err != nil {
 		return err
 	}

@@ -90,6 +90,21 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// setup loads the config at path, builds the logger and opens the cache: the start of every
+// subcommand that works on the cache. The caller closes the store.
+func setup(path string, stderr io.Writer) (*config.File, *slog.Logger, *cache.Store, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log := newLogger(cfg.Log, stderr)
+	st, err := openCache(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, log, st, nil
+}
+
 // openCache opens the cache, explaining the usual reason it fails: another process has it.
 func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
 	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Logger: log})

@@ -5,7 +5,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
@@ -19,12 +18,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, stderr)
-	st, err := openCache(cfg, log)
+	cfg, log, st, err := setup(path, stderr)
 	if err != nil {
 		return err
 	}

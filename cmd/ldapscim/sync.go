@@ -11,7 +11,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -24,12 +23,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	log := newLogger(cfg.Log, stderr)
-	st, err := openCache(cfg, log)
+	cfg, log, st, err := setup(path, stderr)
 	if err != nil {
 		return err
 	}
