@@ -5,8 +5,10 @@
 #
 # Components:
 #   ldap      Debian slapd + ldap-utils, installed WITHOUT configuring or starting a system slapd
-#   samba     (reserved) Samba AD DC packages, see /work/shared/ref/directories.md
-#   scimmy    (reserved) node + npm scimmy, scimmy-routers, express
+#   samba     Samba AD DC (samba, samba-ad-provision, samba-dsdb-modules, samba-vfs-modules, ldb-tools,
+#             ldap-utils), installed WITHOUT starting the system smbd/nmbd/samba-ad-dc services
+#   scimmy    npm scimmy 1.3.5, scimmy-routers 1.3.2, express 4 into .cache/scimmy (the SCIM push
+#             target of the tests; needs node + npm, installed from Debian when missing)
 #   chromium  (reserved) headless browser for UI tests
 #
 # Idempotent and fast: when everything is present it only runs `command -v` checks and exits 0.
@@ -49,8 +51,38 @@ install_ldap() {
 	for p in "${pkgs[@]}"; do echo "install-deps: installed $p"; done
 }
 
-install_samba()    { echo "install-deps: samba: not implemented yet" >&2; return 1; }
-install_scimmy()   { echo "install-deps: scimmy: not implemented yet" >&2; return 1; }
+install_samba() {
+	local pkgs=()
+	{ have samba && have samba-tool; } || pkgs+=(samba)
+	[ -d /usr/share/samba/setup ] || pkgs+=(samba-ad-provision)
+	# dsdb modules and acl_xattr.so: without them provisioning fails.
+	dpkg -s samba-dsdb-modules >/dev/null 2>&1 || pkgs+=(samba-dsdb-modules)
+	dpkg -s samba-vfs-modules >/dev/null 2>&1 || pkgs+=(samba-vfs-modules)
+	have ldbadd || pkgs+=(ldb-tools)
+	have ldapsearch || pkgs+=(ldap-utils)
+	have unshare || pkgs+=(util-linux)
+	have ip || pkgs+=(iproute2)
+	[ "${#pkgs[@]}" -eq 0 ] && return 0
+	apt_install "${pkgs[@]}"
+	for p in "${pkgs[@]}"; do echo "install-deps: installed $p"; done
+}
+
+# SCIMMY_DIR is where `scimmy` installs its npm packages; internal/testenv looks there.
+SCIMMY_DIR="$(cd "$(dirname "$0")/.." && pwd)/.cache/scimmy"
+
+install_scimmy() {
+	local want=(scimmy@1.3.5 scimmy-routers@1.3.2 express@4) ok=1
+	{ have node && have npm; } || { apt_install nodejs npm && echo "install-deps: installed nodejs npm"; }
+	[ "$(node -p 'require(process.argv[1]).version' "$SCIMMY_DIR/node_modules/scimmy/package.json" 2>/dev/null)" = 1.3.5 ] || ok=0
+	[ "$(node -p 'require(process.argv[1]).version' "$SCIMMY_DIR/node_modules/scimmy-routers/package.json" 2>/dev/null)" = 1.3.2 ] || ok=0
+	[ -f "$SCIMMY_DIR/node_modules/express/package.json" ] || ok=0
+	[ "$ok" = 1 ] && return 0
+	mkdir -p "$SCIMMY_DIR"
+	[ -f "$SCIMMY_DIR/package.json" ] || echo '{"name":"ldapscim-scimmy-target","private":true}' >"$SCIMMY_DIR/package.json"
+	npm install --prefix "$SCIMMY_DIR" --no-audit --no-fund --silent "${want[@]}" >/dev/null
+	echo "install-deps: installed ${want[*]} into $SCIMMY_DIR"
+}
+
 install_chromium() { echo "install-deps: chromium: not implemented yet" >&2; return 1; }
 
 main() {
