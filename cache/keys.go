@@ -26,6 +26,13 @@ package cache
 //	'h' id                          JSON Hold
 //	's' id                          source hash: an opaque digest of the directory entry the
 //	                                resource came from, set by the sync source (Batch.SourceHashes)
+//	'p' sub target NUL ...          push state per target or webhook (cache/push*.go), sub is:
+//	    'c'                         cursor: 8-byte BE journal seq delivered up to
+//	    'i' id                      JSON PushState: target id, hash and document last sent
+//	    'l' id                      JSON DeadLetter of id
+//	    'e' nanos id                empty; a deletion due at nanos (deactivate_then_delete)
+//	    's' groupID                 JSON []string: members of a scope source group last seen
+//	'q' id NUL target NUL nanos seq JSON PushAudit: one push attempt (8-byte BE nanos, 8-byte seq)
 
 import (
 	"encoding/binary"
@@ -47,6 +54,8 @@ const (
 	kindWatermark = 'w'
 	kindHold      = 'h'
 	kindSource    = 's'
+	kindPush      = 'p'
+	kindPushAudit = 'q'
 )
 
 var (
