@@ -402,4 +402,3 @@ func tail(b []byte, lines int) string {
 	}
 	return strings.Join(ls, "\n")
 }
-
