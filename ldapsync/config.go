@@ -23,6 +23,8 @@ const (
 	TrackAuto            = "auto"            // syncrepl when the server offers it, else modifytimestamp
 	TrackSyncrepl        = "syncrepl"        // RFC 4533 refreshOnly with a stored cookie
 	TrackModifyTimestamp = "modifytimestamp" // (modifyTimestamp>=max seen - overlap); deletions from full passes
+	TrackUSN             = "usn"             // Active Directory: uSNChanged above the DC's last highestCommittedUSN, tombstones
+	TrackDirSync         = "dirsync"         // Active Directory: the DirSync control with a stored cookie
 )
 
 // Config is the [ldap] section: where the directory is and how to read it.
@@ -39,8 +41,15 @@ type Config struct {
 	Timeout            confval.Duration `toml:"timeout"`
 	ChangeTracking     string           `toml:"change_tracking"`
 	Overlap            confval.Duration `toml:"overlap"`
-	Users              UsersConfig      `toml:"users"`
-	Groups             GroupsConfig     `toml:"groups"`
+	// RangeStep is how many values of a multi-valued attribute (member) an Active Directory
+	// read asks for at a time ("member;range=0-1499"); 0 asks for the whole attribute and
+	// follows only the ranges the server imposes. Samba ranges only when asked.
+	RangeStep int `toml:"range_step"`
+	// ExpiredAccountsInactive makes an Active Directory user whose accountExpires has passed
+	// inactive, like a disabled one.
+	ExpiredAccountsInactive bool         `toml:"expired_accounts_inactive"`
+	Users                   UsersConfig  `toml:"users"`
+	Groups                  GroupsConfig `toml:"groups"`
 }
 
 // UsersConfig is [ldap.users].
@@ -84,6 +93,7 @@ func DefaultConfig() Config {
 		Timeout:        confval.Duration(30e9),
 		ChangeTracking: TrackAuto,
 		Overlap:        confval.Duration(60e9),
+		RangeStep:      1500,
 		Users:          UsersConfig{Filter: "(objectClass=inetOrgPerson)"},
 		Groups: GroupsConfig{
 			Filter:              "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))",
@@ -155,10 +165,16 @@ func (c *Config) Validate() []error {
 	if c.Overlap.D() < 0 {
 		add("overlap", "must not be negative")
 	}
-	switch c.ChangeTracking {
-	case TrackAuto, TrackSyncrepl, TrackModifyTimestamp:
-	default:
+	switch {
+	case c.Dialect == DialectActiveDirectory:
+		if c.ChangeTracking != TrackAuto && c.ChangeTracking != TrackUSN && c.ChangeTracking != TrackDirSync {
+			add("change_tracking", "%q is not one of auto, usn, dirsync (dialect activedirectory)", c.ChangeTracking)
+		}
+	case c.ChangeTracking != TrackAuto && c.ChangeTracking != TrackSyncrepl && c.ChangeTracking != TrackModifyTimestamp:
 		add("change_tracking", "%q is not one of auto, syncrepl, modifytimestamp", c.ChangeTracking)
+	}
+	if c.RangeStep < 0 || c.RangeStep > 1000000 {
+		add("range_step", "%d is out of range (0..1000000; 0: only the ranges the server imposes)", c.RangeStep)
 	}
 	errs = append(errs, validateSearch("users", c.Users.BaseDN, c.Users.Filter)...)
 	errs = append(errs, validateSearch("groups", c.Groups.BaseDN, c.Groups.Filter)...)

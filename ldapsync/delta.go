@@ -77,6 +77,9 @@ func containsFold(list []string, s string) bool {
 
 // delta runs a delta pass from the stored watermark.
 func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
+	if p.s.cfg.Dialect == DialectActiveDirectory {
+		return p.adDelta(ctx, prev)
+	}
 	wm := *prev
 	p.sum.Mode = prev.Mode
 	var err error

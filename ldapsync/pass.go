@@ -44,7 +44,10 @@ type pass struct {
 	src           map[string]srcRecord         // stored source records of users (full passes)
 	mgrChecks     []mgrCheck                   // skipped users whose manager is confirmed after the read
 	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
+	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
+	vgOut         map[string][]string          // virtual group id → users this pass found not matching
 	apply         *applier                     // background cache writer, started on the first flush
+	now           time.Time                    // the pass's start, for accountExpires
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
 }
 
@@ -71,16 +74,23 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		kind = "full"
 	}
 	id := kind + "-" + time.Now().UTC().Format("20060102T150405.000Z")
-	return &pass{
-		s: s, conn: conn, full: full, id: id,
+	p := &pass{
+		s: s, conn: conn, full: full, id: id, now: time.Now(),
 		sum:       Summary{Pass: id, Full: full},
 		byDN:      map[string]cache.Ref{},
 		byUID:     map[string]cache.Ref{},
 		seen:      map[string]struct{}{},
 		deletes:   map[string]scim.ResourceType{},
+		vgIn:      map[string][]scim.Member{},
+		vgOut:     map[string][]string{},
 		tentative: map[string]cache.Ref{},
 		batchSrc:  map[string][]byte{},
 	}
+	// Virtual groups come from rules, not the directory: never reconcile them away.
+	for _, id := range s.rules.virtualIDs() {
+		p.seen[id] = struct{}{}
+	}
+	return p
 }
 
 func hash(b []byte) []byte {
@@ -140,9 +150,18 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		p.skip(entryDN, "it has no entryUUID/objectGUID")
 		return nil
 	}
+	if p.s.cfg.Dialect == DialectActiveDirectory {
+		var err error
+		if e, err = p.adRanges(ctx, entryDN, e); err != nil {
+			return err
+		}
+	}
 	var digest [16]byte
 	if typ == scim.UserType {
 		digest = p.digest(entryDN, e)
+		if p.s.cfg.ExpiredAccountsInactive {
+			digest = adExpiryDigest(digest, e, p.now)
+		}
 		if p.src != nil && p.unchanged(id, entryDN, e, digest) {
 			return nil
 		}
@@ -154,6 +173,9 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	)
 	if typ == scim.UserType {
 		r, rf, why = p.s.normalizeUser(id, entryDN, e)
+		if r != nil && p.s.cfg.ExpiredAccountsInactive && adExpired(e, p.now) {
+			r.Attributes["active"] = false
+		}
 	} else {
 		r, rf, why = p.s.normalizeGroup(id, entryDN, e)
 	}
@@ -354,6 +376,7 @@ func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref
 // directory now shows inactive is set aside: deactivations count against the deletion
 // threshold (DESIGN invariant 5) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
+	p.evalRules(r)
 	if r.Type == scim.UserType && !r.Active() {
 		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
 		switch {
@@ -531,6 +554,11 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	b.Upserts = append(b.Upserts, p.batch...)
 	b.SourceHashes = p.batchSrc
+	vgs, err := p.virtualGroups(ctx)
+	if err != nil {
+		return err
+	}
+	b.Upserts = append(b.Upserts, vgs...)
 	p.batch = nil
 	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
 		return err
@@ -624,6 +652,11 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 	if cookie != nil {
 		wm.Mode, wm.UsersCookie, wm.GroupsCookie = TrackSyncrepl, cookie, cookie
 	}
+	if p.s.cfg.Dialect == DialectActiveDirectory {
+		if err := p.adStart(ctx, wm); err != nil {
+			return err
+		}
+	}
 	p.sum.Mode = wm.Mode
 	if err := p.loadSources(ctx); err != nil {
 		return err
@@ -689,7 +722,7 @@ func (p *pass) readType(ctx context.Context, typ scim.ResourceType, base, filter
 	var err error
 	if p.s.cfg.BindDN == "" && strings.HasPrefix(p.s.cfg.URL, "ldapi:") {
 		// SASL EXTERNAL needs go-ldap; ldapwire only does simple binds.
-		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, p.s.searchControls())
 		err = p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
 			return p.read(ctx, typ, e.DN, ldapEntry{e})
 		})
@@ -724,6 +757,7 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 	}
 	res, err := p.wire.Search(ctx, ldapwire.SearchRequest{
 		BaseDN: base, Scope: ldap.ScopeWholeSubtree, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
+		Controls: p.s.searchControls(),
 	}, func(e *ldapwire.Entry) error {
 		return p.read(ctx, typ, string(e.DN), e)
 	})

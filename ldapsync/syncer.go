@@ -76,15 +76,21 @@ type Syncer struct {
 	users    *mapping
 	groups   *mapping
 	progress Progress
+	rules    *Rules
 	fp       string   // fingerprint of the settings that shape resources
 	uattrs   []string // LDAP attributes read for users
 	gattrs   []string // and for groups
+	// rangeFault, set by tests, fails the range-retrieval request for (dn, low) when it returns an error.
+	rangeFault func(dn string, low int) error
 
 	mu sync.Mutex // one pass at a time
 }
 
 // Option configures a Syncer.
 type Option func(*Syncer)
+
+// WithRules sets the compiled [[rules]] (role mapping and virtual groups).
+func WithRules(rs *Rules) Option { return func(s *Syncer) { s.rules = rs } }
 
 // WithProgress sets a progress callback.
 func WithProgress(p Progress) Option { return func(s *Syncer) { s.progress = p } }
@@ -114,6 +120,9 @@ func New(cfg Config, safety SafetyConfig, store Store, log *slog.Logger, opts ..
 	ga := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, groups.ldapAttributes()...)
 	ga = append(ga, cfg.Groups.MemberAttributes...)
 	s.gattrs = dedupFold(append(ga, cfg.Groups.MemberUIDAttributes...))
+	if cfg.Dialect == DialectActiveDirectory {
+		s.adAttributes()
+	}
 	return s, nil
 }
 
@@ -125,12 +134,13 @@ type watermark struct {
 	GroupsCookie []byte    `json:"groupsCookie,omitempty"`
 	MaxModify    string    `json:"maxModify,omitempty"` // highest modifyTimestamp the server showed us
 	LastFull     time.Time `json:"lastFull"`
+	AD           *adMark   `json:"ad,omitempty"` // Active Directory: the DC and its USN or DirSync cookie
 }
 
 func (s *Syncer) fingerprint() string { return s.fp }
 
 func (s *Syncer) computeFingerprint() string {
-	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups})
+	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.fingerprint()})
 	return fmt.Sprintf("%x", hash(b))
 }
 
@@ -188,7 +198,7 @@ func (s *Syncer) run(ctx context.Context, full bool) (Summary, error) {
 	} else {
 		err = p.runDelta(ctx, wm)
 		if errors.Is(err, errRefreshRequired) {
-			s.log.Info("the server asked for a full reload; running a full pass")
+			s.log.Info("running a full pass instead of a delta pass", "why", err.Error())
 			p.close()
 			p = s.newPass(conn, true)
 			err = p.runFull(ctx, wm)

@@ -1,0 +1,111 @@
+package ldapsync_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+func rolesOf(r *scim.Resource) []string {
+	var out []string
+	list, _ := r.Attributes["roles"].([]any)
+	for _, v := range list {
+		out = append(out, v.(map[string]any)["value"].(string))
+	}
+	return out
+}
+
+// Rules map HR attributes to roles and virtual groups, and keep them current as people change.
+func TestRulesGiveRolesAndVirtualGroups(t *testing.T) {
+	rules, err := ldapsync.CompileRules([]ldapsync.RuleConfig{
+		{Name: "eng", When: `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "engineering"`,
+			Roles: []string{"engineer"}, Groups: []string{"Engineering (all)"}},
+		{Name: "eng-managers", When: `department eq "Engineering" and title co "manager"`,
+			Roles: []string{"eng-manager"}, Groups: []string{"Engineering Managers"}},
+		{Name: "has-manager", When: `manager.value pr`, Groups: []string{"Reports"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := smallEnv(t, nil)
+	e.rebuild(ldapsync.WithRules(rules))
+	e.sync(true)
+
+	ann, bob, carl := e.user("ann"), e.user("bob"), e.user("carl")
+	for _, tc := range []struct {
+		u    *scim.Resource
+		want []string
+	}{{ann, []string{"engineer"}}, {bob, []string{"engineer", "eng-manager"}}, {carl, nil}} {
+		if got := rolesOf(tc.u); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s roles %v, want %v", tc.u.UserName(), got, tc.want)
+		}
+	}
+	groups := map[string][]string{
+		"Engineering (all)":    {"User:Ann Smith", "User:Bob Jones"},
+		"Engineering Managers": {"User:Bob Jones"},
+		"Reports":              {"User:Ann Smith"},
+	}
+	for name, want := range groups {
+		g := e.group(name)
+		if g.ID != ldapsync.VirtualGroupID(name) || !reflect.DeepEqual(memberNames(g), want) {
+			t.Errorf("virtual group %q (%s): %v, want %v", name, g.ID, memberNames(g), want)
+		}
+	}
+
+	// bob moves to Sales: his roles and virtual memberships follow after a delta pass.
+	e.sl.Modify(t, `dn: uid=bob,ou=people,dc=example,dc=com
+changetype: modify
+replace: departmentNumber
+departmentNumber: Sales
+`)
+	e.sync(false)
+	if got := rolesOf(e.user("bob")); len(got) != 0 {
+		t.Errorf("bob's roles after moving to Sales: %v", got)
+	}
+	if got := memberNames(e.group("Engineering Managers")); len(got) != 0 {
+		t.Errorf("Engineering Managers after bob moved: %v", got)
+	}
+	if got := memberNames(e.group("Engineering (all)")); !reflect.DeepEqual(got, []string{"User:Ann Smith"}) {
+		t.Errorf("Engineering (all) after bob moved: %v", got)
+	}
+	// A full pass (which skips unchanged users) keeps the virtual groups as they are.
+	if sum := e.sync(true); sum.Deleted != 0 || sum.Updated != 0 {
+		t.Fatalf("idle full pass with rules: %+v", sum)
+	}
+	if got := memberNames(e.group("Reports")); !reflect.DeepEqual(got, []string{"User:Ann Smith"}) {
+		t.Errorf("Reports after an idle full pass: %v", got)
+	}
+	// A rule that is dropped takes its virtual group with it at the next full pass.
+	rules2, _ := ldapsync.CompileRules([]ldapsync.RuleConfig{{Name: "eng", When: `department eq "Engineering"`, Roles: []string{"engineer"}}})
+	e.rebuild(ldapsync.WithRules(rules2))
+	sum := e.sync(true)
+	if sum.Deleted != 3 {
+		t.Fatalf("dropping rules: %+v, want the three virtual groups deleted", sum)
+	}
+}
+
+func TestRuleConfigErrors(t *testing.T) {
+	_, err := ldapsync.CompileRules([]ldapsync.RuleConfig{
+		{Name: "a", When: `title eq`, Roles: []string{"x"}},
+		{Name: "a", When: `shoeSize gt 40`, Roles: []string{"x"}},
+		{When: `groups.display eq "x"`, Groups: []string{"y"}},
+		{Name: "c", When: `title pr`},
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`rules[0] (a).when: filter: at 8`,
+		`rules[1] (a).name: "a" is used twice`,
+		`rules[1] (a).when:`, `shoeSize`,
+		`rules[2].name: is required`, `rules cannot test "groups"`,
+		`rules[3] (c): has neither roles nor groups`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
