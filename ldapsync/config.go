@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/robfig/cron/v3"
@@ -127,6 +128,11 @@ func (c *Config) Validate() []error {
 	}
 	if c.URL == "" {
 		add("url", "is required (ldap://host:389, ldaps://host:636 or ldapi://%%2Fpath%%2Fto%%2Fsocket)")
+	} else if len(c.URL) > 8 && strings.EqualFold(c.URL[:8], "ldapi://") {
+		// net/url rejects the percent-encoded socket path in the host; the clients parse it.
+		if _, err := url.PathUnescape(c.URL[8:]); err != nil {
+			add("url", "%q: the socket path does not unescape: %v", c.URL, err)
+		}
 	} else if u, err := url.Parse(c.URL); err != nil {
 		add("url", "%q does not parse: %v", c.URL, errors.Unwrap(err))
 	} else {
