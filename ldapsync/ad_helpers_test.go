@@ -320,3 +320,5 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+func confvalSecret(s string) confval.Secret { return confval.NewSecret(s) }
