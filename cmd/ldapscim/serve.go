@@ -23,7 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log)
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, cfg.SyncOptions()...)
 	if err != nil {
 		return err
 	}

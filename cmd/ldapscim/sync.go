@@ -45,7 +45,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			_ = bar.Set(n)
 		}))
 	}
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), opts...)...)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,9 @@ type File struct {
 	LDAP     ldapsync.Config         `toml:"ldap"`
 	Schedule ldapsync.ScheduleConfig `toml:"schedule"`
 	Safety   ldapsync.SafetyConfig   `toml:"safety"`
-	Log      Log                     `toml:"log"`
+	// Rules are [[rules]]: roles and virtual groups from HR attributes.
+	Rules []ldapsync.RuleConfig `toml:"rules"`
+	Log   Log                   `toml:"log"`
 	// SCIM is [scim]; nil when the file has no [scim] section, and then serve runs no API.
 	SCIM *scimapi.Config `toml:"scim,omitempty"`
 }
@@ -109,6 +111,9 @@ func (f *File) validate() []error {
 	errs = append(errs, f.LDAP.Validate()...)
 	errs = append(errs, f.Schedule.Validate()...)
 	errs = append(errs, f.Safety.Validate()...)
+	if _, err := ldapsync.CompileRules(f.Rules); err != nil {
+		errs = append(errs, splitErrors(err)...)
+	}
 	if f.SCIM != nil {
 		errs = append(errs, f.SCIM.Validate()...)
 	}
@@ -156,4 +161,21 @@ func mergeMapping(defaults, overrides map[string]string) map[string]string {
 		defaults[k] = v
 	}
 	return defaults
+}
+
+// splitErrors splits a joined error into its problems.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// SyncOptions are the ldapsync options the file implies (its compiled rules).
+func (f *File) SyncOptions() []ldapsync.Option {
+	rules, err := ldapsync.CompileRules(f.Rules)
+	if err != nil {
+		return nil // Load has already rejected the file
+	}
+	return []ldapsync.Option{ldapsync.WithRules(rules)}
 }
