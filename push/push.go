@@ -1,0 +1,125 @@
+// Package push provisions SCIM targets and webhooks from the cache's change journal.
+//
+// Each [[targets]] entry gets a Target worker and each [[webhooks]] entry a Webhook worker.
+// A worker reads the journal after its own durable cursor (cache.Store.PushCursor), delivers
+// the batch, and only then advances the cursor: delivery is at least once, and made
+// idempotent by the state the cache keeps per target and resource (the target's id and the
+// hash and content of what was last sent), by looking a user up before creating it, and by
+// adopting on 409. A change that cannot be delivered after max_attempts, or that the target
+// refuses (4xx), becomes a dead letter with the target's answer; a target that keeps failing
+// is quarantined and probed slowly until it recovers. Every attempt is recorded in the push
+// audit trail. Nothing here reads LDAP.
+package push
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending.
+// Webhooks with format "slack" receive them.
+type Alert struct {
+	Kind   string `json:"kind"` // dead_letter, quarantine
+	Target string `json:"target"`
+	Text   string `json:"text"`
+}
+
+// Pusher runs every target and webhook worker.
+type Pusher struct {
+	targets []*Target
+	hooks   []*Webhook
+	alerts  []*alertSink
+	log     *slog.Logger
+	// StatusFile, if set, is rewritten with every worker's Status every few seconds, so
+	// `ldapscim targets status` can report while serve holds the cache.
+	StatusFile string
+}
+
+// New builds the workers; targets and hooks must have passed Prepare.
+func New(targets []TargetConfig, hooks []WebhookConfig, st Store, log *slog.Logger) *Pusher {
+	p := &Pusher{log: log.With("component", "push")}
+	for _, h := range hooks {
+		if h.Format == "slack" {
+			p.alerts = append(p.alerts, newAlertSink(h, p.log))
+		}
+	}
+	for _, tc := range targets {
+		p.targets = append(p.targets, NewTarget(tc, st, p.log, p.alert))
+	}
+	for _, h := range hooks {
+		if h.Format != "slack" {
+			p.hooks = append(p.hooks, NewWebhook(h, st, p.log, p.alert))
+		}
+	}
+	return p
+}
+
+func (p *Pusher) alert(a Alert) {
+	for _, s := range p.alerts {
+		s.send(a)
+	}
+}
+
+// Run runs every worker until ctx is done, then waits for them.
+func (p *Pusher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, t := range p.targets {
+		wg.Go(func() { _ = t.Run(ctx) })
+	}
+	for _, h := range p.hooks {
+		wg.Go(func() { _ = h.Run(ctx) })
+	}
+	for _, s := range p.alerts {
+		wg.Go(func() { s.run(ctx) })
+	}
+	if p.StatusFile != "" {
+		wg.Go(func() { p.writeStatusLoop(ctx) })
+	}
+	wg.Wait()
+}
+
+// Status reports every worker.
+func (p *Pusher) Status(ctx context.Context) []Status {
+	var out []Status
+	for _, t := range p.targets {
+		out = append(out, t.Status(ctx))
+	}
+	for _, h := range p.hooks {
+		out = append(out, h.Status(ctx))
+	}
+	return out
+}
+
+func (p *Pusher) writeStatusLoop(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		p.writeStatus(ctx)
+		select {
+		case <-ctx.Done():
+			p.writeStatus(context.Background())
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// writeStatus replaces the status file atomically.
+func (p *Pusher) writeStatus(ctx context.Context) {
+	b, err := json.MarshalIndent(p.Status(ctx), "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := p.StatusFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+		err = os.Rename(tmp, p.StatusFile)
+	}
+	if err != nil {
+		p.log.Warn("cannot write push status file", "path", filepath.Base(p.StatusFile), "err", err)
+	}
+}

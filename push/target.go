@@ -1,0 +1,257 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Store is what push needs from the cache. *cache.Store implements it; every method is safe
+// for concurrent use and returns cache's errors.
+type Store interface {
+	Journal(ctx context.Context, afterSeq uint64, limit int) ([]cache.JournalRecord, error)
+	JournalHead(ctx context.Context) (uint64, error)
+	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
+	GroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
+	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
+	Audit(ctx context.Context, id string) ([]cache.AuditRecord, error)
+
+	PushCursor(ctx context.Context, target string) (uint64, error)
+	SetPushCursor(ctx context.Context, target string, seq uint64) error
+	PushStates(ctx context.Context, target string, ids []string) (map[string]cache.PushState, error)
+	RecordPush(ctx context.Context, target string, outs []cache.PushOutcome) error
+	DueDeletes(ctx context.Context, target string, now time.Time, limit int) ([]string, error)
+	SourceMembers(ctx context.Context, target, groupID string) ([]string, error)
+	SetSourceMembers(ctx context.Context, target, groupID string, ids []string) error
+}
+
+// batchSize is how many journal records a worker takes at a time; the outbox is the journal on
+// disk, so memory does not grow with the backlog.
+const batchSize = 1000
+
+// Target provisions one SCIM target from the journal: Run loops, PushOnce is one batch.
+type Target struct {
+	cfg  TargetConfig
+	prof profile
+	st   Store
+	log  *slog.Logger
+	c    *client
+	rp   retryPolicy
+
+	delivered, deadLetters atomic.Int64
+	lastError              atomic.Value // string
+	alert                  func(Alert)
+}
+
+// NewTarget builds the worker of cfg, which must have passed Prepare. alert, if non-nil,
+// receives dead letters and quarantine changes.
+func NewTarget(cfg TargetConfig, st Store, log *slog.Logger, alert func(Alert)) *Target {
+	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: alert,
+		log: log.With("target", cfg.Name)}
+	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
+	b := &breaker{after: cfg.QuarantineAfter, retry: cfg.QuarantineRetry.D(), onChange: t.quarantineChanged}
+	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
+	if cfg.TokenURL != "" {
+		t.c.auth = &clientCredentials{tokenURL: cfg.TokenURL, id: cfg.ClientID, secret: cfg.ClientSecret.Reveal(), scopes: cfg.Scopes, http: hc}
+	} else {
+		t.c.auth = bearer(cfg.Token.Reveal())
+	}
+	t.rp = retryPolicy{maxAttempts: cfg.MaxAttempts, base: cfg.BackoffBase.D(), max: cfg.BackoffMax.D(), breaker: b,
+		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {
+			if out.DeadLetter == nil {
+				t.delivered.Add(1)
+			}
+			return wrapStore("record", t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{out}))
+		}}
+	return t
+}
+
+// Name is the target's name.
+func (t *Target) Name() string { return t.cfg.Name }
+
+func (t *Target) onDead(dl *cache.DeadLetter) {
+	t.deadLetters.Add(1)
+	t.lastError.Store(dl.Error)
+	t.log.Warn("dead letter", "id", dl.ID, "op", dl.Op, "status", dl.Status, "attempts", dl.Attempts, "error", dl.Error)
+	if t.alert != nil {
+		t.alert(Alert{Kind: "dead_letter", Target: t.cfg.Name, Text: fmt.Sprintf("push to %s: %s %s dead-lettered after %d attempt(s): %s", t.cfg.Name, dl.Op, dl.ID, dl.Attempts, dl.Error)})
+	}
+}
+
+func (t *Target) quarantineChanged(q bool, since time.Time) {
+	text := fmt.Sprintf("push target %s recovered", t.cfg.Name)
+	if q {
+		text = fmt.Sprintf("push target %s quarantined: requests keep failing; retrying every %s", t.cfg.Name, t.cfg.QuarantineRetry.D())
+		t.log.Error("target quarantined", "retry_every", t.cfg.QuarantineRetry.D())
+	} else {
+		t.log.Info("target recovered", "quarantined_for", time.Since(since).Round(time.Second))
+	}
+	if t.alert != nil {
+		t.alert(Alert{Kind: "quarantine", Target: t.cfg.Name, Text: text})
+	}
+}
+
+// Run pushes the journal to the target until ctx is done. A store error is logged and retried;
+// only ctx ends Run.
+func (t *Target) Run(ctx context.Context) error {
+	for {
+		n, err := t.PushOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			t.log.Error("push batch failed; retrying", "err", err)
+			t.lastError.Store(err.Error())
+		}
+		if n == 0 || err != nil {
+			if err := sleep(ctx, t.cfg.PollInterval.D()); err != nil {
+				return nil
+			}
+		}
+	}
+}
+
+// PushOnce delivers the next batch of journal records (and deletions whose grace period is
+// over) and advances the cursor past them. It returns how many records it consumed.
+func (t *Target) PushOnce(ctx context.Context) (int, error) {
+	if err := t.deleteDue(ctx); err != nil {
+		return 0, err
+	}
+	cur, err := t.st.PushCursor(ctx, t.cfg.Name)
+	if err != nil {
+		return 0, wrapStore("cursor", err)
+	}
+	recs, err := t.st.Journal(ctx, cur, batchSize)
+	if err != nil || len(recs) == 0 {
+		return 0, wrapStore("journal", err)
+	}
+	if err := t.pushBatch(ctx, recs); err != nil {
+		return 0, err
+	}
+	last := recs[len(recs)-1].Seq
+	return len(recs), wrapStore("cursor", t.st.SetPushCursor(ctx, t.cfg.Name, last))
+}
+
+// Sync brings the named resources at the target in line with the cache now (dead-letter
+// replay). Types are looked up; unknown ids are deprovisioned as deleted.
+func (t *Target) Sync(ctx context.Context, users, groups []string) error {
+	b := &batch{t: t, seq: map[string]uint64{}, users: set(users), groups: set(groups)}
+	return b.run(ctx)
+}
+
+func (t *Target) pushBatch(ctx context.Context, recs []cache.JournalRecord) error {
+	b := &batch{t: t, seq: make(map[string]uint64, len(recs)), users: map[string]bool{}, groups: map[string]bool{}}
+	for _, r := range recs {
+		b.seq[r.ID] = r.Seq
+		if r.Type == scim.UserType {
+			b.users[r.ID] = true
+		} else {
+			b.groups[r.ID] = true
+		}
+	}
+	return b.run(ctx)
+}
+
+func set(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// deleteDue deletes users whose deactivate_then_delete grace period is over.
+func (t *Target) deleteDue(ctx context.Context) error {
+	if t.cfg.Deprovision != DeactivateThenDelete {
+		return nil
+	}
+	ids, err := t.st.DueDeletes(ctx, t.cfg.Name, time.Now(), batchSize)
+	if err != nil || len(ids) == 0 {
+		return wrapStore("due deletions", err)
+	}
+	states, err := t.st.PushStates(ctx, t.cfg.Name, ids)
+	if err != nil {
+		return wrapStore("push state", err)
+	}
+	jobs := make([]func(context.Context) error, 0, len(ids))
+	for _, id := range ids {
+		st, ok := states[id]
+		if !ok {
+			continue
+		}
+		jobs = append(jobs, func(ctx context.Context) error {
+			tk := &task{id: id, typ: st.Type, op: "delete"}
+			return t.rp.run(ctx, tk, func(ctx context.Context, tk *task) (cache.PushOutcome, error) {
+				return t.deleteAtTarget(ctx, tk, st)
+			})
+		})
+	}
+	return pool(ctx, t.cfg.Concurrency, jobs)
+}
+
+func (t *Target) endpoint(typ scim.ResourceType) string {
+	if typ == scim.GroupType {
+		return "/Groups"
+	}
+	return "/Users"
+}
+
+// deleteAtTarget DELETEs the resource; a 404 means it is gone already.
+func (t *Target) deleteAtTarget(ctx context.Context, tk *task, st cache.PushState) (cache.PushOutcome, error) {
+	_, err := tk.call(ctx, t.c, "delete", "DELETE", t.endpoint(st.Type)+"/"+st.TargetID, nil)
+	var he *HTTPError
+	if err != nil && !(errors.As(err, &he) && he.Status == 404) {
+		return cache.PushOutcome{}, err
+	}
+	return cache.PushOutcome{DropState: true}, nil
+}
+
+// Status is a target's or webhook's health for `ldapscim targets status`.
+type Status struct {
+	Name         string    `json:"name"`
+	Kind         string    `json:"kind"` // target or webhook
+	URL          string    `json:"url"`
+	Cursor       uint64    `json:"cursor"`
+	JournalHead  uint64    `json:"journalHead"`
+	Delivered    int64     `json:"delivered"`
+	DeadLetters  int64     `json:"deadLettersSinceStart"`
+	Quarantined  bool      `json:"quarantined"`
+	Since        time.Time `json:"quarantinedSince,omitzero"`
+	Failures     int       `json:"failuresInARow"`
+	LastError    string    `json:"lastError,omitempty"`
+	Time         time.Time `json:"time"`
+	StoredDead   int       `json:"deadLetters"`
+	StoredMapped int       `json:"resources"`
+}
+
+// Status reports the target's health and progress.
+func (t *Target) Status(ctx context.Context) Status {
+	s := Status{Name: t.cfg.Name, Kind: "target", URL: t.cfg.URL, Delivered: t.delivered.Load(),
+		DeadLetters: t.deadLetters.Load(), Time: time.Now().UTC()}
+	s.Quarantined, s.Since, s.Failures = t.c.breaker.state()
+	s.Cursor, _ = t.st.PushCursor(ctx, t.cfg.Name)
+	s.JournalHead, _ = t.st.JournalHead(ctx)
+	if v, ok := t.lastError.Load().(string); ok {
+		s.LastError = v
+	}
+	return s
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,168 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// task is the delivery of one resource to one target: its attempts, their audit records and
+// the retry policy. fn is called again on each retry and must start from the durable state.
+type task struct {
+	id       string
+	typ      scim.ResourceType
+	seq      uint64
+	op       string // what the task is about, for the dead letter
+	attempts int
+	audit    []cache.PushAudit
+	// ambiguous is set when a request got no answer: the target may have applied it, so the
+	// next attempt must look before it writes.
+	ambiguous bool
+}
+
+// retryPolicy is what run needs from a target or webhook configuration.
+type retryPolicy struct {
+	maxAttempts       int
+	base, max         time.Duration
+	breaker           *breaker
+	onDead            func(dl *cache.DeadLetter)
+	record            func(ctx context.Context, out cache.PushOutcome) error
+}
+
+// errStopTask ends a task without a dead letter (nothing to do).
+var errStopTask = errors.New("nothing to do")
+
+// run calls fn until it succeeds, fails permanently or runs out of attempts, then records the
+// outcome (delivered: fn's outcome; failed: a dead letter) with every attempt's audit record.
+// It returns only ctx errors and store errors: a failed delivery is a dead letter, not an error.
+func (rp *retryPolicy) run(ctx context.Context, tk *task, fn func(ctx context.Context, tk *task) (cache.PushOutcome, error)) error {
+	for {
+		out, err := fn(ctx, tk)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil || errors.Is(err, errStopTask) {
+			if err != nil && len(tk.audit) == 0 {
+				return nil
+			}
+			out.ID = tk.id
+			out.Audit = tk.audit
+			return rp.record(ctx, out)
+		}
+		var he *HTTPError
+		permanent := errors.As(err, &he) && he.Permanent()
+		if permanent || tk.attempts >= rp.maxAttempts {
+			return rp.deadLetter(ctx, tk, err)
+		}
+		wait := backoff(max(tk.attempts, 1), rp.base, rp.max, retryAfterOf(err))
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+func retryAfterOf(err error) time.Duration {
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return he.RetryAfter
+	}
+	return 0
+}
+
+func (rp *retryPolicy) deadLetter(ctx context.Context, tk *task, err error) error {
+	dl := &cache.DeadLetter{ID: tk.id, Type: tk.typ, Seq: tk.seq, Op: tk.op, Error: err.Error(), Attempts: tk.attempts}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		dl.Status, dl.Body = he.Status, he.Body
+	}
+	if rp.onDead != nil {
+		rp.onDead(dl)
+	}
+	return rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit})
+}
+
+// call sends one request for tk through c and records it in tk's audit trail. A failure counts
+// as an attempt unless the target is quarantined (then it is the target, not the change, that
+// is failing).
+func (tk *task) call(ctx context.Context, c *client, op, method, path string, body any) (*response, error) {
+	start := time.Now()
+	resp, err := c.do(ctx, method, path, body)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	a := cache.PushAudit{Time: start, Seq: tk.seq, Op: op, Method: method, Latency: time.Since(start)}
+	if resp != nil {
+		a.Status = resp.status
+	}
+	if err != nil {
+		a.Error = err.Error()
+		var he *HTTPError
+		var te *transportError
+		switch {
+		case errors.As(err, &he):
+			a.Status = he.Status
+			tk.ambiguous = tk.ambiguous || he.Status >= 500
+		case errors.As(err, &te):
+			tk.ambiguous = true
+		}
+		if q, _, _ := c.breaker.state(); !q {
+			tk.attempts++
+		}
+	}
+	tk.audit = append(tk.audit, a)
+	return resp, err
+}
+
+// pool runs jobs with at most n at a time and returns the first error (after every started job
+// has returned).
+func pool(ctx context.Context, n int, jobs []func(ctx context.Context) error) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan func(context.Context) error)
+	for range min(n, len(jobs)) {
+		wg.Go(func() {
+			for job := range next {
+				if err := job(ctx); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+						cancel()
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func wrapStore(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("push: %s: %w", what, err)
+}
