@@ -109,3 +109,36 @@ func TestRuleConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainShowsEveryTermAndTheValueItTested(t *testing.T) {
+	rules, err := ldapsync.CompileRules([]ldapsync.RuleConfig{
+		{Name: "eng-managers", When: `department eq "Engineering" and (title co "manager" or emails[type eq "work"].value ew "@example.org")`,
+			Roles: []string{"eng-manager"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &scim.Resource{Type: scim.UserType, ID: "1", Attributes: map[string]any{
+		"userName": "ann", "title": "Engineer",
+		"emails":                  []any{map[string]any{"value": "ann@example.org", "type": "work"}},
+		scim.SchemaEnterpriseUser: map[string]any{"department": "Engineering"},
+	}}
+	got := rules.Explain(u)
+	if len(got) != 1 || !got[0].Matched || !reflect.DeepEqual(got[0].Roles, []string{"eng-manager"}) {
+		t.Fatalf("explain: %+v", got)
+	}
+	var lines []string
+	for _, term := range got[0].Terms {
+		lines = append(lines, strings.Repeat("  ", term.Depth)+map[bool]string{true: "yes ", false: "no  "}[term.Matched]+term.Expr+" "+term.Actual)
+	}
+	want := []string{
+		`yes department eq "Engineering" and (title co "manager" or emails[type eq "work"].value ew "@example.org") `,
+		`  yes department eq "Engineering" "Engineering"`,
+		`  yes title co "manager" or emails[type eq "work"].value ew "@example.org" `,
+		`    no  title co "manager" "Engineer"`,
+		`    yes emails[type eq "work"].value ew "@example.org" [{"type":"work","value":"ann@example.org"}]`,
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Fatalf("explain lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -21,6 +21,8 @@ Usage:
   ldapscim check-config --config FILE            print the effective config, or every problem
   ldapscim deletes list    --config FILE         list deletions held by the safety threshold
   ldapscim deletes approve --config FILE (--all | ID...)   apply held deletions
+  ldapscim plan         --config FILE [--full] [--json]  what a pass would change, writing nothing
+  ldapscim explain      --config FILE USER           a user's attributes, rules and groups
 
 Exit status: 0 ok, 1 failure, 2 usage or config error.
 `
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runCheckConfig(rest, stdout, stderr)
 	case "deletes":
 		return runDeletes(ctx, rest, stdout, stderr)
+	case "plan":
+		return runPlan(ctx, rest, stdout, stderr)
+	case "explain":
+		return runExplain(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/ldapsync"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// golden compares got (ids masked) with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	got = uuidRE.ReplaceAllString(got, "<id>")
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run the test with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+const rulesTOML = `
+[[rules]]
+name = "engineering"
+when = 'department eq "Engineering"'
+roles = ["engineer"]
+groups = ["Engineering (all)"]
+[[rules]]
+name = "managers"
+when = 'title co "Manager" and active eq true'
+roles = ["manager"]
+`
+
+// cacheState is what a plan must not change.
+func cacheState(t *testing.T, cfgPath string) (uint64, []byte) {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(cfgPath), "cache")
+	st, err := cache.Open(cache.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	head, err := st.JournalHead(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wm, err := st.Watermark(context.Background(), ldapsync.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head, wm
+}
+
+func TestPlanAndExplainGolden(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
+	cfg := writeConfig(t, sl, t.TempDir(), rulesTOML)
+	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	sl.Modify(t, `dn: uid=ann,ou=people,dc=example,dc=com
+changetype: modify
+replace: title
+title: Engineering Manager
+
+dn: uid=bob,ou=people,dc=example,dc=com
+changetype: modify
+add: pwdAccountLockedTime
+pwdAccountLockedTime: 000001010000Z
+
+dn: uid=carl,ou=people,dc=example,dc=com
+changetype: delete
+`)
+	sl.Add(t, `dn: uid=dora,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: dora
+cn: Dora Diaz
+sn: Diaz
+departmentNumber: Engineering
+manager: uid=ann,ou=people,dc=example,dc=com
+`)
+	head, wm := cacheState(t, cfg)
+	for _, full := range []bool{false, true} {
+		args := []string{"plan", "--config", cfg}
+		name := "plan-delta.golden"
+		if full {
+			args, name = append(args, "--full"), "plan-full.golden"
+		}
+		out, _, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatalf("plan: %v\n%s", err, out)
+		}
+		golden(t, name, out)
+	}
+	if h, w := cacheState(t, cfg); h != head || !bytes.Equal(w, wm) {
+		t.Fatalf("plan wrote to the cache: journal head %d -> %d", head, h)
+	}
+	out, _, err := runCLI(t, "plan", "--config", cfg, "--json")
+	if err != nil || !strings.Contains(out, `"action": "deactivate"`) {
+		t.Fatalf("plan --json: %v\n%s", err, out)
+	}
+
+	// The plan was right: the pass it planned does exactly that.
+	out, _, err = runCLI(t, "sync", "--config", cfg)
+	if err != nil || !strings.Contains(out, "created 1, updated 4, deactivated 1, deleted 1") {
+		t.Fatalf("sync after plan: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, "explain", "--config", cfg, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "explain-ann.golden", out)
+	if _, _, err := runCLI(t, "explain", "--config", cfg, "nobody"); err == nil || !strings.Contains(err.Error(), `no user with id or userName "nobody"`) {
+		t.Fatalf("explain of an unknown user: %v", err)
+	}
+}
