@@ -571,6 +571,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		b.Holds = &holds
 	}
 	if wm != nil {
+		wm.LastPass = time.Now().UTC()
 		raw, err := json.Marshal(wm)
 		if err != nil {
 			return err

@@ -83,6 +83,8 @@ type Syncer struct {
 	// rangeFault, set by tests, fails the range-retrieval request for (dn, low) when it returns an error.
 	rangeFault func(dn string, low int) error
 
+	observers []Observer // told of every pass (observe.go)
+
 	mu sync.Mutex // one pass at a time
 }
 
@@ -135,6 +137,8 @@ type watermark struct {
 	MaxModify    string    `json:"maxModify,omitempty"` // highest modifyTimestamp the server showed us
 	LastFull     time.Time `json:"lastFull"`
 	AD           *adMark   `json:"ad,omitempty"` // Active Directory: the DC and its USN or DirSync cookie
+	// LastPass is when the pass that wrote this watermark applied its changes (see LastSync).
+	LastPass time.Time `json:"lastPass,omitzero"`
 }
 
 func (s *Syncer) fingerprint() string { return s.fp }
@@ -168,9 +172,10 @@ func (s *Syncer) SyncFull(ctx context.Context) (Summary, error) {
 	return s.run(ctx, true)
 }
 
-func (s *Syncer) run(ctx context.Context, full bool) (Summary, error) {
+func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.observe(sum, err) }()
 	start := time.Now()
 	wm, err := s.loadWatermark(ctx)
 	if err != nil {

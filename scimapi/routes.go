@@ -13,7 +13,7 @@ const Prefix = "/scim/v2"
 
 // routes is the whole URL space of the API (DESIGN.md "SCIM API under /scim/v2").
 func (s *Server) routes(r *gin.Engine) {
-	r.Use(s.recovery, withRequestID, s.limits)
+	r.Use(s.observe, s.recovery, withRequestID, s.limits)
 	r.NoRoute(s.notFound)
 
 	v2 := r.Group(Prefix, s.authenticate)

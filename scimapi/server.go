@@ -49,15 +49,20 @@ type Server struct {
 	log   *slog.Logger
 	ids   *idSnapshots
 	gin   *gin.Engine
+
+	observers []RequestObserver // observe.go
 }
 
 // New builds the API over store. cfg must have passed Validate and ResolveTokens.
-func New(cfg Config, store Store, log *slog.Logger) *Server {
+func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
 		ids: newIDSnapshots(store)}
+	for _, o := range opts {
+		o(s)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s.gin = gin.New()
 	s.gin.HandleMethodNotAllowed = false

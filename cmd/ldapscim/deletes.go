@@ -7,8 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
-
-	"github.com/ldapscim/ldapscim/ldapsync"
 )
 
 func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -28,13 +26,17 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if verb == "approve" && all == (len(ids) > 0) {
 		return usageError{"deletes approve: give either --all or the ids to approve"}
 	}
-	_, _, st, err := setup(path, stderr)
+	_, _, st, ac, err := setupOrAdmin(ctx, path, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	var hk holdKeeper = ac
+	if ac == nil {
+		defer st.Close()
+		hk = cacheHolds{st}
+	}
 	if verb == "list" {
-		holds, err := st.Holds(ctx)
+		holds, err := hk.Holds(ctx)
 		if err != nil {
 			return err
 		}
@@ -54,7 +56,7 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if all {
 		ids = nil
 	}
-	res, err := ldapsync.ApproveHolds(ctx, st, ids)
+	res, err := hk.ApproveHolds(ctx, ids)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, cfg.SyncOptions()...)
+	obs := newObservability(st, nil) // push target names: none until push is wired here
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), obs.syncOptions()...)...)
 	if err != nil {
 		return err
 	}
@@ -32,7 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	apiErr := make(chan error, 1)
 	if cfg.SCIM != nil {
-		api = scimapi.New(*cfg.SCIM, st, log)
+		api = scimapi.New(*cfg.SCIM, st, log, scimapi.WithRequestObserver(obs.metrics.HTTPObserver("scim")))
 		ln, err := api.Listen()
 		if err != nil {
 			return err
@@ -42,10 +43,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("SCIM API off: the config has no [scim] section")
 		close(apiErr)
 	}
+	adminErr, err := startAdmin(ctx, cfg, path, st, s, obs, nil, cancel, log)
+	if err != nil {
+		cancel()
+		<-apiErr
+		return err
+	}
 	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, log)
 	if err != nil {
 		cancel()
 		<-apiErr
+		<-adminErr
 		return err
 	}
 	log.Info("serving", "delta", cfg.Schedule.Delta, "full", cfg.Schedule.Full, "cache", cfg.Cache.Dir)
@@ -57,6 +65,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	<-ctx.Done()
 	log.Info("shutting down")
 	err = <-apiErr // Serve returns once in-flight requests are done
+	if aerr := <-adminErr; err == nil {
+		err = aerr
+	}
 	first.Wait()
 	sch.Stop()
 	return err

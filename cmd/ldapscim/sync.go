@@ -23,8 +23,13 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, log, st, err := setup(path, stderr)
+	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
 	if err != nil {
+		return err
+	}
+	if ac != nil { // serve runs on this cache: its Syncer runs the pass
+		res, err := ac.Sync(ctx, full)
+		printSummary(stdout, res.Summary)
 		return err
 	}
 	defer st.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
@@ -28,6 +29,8 @@ type File struct {
 	Log   Log                   `toml:"log"`
 	// SCIM is [scim]; nil when the file has no [scim] section, and then serve runs no API.
 	SCIM *scimapi.Config `toml:"scim,omitempty"`
+	// Admin is [admin]: health, metrics, status page and admin API; on by default, on loopback.
+	Admin admin.Config `toml:"admin"`
 }
 
 // Cache is [cache].
@@ -50,6 +53,7 @@ func Defaults() File {
 		Schedule: ldapsync.DefaultSchedule(),
 		Safety:   ldapsync.DefaultSafety(),
 		Log:      Log{Level: "info", Format: "text"},
+		Admin:    admin.DefaultConfig(),
 	}
 }
 
@@ -86,6 +90,7 @@ func Parse(raw []byte) (*File, error) {
 	if f.SCIM != nil {
 		errs = append(errs, f.SCIM.ResolveTokens()...)
 	}
+	errs = append(errs, f.Admin.ResolveToken()...)
 	errs = append(errs, f.validate()...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
@@ -117,6 +122,7 @@ func (f *File) validate() []error {
 	if f.SCIM != nil {
 		errs = append(errs, f.SCIM.Validate()...)
 	}
+	errs = append(errs, f.Admin.Validate()...)
 	return errs
 }
 

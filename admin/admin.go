@@ -1,0 +1,174 @@
+// Package admin is ldapscim's operator HTTP server, beside the SCIM API on its own listener:
+// liveness and readiness probes, Prometheus metrics, a server-rendered status page, and an
+// admin API that does what the CLI does (run a pass, list and approve held deletions, replay
+// or skip dead letters) against a running `serve`, which holds the cache's only lock. Client
+// is that API's Go client, used by the CLI.
+//
+// It speaks plain net/http: the admin surface is a dozen fixed paths, and keeping it off gin
+// keeps it independent of the SCIM API's middleware and limits.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ldapsync"
+)
+
+// Store is what the admin server reads and changes in the cache; *cache.Store implements it.
+// All methods are safe for concurrent use and return cache errors.
+type Store interface {
+	Stats(ctx context.Context) (cache.Stats, error)
+	Holds(ctx context.Context) ([]cache.Hold, error)
+	Watermark(ctx context.Context, source string) ([]byte, error)
+	Journal(ctx context.Context, afterSeq uint64, limit int) ([]cache.JournalRecord, error)
+	JournalHead(ctx context.Context) (uint64, error)
+	PushSummary(ctx context.Context, target string) (cache.PushSummary, error)
+	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
+	DropDeadLetters(ctx context.Context, target string, ids []string) (int, error)
+}
+
+// Syncer runs passes; *ldapsync.Syncer implements it. Passes and approvals are serialized by
+// the Syncer, so a pass asked for here waits for a scheduled one and the other way round.
+type Syncer interface {
+	SyncOnce(ctx context.Context) (ldapsync.Summary, error)
+	SyncFull(ctx context.Context) (ldapsync.Summary, error)
+	ApproveHolds(ctx context.Context, ids []string) (cache.Result, error)
+	Endpoint() ldapsync.Endpoint
+}
+
+// Push is what the admin server needs from the push workers. It is optional: without it the
+// status page shows no targets and the dead-letter endpoints answer 501.
+type Push interface {
+	// Targets returns the names of the configured targets, in config order.
+	Targets() []string
+	// Replay delivers target's dead letters of ids again (nil: all of them) and returns how
+	// many it queued. Errors: an unknown target, ctx.Err().
+	Replay(ctx context.Context, target string, ids []string) (int, error)
+}
+
+// Options are what New needs. Config, Store and Syncer are required.
+type Options struct {
+	Config Config
+	Store  Store
+	Syncer Syncer
+	// History records passes for the status page; it must be the one observing the Syncer
+	// (ldapsync.WithObserver(history.Observe)). Nil: New makes one that sees nothing.
+	History *History
+	// Metrics serves /metrics; nil answers 404.
+	Metrics http.Handler
+	Push    Push
+	// ConfigPath is shown in the commands the status page suggests.
+	ConfigPath string
+	// CacheDir identifies the cache this server runs on (GET /admin/v1/info), so a CLI
+	// started with another config never acts on the wrong serve.
+	CacheDir string
+	Log      *slog.Logger
+}
+
+// Server is the admin HTTP server. It is an http.Handler.
+type Server struct {
+	opts  Options
+	cfg   Config
+	log   *slog.Logger
+	mux   *http.ServeMux
+	chart *chart
+	start time.Time
+	now   func() time.Time
+}
+
+// New builds the server. opts.Config must have passed Validate and ResolveToken.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.History == nil {
+		opts.History = NewHistory(0)
+	}
+	s := &Server{opts: opts, cfg: opts.Config, log: opts.Log.With("component", "admin"),
+		mux: http.NewServeMux(), chart: newChart(opts.Store), start: time.Now(), now: time.Now}
+	s.routes()
+	return s
+}
+
+// routes is the whole URL space of the admin server.
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /metrics", s.protect(s.metrics))
+	s.mux.HandleFunc("GET /status", s.protect(s.status))
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/status", http.StatusFound)
+	})
+	s.mux.HandleFunc("GET /admin/v1/info", s.protect(s.info))
+	s.mux.HandleFunc("POST /admin/v1/sync", s.protect(s.sync))
+	s.mux.HandleFunc("GET /admin/v1/holds", s.protect(s.holds))
+	s.mux.HandleFunc("POST /admin/v1/holds/approve", s.protect(s.approve))
+	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
+	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
+	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+}
+
+// ServeHTTP serves one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// ShutdownTimeout is how long Serve lets in-flight requests (a running pass) finish.
+const ShutdownTimeout = 10 * time.Second
+
+// Listen opens the configured address, so "address in use" is reported before anything starts.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen on %s: %w", s.cfg.Listen, err)
+	}
+	return ln, nil
+}
+
+// Serve serves on ln until ctx is cancelled, then shuts down: requests see ctx cancelled (a
+// pass asked for through the API stops) and get ShutdownTimeout to finish. It returns nil
+// after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("admin server listening", "addr", ln.Addr().String(), "token", s.cfg.hasTok, "allow_loopback", s.cfg.AllowLoopback)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Metrics == nil {
+		writeError(w, http.StatusNotFound, "metrics are off")
+		return
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/ldapscim/ldapscim/admin"
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/metrics"
+)
+
+// observability is what serve builds for the admin server before the Syncer exists: the
+// metrics, the pass history, and the Syncer options that feed both.
+type observability struct {
+	metrics *metrics.Metrics
+	history *admin.History
+	targets func() []string // push target names, for metrics and the status page
+}
+
+func newObservability(st *cache.Store, targets func() []string) *observability {
+	return &observability{metrics: metrics.New(st, targets), history: admin.NewHistory(0), targets: targets}
+}
+
+// syncOptions makes every pass, scheduled or asked for, reach the metrics and the history.
+func (o *observability) syncOptions() []ldapsync.Option {
+	return []ldapsync.Option{ldapsync.WithObserver(o.metrics.ObservePass), ldapsync.WithObserver(o.history.Observe)}
+}
+
+// startAdmin starts the admin server when [admin] listen is set and returns a channel that
+// yields Serve's result once ctx is cancelled (closed at once when the server is off); if the
+// server fails on its own, it calls stop, as the SCIM API does. When
+// the default address is taken (another ldapscim on this host), serve runs without it rather
+// than not at all; an address the file names must be free.
+func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
+	obs *observability, push admin.Push, stop func(), log *slog.Logger) (<-chan error, error) {
+	done := make(chan error, 1)
+	if cfg.Admin.Listen == "" {
+		log.Info("admin server off: [admin] listen is empty")
+		close(done)
+		return done, nil
+	}
+	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Syncer: s, History: obs.history,
+		Metrics: obs.metrics.Handler(), Push: push, ConfigPath: absPath(path), CacheDir: absPath(cfg.Cache.Dir), Log: log})
+	ln, err := srv.Listen()
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
+			log.Warn("admin server off: its default address is in use; set [admin] listen", "addr", admin.DefaultListen)
+			close(done)
+			return done, nil
+		}
+		return nil, err
+	}
+	go func() { done <- srv.Serve(ctx, ln); stop() }()
+	return done, nil
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// adminClient returns a client of the serve running on this config's cache, or nil when none
+// answers at [admin] listen, or the one that answers runs on another cache: then the caller
+// opens the cache itself. refused is set when a serve answered but turned the CLI away, so the
+// caller can explain why opening the cache fails.
+func adminClient(ctx context.Context, cfg *config.File) (c *admin.Client, refused error) {
+	if cfg.Admin.Listen == "" {
+		return nil, nil
+	}
+	tok, _ := cfg.Admin.Token()
+	t := tok.Reveal()
+	if t == "" {
+		t = os.Getenv("LDAPSCIM_ADMIN_TOKEN")
+	}
+	c = admin.NewClient(cfg.Admin.Listen, t)
+	inf, err := c.Info(ctx)
+	switch {
+	case errors.Is(err, admin.ErrNotRunning):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("a serve answers at %s but refused this command (%v); give its admin token in [admin] token_file or LDAPSCIM_ADMIN_TOKEN", cfg.Admin.Listen, err)
+	case inf.CacheDir != absPath(cfg.Cache.Dir):
+		return nil, nil // another serve, on another cache
+	}
+	return c, nil
+}
+
+// openCacheOrExplain opens the cache; when that fails and a serve refused us, it says both.
+func openCacheOrExplain(cfg *config.File, log *slog.Logger, refused error) (*cache.Store, error) {
+	st, err := openCache(cfg, log)
+	if err != nil && refused != nil {
+		return nil, fmt.Errorf("%w; %v", err, refused)
+	}
+	return st, err
+}
+
+// setupOrAdmin is setup for the commands that also work through a running serve: it returns
+// a client of that serve's admin API (and no store) when one runs on this config's cache,
+// else the opened store (and no client). The caller closes the store.
+func setupOrAdmin(ctx context.Context, path string, stderr io.Writer) (*config.File, *slog.Logger, *cache.Store, *admin.Client, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	log := newLogger(cfg.Log, stderr)
+	c, refused := adminClient(ctx, cfg)
+	if c != nil {
+		log.Debug("using the admin API of the running serve", "listen", cfg.Admin.Listen)
+		return cfg, log, nil, c, nil
+	}
+	st, err := openCacheOrExplain(cfg, log, refused)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return cfg, log, st, nil, nil
+}
+
+// holdKeeper lists and approves held deletions: *admin.Client (a running serve) or cacheHolds.
+type holdKeeper interface {
+	Holds(ctx context.Context) ([]cache.Hold, error)
+	ApproveHolds(ctx context.Context, ids []string) (cache.Result, error)
+}
+
+// cacheHolds works on the cache directly, when no serve runs.
+type cacheHolds struct{ st *cache.Store }
+
+func (c cacheHolds) Holds(ctx context.Context) ([]cache.Hold, error) { return c.st.Holds(ctx) }
+
+func (c cacheHolds) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
+	return ldapsync.ApproveHolds(ctx, c.st, ids)
+}

@@ -1,0 +1,171 @@
+// Package metrics is ldapscim's Prometheus instrumentation: sync passes (observed through
+// ldapsync.WithObserver), the cache (journal head, resources, held deletions, watermark age,
+// read at scrape time), HTTP requests of the SCIM API (through scimapi.WithRequestObserver) and
+// push delivery (hooks the push workers call, plus per-target cursor lag and dead letters read
+// from the cache at scrape time).
+//
+// Every metric is named ldapscim_*; New registers them on a private registry together with the
+// Go runtime and process collectors, and Handler serves it.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ldapsync"
+)
+
+// Store is what the scrape-time collector reads; *cache.Store implements it. All methods are
+// safe for concurrent use and return cache errors.
+type Store interface {
+	Stats(ctx context.Context) (cache.Stats, error)
+	Watermark(ctx context.Context, source string) ([]byte, error)
+	PushSummary(ctx context.Context, target string) (cache.PushSummary, error)
+}
+
+// Metrics holds ldapscim's collectors. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	passes       *prometheus.CounterVec   // kind, result
+	passDuration *prometheus.HistogramVec // kind
+	entries      *prometheus.CounterVec   // outcome
+
+	httpRequests *prometheus.CounterVec   // server, route, method, code
+	httpDuration *prometheus.HistogramVec // server, route, method
+
+	pushResults  *prometheus.CounterVec   // target, status
+	pushLimited  *prometheus.CounterVec   // target
+	pushDuration *prometheus.HistogramVec // target
+	pushOutbox   *prometheus.GaugeVec     // target
+}
+
+// New creates the collectors and registers them, with a collector that reads store at scrape
+// time. targets names the push targets whose cursor lag and dead letters are exported; it is
+// called at every scrape and may be nil.
+func New(store Store, targets func() []string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ldapscim_sync_passes_total",
+			Help: "Sync passes by kind (full, delta) and result (success, partial, failure).",
+		}, []string{"kind", "result"}),
+		passDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ldapscim_sync_pass_duration_seconds",
+			Help:    "Duration of sync passes, successful or not, by kind.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800},
+		}, []string{"kind"}),
+		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ldapscim_sync_entries_total",
+			Help: "Directory entries handled by sync passes, by outcome: read, created, updated, deactivated, deleted, held, unchanged, skipped.",
+		}, []string{"outcome"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ldapscim_http_requests_total",
+			Help: "HTTP requests by server (scim), route pattern, method and status code.",
+		}, []string{"server", "route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ldapscim_http_request_duration_seconds",
+			Help:    "HTTP request latency by server, route pattern and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"server", "route", "method"}),
+		pushResults: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ldapscim_push_requests_total",
+			Help: "Requests to push targets by target and HTTP status (\"error\" when no response came).",
+		}, []string{"target", "status"}),
+		pushLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ldapscim_push_rate_limited_total",
+			Help: "429 Too Many Requests answers from push targets.",
+		}, []string{"target"}),
+		pushDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ldapscim_push_request_duration_seconds",
+			Help:    "Latency of requests to push targets.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"target"}),
+		pushOutbox: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ldapscim_push_outbox_depth",
+			Help: "Changes a push target's worker has taken from the journal but not delivered yet.",
+		}, []string{"target"}),
+	}
+	m.reg.MustRegister(m.passes, m.passDuration, m.entries, m.httpRequests, m.httpDuration,
+		m.pushResults, m.pushLimited, m.pushDuration, m.pushOutbox,
+		&storeCollector{store: store, targets: targets},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Registry returns the registry, for tests and for registering more collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// ObservePass records one sync pass; it has the signature ldapsync.WithObserver wants.
+func (m *Metrics) ObservePass(sum ldapsync.Summary, err error) {
+	kind := "delta"
+	if sum.Full {
+		kind = "full"
+	}
+	m.passes.WithLabelValues(kind, PassResult(sum, err)).Inc()
+	m.passDuration.WithLabelValues(kind).Observe(sum.Duration.Seconds())
+	for outcome, n := range map[string]int{
+		"read": sum.Read, "created": sum.Created, "updated": sum.Updated, "deactivated": sum.Deactivated,
+		"deleted": sum.Deleted, "held": sum.Held, "unchanged": sum.Unchanged, "skipped": sum.Skipped,
+	} {
+		// Add(0) too, so every outcome series exists from the first pass on.
+		m.entries.WithLabelValues(outcome).Add(float64(n))
+	}
+}
+
+// PassResult classifies a pass: "success", "partial" (the read was incomplete; what was read
+// is applied, nothing deleted) or "failure".
+func PassResult(sum ldapsync.Summary, err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case sum.Partial != "":
+		return "partial"
+	}
+	return "failure"
+}
+
+// HTTPObserver returns a request observer for the HTTP server named server; it has the
+// signature scimapi.WithRequestObserver wants. route is the matched route pattern ("" when no
+// route matched), so ids never become label values.
+func (m *Metrics) HTTPObserver(server string) func(route, method string, status int, d time.Duration) {
+	return func(route, method string, status int, d time.Duration) {
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpRequests.WithLabelValues(server, route, method, strconv.Itoa(status)).Inc()
+		m.httpDuration.WithLabelValues(server, route, method).Observe(d.Seconds())
+	}
+}
+
+// ObservePush records one request to push target: status is the HTTP status, 0 when no
+// response came (network error, timeout). A 429 also counts as rate limited. Push workers call
+// it once per request.
+func (m *Metrics) ObservePush(target string, status int, d time.Duration) {
+	s := "error"
+	if status > 0 {
+		s = strconv.Itoa(status)
+	}
+	m.pushResults.WithLabelValues(target, s).Inc()
+	m.pushDuration.WithLabelValues(target).Observe(d.Seconds())
+	if status == http.StatusTooManyRequests {
+		m.pushLimited.WithLabelValues(target).Inc()
+	}
+}
+
+// SetOutboxDepth records how many changes target's worker holds in memory, undelivered.
+func (m *Metrics) SetOutboxDepth(target string, n int) {
+	m.pushOutbox.WithLabelValues(target).Set(float64(n))
+}

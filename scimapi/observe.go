@@ -1,0 +1,34 @@
+package scimapi
+
+import (
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Option configures a Server.
+type Option func(*Server)
+
+// RequestObserver is told of every request once it is answered: the matched route pattern
+// (e.g. "/scim/v2/Users/:id"; "" when no route matched, so ids never appear), the method, the
+// status and the time it took. It runs on the request's goroutine.
+type RequestObserver func(route, method string, status int, d time.Duration)
+
+// WithRequestObserver adds a request observer (metrics).
+func WithRequestObserver(o RequestObserver) Option {
+	return func(s *Server) { s.observers = append(s.observers, o) }
+}
+
+// observe is the outermost middleware: it sees every answer, also recovered panics and limits.
+func (s *Server) observe(c *gin.Context) {
+	if len(s.observers) == 0 {
+		c.Next()
+		return
+	}
+	start := time.Now()
+	c.Next()
+	d := time.Since(start)
+	for _, o := range s.observers {
+		o(c.FullPath(), c.Request.Method, c.Writer.Status(), d)
+	}
+}
