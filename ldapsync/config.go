@@ -81,6 +81,9 @@ type ScheduleConfig struct {
 type SafetyConfig struct {
 	MaxDeletes       int     `toml:"max_deletes"`
 	MaxDeletePercent float64 `toml:"max_delete_percent"`
+	// Staging syncs and serves but never pushes to targets or webhooks: a way to watch what a
+	// new deployment would do (with `ldapscim plan`) before it touches a cloud app.
+	Staging bool `toml:"staging"`
 }
 
 // PasswordEnv is the environment variable that may hold the bind password.
