@@ -12,8 +12,8 @@ help: ## list the targets
 build: ## build bin/ldapscim
 	$(GO) build -o bin/ldapscim ./cmd/ldapscim
 
-deps: ## install the real servers tests and the demo use (slapd, Samba AD DC), without starting system services
-	scripts/install-deps.sh ldap samba
+deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium), without starting system services
+	scripts/install-deps.sh ldap samba chromium
 
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -9,7 +9,7 @@
 #             ldap-utils), installed WITHOUT starting the system smbd/nmbd/samba-ad-dc services
 #   scimmy    npm scimmy 1.3.5, scimmy-routers 1.3.2, express 4 into .cache/scimmy (the SCIM push
 #             target of the tests; needs node + npm, installed from Debian when missing)
-#   chromium  (reserved) headless browser for UI tests
+#   chromium  Debian chromium, the headless browser the status page test loads the page in
 #
 # Idempotent and fast: when everything is present it only runs `command -v` checks and exits 0.
 # Prints one line per thing it installs. Uses sudo only when not root.
@@ -83,7 +83,11 @@ install_scimmy() {
 	echo "install-deps: installed ${want[*]} into $SCIMMY_DIR"
 }
 
-install_chromium() { echo "install-deps: chromium: not implemented yet" >&2; return 1; }
+install_chromium() {
+	{ have chromium || [ -x /usr/bin/chromium ]; } && return 0
+	apt_install chromium
+	echo "install-deps: installed chromium"
+}
 
 main() {
 	[ "$#" -eq 0 ] && set -- ldap

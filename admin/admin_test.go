@@ -1,0 +1,470 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// fakeSyncer runs no directory pass (the end-to-end test does, against slapd); it approves
+// holds on the real cache with the real ldapsync.ApproveHolds.
+type fakeSyncer struct {
+	store     *cache.Store
+	sum       ldapsync.Summary
+	err       error
+	fullCalls int
+	onceCalls int
+}
+
+func (f *fakeSyncer) SyncOnce(ctx context.Context) (ldapsync.Summary, error) {
+	f.onceCalls++
+	return f.sum, f.err
+}
+
+func (f *fakeSyncer) SyncFull(ctx context.Context) (ldapsync.Summary, error) {
+	f.fullCalls++
+	s := f.sum
+	s.Full = true
+	return s, f.err
+}
+
+func (f *fakeSyncer) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
+	return ldapsync.ApproveHolds(ctx, f.store, ids)
+}
+
+func (f *fakeSyncer) Endpoint() ldapsync.Endpoint {
+	return ldapsync.Endpoint{URL: "ldap://dir.example.com/", Dialect: "openldap", BindDN: "cn=reader,dc=example,dc=com"}
+}
+
+type fakePush struct{ replayed []string }
+
+func (p *fakePush) Targets() []string { return []string{"okta"} }
+func (p *fakePush) Replay(ctx context.Context, target string, ids []string) (int, error) {
+	p.replayed = append(p.replayed, ids...)
+	return 7, nil
+}
+
+const testToken = "admin-test-token"
+
+func tokenHash(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+type fixture struct {
+	store *cache.Store
+	sync  *fakeSyncer
+	push  *fakePush
+	srv   *Server
+}
+
+// newFixture builds a server over a real in-memory cache holding two users, one held.
+func newFixture(t *testing.T, tweak func(*Config)) *fixture {
+	t.Helper()
+	st, err := cache.Open(cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := DefaultConfig()
+	cfg.TokenSHA256 = tokenHash(testToken)
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if errs := append(cfg.ResolveToken(), cfg.Validate()...); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	f := &fixture{store: st, sync: &fakeSyncer{store: st}, push: &fakePush{}}
+	ctx := context.Background()
+	users := []*scim.Resource{user("u1", "ann"), user("u2", "bob")}
+	holds := []cache.Hold{{ID: "u2", Type: scim.UserType, Name: "bob", DN: "uid=bob,ou=people,dc=example,dc=com",
+		Pass: "p1", Reason: "delete: pass would delete 1 of 2 resources", HeldAt: time.Now()}}
+	if _, err := st.Apply(ctx, cache.Batch{Source: ldapsync.Source, Pass: "p1", Upserts: users, Holds: &holds}); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = New(Options{Config: cfg, Store: st, Syncer: f.sync, Push: f.push, ConfigPath: "/etc/ldapscim/config.toml",
+		CacheDir: "/var/lib/ldapscim", Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("ldapscim_up 1\n"))
+		})})
+	return f
+}
+
+func user(id, name string) *scim.Resource {
+	return &scim.Resource{Type: scim.UserType, ID: id, DN: "uid=" + name + ",ou=people,dc=example,dc=com",
+		Attributes: map[string]any{"userName": name, "active": true}}
+}
+
+// setWatermark stores a watermark as a pass of ldapsync would, with its LastPass.
+func (f *fixture) setWatermark(t *testing.T, last time.Time) {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]any{"mode": "syncrepl", "lastFull": last.Add(-time.Minute), "lastPass": last})
+	if _, err := f.store.Apply(context.Background(), cache.Batch{Source: ldapsync.Source, Pass: "wm", Watermark: raw}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type call struct {
+	method, path, body string
+	remote             string // default: a non-loopback address
+	auth               string // Authorization header
+}
+
+func (f *fixture) do(t *testing.T, c call) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.remote != "" {
+		req.RemoteAddr = c.remote
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	var body map[string]any
+	if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %v\n%s", c.method, c.path, err, rec.Body)
+		}
+	}
+	return rec, body
+}
+
+const (
+	loopback = "127.0.0.1:40000"
+	remote   = "192.0.2.7:40000"
+)
+
+func bearer(tok string) string { return "Bearer " + tok }
+
+func basic(tok string) string {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth("admin", tok)
+	return r.Header.Get("Authorization")
+}
+
+func TestAccess(t *testing.T) {
+	protected := []string{"/metrics", "/status", "/admin/v1/info", "/admin/v1/holds"}
+	cases := []struct {
+		name   string
+		tweak  func(*Config)
+		remote string
+		auth   string
+		want   int
+	}{
+		{"loopback without token", nil, loopback, "", 200},
+		{"loopback with a wrong token still passes", nil, loopback, bearer("nope"), 200},
+		{"remote without token", nil, remote, "", 401},
+		{"remote with wrong token", nil, remote, bearer("nope"), 401},
+		{"remote with bearer token", nil, remote, bearer(testToken), 200},
+		{"remote with basic auth password", nil, remote, basic(testToken), 200},
+		{"remote with lower-case scheme", nil, remote, "bearer " + testToken, 200},
+		{"remote with empty bearer", nil, remote, "Bearer ", 401},
+		{"loopback not allowed, no token", func(c *Config) { c.AllowLoopback = false }, loopback, "", 401},
+		{"loopback not allowed, token", func(c *Config) { c.AllowLoopback = false }, loopback, bearer(testToken), 200},
+		{"no token configured, remote", func(c *Config) { c.TokenSHA256 = "" }, remote, bearer(testToken), 403},
+		{"no token configured, loopback", func(c *Config) { c.TokenSHA256 = "" }, loopback, "", 200},
+		{"ipv6 loopback", nil, "[::1]:40000", "", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.tweak)
+			for _, p := range protected {
+				rec, _ := f.do(t, call{method: "GET", path: p, remote: tc.remote, auth: tc.auth})
+				if rec.Code != tc.want {
+					t.Errorf("GET %s: %d, want %d: %s", p, rec.Code, tc.want, rec.Body)
+				}
+				if rec.Code == 401 && !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Basic") {
+					t.Errorf("GET %s: 401 without a WWW-Authenticate challenge", p)
+				}
+				if strings.Contains(rec.Body.String(), testToken) {
+					t.Errorf("GET %s: the answer contains the token", p)
+				}
+			}
+			// The probes never need a token.
+			for _, p := range []string{"/healthz", "/readyz"} {
+				rec, _ := f.do(t, call{method: "GET", path: p, remote: remote})
+				if rec.Code == 401 || rec.Code == 403 {
+					t.Errorf("GET %s from remote: %d", p, rec.Code)
+				}
+			}
+		})
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "admin.token")
+	os.WriteFile(path, []byte(testToken+"\n"), 0o600)
+	f := newFixture(t, func(c *Config) { c.TokenSHA256, c.TokenFile = "", path })
+	if rec, _ := f.do(t, call{method: "GET", path: "/admin/v1/holds", remote: remote, auth: bearer(testToken)}); rec.Code != 200 {
+		t.Fatalf("token from token_file: %d", rec.Code)
+	}
+	if tok, ok := f.srv.cfg.Token(); !ok || tok.Reveal() != testToken || tok.String() != "<secret>" {
+		t.Fatalf("Token(): %q %v", tok.Reveal(), ok)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Listen: "nope", ReadyMaxAge: confval.Duration(time.Hour)}, "admin.listen"},
+		{Config{Listen: "", ReadyMaxAge: 0}, "admin.ready_max_age"},
+		{Config{TokenSHA256: "abc", ReadyMaxAge: confval.Duration(time.Hour)}, "admin.token_sha256"},
+		{Config{TokenSHA256: tokenHash("x"), TokenFile: "/x", ReadyMaxAge: confval.Duration(time.Hour)}, "not both"},
+		{Config{TokenFile: "/nonexistent/token", ReadyMaxAge: confval.Duration(time.Hour)}, "admin.token_file"},
+	} {
+		errs := append(tc.cfg.ResolveToken(), tc.cfg.Validate()...)
+		if len(errs) == 0 || !strings.Contains(errors.Join(errs...).Error(), tc.want) {
+			t.Errorf("%+v: %v, want a problem naming %s", tc.cfg, errs, tc.want)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	f := newFixture(t, nil)
+	if rec, body := f.do(t, call{method: "GET", path: "/healthz", remote: remote}); rec.Code != 200 || body["status"] != "ok" {
+		t.Fatalf("healthz: %d %v", rec.Code, body)
+	}
+	rec, body := f.do(t, call{method: "GET", path: "/readyz", remote: remote})
+	if rec.Code != 503 || body["ready"] != false || !strings.Contains(body["reason"].(string), "no sync pass") {
+		t.Fatalf("readyz before any pass: %d %v", rec.Code, body)
+	}
+	f.setWatermark(t, time.Now().Add(-10*time.Minute))
+	rec, body = f.do(t, call{method: "GET", path: "/readyz", remote: remote})
+	if rec.Code != 200 || body["ready"] != true || body["age"] != "10m0s" || body["maxAge"] != "1h0m0s" {
+		t.Fatalf("readyz after a pass 10m ago: %d %v", rec.Code, body)
+	}
+	f.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	rec, body = f.do(t, call{method: "GET", path: "/readyz", remote: remote})
+	if rec.Code != 503 || !strings.Contains(body["reason"].(string), "older than ready_max_age") {
+		t.Fatalf("readyz with a stale pass: %d %v", rec.Code, body)
+	}
+}
+
+func TestSyncEndpoint(t *testing.T) {
+	f := newFixture(t, nil)
+	f.sync.sum = ldapsync.Summary{Pass: "p9", Mode: "syncrepl", Read: 3, Updated: 2, Duration: 1500 * time.Millisecond}
+	rec, body := f.do(t, call{method: "POST", path: "/admin/v1/sync", remote: loopback})
+	if rec.Code != 200 || body["pass"] != "p9" || body["updated"] != float64(2) || body["full"] != false || f.sync.onceCalls != 1 {
+		t.Fatalf("sync: %d %v", rec.Code, body)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/sync?full=true", remote: loopback})
+	if rec.Code != 200 || body["full"] != true || f.sync.fullCalls != 1 {
+		t.Fatalf("full sync: %d %v", rec.Code, body)
+	}
+	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/sync?full=maybe", remote: loopback}); rec.Code != 400 {
+		t.Fatalf("full=maybe: %d", rec.Code)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/admin/v1/sync", remote: loopback}); rec.Code != 404 && rec.Code != 405 {
+		t.Fatalf("GET sync: %d", rec.Code)
+	}
+	f.sync.err = errors.New("pass p10: dial ldap://127.0.0.1:1: connection refused")
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/sync", remote: loopback})
+	if rec.Code != 502 || !strings.Contains(body["error"].(string), "connection refused") || body["pass"] != "p9" {
+		t.Fatalf("failed sync: %d %v", rec.Code, body)
+	}
+}
+
+func TestHoldsAndApprove(t *testing.T) {
+	f := newFixture(t, nil)
+	rec, body := f.do(t, call{method: "GET", path: "/admin/v1/holds", remote: loopback})
+	hs, _ := body["holds"].([]any)
+	if rec.Code != 200 || len(hs) != 1 || hs[0].(map[string]any)["id"] != "u2" {
+		t.Fatalf("holds: %d %v", rec.Code, body)
+	}
+	for _, bad := range []string{``, `{}`, `{"all":true,"ids":["u2"]}`, `{"ids":[]}`, `{"everything":true}`, `[1]`} {
+		if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/holds/approve", body: bad, remote: loopback}); rec.Code != 400 {
+			t.Errorf("approve %q: %d, want 400", bad, rec.Code)
+		}
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/holds/approve", body: `{"ids":["u9"]}`, remote: loopback})
+	if rec.Code != 404 || !strings.Contains(body["error"].(string), "not held: u9") {
+		t.Fatalf("approve unknown: %d %v", rec.Code, body)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/holds/approve", body: `{"ids":["u2"]}`, remote: loopback})
+	if rec.Code != 200 || body["Deleted"] != float64(1) {
+		t.Fatalf("approve u2: %d %v", rec.Code, body)
+	}
+	if _, err := f.store.Get(context.Background(), scim.UserType, "u2"); !errors.Is(err, cache.ErrNotFound) {
+		t.Fatalf("u2 after approval: %v", err)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/holds/approve", body: `{"all":true}`, remote: loopback})
+	if rec.Code != 200 || body["Deleted"] != float64(0) {
+		t.Fatalf("approve all of none: %d %v", rec.Code, body)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	err := f.store.RecordPush(ctx, "okta", []cache.PushOutcome{{ID: "u1", DeadLetter: &cache.DeadLetter{
+		ID: "u1", Type: scim.UserType, Seq: 1, Op: "create", Status: 400, Error: "uniqueness", Attempts: 1, Time: time.Now()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, body := f.do(t, call{method: "GET", path: "/admin/v1/targets/okta/deadletters", remote: loopback})
+	if dl, _ := body["deadLetters"].([]any); rec.Code != 200 || len(dl) != 1 {
+		t.Fatalf("dead letters: %d %v", rec.Code, body)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/admin/v1/targets/entra/deadletters", remote: loopback}); rec.Code != 404 {
+		t.Fatalf("unknown target: %d", rec.Code)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/replay", body: `{"ids":["u1"]}`, remote: loopback})
+	if rec.Code != 200 || body["replayed"] != float64(7) || len(f.push.replayed) != 1 {
+		t.Fatalf("replay: %d %v", rec.Code, body)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/skip", body: `{"all":true}`, remote: loopback})
+	if rec.Code != 200 || body["skipped"] != float64(1) {
+		t.Fatalf("skip: %d %v", rec.Code, body)
+	}
+	f.srv.opts.Push = nil
+	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/skip", body: `{"all":true}`, remote: loopback}); rec.Code != 501 {
+		t.Fatalf("without push: %d", rec.Code)
+	}
+}
+
+func TestMiscEndpoints(t *testing.T) {
+	f := newFixture(t, nil)
+	rec, body := f.do(t, call{method: "GET", path: "/admin/v1/info", remote: loopback})
+	if rec.Code != 200 || body["cacheDir"] != "/var/lib/ldapscim" || body["pid"] != float64(os.Getpid()) {
+		t.Fatalf("info: %d %v", rec.Code, body)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/metrics", remote: loopback}); rec.Code != 200 || rec.Body.String() != "ldapscim_up 1\n" {
+		t.Fatalf("metrics: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/nope", remote: loopback}); rec.Code != 404 {
+		t.Fatalf("unknown path: %d", rec.Code)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/", remote: loopback}); rec.Code != 302 || rec.Header().Get("Location") != "/status" {
+		t.Fatalf("/: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	f.srv.opts.Metrics = nil
+	if rec, _ := f.do(t, call{method: "GET", path: "/metrics", remote: loopback}); rec.Code != 404 {
+		t.Fatalf("metrics off: %d", rec.Code)
+	}
+}
+
+func TestStatusPage(t *testing.T) {
+	f := newFixture(t, nil)
+	f.setWatermark(t, time.Now())
+	h := NewHistory(0)
+	f.srv.opts.History = h
+	h.Observe(ldapsync.Summary{Pass: "p1", Full: true, Mode: "syncrepl", Read: 2, Created: 2, Duration: time.Second}, nil)
+	h.Observe(ldapsync.Summary{Pass: "p2"}, errors.New("pass p2: dial: connection <refused>"))
+	rec, _ := f.do(t, call{method: "GET", path: "/status", remote: loopback})
+	page := rec.Body.String()
+	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
+		t.Fatalf("status: %d %s", rec.Code, page)
+	}
+	for _, want := range []string{
+		"ldap://dir.example.com/",
+		`<pre id="approve-all">ldapscim deletes approve --config /etc/ldapscim/config.toml --all</pre>`,
+		"ldapscim deletes approve --config /etc/ldapscim/config.toml u2",
+		"uid=bob,ou=people,dc=example,dc=com",
+		`<svg id="changes-chart"`,
+		"connection &lt;refused&gt;", // escaped
+		`class="badge failure"`,
+		`<tr class="target"><td>okta</td>`,
+		"ready",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+		t.Errorf("status page references scripts or external assets")
+	}
+}
+
+func TestChartCountsJournalPerHour(t *testing.T) {
+	f := newFixture(t, nil) // the fixture's Apply wrote 2 creates
+	now := time.Now()
+	bars, err := f.srv.chart.hourly(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bars) != chartHours || bars[len(bars)-1].Changes != 2 {
+		t.Fatalf("bars: %+v", bars)
+	}
+	// More changes are read incrementally.
+	if _, err := f.store.Apply(context.Background(), cache.Batch{Source: ldapsync.Source, Pass: "p2",
+		Upserts: []*scim.Resource{user("u3", "cy")}}); err != nil {
+		t.Fatal(err)
+	}
+	bars, _ = f.srv.chart.hourly(context.Background(), now)
+	if bars[len(bars)-1].Changes != 3 || f.srv.chart.seq != 3 {
+		t.Fatalf("after one more change: %+v seq %d", bars[len(bars)-1], f.srv.chart.seq)
+	}
+	// A window that starts after every record finds none.
+	c := newChart(f.store)
+	bars, _ = c.hourly(context.Background(), now.Add(48*time.Hour))
+	for _, b := range bars {
+		if b.Changes != 0 {
+			t.Fatalf("changes in a future window: %+v", b)
+		}
+	}
+	if c.seq != 3 {
+		t.Fatalf("first record of a future window: seq %d, want 3 (all before)", c.seq)
+	}
+}
+
+func TestClient(t *testing.T) {
+	f := newFixture(t, nil)
+	f.sync.sum = ldapsync.Summary{Pass: "p5", Created: 4}
+	ts := httptest.NewServer(f.srv)
+	defer ts.Close()
+	ctx := context.Background()
+	c := NewClient(strings.TrimPrefix(ts.URL, "http://"), "")
+	inf, err := c.Info(ctx)
+	if err != nil || inf.CacheDir != "/var/lib/ldapscim" {
+		t.Fatalf("info: %+v %v", inf, err)
+	}
+	res, err := c.Sync(ctx, true)
+	if err != nil || res.Pass != "p5" || !res.Full || res.Created != 4 {
+		t.Fatalf("sync: %+v %v", res, err)
+	}
+	f.sync.err = errors.New("pass p6: boom")
+	res, err = c.Sync(ctx, false)
+	if err == nil || err.Error() != "pass p6: boom" || res.Pass != "p5" {
+		t.Fatalf("failing sync: %+v %v", res, err)
+	}
+	hs, err := c.Holds(ctx)
+	if err != nil || len(hs) != 1 || hs[0].ID != "u2" {
+		t.Fatalf("holds: %+v %v", hs, err)
+	}
+	if _, err := c.ApproveHolds(ctx, []string{"zz"}); err == nil || !strings.Contains(err.Error(), "not held: zz") {
+		t.Fatalf("approve unknown: %v", err)
+	}
+	r, err := c.ApproveHolds(ctx, nil)
+	if err != nil || r.Deleted != 1 {
+		t.Fatalf("approve all: %+v %v", r, err)
+	}
+	if n, err := c.SkipDeadLetters(ctx, "okta", nil); err != nil || n != 0 {
+		t.Fatalf("skip: %d %v", n, err)
+	}
+	if n, err := c.ReplayDeadLetters(ctx, "okta", []string{"u1"}); err != nil || n != 7 {
+		t.Fatalf("replay: %d %v", n, err)
+	}
+	ts.Close()
+	if _, err := c.Info(ctx); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("info of a closed server: %v", err)
+	}
+	if got := NewClient("0.0.0.0:9090", "").base; got != "http://127.0.0.1:9090" {
+		t.Fatalf("unspecified host: %s", got)
+	}
+}
