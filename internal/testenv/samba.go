@@ -143,7 +143,11 @@ func sambaTemplate(t testing.TB, opts SambaOptions) string {
 	}
 	var d string
 	if opts.PersistDir != "" {
-		d = filepath.Join(opts.PersistDir, opts.Template)
+		abs, err := filepath.Abs(filepath.Join(opts.PersistDir, opts.Template))
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		d = abs
 		if _, err := os.Stat(filepath.Join(d, ".ready")); err == nil {
 			sambaTemplates.dirs[opts.Template] = d
 			return d
