@@ -20,6 +20,7 @@ test: deps ## run every test (race detector, real slapd)
 
 bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
+	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
