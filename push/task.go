@@ -27,11 +27,11 @@ type task struct {
 
 // retryPolicy is what run needs from a target or webhook configuration.
 type retryPolicy struct {
-	maxAttempts       int
-	base, max         time.Duration
-	breaker           *breaker
-	onDead            func(dl *cache.DeadLetter)
-	record            func(ctx context.Context, out cache.PushOutcome) error
+	maxAttempts int
+	base, max   time.Duration
+	breaker     *breaker
+	onDead      func(dl *cache.DeadLetter)
+	record      func(ctx context.Context, out cache.PushOutcome) error
 }
 
 // errStopTask ends a task without a dead letter (nothing to do).

@@ -1,0 +1,253 @@
+package push_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/push"
+)
+
+// faultProxy sits in front of the target and breaks every nth request in turn: 429 with
+// Retry-After, 500, a timeout, and a connection dropped after the target committed.
+type faultProxy struct {
+	rp    *httputil.ReverseProxy
+	n     atomic.Int64
+	every int64
+	seen  sync.Map // kind → count
+}
+
+func newFaultProxy(t *testing.T, target string, every int64) (*faultProxy, string) {
+	u, _ := url.Parse(target)
+	p := &faultProxy{rp: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host}), every: every}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return p, srv.URL + u.Path
+}
+
+func (p *faultProxy) count(kind string) {
+	v, _ := p.seen.LoadOrStore(kind, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := p.n.Add(1)
+	if n%p.every != 0 {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	switch (n / p.every) % 4 {
+	case 0:
+		p.count("429")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+	case 1:
+		p.count("500")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"detail":"injected"}`)
+	case 2:
+		p.count("timeout")
+		time.Sleep(700 * time.Millisecond) // past the client's timeout
+	case 3:
+		// Let the target commit, then drop the connection without an answer.
+		p.count("dropped")
+		rec := httptest.NewRecorder()
+		p.rp.ServeHTTP(rec, r)
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			panic("no hijacker")
+		}
+		conn, _, _ := hj.Hijack()
+		conn.Close()
+	}
+}
+
+// Faults on every 7th request: the same final state as without faults, no duplicate users and
+// no duplicate members.
+func TestFaultsConvergeWithoutDuplicates(t *testing.T) {
+	var ldif strings.Builder
+	var names []string
+	for i := range 60 {
+		uid := fmt.Sprintf("user%02d", i)
+		names = append(names, uid)
+		ldif.WriteString(userLDIF(uid, "U", fmt.Sprint(i), "Engineering", ""))
+	}
+	ldif.WriteString(groupLDIF("everyone", names...))
+	ldif.WriteString(groupLDIF("half", names[:30]...))
+	e := newEnv(t, ldif.String())
+	proxy, url := newFaultProxy(t, e.target.URL, 7)
+	cfg := e.targetConfig(url, func(tc *push.TargetConfig) {
+		tc.Timeout = confval.Duration(300 * time.Millisecond)
+		tc.MaxAttempts = 50
+		tc.Concurrency = 8
+		tc.MembershipChunk = 7
+	})
+	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	drain(t, tg)
+
+	// A change to every user and a membership change, pushed through the faults too.
+	var mods strings.Builder
+	for i, uid := range names {
+		fmt.Fprintf(&mods, "dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Title %d\n\n", uid, base, i)
+	}
+	fmt.Fprintf(&mods, "dn: cn=half,ou=groups,%s\nchangetype: modify\nadd: member\n", base)
+	for _, uid := range names[30:45] {
+		fmt.Fprintf(&mods, "member: uid=%s,ou=people,%s\n", uid, base)
+	}
+	e.sl.Modify(t, mods.String())
+	e.pass()
+	drain(t, tg)
+
+	u := users(t, e.target) // fails on duplicates
+	if len(u) != 60 {
+		t.Fatalf("want 60 users at the target, got %d", len(u))
+	}
+	for i, uid := range names {
+		if u[uid]["title"] != fmt.Sprintf("Title %d", i) {
+			t.Fatalf("%s title %v", uid, u[uid]["title"])
+		}
+	}
+	g := groups(t, e.target)
+	if got := memberNames(t, e.target, g["everyone"]); len(got) != 60 {
+		t.Fatalf("everyone has %d members", len(got))
+	}
+	if got := memberNames(t, e.target, g["half"]); len(got) != 45 {
+		t.Fatalf("half has %d members, want 45", len(got))
+	}
+	for _, kind := range []string{"429", "500", "timeout", "dropped"} {
+		if v, ok := proxy.seen.Load(kind); !ok || v.(*atomic.Int64).Load() == 0 {
+			t.Errorf("the proxy never injected %s", kind)
+		}
+	}
+}
+
+// A target that refuses a change (400) dead-letters it at once with its error body; one that
+// keeps failing (500) dead-letters after max_attempts. Replay (Target.Sync) delivers them once
+// the target accepts them.
+func TestDeadLettersAndReplay(t *testing.T) {
+	e := newEnv(t, userLDIF("dave", "Dave", "Dunn", "Ops", "")+userLDIF("erin", "Erin", "Eve", "Ops", ""))
+	var broken atomic.Bool
+	broken.Store(true)
+	u, _ := url.Parse(e.target.URL)
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if broken.Load() && r.Method == "POST" {
+			body, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(body), `"dave"`) {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":"dave is not welcome"}`)
+				return
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	cfg := e.targetConfig(srv.URL+u.Path, func(tc *push.TargetConfig) { tc.MaxAttempts = 3 })
+	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	drain(t, tg)
+
+	ctx := context.Background()
+	dls, err := e.store.DeadLetters(ctx, "scimmy")
+	if err != nil || len(dls) != 2 {
+		t.Fatalf("want 2 dead letters, got %v %+v", err, dls)
+	}
+	var dave, erin = dls[0], dls[1]
+	if dave.Attempts > 1 {
+		dave, erin = erin, dave
+	}
+	if dave.Status != 400 || !strings.Contains(dave.Body, "dave is not welcome") || dave.Attempts != 1 {
+		t.Fatalf("a 400 is dead-lettered at once with the body: %+v", dave)
+	}
+	if erin.Status != 503 || erin.Attempts != 3 {
+		t.Fatalf("a 503 is dead-lettered after max_attempts: %+v", erin)
+	}
+	if n := len(users(t, e.target)); n != 0 {
+		t.Fatalf("nothing should have arrived, got %d", n)
+	}
+	audit, _ := e.store.PushAudit(ctx, erin.ID)
+	if len(audit) < 3 {
+		t.Fatalf("every attempt is audited: %+v", audit)
+	}
+
+	broken.Store(false)
+	if err := tg.Sync(ctx, []string{dave.ID, erin.ID}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(users(t, e.target)); n != 2 {
+		t.Fatalf("replay must deliver both, got %d", n)
+	}
+	if dls, _ := e.store.DeadLetters(ctx, "scimmy"); len(dls) != 0 {
+		t.Fatalf("delivered dead letters must go away: %+v", dls)
+	}
+}
+
+// Webhook events are signed: Verify accepts them with the right secret and refuses them with a
+// wrong one; user, group and membership events arrive.
+func TestWebhookSignatures(t *testing.T) {
+	e := newEnv(t, userLDIF("fay", "Fay", "Fox", "Ops", "")+userLDIF("gus", "Gus", "Gray", "Ops", "")+groupLDIF("ops", "fay"))
+	const secret = "whsec-test-123"
+	var mu sync.Mutex
+	var events []push.Event
+	var bad int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts, sig := r.Header.Get(push.HeaderTimestamp), r.Header.Get(push.HeaderSignature)
+		mu.Lock()
+		defer mu.Unlock()
+		if push.Verify("wrong-secret", ts, sig, body, time.Now(), 5*time.Minute) {
+			t.Error("a wrong secret verified")
+		}
+		if !push.Verify(secret, ts, sig, body, time.Now(), 5*time.Minute) {
+			bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev push.Event
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Error(err)
+		}
+		events = append(events, ev)
+	}))
+	defer srv.Close()
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret(secret)}}
+	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
+	e.sl.Modify(t, fmt.Sprintf("dn: cn=ops,ou=groups,%s\nchangetype: modify\nadd: member\nmember: uid=gus,ou=people,%s\n", base, base))
+	e.pass()
+	ctx := context.Background()
+	for {
+		n, err := wh.PushOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	types := map[string]int{}
+	for _, ev := range events {
+		types[ev.Type]++
+	}
+	if bad != 0 || types["user.created"] != 2 || types["group.created"] != 1 || types["group.updated"] != 1 || types["membership.added"] != 1 {
+		t.Fatalf("events: bad signatures %d, types %v", bad, types)
+	}
+	if push.Verify(secret, "1", push.Sign(secret, "1", []byte("x")), []byte("x"), time.Now(), 5*time.Minute) {
+		t.Fatal("a stale timestamp must not verify")
+	}
+}
