@@ -15,6 +15,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
 
@@ -31,6 +32,9 @@ type File struct {
 	SCIM *scimapi.Config `toml:"scim,omitempty"`
 	// Admin is [admin]: health, metrics, status page and admin API; on by default, on loopback.
 	Admin admin.Config `toml:"admin"`
+	// Targets are [[targets]] and Webhooks [[webhooks]]: push provisioning (package push).
+	Targets  []push.TargetConfig  `toml:"targets"`
+	Webhooks []push.WebhookConfig `toml:"webhooks"`
 }
 
 // Cache is [cache].
@@ -91,6 +95,7 @@ func Parse(raw []byte) (*File, error) {
 		errs = append(errs, f.SCIM.ResolveTokens()...)
 	}
 	errs = append(errs, f.Admin.ResolveToken()...)
+	errs = append(errs, push.Prepare(f.Targets, f.Webhooks)...)
 	errs = append(errs, f.validate()...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
