@@ -218,3 +218,29 @@ func TestADBigGroupRangeRetrieval(t *testing.T) {
 		t.Errorf("big has %d members after a good pass, want 1999", n)
 	}
 }
+
+// Renaming an OU changes the DN of everything in it without (in AD) touching those entries. A
+// group changed afterwards names a member by the new DN, which the cache has never seen: the
+// delta pass must still resolve it to the same id.
+func TestADOURenameKeepsMembersResolvable(t *testing.T) {
+	t.Parallel()
+	e := newADEnv(t, adSmallTemplate(), nil)
+	e.sync(false)
+	ann := e.user(upn("ann"))
+	if err := e.admin.ModifyDN(ldap.NewModifyDNRequest(adEng, "OU=Engineering", true, "")); err != nil {
+		t.Fatal(err)
+	}
+	modify(t, e.admin, "CN=sales,"+adGroups, func(m *ldap.ModifyRequest) {
+		m.Add("member", []string{"CN=Ann Smith,OU=Engineering," + adStaff})
+	})
+	if sum := e.delta(); sum.Created != 0 || sum.Deleted != 0 {
+		t.Errorf("delta after the OU rename: %+v", sum)
+	}
+	found := false
+	for _, m := range e.group("sales").Members {
+		found = found || m.Value == ann.ID
+	}
+	if !found {
+		t.Errorf("sales does not list ann (named by her DN under the renamed OU): %v", memberNames(e.group("sales")))
+	}
+}

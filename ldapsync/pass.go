@@ -295,6 +295,9 @@ func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, b
 		return cache.Ref{}, false, nil
 	}
 	ref, ok, err := p.s.store.ResolveDN(ctx, d)
+	if err == nil && !ok && !p.full && p.s.cfg.Dialect == DialectActiveDirectory {
+		ref, ok, err = p.adResolveDN(ctx, d)
+	}
 	if err != nil || !ok || !p.full || final {
 		return ref, ok, err
 	}
