@@ -14,11 +14,14 @@ package push
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
 )
 
 // Alert is a problem an admin should see: a dead letter, a quarantine starting or ending.
@@ -123,3 +126,54 @@ func (p *Pusher) writeStatus(ctx context.Context) {
 		p.log.Warn("cannot write push status file", "path", filepath.Base(p.StatusFile), "err", err)
 	}
 }
+
+// Targets returns the names of the SCIM targets and event webhooks, in config order.
+func (p *Pusher) Targets() []string {
+	var out []string
+	for _, t := range p.targets {
+		out = append(out, t.cfg.Name)
+	}
+	for _, h := range p.hooks {
+		out = append(out, h.cfg.Name)
+	}
+	return out
+}
+
+// Replay delivers target's dead letters of ids (nil: all of them) again, now, and returns
+// how many it tried; a delivered one leaves the list, a failing one is stored again with the
+// new error. Errors: an unknown target, store errors, ctx.Err().
+func (p *Pusher) Replay(ctx context.Context, target string, ids []string) (int, error) {
+	for _, t := range p.targets {
+		if t.cfg.Name == target {
+			return t.Replay(ctx, ids)
+		}
+	}
+	for _, h := range p.hooks {
+		if h.cfg.Name == target {
+			return h.Replay(ctx, ids)
+		}
+	}
+	return 0, fmt.Errorf("push: no target or webhook named %q", target)
+}
+
+// selectDead returns the dead letters of target named by ids (nil: all).
+func selectDead(ctx context.Context, st interface {
+	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
+}, target string, ids []string) ([]cache.DeadLetter, error) {
+	all, err := st.DeadLetters(ctx, target)
+	if err != nil || ids == nil {
+		return all, wrapStore("dead letters", err)
+	}
+	want := set(ids)
+	var out []cache.DeadLetter
+	for _, d := range all {
+		if want[d.ID] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// StatusFileName is the file in the cache directory that a running serve keeps the push
+// workers' Status in (rewritten every few seconds).
+const StatusFileName = "push-status.json"

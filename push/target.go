@@ -31,6 +31,7 @@ type Store interface {
 	DueDeletes(ctx context.Context, target string, now time.Time, limit int) ([]string, error)
 	SourceMembers(ctx context.Context, target, groupID string) ([]string, error)
 	SetSourceMembers(ctx context.Context, target, groupID string, ids []string) error
+	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
 }
 
 // batchSize is how many journal records a worker takes at a time; the outbox is the journal on
@@ -254,4 +255,22 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Replay delivers the dead letters of ids (nil: all) again: each resource is brought in line
+// with the cache as it is now. It returns how many it tried.
+func (t *Target) Replay(ctx context.Context, ids []string) (int, error) {
+	dls, err := selectDead(ctx, t.st, t.cfg.Name, ids)
+	if err != nil {
+		return 0, err
+	}
+	var users, groups []string
+	for _, d := range dls {
+		if d.Type == scim.GroupType {
+			groups = append(groups, d.ID)
+		} else {
+			users = append(users, d.ID)
+		}
+	}
+	return len(dls), t.Sync(ctx, users, groups)
 }

@@ -153,7 +153,7 @@ func (w *Webhook) PushOnce(ctx context.Context) (int, error) {
 	for _, id := range order {
 		jobs = append(jobs, func(ctx context.Context) error {
 			for _, rec := range byID[id] {
-				if err := w.deliver(ctx, rec); err != nil {
+				if err := w.deliver(ctx, rec, false); err != nil {
 					return err
 				}
 			}
@@ -166,8 +166,9 @@ func (w *Webhook) PushOnce(ctx context.Context) (int, error) {
 	return len(recs), wrapStore("cursor", w.st.SetPushCursor(ctx, w.cfg.Name, recs[len(recs)-1].Seq))
 }
 
-// deliver sends the events of one journal record.
-func (w *Webhook) deliver(ctx context.Context, rec cache.JournalRecord) error {
+// deliver sends the events of one journal record. A delivered event leaves a dead letter of
+// the same resource (an earlier event) alone unless replay is set.
+func (w *Webhook) deliver(ctx context.Context, rec cache.JournalRecord, replay bool) error {
 	events, err := w.events(ctx, rec)
 	if err != nil {
 		return err
@@ -179,7 +180,7 @@ func (w *Webhook) deliver(ctx context.Context, rec cache.JournalRecord) error {
 		tk := &task{id: rec.ID, typ: rec.Type, seq: rec.Seq, op: ev.Type}
 		err := w.rp.run(ctx, tk, func(ctx context.Context, tk *task) (cache.PushOutcome, error) {
 			_, err := w.post(ctx, tk, ev)
-			return cache.PushOutcome{KeepDeadLetter: true}, err
+			return cache.PushOutcome{KeepDeadLetter: !replay}, err
 		})
 		if err != nil {
 			return err
@@ -321,4 +322,24 @@ func redactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// Replay sends the events of the dead-lettered journal records of ids (nil: all) again.
+func (w *Webhook) Replay(ctx context.Context, ids []string) (int, error) {
+	dls, err := selectDead(ctx, w.st, w.cfg.Name, ids)
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range dls {
+		recs, err := w.st.Journal(ctx, d.Seq-1, 1)
+		if err != nil {
+			return 0, wrapStore("journal", err)
+		}
+		if len(recs) == 1 && recs[0].ID == d.ID {
+			if err := w.deliver(ctx, recs[0], true); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(dls), nil
 }

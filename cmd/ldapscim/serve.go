@@ -3,13 +3,15 @@ package main
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"sync"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
 
-// runServe runs the SCIM API (when the config has a [scim] section) beside the sync schedule,
+// runServe runs the SCIM API (when the config has a [scim] section) and the push workers beside the sync schedule,
 // with a first pass right away, until ctx is cancelled (SIGINT/SIGTERM) or the API fails. Then
 // it stops the API (in-flight requests finish), cancels and waits for a running pass, stops the
 // scheduler and closes the cache.
@@ -23,7 +25,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	obs := newObservability(st, nil) // push target names: none until push is wired here
+	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
+	pusher.StatusFile = filepath.Join(cfg.Cache.Dir, push.StatusFileName)
+	obs := newObservability(st, pusher.Targets)
 	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), obs.syncOptions()...)...)
 	if err != nil {
 		return err
@@ -43,7 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Info("SCIM API off: the config has no [scim] section")
 		close(apiErr)
 	}
-	adminErr, err := startAdmin(ctx, cfg, path, st, s, obs, nil, cancel, log)
+	adminErr, err := startAdmin(ctx, cfg, path, st, s, obs, pusher, cancel, log)
 	if err != nil {
 		cancel()
 		<-apiErr
@@ -62,8 +66,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// logged by the Syncer; the schedule retries.
 	var first sync.WaitGroup
 	first.Go(func() { _, _ = s.SyncOnce(ctx) })
+	// Push workers follow the journal beside the schedule; cancel, then wait (below).
+	var pushing sync.WaitGroup
+	pushing.Go(func() { pusher.Run(ctx) })
 	<-ctx.Done()
 	log.Info("shutting down")
+	pushing.Wait()
 	err = <-apiErr // Serve returns once in-flight requests are done
 	if aerr := <-adminErr; err == nil {
 		err = aerr
