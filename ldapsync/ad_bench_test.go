@@ -163,4 +163,3 @@ func BenchmarkADDelta10Changes(b *testing.B) {
 		}
 	}
 }
-
