@@ -23,6 +23,9 @@ Usage:
   ldapscim deletes approve --config FILE (--all | ID...)   apply held deletions
   ldapscim plan         --config FILE [--full] [--json]  what a pass would change, writing nothing
   ldapscim explain      --config FILE USER           a user's attributes, rules and groups
+  ldapscim targets status --config FILE          push targets and webhooks: cursor, lag, health
+  ldapscim targets deadletters list|replay|skip --config FILE --target NAME [--all | ID...]
+  ldapscim audit        --config FILE --resource ID  a resource's sync and push history
 
 Exit status: 0 ok, 1 failure, 2 usage or config error.
 `
@@ -61,6 +64,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPlan(ctx, rest, stdout, stderr)
 	case "explain":
 		return runExplain(ctx, rest, stdout, stderr)
+	case "targets":
+		return runTargets(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// runAudit is `ldapscim audit --resource ID`: the history of one resource across sync (the
+// cache's audit records) and push (every attempt per target), in time order. It needs the
+// cache, so serve must not be running (openCache says so).
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var id string
+	path, _, err := flags("audit", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&id, "resource", "", "id of the user or group (required)")
+	})
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return usageError{"audit: --resource ID is required"}
+	}
+	_, _, st, err := setup(path, stderr)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	syncs, err := st.Audit(ctx, id)
+	if err != nil {
+		return err
+	}
+	pushes, err := st.PushAudit(ctx, id)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		t    time.Time
+		cols string
+	}
+	var rows []row
+	for _, a := range syncs {
+		var paths []string
+		for _, d := range a.Diff {
+			paths = append(paths, d.Path)
+		}
+		rows = append(rows, row{a.Time, fmt.Sprintf("sync\t%s\tseq %d\t%s\t\t%s", a.Op, a.Seq, a.Pass, strings.Join(paths, ","))})
+	}
+	for _, p := range pushes {
+		status := ""
+		if p.Status != 0 {
+			status = fmt.Sprint(p.Status)
+		}
+		detail := p.Error
+		if p.TargetID != "" {
+			detail = strings.TrimSpace("target id " + p.TargetID + " " + detail)
+		}
+		rows = append(rows, row{p.Time, fmt.Sprintf("push %s\t%s\t%s %s\t%s\t%s\t%s", p.Target, p.Op, p.Method, status,
+			p.Latency.Round(time.Millisecond), "", detail)})
+	}
+	if len(rows) == 0 {
+		fmt.Fprintf(stdout, "no history for %s\n", id)
+		return nil
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].t.Before(rows[j].t) })
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tWHERE\tOP\tREQUEST\tPASS/LATENCY\t\tDETAIL")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r.t.Format(time.RFC3339Nano), r.cols)
+	}
+	return tw.Flush()
+}
