@@ -29,6 +29,9 @@ type Config struct {
 	MaxURLBytes int `toml:"max_url_bytes"`
 	// Tokens are the bearer tokens the API accepts.
 	Tokens []Token `toml:"tokens"`
+	// Groups is what a user's "groups" lists: "direct" memberships only, or "transitive":
+	// also the groups reached through nested groups, marked type "indirect" (RFC 7643 §4.1.2).
+	Groups string `toml:"groups"`
 }
 
 // Token is one [[scim.tokens]] entry: a name for logs and either the hex SHA-256 of the token or
@@ -41,11 +44,18 @@ type Token struct {
 	hash [sha256.Size]byte // resolved by ResolveTokens
 }
 
+// Values of Config.Groups.
+const (
+	GroupsDirect     = "direct"
+	GroupsTransitive = "transitive"
+)
+
 // DefaultConfig returns the defaults the [scim] section is decoded over.
 func DefaultConfig() Config {
 	return Config{
 		Listen:          "127.0.0.1:8080",
 		MaxResults:      1000,
+		Groups:          GroupsDirect,
 		MaxRequestBytes: 1 << 20,
 		MaxURLBytes:     8 << 10,
 	}
@@ -102,6 +112,9 @@ func pathError(err error) error {
 // Validate reports every problem of an enabled [scim] section.
 func (c *Config) Validate() []error {
 	var errs []error
+	if c.Groups != GroupsDirect && c.Groups != GroupsTransitive {
+		errs = append(errs, fmt.Errorf("scim.groups: %q is not one of %q, %q", c.Groups, GroupsDirect, GroupsTransitive))
+	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("scim.listen: is required"))
 	}

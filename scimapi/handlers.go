@@ -6,7 +6,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -67,9 +66,9 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			c.Status(http.StatusNotModified)
 			return
 		}
-		var groups []cache.Ref
+		var groups []groupRef
 		if rs.Type == scim.UserType && p.want(scim.SchemaUser, groupsAttr).ok {
-			m, err := s.store.GroupsOfMany(ctx, []string{id})
+			m, err := s.userGroups(ctx, []string{id})
 			if err != nil {
 				s.writeError(c, err)
 				return

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
@@ -213,7 +212,7 @@ func (s *Server) nextCursor(o *order, q *listQuery, end int, last item) string {
 
 // loadPage reads the page's resources (reusing those the filter already loaded), and the groups
 // of its users when they are rendered. Resources deleted since matching are left out.
-func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQuery) ([]*scim.Resource, map[string][]cache.Ref, map[scim.ResourceType]*projection, error) {
+func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQuery) ([]*scim.Resource, map[string][]groupRef, map[scim.ResourceType]*projection, error) {
 	projs := map[scim.ResourceType]*projection{}
 	byItem := make(map[item]*scim.Resource, len(page))
 	for _, rs := range []*scim.ResourceSchema{scim.UserResource, scim.GroupResource} {
@@ -252,10 +251,10 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 			}
 		}
 	}
-	var groups map[string][]cache.Ref
+	var groups map[string][]groupRef
 	if len(users) > 0 && projs[scim.UserType].want(scim.SchemaUser, groupsAttr).ok {
 		var err error
-		if groups, err = s.store.GroupsOfMany(ctx, users); err != nil {
+		if groups, err = s.userGroups(ctx, users); err != nil {
 			return nil, nil, nil, err
 		}
 	}

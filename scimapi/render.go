@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -28,7 +27,7 @@ func (s *Server) location(typ scim.ResourceType, id string) string {
 
 // appendResource renders r as its SCIM representation under projection p. groups are a user's
 // groups (from the member index; never stored on the user).
-func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []cache.Ref, p *projection) []byte {
+func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []groupRef, p *projection) []byte {
 	rs := scim.SchemaFor(r.Type)
 	buf = append(buf, `{"schemas":[`...)
 	buf = appendString(buf, rs.Schema.ID)
@@ -165,14 +164,14 @@ func (s *Server) appendManager(buf []byte, m map[string]any, a *scim.Attribute, 
 	return appendFiltered(buf, out, a, sl)
 }
 
-// appendRefs renders a user's groups: value, display, $ref, type "direct".
-func (s *Server) appendRefs(buf []byte, refs []cache.Ref, sl sel) []byte {
+// appendRefs renders a user's groups: value, display, $ref, type "direct" or "indirect".
+func (s *Server) appendRefs(buf []byte, refs []groupRef, sl sel) []byte {
 	buf = append(buf, '[')
 	for i, g := range refs {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = s.appendMemberObj(buf, g.ID, g.Type, g.Display, "direct", sl)
+		buf = s.appendMemberObj(buf, g.ID, g.Type, g.Display, g.kind(), sl)
 	}
 	return append(buf, ']')
 }

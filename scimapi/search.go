@@ -81,14 +81,14 @@ func (s *Server) fillGroups(ctx context.Context, users []*scim.Resource) error {
 	for i, u := range users {
 		ids[i] = u.ID
 	}
-	groups, err := s.store.GroupsOfMany(ctx, ids)
+	groups, err := s.userGroups(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for _, u := range users {
 		list := make([]any, 0, len(groups[u.ID]))
 		for _, g := range groups[u.ID] {
-			list = append(list, map[string]any{"value": g.ID, "display": g.Display, "type": "direct",
+			list = append(list, map[string]any{"value": g.ID, "display": g.Display, "type": g.kind(),
 				"$ref": "/Groups/" + g.ID})
 		}
 		if u.Attributes == nil {

@@ -37,6 +37,9 @@ type Store interface {
 	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
 	// GroupsOfMany returns the groups of each member id (direct membership), by group id.
 	GroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
+	// TransitiveGroupsOfMany returns, for each member id, every group reached through nested
+	// groups too (cycle-safe), by group id.
+	TransitiveGroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
 	// ModifiedSince calls fn with every id of typ modified after t.
 	ModifiedSince(ctx context.Context, typ scim.ResourceType, t time.Time, fn func(id string) error) error
 }
@@ -113,4 +116,49 @@ func (s *Server) limits(c *gin.Context) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxRequestBytes)
 	}
 	c.Next()
+}
+
+// groupRef is one of a user's groups: direct, or (with [scim] groups = "transitive") reached
+// through nested groups.
+type groupRef struct {
+	cache.Ref
+	indirect bool
+}
+
+func (g groupRef) kind() string {
+	if g.indirect {
+		return "indirect"
+	}
+	return "direct"
+}
+
+// userGroups returns the groups each user's "groups" attribute lists, by group id.
+func (s *Server) userGroups(ctx context.Context, ids []string) (map[string][]groupRef, error) {
+	direct, err := s.store.GroupsOfMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]groupRef, len(direct))
+	if s.cfg.Groups != GroupsTransitive {
+		for id, refs := range direct {
+			for _, g := range refs {
+				out[id] = append(out[id], groupRef{Ref: g})
+			}
+		}
+		return out, nil
+	}
+	all, err := s.store.TransitiveGroupsOfMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for id, refs := range all {
+		isDirect := map[string]bool{}
+		for _, g := range direct[id] {
+			isDirect[g.ID] = true
+		}
+		for _, g := range refs {
+			out[id] = append(out[id], groupRef{Ref: g, indirect: !isDirect[g.ID]})
+		}
+	}
+	return out, nil
 }
