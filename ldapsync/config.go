@@ -107,6 +107,20 @@ func DefaultConfig() Config {
 	}
 }
 
+// DialectDefaults returns the [ldap] defaults for a dialect: DefaultConfig's, with Active
+// Directory's user and group filters and member attributes when dialect is activedirectory.
+func DialectDefaults(dialect string) Config {
+	c := DefaultConfig()
+	if dialect == DialectActiveDirectory {
+		c.Dialect = dialect
+		c.Users.Filter = "(&(objectClass=user)(objectCategory=person))"
+		c.Groups.Filter = "(objectClass=group)"
+		c.Groups.MemberAttributes = []string{"member"}
+		c.Groups.MemberUIDAttributes = nil
+	}
+	return c
+}
+
 // DefaultSchedule returns the [schedule] defaults.
 func DefaultSchedule() ScheduleConfig { return ScheduleConfig{Delta: "@every 1m", Full: "0 3 * * *"} }
 

@@ -84,6 +84,7 @@ func Parse(raw []byte) (*File, error) {
 	if !md.IsDefined("scim") {
 		f.SCIM = nil
 	}
+	dialectDefaults(&f.LDAP, md)
 	var errs []error
 	for _, k := range md.Undecoded() {
 		errs = append(errs, fmt.Errorf("%s: unknown key", k))
@@ -189,4 +190,22 @@ func (f *File) SyncOptions() []ldapsync.Option {
 		return nil // Load has already rejected the file
 	}
 	return []ldapsync.Option{ldapsync.WithRules(rules)}
+}
+
+// dialectDefaults replaces the OpenLDAP defaults of the keys the file left out with those of its
+// dialect: the defaults are decoded before the file says which directory it reads.
+func dialectDefaults(c *ldapsync.Config, md toml.MetaData) {
+	d := ldapsync.DialectDefaults(c.Dialect)
+	if !md.IsDefined("ldap", "users", "filter") {
+		c.Users.Filter = d.Users.Filter
+	}
+	if !md.IsDefined("ldap", "groups", "filter") {
+		c.Groups.Filter = d.Groups.Filter
+	}
+	if !md.IsDefined("ldap", "groups", "member_attributes") {
+		c.Groups.MemberAttributes = d.Groups.MemberAttributes
+	}
+	if !md.IsDefined("ldap", "groups", "member_uid_attributes") {
+		c.Groups.MemberUIDAttributes = d.Groups.MemberUIDAttributes
+	}
 }

@@ -160,3 +160,23 @@ func TestNoSCIMSectionDisablesAPI(t *testing.T) {
 		t.Fatalf("SCIM enabled without a [scim] section: %+v", cfg.SCIM)
 	}
 }
+
+func TestActiveDirectoryDefaults(t *testing.T) {
+	base := "[cache]\ndir=\"/tmp/x\"\n[ldap]\nurl = \"ldaps://dc1.example.com\"\ndialect = \"activedirectory\"\n[ldap.users]\nbase_dn=\"DC=example,DC=com\"\n[ldap.groups]\nbase_dn=\"DC=example,DC=com\"\n"
+	cfg, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LDAP.Users.Filter != "(&(objectClass=user)(objectCategory=person))" || cfg.LDAP.Groups.Filter != "(objectClass=group)" ||
+		len(cfg.LDAP.Groups.MemberAttributes) != 1 || len(cfg.LDAP.Groups.MemberUIDAttributes) != 0 {
+		t.Fatalf("AD defaults not applied: %+v %+v", cfg.LDAP.Users, cfg.LDAP.Groups)
+	}
+	cfg, err = Parse([]byte(base + "filter = \"(objectClass=group)(cn=x)\"\n"))
+	if err == nil {
+		t.Fatal("a bad explicit filter validated")
+	}
+	cfg, err = Parse([]byte(strings.Replace(base, "[ldap.groups]\n", "[ldap.groups]\nfilter = \"(cn=app-*)\"\n", 1)))
+	if err != nil || cfg.LDAP.Groups.Filter != "(cn=app-*)" {
+		t.Fatalf("an explicit filter must win: %v %q", err, cfg.LDAP.Groups.Filter)
+	}
+}
