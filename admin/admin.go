@@ -53,6 +53,21 @@ type Push interface {
 	Replay(ctx context.Context, target string, ids []string) (int, error)
 }
 
+// TargetHealth is what a push worker says about itself, for the status page.
+type TargetHealth struct {
+	Name        string
+	Delivered   int64
+	Quarantined bool
+	Failures    int // failed requests in a row
+	LastError   string
+}
+
+// PushHealth is optionally implemented by a Push: the status page then shows each target's
+// own view (delivered since start, quarantine, last error).
+type PushHealth interface {
+	Health(ctx context.Context) []TargetHealth
+}
+
 // Options are what New needs. Config, Store and Syncer are required.
 type Options struct {
 	Config Config

@@ -53,6 +53,9 @@ func (f *fakeSyncer) Endpoint() ldapsync.Endpoint {
 type fakePush struct{ replayed []string }
 
 func (p *fakePush) Targets() []string { return []string{"okta"} }
+func (p *fakePush) Health(ctx context.Context) []TargetHealth {
+	return []TargetHealth{{Name: "okta", Delivered: 3, Quarantined: true, Failures: 4, LastError: "HTTP 503 from okta"}}
+}
 func (p *fakePush) Replay(ctx context.Context, target string, ids []string) (int, error) {
 	p.replayed = append(p.replayed, ids...)
 	return 7, nil
@@ -380,6 +383,7 @@ func TestStatusPage(t *testing.T) {
 		"connection &lt;refused&gt;", // escaped
 		`class="badge failure"`,
 		`<tr class="target"><td>okta</td>`,
+		"quarantined", "HTTP 503 from okta",
 		"ready",
 	} {
 		if !strings.Contains(page, want) {

@@ -44,6 +44,7 @@ type statusPage struct {
 
 type targetRow struct {
 	Name        string
+	Health      *TargetHealth
 	Cursor, Lag uint64
 	Resources   int
 	DeadLetters []cache.DeadLetter
@@ -111,9 +112,21 @@ func (s *Server) targetRows(ctx context.Context, head uint64, p *statusPage, pro
 	if s.opts.Push == nil {
 		return nil
 	}
+	health := map[string]TargetHealth{}
+	if ph, ok := s.opts.Push.(PushHealth); ok {
+		for _, h := range ph.Health(ctx) {
+			health[h.Name] = h
+		}
+	}
 	var rows []targetRow
 	for _, t := range s.opts.Push.Targets() {
 		row := targetRow{Name: t}
+		if h, ok := health[t]; ok {
+			row.Health = &h
+			if h.LastError != "" {
+				p.Failures = append(p.Failures, failure{Time: p.Now, What: "push to " + t + ": last error", Error: h.LastError})
+			}
+		}
 		ps, err := s.opts.Store.PushSummary(ctx, t)
 		if err != nil {
 			problem("push state of "+t, err)

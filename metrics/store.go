@@ -52,8 +52,8 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	failed := 0.0
-	st, err := c.store.Stats(ctx)
-	if err != nil {
+	st, statsErr := c.store.Stats(ctx)
+	if statsErr != nil {
 		failed = 1
 	} else {
 		ch <- prometheus.MustNewConstMetric(descJournalHead, prometheus.GaugeValue, float64(st.JournalHead))
@@ -75,7 +75,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 				failed = 1
 				continue
 			}
-			if err == nil {
+			if statsErr == nil {
 				lag := float64(0)
 				if st.JournalHead > ps.Cursor {
 					lag = float64(st.JournalHead - ps.Cursor)

@@ -15,6 +15,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/metrics"
+	"github.com/ldapscim/ldapscim/push"
 )
 
 // observability is what serve builds for the admin server before the Syncer exists: the
@@ -40,15 +41,19 @@ func (o *observability) syncOptions() []ldapsync.Option {
 // the default address is taken (another ldapscim on this host), serve runs without it rather
 // than not at all; an address the file names must be free.
 func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
-	obs *observability, push admin.Push, stop func(), log *slog.Logger) (<-chan error, error) {
+	obs *observability, pa admin.Push, stop func(), log *slog.Logger) (<-chan error, error) {
 	done := make(chan error, 1)
 	if cfg.Admin.Listen == "" {
 		log.Info("admin server off: [admin] listen is empty")
 		close(done)
 		return done, nil
 	}
+	if p, ok := pa.(*push.Pusher); ok && p != nil {
+		pa = pushHealth{p}
+		obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
+	}
 	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Syncer: s, History: obs.history,
-		Metrics: obs.metrics.Handler(), Push: push, ConfigPath: absPath(path), CacheDir: absPath(cfg.Cache.Dir), Log: log})
+		Metrics: obs.metrics.Handler(), Push: pa, ConfigPath: absPath(path), CacheDir: absPath(cfg.Cache.Dir), Log: log})
 	ln, err := srv.Listen()
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
@@ -138,4 +143,25 @@ func (c cacheHolds) Holds(ctx context.Context) ([]cache.Hold, error) { return c.
 
 func (c cacheHolds) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
 	return ldapsync.ApproveHolds(ctx, c.st, ids)
+}
+
+// pushHealth gives the admin server and the metrics the push workers' own view of themselves.
+type pushHealth struct{ *push.Pusher }
+
+func (p pushHealth) Health(ctx context.Context) []admin.TargetHealth {
+	var out []admin.TargetHealth
+	for _, st := range p.Status(ctx) {
+		out = append(out, admin.TargetHealth{Name: st.Name, Delivered: st.Delivered, Quarantined: st.Quarantined,
+			Failures: st.Failures, LastError: st.LastError})
+	}
+	return out
+}
+
+func (p pushHealth) metrics(ctx context.Context) []metrics.PushHealth {
+	var out []metrics.PushHealth
+	for _, st := range p.Status(ctx) {
+		out = append(out, metrics.PushHealth{Target: st.Name, Kind: st.Kind, Delivered: st.Delivered,
+			DeadLetters: st.DeadLetters, Quarantined: st.Quarantined, Failures: st.Failures})
+	}
+	return out
 }
