@@ -12,8 +12,8 @@ help: ## list the targets
 build: ## build bin/ldapscim
 	$(GO) build -o bin/ldapscim ./cmd/ldapscim
 
-deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium), without starting system services
-	scripts/install-deps.sh ldap samba chromium
+deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY), without starting system services
+	scripts/install-deps.sh ldap samba chromium scimmy
 
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -21,6 +21,7 @@ test: deps ## run every test (race detector, real slapd)
 bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
