@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
@@ -64,6 +65,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	slices.SortFunc(groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
 	fmt.Fprintf(stdout, "\ngroups (direct):")
 	for _, g := range groups {
 		fmt.Fprintf(stdout, " %s;", g.Display)
