@@ -126,6 +126,7 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*respon
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
+		c.breaker.release()
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/scim+json, application/json")
@@ -137,6 +138,11 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*respon
 	}
 	if c.auth != nil {
 		if err := c.auth.authorize(ctx, req); err != nil {
+			if ctx.Err() != nil {
+				c.breaker.release()
+				return nil, ctx.Err()
+			}
+			c.breaker.record(false, 0) // no token, no request: the target is unusable for now
 			return nil, err
 		}
 	}
