@@ -26,12 +26,12 @@ const benchConcurrency = 8
 func benchUser(prefix string, i int) *scim.Resource {
 	return &scim.Resource{Type: scim.UserType, ID: fmt.Sprintf("%08d-0000-4000-8000-%012d", i, i), ExternalID: fmt.Sprintf("E%06d", i),
 		Attributes: map[string]any{
-			"userName":    fmt.Sprintf("%suser%06d@example.com", prefix, i),
-			"name":        map[string]any{"givenName": "Given", "familyName": fmt.Sprintf("Family%d", i), "formatted": "Given Family"},
-			"displayName": fmt.Sprintf("Given Family%d", i),
-			"emails":      []any{map[string]any{"value": fmt.Sprintf("user%06d@example.com", i), "type": "work", "primary": true}},
-			"title":       "Engineer",
-			"active":      true,
+			"userName":                fmt.Sprintf("%suser%06d@example.com", prefix, i),
+			"name":                    map[string]any{"givenName": "Given", "familyName": fmt.Sprintf("Family%d", i), "formatted": "Given Family"},
+			"displayName":             fmt.Sprintf("Given Family%d", i),
+			"emails":                  []any{map[string]any{"value": fmt.Sprintf("user%06d@example.com", i), "type": "work", "primary": true}},
+			"title":                   "Engineer",
+			"active":                  true,
 			scim.SchemaEnterpriseUser: map[string]any{"department": "Engineering", "employeeNumber": fmt.Sprintf("E%06d", i)},
 		}}
 }
