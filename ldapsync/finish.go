@@ -1,0 +1,161 @@
+package ldapsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// finish decides deactivations and deletions against the threshold and applies the rest of the
+// pass together with the watermark (nil: keep the old one) and the held-deletion set in one
+// cache batch, so the watermark never runs ahead of the data (DESIGN invariant 2).
+func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) error {
+	if err := p.drain(); err != nil {
+		return err
+	}
+	total := 0
+	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		n, err := p.s.store.Count(ctx, t)
+		if err != nil {
+			return err
+		}
+		total += n
+	}
+	n := len(p.deletes) + len(p.deact)
+	held := n > 0 && (n > p.s.safety.MaxDeletes || float64(n) > p.s.safety.MaxDeletePercent/100*float64(total))
+
+	b := cache.Batch{Source: Source, Pass: p.id}
+	old, err := p.s.store.Holds(ctx)
+	if err != nil {
+		return err
+	}
+	var holds []cache.Hold
+	if !replaceHolds {
+		// A delta pass keeps earlier holds, except for entries it has just read again.
+		for _, h := range old {
+			if _, seen := p.seen[h.ID]; !seen {
+				if _, del := p.deletes[h.ID]; !del {
+					holds = append(holds, h)
+				}
+			}
+		}
+	}
+	if held {
+		why := fmt.Sprintf("pass would delete or deactivate %d of %d resources (limit: %d or %g%%)",
+			n, total, p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
+		p.s.log.Error("holding deletions until an admin approves them (ldapscim deletes list / approve)",
+			"pass", p.id, "deletes", len(p.deletes), "deactivations", len(p.deact), "total", total)
+		now := time.Now().UTC()
+		for id, typ := range p.deletes {
+			h := cache.Hold{ID: id, Type: typ, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
+			if r, err := p.s.store.Get(ctx, typ, id); err == nil {
+				h.DN, h.Name = r.DN, displayOf(r)
+			}
+			holds = append(holds, h)
+		}
+		for _, r := range p.deact {
+			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
+				Reason: holdDeactivate + ": " + why, HeldAt: now})
+			// Apply every other change of the entry, but keep it active until approved, and do
+			// not store its source hash: the next full pass must see the deactivation again.
+			r.Attributes["active"] = true
+			delete(p.batchSrc, r.ID)
+			b.Upserts = append(b.Upserts, r)
+		}
+		p.sum.Held = n
+	} else {
+		b.Upserts = append(b.Upserts, p.deact...)
+		for id := range p.deletes {
+			b.Deletes = append(b.Deletes, id)
+		}
+		slices.Sort(b.Deletes)
+	}
+	b.Upserts = append(b.Upserts, p.batch...)
+	b.SourceHashes = p.batchSrc
+	vgs, err := p.virtualGroups(ctx)
+	if err != nil {
+		return err
+	}
+	b.Upserts = append(b.Upserts, vgs...)
+	p.batch = nil
+	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
+		return err
+	}
+	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
+	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
+		if holds == nil {
+			holds = []cache.Hold{}
+		}
+		b.Holds = &holds
+	}
+	if wm != nil {
+		wm.LastPass = time.Now().UTC()
+		raw, err := json.Marshal(wm)
+		if err != nil {
+			return err
+		}
+		b.Watermark = raw
+	}
+	if p.s.progress != nil {
+		p.s.progress("apply", p.sum.Read)
+	}
+	res, err := p.s.store.Apply(ctx, b)
+	p.sum.add(res)
+	return err
+}
+
+// pruneMembers removes deleted resources from the groups that list them. A deleted entry is no
+// longer a member even when its group was not re-read: without refint the group still names a
+// DN that resolves to nothing, and with refint slapd rewrites the group without changing its
+// entryCSN or modifyTimestamp, so no delta pass would ever show it.
+func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, deletes []string) ([]*scim.Resource, error) {
+	if len(deletes) == 0 {
+		return upserts, nil
+	}
+	gone := make(map[string]bool, len(deletes))
+	for _, id := range deletes {
+		gone[id] = true
+	}
+	queued := map[string]*scim.Resource{}
+	for _, r := range upserts {
+		if r.Type == scim.GroupType {
+			queued[r.ID] = r
+		}
+	}
+	for _, id := range deletes {
+		groups, err := store.GroupsOf(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range groups {
+			if gone[g.ID] {
+				continue
+			}
+			r := queued[g.ID]
+			if r == nil {
+				if r, err = store.Get(ctx, scim.GroupType, g.ID); errors.Is(err, cache.ErrNotFound) {
+					continue
+				} else if err != nil {
+					return nil, err
+				}
+				queued[g.ID] = r
+				upserts = append(upserts, r)
+			}
+			r.Members = slices.DeleteFunc(r.Members, func(m scim.Member) bool { return gone[m.Value] })
+		}
+	}
+	return upserts, nil
+}
+
+// Reason prefixes of held changes.
+const (
+	holdDelete     = "delete"
+	holdDeactivate = "deactivate"
+)

@@ -1,0 +1,127 @@
+package ldapsync
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/internal/ldapwire"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// idOf returns the entry's immutable id: entryUUID (OpenLDAP, 389-ds) or objectGUID rendered as
+// a canonical UUID (Active Directory; the first three groups are little-endian).
+func (s *Syncer) idOf(e attrGetter) (string, bool) {
+	if s.cfg.Dialect == DialectActiveDirectory {
+		v := e.Get("objectGUID")
+		if len(v) == 0 || len(v[0]) != 16 {
+			return "", false
+		}
+		return guidString(v[0]), true
+	}
+	v := e.Get("entryUUID")
+	if len(v) == 0 || len(v[0]) == 0 {
+		return "", false
+	}
+	return strings.ToLower(string(v[0])), true
+}
+
+func guidString(g []byte) string {
+	b := []byte{g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]}
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// userAttrs and groupAttrs are the LDAP attributes a pass asks for.
+func (s *Syncer) userAttrs() []string  { return s.uattrs }
+func (s *Syncer) groupAttrs() []string { return s.gattrs }
+
+func dedupFold(in []string) []string {
+	var out []string
+	for _, a := range in {
+		if !slices.ContainsFunc(out, func(b string) bool { return strings.EqualFold(a, b) }) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// readAll reads users, then groups, with paged searches.
+func (p *pass) readAll(ctx context.Context) error {
+	if err := p.readType(ctx, scim.UserType, p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()); err != nil {
+		return err
+	}
+	// Managers are users: every user is read now, so resolve them before reading groups.
+	if err := p.resolvePending(ctx); err != nil {
+		return err
+	}
+	return p.readType(ctx, scim.GroupType, p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs())
+}
+
+func (p *pass) readType(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
+	var err error
+	if p.s.cfg.BindDN == "" && strings.HasPrefix(p.s.cfg.URL, "ldapi:") {
+		// SASL EXTERNAL needs go-ldap; ldapwire only does simple binds.
+		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, p.s.searchControls())
+		err = p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+			return p.read(ctx, typ, e.DN, ldapEntry{e})
+		})
+	} else {
+		err = p.wireSearch(ctx, typ, base, filter, attrs)
+	}
+	if err != nil {
+		return fmt.Errorf("reading %ss under %q: %w", strings.ToLower(string(typ)), base, err)
+	}
+	return nil
+}
+
+// wireSearch is the bulk read: a paged search through ldapwire, which decodes entries without
+// building go-ldap's packet trees (most of a full pass's time is decoding).
+func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
+	if p.wire == nil {
+		tlsCfg, err := p.s.cfg.tlsConfig()
+		if err != nil {
+			return err
+		}
+		c, err := ldapwire.Dial(ctx, ldapwire.DialOptions{URL: p.s.cfg.URL, TLSConfig: tlsCfg, StartTLS: p.s.cfg.StartTLS, Timeout: p.s.cfg.Timeout.D()})
+		if err != nil {
+			return classify(fmt.Errorf("connecting to %s: %w", redactURL(p.s.cfg.URL), err))
+		}
+		if p.s.cfg.BindDN != "" {
+			if err := c.Bind(ctx, p.s.cfg.BindDN, p.s.cfg.BindPassword.Reveal()); err != nil {
+				c.Close()
+				return fmt.Errorf("binding as %q: %w", p.s.cfg.BindDN, err)
+			}
+		}
+		p.wire = c
+	}
+	res, err := p.wire.Search(ctx, ldapwire.SearchRequest{
+		BaseDN: base, Scope: ldap.ScopeWholeSubtree, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
+		Controls: p.s.searchControls(),
+	}, func(e *ldapwire.Entry) error {
+		return p.read(ctx, typ, string(e.DN), e)
+	})
+	if err != nil {
+		var pe *partialError
+		if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if errors.Is(err, ldapwire.ErrPagingIgnored) {
+			return &partialError{why: "the server ignored the paging control"}
+		}
+		var le *ldap.Error
+		if errors.As(err, &le) {
+			return classify(err)
+		}
+		return err
+	}
+	if len(res.Referrals) > 0 {
+		return &partialError{why: fmt.Sprintf("the server returned %d referral(s), e.g. %s", len(res.Referrals), res.Referrals[0])}
+	}
+	return nil
+}

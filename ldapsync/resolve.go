@@ -1,0 +1,195 @@
+package ldapsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/dn"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// recheck names a resource resolved with tentative references, and its references.
+type recheck struct {
+	id     string
+	typ    scim.ResourceType
+	rf     refs
+	digest [16]byte
+}
+
+// pendingResource is a resource waiting for its references, kept encoded: on a first sync about
+// half the users name a manager that is read later, and a decoded resource is several times
+// larger than its JSON.
+type pendingResource struct {
+	raw    []byte
+	rf     refs
+	digest [16]byte
+}
+
+// resolve turns r's DN references into ids. Until final, a reference to an entry not read yet
+// makes it return false (the caller retries after the read); when final, references that still
+// do not resolve are dropped: a DN that names no entry is not a member or manager.
+func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final bool) (ok bool, mgr cache.Ref, err error) {
+	if rf.manager != "" {
+		ref, ok, err := p.lookupDN(ctx, rf.manager, final)
+		if err != nil || (!ok && !final) {
+			return false, cache.Ref{}, err
+		}
+		mgr = ref
+		if ok && ref.Type == scim.UserType && ref.ID != r.ID {
+			ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+			if ext == nil {
+				ext = map[string]any{}
+				r.Attributes[scim.SchemaEnterpriseUser] = ext
+			}
+			ext["manager"] = map[string]any{"value": ref.ID, "displayName": ref.Display}
+		}
+	}
+	if r.Type != scim.GroupType {
+		return true, mgr, nil
+	}
+	members := make(map[string]scim.Member, len(rf.memberDNs)+len(rf.memberUIDs))
+	for _, d := range rf.memberDNs {
+		ref, ok, err := p.lookupDN(ctx, d, final)
+		if err != nil || (!ok && !final) {
+			return false, mgr, err
+		}
+		if ok && ref.ID != r.ID {
+			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+		}
+	}
+	for _, u := range rf.memberUIDs {
+		ref, ok, err := p.lookupUID(ctx, u, final)
+		if err != nil || (!ok && !final) {
+			return false, mgr, err
+		}
+		if ok {
+			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+		}
+	}
+	r.Members = make([]scim.Member, 0, len(members))
+	for _, m := range members {
+		r.Members = append(r.Members, m)
+	}
+	slices.SortFunc(r.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
+	return true, mgr, nil
+}
+
+// lookupDN finds the entry a DN names: first among entries read in this pass, then in the cache.
+// In a full pass the cache's answer is tentative until the read is over (the entry may have gone,
+// or its DN may now name another entry): it is recorded and checked by verifyTentative. A full
+// pass whose read was complete does not ask the cache at the end: a DN it did not read names no
+// entry.
+func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, bool, error) {
+	key := dn.Normalize(d)
+	if ref, ok := p.byDN[key]; ok {
+		return ref, true, nil
+	}
+	if p.full && final && p.sum.Partial == "" {
+		return cache.Ref{}, false, nil
+	}
+	ref, ok, err := p.s.store.ResolveDN(ctx, d)
+	if err == nil && !ok && !p.full && p.s.cfg.Dialect == DialectActiveDirectory {
+		ref, ok, err = p.adResolveDN(ctx, d)
+	}
+	if err != nil || !ok || !p.full || final {
+		return ref, ok, err
+	}
+	p.tentative[key] = ref
+	p.usedTentative = true
+	return ref, true, nil
+}
+
+// verifyTentative re-resolves, once the read is complete, every resource that used a cached
+// reference the read did not confirm, and queues those whose references changed.
+func (p *pass) verifyTentative(ctx context.Context) error {
+	var stale []recheck
+	for _, rc := range p.recheck {
+		keys := append([]string{rc.rf.manager}, rc.rf.memberDNs...)
+		for _, d := range keys {
+			if d == "" {
+				continue
+			}
+			k := dn.Normalize(d)
+			if t, ok := p.tentative[k]; ok && p.byDN[k] != t {
+				stale = append(stale, rc)
+				break
+			}
+		}
+	}
+	p.recheck, p.tentative = nil, nil
+	stale = append(stale, p.staleManagers()...)
+	if len(stale) == 0 {
+		return nil
+	}
+	// The resources may still be in flight: write everything, then read them back.
+	if err := p.flush(ctx); err != nil {
+		return err
+	}
+	if err := p.drain(); err != nil {
+		return err
+	}
+	for _, rc := range stale {
+		r, err := p.s.store.Get(ctx, rc.typ, rc.id)
+		if err != nil {
+			return err
+		}
+		if ext, ok := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any); ok {
+			delete(ext, "manager")
+		}
+		_, mgr, err := p.resolve(ctx, r, rc.rf, true)
+		if err != nil {
+			return err
+		}
+		p.setSource(r, rc.digest, mgr)
+		if err := p.queue(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref, bool, error) {
+	if ref, ok := p.byUID[strings.ToLower(uid)]; ok {
+		return ref, true, nil
+	}
+	if p.full && (!final || p.sum.Partial == "") {
+		return cache.Ref{}, false, nil
+	}
+	ids, err := p.s.store.Lookup(ctx, cache.IndexUserName, uid)
+	if err != nil || len(ids) != 1 {
+		return cache.Ref{}, false, err
+	}
+	u, err := p.s.store.Get(ctx, scim.UserType, ids[0])
+	if errors.Is(err, cache.ErrNotFound) {
+		return cache.Ref{}, false, nil
+	} else if err != nil {
+		return cache.Ref{}, false, err
+	}
+	return cache.Ref{ID: u.ID, Type: scim.UserType, Display: u.DisplayName()}, true, nil
+}
+
+// resolvePending resolves every entry that waited for references, now that the read is over.
+func (p *pass) resolvePending(ctx context.Context) error {
+	pending := p.pending
+	p.pending = nil
+	for i, pr := range pending {
+		pending[i].raw = nil
+		r := &scim.Resource{}
+		if err := json.Unmarshal(pr.raw, r); err != nil {
+			return err
+		}
+		_, mgr, err := p.resolve(ctx, r, pr.rf, true)
+		if err != nil {
+			return err
+		}
+		p.setSource(r, pr.digest, mgr)
+		if err := p.queue(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
