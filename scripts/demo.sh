@@ -11,6 +11,8 @@ export PATH=/usr/local/go/bin:$PATH:/usr/sbin
 
 DIR=${DEMO_DIR:-$PWD/.cache/demo}
 PORT=${DEMO_PORT:-3389}
+SCIM_PORT=${DEMO_SCIM_PORT:-8080}
+ADMIN_PORT=${DEMO_ADMIN_PORT:-9090}
 USERS=${DEMO_USERS:-300}
 NGROUPS=${DEMO_GROUPS:-25}
 SUFFIX="dc=example,dc=com"
@@ -21,10 +23,12 @@ URL="ldap://127.0.0.1:$PORT/"
 
 command -v slapd >/dev/null || { echo "demo: slapd not found; run scripts/install-deps.sh ldap" >&2; exit 1; }
 [ -x bin/ldapscim ] || { echo "demo: bin/ldapscim missing; run make build" >&2; exit 1; }
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-	echo "demo: port $PORT is taken; set DEMO_PORT" >&2
-	exit 1
-fi
+for p in "$PORT:DEMO_PORT" "$SCIM_PORT:DEMO_SCIM_PORT" "$ADMIN_PORT:DEMO_ADMIN_PORT"; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/${p%%:*}") 2>/dev/null; then
+		echo "demo: port ${p%%:*} is taken; set ${p#*:}" >&2
+		exit 1
+	fi
+done
 
 rm -rf "$DIR"
 mkdir -p "$DIR/data" "$DIR/accesslog" "$DIR/cache"
@@ -91,7 +95,9 @@ for _ in $(seq 100); do
 done
 
 printf '%s\n' "$READERPW" >"$DIR/reader.pw"
-chmod 600 "$DIR/reader.pw"
+TOKEN="demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$TOKEN" >"$DIR/scim.token"
+chmod 600 "$DIR/reader.pw" "$DIR/scim.token"
 cat >"$DIR/config.toml" <<CONF
 [cache]
 dir = "$DIR/cache"
@@ -110,6 +116,22 @@ base_dn = "ou=groups,$SUFFIX"
 [schedule]
 delta = "@every 10s"
 full = "@every 10m"
+
+[scim]
+listen = "127.0.0.1:$SCIM_PORT"
+base_url = "http://127.0.0.1:$SCIM_PORT/scim/v2"
+[[scim.tokens]]
+name = "demo"
+token_file = "$DIR/scim.token"
+
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+
+[[rules]]
+name = "engineering"
+when = 'department eq "Engineering"'
+roles = ["engineer"]
+groups = ["Engineering (rule)"]
 CONF
 
 C="--config $DIR/config.toml"
@@ -126,10 +148,15 @@ replace: title
 title: Chief Demo Officer
 LDIF
 
-  bin/ldapscim check-config $C      # the effective config (the password shows as <secret>)
-Stop serve with Ctrl-C, then:
-  bin/ldapscim sync $C              # one more pass, with a summary
+The SCIM API (token in $DIR/scim.token):
+  curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$SCIM_PORT/scim/v2/Users?count=2'
+  curl -s -H 'Authorization: Bearer $TOKEN' -G 'http://127.0.0.1:$SCIM_PORT/scim/v2/Groups' \
+       --data-urlencode 'filter=displayName eq "Engineering (rule)"' --data-urlencode 'excludedAttributes=members'
+The status page: http://127.0.0.1:$ADMIN_PORT/status    metrics: http://127.0.0.1:$ADMIN_PORT/metrics
+  bin/ldapscim sync $C              # one more pass now, through the running serve
   bin/ldapscim deletes list $C      # deletions held by the safety threshold
+  bin/ldapscim plan $C --full       # what a full pass would change (stop serve first)
+  bin/ldapscim check-config $C      # the effective config (secrets show as <secret>)
 
 MSG
 bin/ldapscim serve $C
