@@ -27,7 +27,7 @@ import (
 // Alert is a problem an admin should see: a dead letter, a quarantine starting or ending.
 // Webhooks with format "slack" receive them.
 type Alert struct {
-	Kind   string `json:"kind"` // dead_letter, quarantine
+	Kind   string `json:"kind"` // dead_letter, quarantine, held_deletions
 	Target string `json:"target"`
 	Text   string `json:"text"`
 }
@@ -61,6 +61,9 @@ func New(targets []TargetConfig, hooks []WebhookConfig, st Store, log *slog.Logg
 	}
 	return p
 }
+
+// Alert sends a to every alert webhook (format "slack"), best effort, while Run runs.
+func (p *Pusher) Alert(a Alert) { p.alert(a) }
 
 func (p *Pusher) alert(a Alert) {
 	for _, s := range p.alerts {

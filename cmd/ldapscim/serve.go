@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path/filepath"
 	"sync"
@@ -28,7 +29,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
 	pusher.StatusFile = filepath.Join(cfg.Cache.Dir, push.StatusFileName)
 	obs := newObservability(st, pusher.Targets)
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), obs.syncOptions()...)...)
+	opts := append(cfg.SyncOptions(), obs.syncOptions()...)
+	opts = append(opts, ldapsync.WithObserver(heldAlert(pusher, path)))
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -68,7 +71,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	first.Go(func() { _, _ = s.SyncOnce(ctx) })
 	// Push workers follow the journal beside the schedule; cancel, then wait (below).
 	var pushing sync.WaitGroup
-	pushing.Go(func() { pusher.Run(ctx) })
+	if cfg.Safety.Staging {
+		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks")
+	} else {
+		pushing.Go(func() { pusher.Run(ctx) })
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	pushing.Wait()
@@ -79,4 +86,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	first.Wait()
 	sch.Stop()
 	return err
+}
+
+// heldAlert tells the alert webhooks when a pass holds deletions or deactivations.
+func heldAlert(p *push.Pusher, configPath string) func(ldapsync.Summary, error) {
+	return func(sum ldapsync.Summary, _ error) {
+		if sum.Held == 0 {
+			return
+		}
+		p.Alert(push.Alert{Kind: "held_deletions", Target: ldapsync.Source, Text: fmt.Sprintf(
+			"ldapscim pass %s holds %d deletion(s)/deactivation(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
+			sum.Pass, sum.Held, configPath, configPath)})
+	}
 }

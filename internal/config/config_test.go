@@ -112,17 +112,20 @@ func exampleWithSCIM(t *testing.T, tokenFile string) []byte {
 		t.Fatal(err)
 	}
 	var out []string
-	in := false
+	in, found := false, false
 	for _, line := range strings.Split(string(raw), "\n") {
 		if line == "#[scim]" {
-			in = true
+			in, found = true, true
+		}
+		if strings.HasPrefix(line, "# ---- Active Directory") {
+			in = false // an alternative [ldap] section, not an addition
 		}
 		if in && strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "##") {
 			line = line[1:]
 		}
 		out = append(out, strings.ReplaceAll(line, "/etc/ldapscim/entra.token", tokenFile))
 	}
-	if !in {
+	if !found {
 		t.Fatal("config.toml.example has no #[scim] block")
 	}
 	return []byte(strings.Join(out, "\n"))
@@ -178,5 +181,32 @@ func TestActiveDirectoryDefaults(t *testing.T) {
 	cfg, err = Parse([]byte(strings.Replace(base, "[ldap.groups]\n", "[ldap.groups]\nfilter = \"(cn=app-*)\"\n", 1)))
 	if err != nil || cfg.LDAP.Groups.Filter != "(cn=app-*)" {
 		t.Fatalf("an explicit filter must win: %v %q", err, cfg.LDAP.Groups.Filter)
+	}
+}
+
+// The Active Directory block of config.toml.example, uncommented, is a valid [ldap] section.
+func TestExampleActiveDirectoryValidates(t *testing.T) {
+	raw, err := os.ReadFile("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "# ---- Active Directory")
+	if !ok {
+		t.Fatal("config.toml.example has no Active Directory block")
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pw, []byte("example\n"), 0o600)
+	out := []string{"[cache]", `dir = "/tmp/x"`}
+	for _, line := range strings.Split(block, "\n") {
+		if strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "##") {
+			out = append(out, strings.ReplaceAll(line[1:], "/etc/ldapscim/ldap-password", pw))
+		}
+	}
+	cfg, err := Parse([]byte(strings.Join(out, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LDAP.Dialect != "activedirectory" || cfg.LDAP.Groups.Filter != "(objectClass=group)" {
+		t.Fatalf("AD example: dialect %q, groups filter %q", cfg.LDAP.Dialect, cfg.LDAP.Groups.Filter)
 	}
 }

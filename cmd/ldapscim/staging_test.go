@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/internal/testenv"
+)
+
+// TestStagingAndHeldDeletionAlerts: with [safety] staging = true, serve syncs but sends nothing
+// to its targets; without it, the same config pushes, and a pass that holds deletions tells the
+// alert webhook how to review them.
+func TestStagingAndHeldDeletionAlerts(t *testing.T) {
+	var targetRequests atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		targetRequests.Add(1)
+		w.Header().Set("Content-Type", "application/scim+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer target.Close()
+	var mu sync.Mutex
+	var alerts []string
+	chat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		alerts = append(alerts, string(b))
+		mu.Unlock()
+	}))
+	defer chat.Close()
+
+	for _, staging := range []bool{true, false} {
+		sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
+		dir := t.TempDir()
+		addr := freeAddr(t)
+		extra := fmt.Sprintf(`[admin]
+listen = %q
+[[targets]]
+name = "app"
+url = %q
+token = "x"
+max_attempts = 1000
+poll_interval = "100ms"
+[[webhooks]]
+name = "ops-chat"
+url = %q
+format = "slack"
+`, addr, target.URL+"/scim/v2", chat.URL)
+		cfg := adminConfig(t, sl, dir, dir+"/cache", extra)
+		if staging {
+			cfg = adminConfig(t, sl, dir, dir+"/cache", "staging = true\n"+extra)
+		}
+		var stderr lockedBuffer
+		cmd := command(context.Background(), "serve", "--config", cfg)
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFirstPass(t, "http://"+addr, &stderr)
+		before := targetRequests.Load()
+		// Three deletions against max_deletes = 2: held, and the alert names the commands.
+		sl.Modify(t, "dn: uid=ann,ou=people,dc=example,dc=com\nchangetype: delete\n\ndn: uid=bob,ou=people,dc=example,dc=com\nchangetype: delete\n\ndn: uid=carl,ou=people,dc=example,dc=com\nchangetype: delete\n")
+		if out, _, err := runCLI(t, "sync", "--config", cfg); err != nil || !strings.Contains(out, "held 3") {
+			t.Fatalf("sync through serve: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second) // the workers poll every 100 ms here
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("serve exit: %v\n%s", err, stderr.String())
+		}
+		mu.Lock()
+		gotAlert := len(alerts) > 0 && strings.Contains(alerts[len(alerts)-1], "deletes approve --config "+cfg+" --all")
+		mu.Unlock()
+		if staging {
+			if n := targetRequests.Load(); n != 0 {
+				t.Fatalf("staging: the target got %d requests", n)
+			}
+			if gotAlert {
+				t.Fatal("staging: an alert was sent")
+			}
+			if !strings.Contains(stderr.String(), "staging") {
+				t.Fatalf("staging not logged:\n%s", stderr.String())
+			}
+			continue
+		}
+		if targetRequests.Load() == before && before == 0 {
+			t.Fatal("without staging the target got no request: the staging check proves nothing")
+		}
+		if !gotAlert {
+			mu.Lock()
+			t.Fatalf("no held-deletion alert; alerts: %q", alerts)
+		}
+	}
+}
+
+// waitFirstPass waits until /readyz says a pass succeeded.
+func waitFirstPass(t *testing.T, base string, stderr *lockedBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("serve never became ready; stderr:\n%s", stderr.String())
+}
