@@ -32,6 +32,10 @@ type Store interface {
 	SourceMembers(ctx context.Context, target, groupID string) ([]string, error)
 	SetSourceMembers(ctx context.Context, target, groupID string, ids []string) error
 	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
+
+	// For Plan and ExplainScope:
+	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
+	TransitiveGroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
 }
 
 // batchSize is how many journal records a worker takes at a time; the outbox is the journal on

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -24,7 +25,7 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(rest) != 1 {
 		return usageError{"explain: give one user: a userName or an id"}
 	}
-	cfg, _, st, err := setup(path, stderr)
+	cfg, log, st, err := setup(path, stderr)
 	if err != nil {
 		return err
 	}
@@ -71,6 +72,17 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stdout, " %s;", g.Display)
 	}
 	fmt.Fprintln(stdout)
+	for _, t := range push.New(cfg.Targets, cfg.Webhooks, st, log).TargetWorkers() {
+		in, why, err := t.ExplainScope(ctx, u)
+		if err != nil {
+			return err
+		}
+		verdict := "out of scope"
+		if in {
+			verdict = "in scope"
+		}
+		fmt.Fprintf(stdout, "target %s: %s: %s\n", t.Name(), verdict, why)
+	}
 	return nil
 }
 

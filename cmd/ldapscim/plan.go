@@ -1,12 +1,18 @@
 package main
 
 import (
+	"log/slog"
+
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/push"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
 )
@@ -15,9 +21,11 @@ import (
 // change in the cache, and why, without writing anything.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full, asJSON bool
+	var only string
 	path, _, err := flags("plan", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "plan a full reconciliation")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
+		fs.StringVar(&only, "target", "", "compare only this push target (default: every target)")
 	})
 	if err != nil {
 		return err
@@ -31,16 +39,71 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil && rep == nil {
 		return err
 	}
+	targets, terr := planTargets(ctx, cfg, st, log, only)
+	if terr != nil {
+		return terr
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		out := struct {
+			*ldapsync.PlanReport
+			Targets []targetPlan `json:"targets"`
+		}{rep, targets}
+		if jerr := enc.Encode(out); jerr != nil {
 			return jerr
 		}
 		return err
 	}
 	printPlan(stdout, rep)
+	printTargetPlans(stdout, targets, cfg.Safety.Staging)
 	return err
+}
+
+// targetPlan is what one push target would be sent, judged against what it last received.
+type targetPlan struct {
+	Target  string            `json:"target"`
+	Changes []push.PlanChange `json:"changes"`
+}
+
+func planTargets(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, only string) ([]targetPlan, error) {
+	p := push.New(cfg.Targets, cfg.Webhooks, st, log)
+	var out []targetPlan
+	found := only == ""
+	for _, t := range p.TargetWorkers() {
+		if only != "" && t.Name() != only {
+			continue
+		}
+		found = true
+		changes, err := t.Plan(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("planning target %s: %w", t.Name(), err)
+		}
+		out = append(out, targetPlan{Target: t.Name(), Changes: changes})
+	}
+	if !found {
+		return nil, usageError{fmt.Sprintf("plan: no [[targets]] entry is named %q", only)}
+	}
+	return out, nil
+}
+
+func printTargetPlans(w io.Writer, plans []targetPlan, staging bool) {
+	for _, tp := range plans {
+		fmt.Fprintf(w, "\ntarget %s, compared with what it last received (before this pass's changes):\n", tp.Target)
+		if staging {
+			fmt.Fprintln(w, "  ([safety] staging = true: serve would not push any of it)")
+		}
+		if len(tp.Changes) == 0 {
+			fmt.Fprintln(w, "  up to date")
+		}
+		for _, c := range tp.Changes {
+			fmt.Fprintf(w, "  %-10s %-5s %s: %s", c.Action, c.Type, c.Name, c.Why)
+			if len(c.Attrs) > 0 {
+				fmt.Fprintf(w, " (%s)", strings.Join(c.Attrs, ", "))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 func printPlan(w io.Writer, rep *ldapsync.PlanReport) {

@@ -39,6 +39,12 @@ func golden(t *testing.T, name, got string) {
 }
 
 const rulesTOML = `
+[[targets]]
+name = "app"
+url = "http://127.0.0.1:9/scim/v2"
+token = "never-used"
+scope = 'department eq "Engineering"'
+groups = true
 [[rules]]
 name = "engineering"
 when = 'department eq "Engineering"'
