@@ -67,6 +67,8 @@ func (e *transportError) Unwrap() error { return e.err }
 // client sends requests to one target: rate limited, with the breaker's pauses honoured,
 // authenticated, and with errors decoded.
 type client struct {
+	// observer, if set, sees every request: its HTTP status (0: no answer) and latency.
+	observer func(status int, d time.Duration)
 	base    string
 	http    *http.Client
 	limiter *rate.Limiter
@@ -101,6 +103,13 @@ type response struct {
 	status int
 	body   []byte
 	header http.Header
+}
+
+// observe reports one request to the Pusher's observer, if any.
+func (c *client) observe(status int, d time.Duration) {
+	if c.observer != nil {
+		c.observer(status, d)
+	}
 }
 
 // do sends one request (body marshalled as JSON when non-nil) and returns a 2xx response or an
@@ -146,15 +155,18 @@ func (c *client) do(ctx context.Context, method, path string, body any) (*respon
 			return nil, err
 		}
 	}
+	sent := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			c.breaker.release()
 			return nil, ctx.Err()
 		}
+		c.observe(0, time.Since(sent))
 		c.breaker.record(false, 0)
 		return nil, &transportError{method, shortPath(path), scrub(err)}
 	}
+	c.observe(resp.StatusCode, time.Since(sent))
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {

@@ -62,6 +62,19 @@ func New(targets []TargetConfig, hooks []WebhookConfig, st Store, log *slog.Logg
 	return p
 }
 
+// ObserveRequests makes fn see every request a target or webhook worker sends: the worker's
+// name, the HTTP status (0 when no answer came) and the latency. Call it before Run.
+func (p *Pusher) ObserveRequests(fn func(name string, status int, d time.Duration)) {
+	for _, t := range p.targets {
+		name := t.cfg.Name
+		t.c.observer = func(status int, d time.Duration) { fn(name, status, d) }
+	}
+	for _, h := range p.hooks {
+		name := h.cfg.Name
+		h.c.observer = func(status int, d time.Duration) { fn(name, status, d) }
+	}
+}
+
 // Alert sends a to every alert webhook (format "slack"), best effort, while Run runs.
 func (p *Pusher) Alert(a Alert) { p.alert(a) }
 

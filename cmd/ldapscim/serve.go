@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
 	pusher.StatusFile = filepath.Join(cfg.Cache.Dir, push.StatusFileName)
 	obs := newObservability(st, pusher.Targets)
+	pusher.ObserveRequests(obs.metrics.ObservePush)
 	opts := append(cfg.SyncOptions(), obs.syncOptions()...)
 	opts = append(opts, ldapsync.WithObserver(heldAlert(pusher, path)))
 	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
