@@ -69,12 +69,12 @@ func (e *transportError) Unwrap() error { return e.err }
 type client struct {
 	// observer, if set, sees every request: its HTTP status (0: no answer) and latency.
 	observer func(status int, d time.Duration)
-	base    string
-	http    *http.Client
-	limiter *rate.Limiter
-	breaker *breaker
-	auth    authenticator
-	header  http.Header // extra headers on every request
+	base     string
+	http     *http.Client
+	limiter  *rate.Limiter
+	breaker  *breaker
+	auth     authenticator
+	header   http.Header // extra headers on every request
 }
 
 type authenticator interface {
