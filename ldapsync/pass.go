@@ -245,16 +245,8 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		}
 		return readErr
 	}
-	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		err := p.s.store.ForEachID(ctx, t, func(id string) error {
-			if _, ok := p.seen[id]; !ok {
-				p.deletes[id] = t
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	if err := p.findDeletions(ctx); err != nil {
+		return err
 	}
 	wm.MaxModify = maxTimestamp(prev, p.maxMod)
 	return p.finish(ctx, wm, true)
@@ -273,4 +265,30 @@ func (p *pass) close() {
 	if p.wire != nil {
 		p.wire.Close()
 	}
+}
+
+// findDeletions marks for deletion every cached resource the complete read did not see. Every
+// cached user has a source record, so when there are as many records as users their ids are
+// the users' ids and the cache need not be scanned again.
+func (p *pass) findDeletions(ctx context.Context) error {
+	mark := func(t scim.ResourceType) func(id string) error {
+		return func(id string) error {
+			if _, ok := p.seen[id]; !ok {
+				p.deletes[id] = t
+			}
+			return nil
+		}
+	}
+	users, err := p.s.store.Count(ctx, scim.UserType)
+	if err != nil {
+		return err
+	}
+	if users == len(p.src) {
+		for id := range p.src {
+			_ = mark(scim.UserType)(id)
+		}
+	} else if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
+		return err
+	}
+	return p.s.store.ForEachID(ctx, scim.GroupType, mark(scim.GroupType))
 }
