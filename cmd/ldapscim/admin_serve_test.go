@@ -83,7 +83,7 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 	os.WriteFile(tok, []byte("cli-admin-token\n"), 0o600)
 	cfg := adminConfig(t, sl, dir, filepath.Join(dir, "cache"), fmt.Sprintf("[admin]\nlisten = %q\ntoken_file = %q\nallow_loopback = false\n", addr, tok))
 
-	var stderr lockedBuffer
+	var stderr testenv.Output
 	cmd := command(context.Background(), "serve", "--config", cfg)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -152,7 +152,7 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 }
 
 // waitReady polls /readyz (no token needed) until the first pass is in, and checks /healthz.
-func waitReady(t *testing.T, base, token string, stderr *lockedBuffer) {
+func waitReady(t *testing.T, base, token string, stderr *testenv.Output) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,7 +46,7 @@ token_file = %q
 name = "hash"
 token_sha256 = %q
 `, addr, addr, tokFile, hex.EncodeToString(sum[:])))
-	var stderr lockedBuffer
+	var stderr testenv.Output
 	cmd := command(context.Background(), "serve", "--config", cfg)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -98,22 +96,4 @@ token_sha256 = %q
 	if status, _ := get("serve-test-token"); status != 0 {
 		t.Errorf("the API still answers after shutdown")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the child process's copier and the test can share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -58,7 +58,7 @@ format = "slack"
 		if staging {
 			cfg = adminConfig(t, sl, dir, dir+"/cache", "staging = true\n"+extra)
 		}
-		var stderr lockedBuffer
+		var stderr testenv.Output
 		cmd := command(context.Background(), "serve", "--config", cfg)
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -102,7 +102,7 @@ format = "slack"
 }
 
 // waitFirstPass waits until /readyz says a pass succeeded.
-func waitFirstPass(t *testing.T, base string, stderr *lockedBuffer) {
+func waitFirstPass(t *testing.T, base string, stderr *testenv.Output) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

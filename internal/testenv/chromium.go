@@ -53,7 +53,7 @@ func (c *Chromium) run(t testing.TB, args ...string) []byte {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, append(c.args(t), args...)...)
 	cmd.WaitDelay = 5 * time.Second
-	var stderr lockedBuffer
+	var stderr Output
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {

@@ -51,8 +51,8 @@ type Samba struct {
 
 	maxRuntime time.Duration
 	proc       *exec.Cmd
-	exited     chan struct{}
-	stderr     *lockedBuffer
+	exited     <-chan struct{}
+	stderr     *Output
 }
 
 const (
@@ -275,32 +275,20 @@ func (s *Samba) start() error {
 		bin, filepath.Join(s.Dir, "etc", "smb.conf"), int(s.maxRuntime.Seconds()))
 	// unshare execs sh, and sh execs samba: the PID we hold is samba's.
 	cmd := exec.Command(unshare, "-n", "sh", "-c", script)
-	s.stderr = &lockedBuffer{}
+	s.stderr = &Output{}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	cmd.Dir = s.Dir
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	s.proc, s.exited = cmd, exited
-	deadline := time.Now().Add(sambaReady)
-	for {
-		err := s.ping()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			s.proc = nil
-			return fmt.Errorf("samba exited: %v (needs root for unshare -n)", cmd.ProcessState)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return fmt.Errorf("not ready after %v: %v", sambaReady, err)
-		}
+	exited, err := waitReady(cmd, s.ping, sambaReady, 50*time.Millisecond)
+	if exited != nil {
+		s.proc, s.exited = cmd, exited
 	}
+	if err != nil && exited == nil {
+		err = fmt.Errorf("%w (needs root for unshare -n)", err)
+	}
+	return err
 }
 
 func (s *Samba) ping() error {

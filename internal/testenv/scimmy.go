@@ -62,7 +62,7 @@ func StartScimmy(t testing.TB) *Scimmy {
 	s := &Scimmy{Token: "scimmy-test-token", done: make(chan struct{})}
 	s.proc = exec.Command(node, script)
 	s.proc.Env = append(os.Environ(), "NODE_PATH="+modules, "PORT=0", "TOKEN="+s.Token)
-	stderr := &lockedBuffer{}
+	stderr := &Output{}
 	s.proc.Stderr = stderr
 	out, err := s.proc.StdoutPipe()
 	if err != nil {

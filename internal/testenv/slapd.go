@@ -7,7 +7,6 @@
 package testenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,8 +64,8 @@ type Slapd struct {
 	conf     string
 	listen   string
 	proc     *exec.Cmd
-	exited   chan struct{}
-	stderr   *lockedBuffer
+	exited   <-chan struct{}
+	stderr   *Output
 	cleanDir string // socket dir outside Dir when Dir's path is too long for a unix socket
 }
 
@@ -194,7 +192,7 @@ func freePort(t testing.TB) int {
 
 // start runs slapd in the foreground (-d 0) and waits until a rootDSE search answers.
 func (s *Slapd) start(bin string) error {
-	s.stderr = &lockedBuffer{}
+	s.stderr = &Output{}
 	// -d keeps slapd in the foreground; level "none" still prints errors such as
 	// "bind(6) failed errno=98 (Address already in use)", which -d 0 swallows.
 	cmd := exec.Command(bin, "-f", s.conf, "-h", s.listen, "-d", "none")
@@ -204,26 +202,11 @@ func (s *Slapd) start(bin string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	s.proc, s.exited = cmd, exited
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		err := s.ping()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			s.proc = nil
-			return fmt.Errorf("slapd exited: %v", cmd.ProcessState)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			return fmt.Errorf("not ready after %v: %v", readyTimeout, err)
-		}
+	exited, err := waitReady(cmd, s.ping, readyTimeout, 20*time.Millisecond)
+	if exited != nil {
+		s.proc, s.exited = cmd, exited
 	}
+	return err
 }
 
 func (s *Slapd) ping() error {
@@ -258,24 +241,6 @@ func (s *Slapd) kill() {
 	s.proc.Process.Kill()
 	<-s.exited
 	s.proc = nil
-}
-
-// lockedBuffer collects slapd's output; exec copies into it from another goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 var errNoTool = errors.New("not found on PATH or in /usr/bin, /usr/sbin: run `scripts/install-deps.sh ldap`")
