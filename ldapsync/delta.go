@@ -61,7 +61,7 @@ func (s *Syncer) syncCookie(ctx context.Context, conn ldapConn) ([]byte, error) 
 		return unavailable(fmt.Sprintf("contextCSN of %s is not readable: %v", suffix, err))
 	}
 	if len(res.Entries) == 0 || len(res.Entries[0].GetAttributeValues("contextCSN")) == 0 {
-		return unavailable("contextCSN of " + suffix + " is empty or not readable by the bind account")
+		return unavailable("contextCSN of " + suffix + " is empty (is the syncprov overlay on that database?) or not readable by the bind account")
 	}
 	return []byte("rid=000,csn=" + strings.Join(res.Entries[0].GetAttributeValues("contextCSN"), ";")), nil
 }

@@ -3,6 +3,7 @@ package ldapsync_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ldapscim/ldapscim/internal/testenv"
@@ -302,5 +303,26 @@ displayName: Robert Jones
 	e.rebuild()
 	if sum := e.sync(true); sum.Updated != 2 || e.user("ann").String("title") != "Engineering" {
 		t.Fatalf("mapping change: %+v, ann's title %q", sum, e.user("ann").String("title"))
+	}
+}
+
+// A directory without the syncprov overlay gets modifyTimestamp deltas without being told to.
+func TestAutoFallsBackToModifyTimestampWithoutSyncprov(t *testing.T) {
+	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{"testdata/small.ldif"}, NoSyncprov: true}, nil)
+	if sum := e.sync(false); sum.Mode != ldapsync.TrackModifyTimestamp {
+		t.Fatalf("mode %q, want modifytimestamp", sum.Mode)
+	}
+	e.sl.Modify(t, `dn: uid=ann,ou=people,dc=example,dc=com
+changetype: modify
+replace: title
+title: Fallback Engineer
+`)
+	if sum := e.sync(false); sum.Full || sum.Updated != 1 || e.user("ann").String("title") != "Fallback Engineer" {
+		t.Fatalf("delta without syncprov: %+v", sum)
+	}
+	e.cfg.ChangeTracking = ldapsync.TrackSyncrepl
+	e.rebuild()
+	if _, err := e.s.SyncFull(context.Background()); err == nil || !strings.Contains(err.Error(), "syncprov") {
+		t.Fatalf("change_tracking = syncrepl against a server without it: %v", err)
 	}
 }

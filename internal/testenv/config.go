@@ -77,9 +77,11 @@ refint_attributes member uniqueMember manager
 refint_nothing "cn=nobody,{{.Suffix}}"
 {{- end}}
 
+{{- if not .NoSyncprov}}
 overlay syncprov
 syncprov-checkpoint 100 10
 syncprov-sessionlog 10000
+{{- end}}
 
 overlay accesslog
 logdb cn=accesslog
@@ -94,7 +96,7 @@ func (s *Slapd) writeConfig(t testing.TB) {
 	err := slapdConf.Execute(&b, map[string]any{
 		"Dir": s.Dir, "Suffix": s.BaseDN, "RootDN": s.RootDN, "RootPassword": s.RootPassword,
 		"ReaderDN": s.ReaderDN, "DefaultSizeLimit": s.opts.DefaultSizeLimit,
-		"Refint": s.opts.Refint, "TLS": s.opts.TLS,
+		"Refint": s.opts.Refint, "TLS": s.opts.TLS, "NoSyncprov": s.opts.NoSyncprov,
 	})
 	if err == nil {
 		err = os.WriteFile(s.conf, []byte(b.String()), 0o600)

@@ -43,6 +43,9 @@ type SlapdOptions struct {
 	// TLS generates a throwaway CA and server certificate, listens on LDAPSURL as well and
 	// allows StartTLS on URL.
 	TLS bool
+	// NoSyncprov leaves the syncprov overlay out, like a directory without RFC 4533 sync: clients
+	// must fall back to modifyTimestamp.
+	NoSyncprov bool
 }
 
 // Slapd is a running private slapd. Fields are read-only for tests.
