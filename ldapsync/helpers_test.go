@@ -38,14 +38,20 @@ func testConfig(sl *testenv.Slapd) ldapsync.Config {
 	return c
 }
 
-func newEnv(t *testing.T, opts testenv.SlapdOptions, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
+func openCacheForTest(t *testing.T) *cache.Store {
 	t.Helper()
-	sl := testenv.StartSlapd(t, opts)
 	st, err := cache.Open(cache.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func newEnv(t *testing.T, opts testenv.SlapdOptions, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
+	t.Helper()
+	sl := testenv.StartSlapd(t, opts)
+	st := openCacheForTest(t)
 	e := &env{t: t, sl: sl, store: st, cfg: testConfig(sl), safe: ldapsync.SafetyConfig{MaxDeletes: 1000, MaxDeletePercent: 100}}
 	if tweak != nil {
 		tweak(&e.cfg, &e.safe)
