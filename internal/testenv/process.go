@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os/exec"
 	"sync"
+	"syscall"
+	"testing"
 	"time"
 )
 
@@ -31,6 +33,34 @@ func waitReady(cmd *exec.Cmd, ping func() error, ready, poll time.Duration) (<-c
 			return nil, fmt.Errorf("not ready after %v: %v", ready, err)
 		}
 	}
+}
+
+// process is a running server: its command and a channel closed when it exits.
+type process struct {
+	cmd    *exec.Cmd
+	exited <-chan struct{}
+}
+
+// stop sends SIGTERM and waits for the exit, killing the process after stopTimeout; it reports
+// whether p was running.
+func (p *process) stop(t testing.TB, name string) bool {
+	if p == nil {
+		return false
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(stopTimeout):
+		t.Errorf("testenv: %s did not exit %v after SIGTERM; killing it", name, stopTimeout)
+		p.kill()
+	}
+	return true
+}
+
+// kill stops p at once, as a crash would, and waits for the exit.
+func (p *process) kill() {
+	p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // Output collects a child process's output: exec copies into it from another goroutine while a

@@ -50,8 +50,7 @@ type Samba struct {
 	Dir           string // the DC's own copy: etc/smb.conf, private/, state/, log/
 
 	maxRuntime time.Duration
-	proc       *exec.Cmd
-	exited     <-chan struct{}
+	proc       *process // nil when not running
 	stderr     *Output
 }
 
@@ -283,7 +282,7 @@ func (s *Samba) start() error {
 	}
 	exited, err := waitReady(cmd, s.ping, sambaReady, 50*time.Millisecond)
 	if exited != nil {
-		s.proc, s.exited = cmd, exited
+		s.proc = &process{cmd: cmd, exited: exited}
 	}
 	if err != nil && exited == nil {
 		err = fmt.Errorf("%w (needs root for unshare -n)", err)
@@ -321,23 +320,13 @@ func (s *Samba) Restart(t testing.TB) {
 }
 
 func (s *Samba) stop(t testing.TB) bool {
-	if s.proc == nil {
-		return false
-	}
-	s.proc.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(stopTimeout):
-		t.Errorf("testenv: samba did not exit %v after SIGTERM; killing it", stopTimeout)
-		s.kill()
-	}
+	running := s.proc.stop(t, "samba")
 	s.proc = nil
-	return true
+	return running
 }
 
 func (s *Samba) kill() {
-	s.proc.Process.Kill()
-	<-s.exited
+	s.proc.kill()
 	s.proc = nil
 }
 

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,8 +65,7 @@ type Slapd struct {
 	opts     SlapdOptions
 	conf     string
 	listen   string
-	proc     *exec.Cmd
-	exited   <-chan struct{}
+	proc     *process // nil when not running
 	stderr   *Output
 	cleanDir string // socket dir outside Dir when Dir's path is too long for a unix socket
 }
@@ -207,7 +205,7 @@ func (s *Slapd) start(bin string) error {
 	}
 	exited, err := waitReady(cmd, s.ping, readyTimeout, 20*time.Millisecond)
 	if exited != nil {
-		s.proc, s.exited = cmd, exited
+		s.proc = &process{cmd: cmd, exited: exited}
 	}
 	return err
 }
@@ -226,23 +224,13 @@ func (s *Slapd) ping() error {
 
 // stop terminates slapd by PID and reports whether it was running.
 func (s *Slapd) stop(t testing.TB) bool {
-	if s.proc == nil {
-		return false
-	}
-	s.proc.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(stopTimeout):
-		t.Errorf("testenv: slapd did not exit %v after SIGTERM; killing it", stopTimeout)
-		s.kill()
-	}
+	running := s.proc.stop(t, "slapd")
 	s.proc = nil
-	return true
+	return running
 }
 
 func (s *Slapd) kill() {
-	s.proc.Process.Kill()
-	<-s.exited
+	s.proc.kill()
 	s.proc = nil
 }
 
