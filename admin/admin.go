@@ -10,12 +10,13 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ldapscim/ldapscim/internal/httpserve"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -160,22 +161,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("admin server listening", "addr", ln.Addr().String(), "token", s.cfg.hasTok, "allow_loopback", s.cfg.AllowLoopback)
-	select {
-	case err := <-errc:
+	if err := httpserve.Run(ctx, hs, ln, ShutdownTimeout); err != nil {
 		return fmt.Errorf("admin: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("admin: shutdown: %w", err)
 	}
 	return nil
 }

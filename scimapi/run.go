@@ -3,12 +3,13 @@ package scimapi
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ldapscim/ldapscim/internal/httpserve"
 )
 
 // ShutdownTimeout is how long Serve lets in-flight requests finish after ctx is cancelled.
@@ -47,22 +48,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("SCIM API listening", "addr", ln.Addr().String(), "base_url", s.base, "tls", s.cfg.TLSCertFile != "")
-	select {
-	case err := <-errc:
+	if err := httpserve.Run(ctx, hs, ln, ShutdownTimeout); err != nil {
 		return fmt.Errorf("scim api: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("scim api: shutdown: %w", err)
 	}
 	s.log.Info("SCIM API stopped")
 	return nil
