@@ -27,7 +27,7 @@ type Batch struct {
 	SourceHashes map[string][]byte
 }
 
-// Result counts what an Apply or ApproveHolds did.
+// Result counts what an Apply did.
 type Result struct{ Created, Updated, Deactivated, Deleted, Unchanged int }
 
 func (r *Result) add(o Result) {

@@ -115,48 +115,6 @@ func TestTxnTooBigSplits(t *testing.T) {
 	}
 }
 
-func TestApproveHolds(t *testing.T) {
-	ctx := context.Background()
-	s := openMem(t)
-	holds := []Hold{{ID: userID(1), Type: scim.UserType}, {ID: userID(2), Type: scim.UserType}, {ID: userID(3), Type: scim.UserType}}
-	mustApply(t, s, Batch{Upserts: users(0, 4), Holds: &holds})
-	if st, _ := s.Stats(ctx); st.Holds != 3 || st.Users != 4 {
-		t.Fatalf("Stats = %+v", st)
-	}
-
-	if _, err := s.ApproveHolds(ctx, "admin", []string{userID(0)}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("approving a non-held id: %v, want ErrNotFound", err)
-	}
-	res, err := s.ApproveHolds(ctx, "admin", []string{userID(2)})
-	if err != nil || res != (Result{Deleted: 1}) {
-		t.Fatalf("ApproveHolds one = %+v, %v", res, err)
-	}
-	left, _ := s.Holds(ctx)
-	if len(left) != 2 || left[0].ID != userID(1) || left[1].ID != userID(3) {
-		t.Fatalf("holds left = %+v", left)
-	}
-	// a held resource that is already gone only loses its hold
-	mustApply(t, s, Batch{Deletes: []string{userID(3)}})
-	s.chunk = 1
-	res, err = s.ApproveHolds(ctx, "admin", nil)
-	if err != nil || res != (Result{Deleted: 1}) {
-		t.Fatalf("ApproveHolds all = %+v, %v", res, err)
-	}
-	if left, _ := s.Holds(ctx); len(left) != 0 {
-		t.Fatalf("holds left = %+v", left)
-	}
-	recs := mustJournal(t, s, 4)
-	if len(recs) != 3 || recs[0].ID != userID(2) || recs[0].Op != OpDeleted || recs[0].Pass != "admin" {
-		t.Fatalf("journal = %+v", recs)
-	}
-	if n, _ := s.Count(ctx, scim.UserType); n != 1 {
-		t.Fatalf("Count = %d", n)
-	}
-	if res, err := s.ApproveHolds(ctx, "admin", nil); err != nil || res != (Result{}) {
-		t.Fatalf("ApproveHolds with none held = %+v, %v", res, err)
-	}
-}
-
 // TestConcurrentUse runs writers and readers at once (for -race) and checks the journal has no
 // gaps or duplicates.
 func TestConcurrentUse(t *testing.T) {
