@@ -11,7 +11,8 @@ import (
 )
 
 // Hold is a deletion that a sync pass held back because it crossed the deletion threshold
-// (DESIGN invariant 5). It waits for an admin to approve it (ldapsync.ApproveHolds, which deletes through Apply and prunes group members) or for the next pass to replace the set.
+// (DESIGN invariant 5). It waits for an admin to approve it (ldapsync.ApproveHolds, which
+// deletes through Apply and prunes group members) or for the next pass to replace the set.
 type Hold struct {
 	ID     string            `json:"id"`
 	Type   scim.ResourceType `json:"type"`
