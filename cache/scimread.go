@@ -146,6 +146,12 @@ func (s *Store) GroupsOfMany(ctx context.Context, memberIDs []string) (map[strin
 		names := map[string]refRecord{}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
+		// A prefix lets the iterator skip every table outside the member index; one member (a
+		// GET of one user) narrows it to that member's keys.
+		opts.Prefix = []byte{kindMember}
+		if len(memberIDs) == 1 {
+			opts.Prefix = memberPrefix(memberIDs[0])
+		}
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for _, mid := range memberIDs {
