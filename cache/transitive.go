@@ -105,6 +105,7 @@ func (w *closureWalker) groupsOf(id string) []string {
 	if w.it == nil {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
+		opts.Prefix = []byte{kindMember} // skip tables outside the member index
 		w.it = w.txn.NewIterator(opts)
 	}
 	var groups []string
