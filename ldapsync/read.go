@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -100,12 +101,14 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 		}
 		p.wire = c
 	}
+	proc := p.startProcessing(ctx, typ)
 	res, err := p.wire.Search(ctx, ldapwire.SearchRequest{
 		BaseDN: base, Scope: ldap.ScopeWholeSubtree, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
 		Controls: p.s.searchControls(),
-	}, func(e *ldapwire.Entry) error {
-		return p.read(ctx, typ, string(e.DN), e)
-	})
+	}, proc.add)
+	if perr := proc.finish(); perr != nil && (err == nil || errors.Is(err, perr)) {
+		return perr
+	}
 	if err != nil {
 		var pe *partialError
 		if errors.As(err, &pe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -122,6 +125,67 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 	}
 	if len(res.Referrals) > 0 {
 		return &partialError{why: fmt.Sprintf("the server returned %d referral(s), e.g. %s", len(res.Referrals), res.Referrals[0])}
+	}
+	return nil
+}
+
+// processor hands entries from the bulk reader to the pass on a second goroutine, in order, so
+// that decoding the next entries from the socket overlaps with digesting, normalizing and
+// recording the previous ones. Entries are cloned (the reader reuses its buffers) and sent in
+// batches to keep channel traffic low. All pass state is touched by the processing goroutine
+// only.
+type processor struct {
+	ch     chan []*ldapwire.Entry
+	done   chan struct{}
+	batch  []*ldapwire.Entry
+	failed atomic.Pointer[error] // the first error of the processing goroutine
+}
+
+const processBatch = 256
+
+func (p *pass) startProcessing(ctx context.Context, typ scim.ResourceType) *processor {
+	pr := &processor{ch: make(chan []*ldapwire.Entry, 8), done: make(chan struct{}),
+		batch: make([]*ldapwire.Entry, 0, processBatch)}
+	go func() {
+		defer close(pr.done)
+		for b := range pr.ch {
+			if pr.failed.Load() != nil {
+				continue // keep draining so the reader never blocks
+			}
+			for _, e := range b {
+				if err := p.read(ctx, typ, string(e.DN), e); err != nil {
+					pr.failed.Store(&err)
+					break
+				}
+			}
+		}
+	}()
+	return pr
+}
+
+// add is the reader's callback: it stops the search once processing has failed.
+func (pr *processor) add(e *ldapwire.Entry) error {
+	if err := pr.failed.Load(); err != nil {
+		return *err
+	}
+	pr.batch = append(pr.batch, e.Clone())
+	if len(pr.batch) == processBatch {
+		pr.ch <- pr.batch
+		pr.batch = make([]*ldapwire.Entry, 0, processBatch)
+	}
+	return nil
+}
+
+// finish hands over the last batch, waits until every entry is processed and returns the
+// processing error, if any.
+func (pr *processor) finish() error {
+	if len(pr.batch) > 0 {
+		pr.ch <- pr.batch
+	}
+	close(pr.ch)
+	<-pr.done
+	if err := pr.failed.Load(); err != nil {
+		return *err
 	}
 	return nil
 }
