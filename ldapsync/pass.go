@@ -33,6 +33,7 @@ type pass struct {
 	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes       map[string]scim.ResourceType // ids this pass would delete
 	maxMod        string                       // highest modifyTimestamp seen
+	srcLoaded     <-chan error                 // the source records' loading, until waitSources has seen it
 	tentative     map[string]cache.Ref         // DN key → what the cache gave before the read confirmed it
 	usedTentative bool                         // the resource being resolved used a tentative reference
 	recheck       []recheck                    // resources that used tentative references
@@ -99,6 +100,9 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	}
 	var digest [16]byte
 	if typ == scim.UserType {
+		if err := p.waitSources(); err != nil {
+			return err
+		}
 		digest = p.digest(entryDN, e)
 		if p.s.cfg.ExpiredAccountsInactive {
 			digest = adExpiryDigest(digest, e, p.now)
@@ -219,10 +223,14 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		}
 	}
 	p.sum.Mode = wm.Mode
-	if err := p.loadSources(ctx); err != nil {
+	// Load the source records while the read starts; entries wait for them (waitSources).
+	srcLoaded := make(chan error, 1)
+	go func() { srcLoaded <- p.loadSources(ctx) }()
+	p.srcLoaded = srcLoaded
+	readErr := p.readAll(ctx)
+	if err := p.waitSources(); err != nil {
 		return err
 	}
-	readErr := p.readAll(ctx)
 	if readErr != nil {
 		if !errors.Is(readErr, errPartial) {
 			return readErr

@@ -144,7 +144,9 @@ type processor struct {
 const processBatch = 256
 
 func (p *pass) startProcessing(ctx context.Context, typ scim.ResourceType) *processor {
-	pr := &processor{ch: make(chan []*ldapwire.Entry, 8), done: make(chan struct{}),
+	// 64 batches (16k entries) let the reader run ahead while the pass waits for its source
+	// records.
+	pr := &processor{ch: make(chan []*ldapwire.Entry, 64), done: make(chan struct{}),
 		batch: make([]*ldapwire.Entry, 0, processBatch)}
 	go func() {
 		defer close(pr.done)

@@ -86,6 +86,16 @@ func (p *pass) loadSources(ctx context.Context) error {
 	})
 }
 
+// waitSources waits until the source records are loaded, once; p.src is usable after it.
+func (p *pass) waitSources() error {
+	if p.srcLoaded == nil {
+		return nil
+	}
+	err := <-p.srcLoaded
+	p.srcLoaded = nil
+	return err
+}
+
 // mgrCheck is a skipped user whose manager reference is confirmed after the read.
 type mgrCheck struct {
 	id     string
