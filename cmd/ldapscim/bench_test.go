@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,17 +88,23 @@ func BenchmarkSync100k(b *testing.B) {
 	ldif := sampleLDIF(b, sampledata.Options{Users: users, Groups: groups, Seed: 42, NestedGroup: true, Disabled: users / 1000})
 	sl := testenv.StartSlapd(b, testenv.SlapdOptions{LDIF: []string{ldif}})
 	ctx := context.Background()
+	// The baseline is the median of three dumps, so one disturbed run does not skew a ratio.
 	ldapsearch := func() measured {
-		total := measured{}
-		for _, base := range []string{"ou=people,", "ou=groups,"} {
-			cmd := exec.Command("ldapsearch", "-x", "-LLL", "-H", sl.URL, "-D", sl.RootDN, "-w", sl.RootPassword,
-				"-b", base+sl.BaseDN, "-E", "pr=1000/noprompt")
-			cmd.Stdout = nil // /dev/null
-			m := measure(b, cmd)
-			total.wall += m.wall
-			total.rss = max(total.rss, m.rss)
+		var runs []measured
+		for range 3 {
+			total := measured{}
+			for _, base := range []string{"ou=people,", "ou=groups,"} {
+				cmd := exec.Command("ldapsearch", "-x", "-LLL", "-H", sl.URL, "-D", sl.RootDN, "-w", sl.RootPassword,
+					"-b", base+sl.BaseDN, "-E", "pr=1000/noprompt")
+				cmd.Stdout = nil // /dev/null
+				m := measure(b, cmd)
+				total.wall += m.wall
+				total.rss = max(total.rss, m.rss)
+			}
+			runs = append(runs, total)
 		}
-		return total
+		slices.SortFunc(runs, func(a, b measured) int { return cmp.Compare(a.wall, b.wall) })
+		return runs[1]
 	}
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()
@@ -126,9 +134,9 @@ func BenchmarkSync100k(b *testing.B) {
 		fmt.Printf("\n%d users, %d groups (slapadd), %d cores\n", users, groups, numCPU())
 		fmt.Printf("| %-44s | %11s | %10s | %-22s |\n", "run", "wall", "peak RSS", "ratio")
 		fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 46), strings.Repeat("-", 13), strings.Repeat("-", 12), strings.Repeat("-", 24))
-		row("ldapsearch -E pr=1000/noprompt (users+groups)", base1, measured{})
+		row("ldapsearch -E pr=1000/noprompt (median of 3)", base1, measured{})
 		row("ldapscim sync --full, empty cache", first, base1)
-		row("ldapsearch again", base2, measured{})
+		row("ldapsearch again (median of 3)", base2, measured{})
 		row("ldapscim sync --full, cache up to date", again, base2)
 		row("ldapscim sync, delta after 100 changes", deltas[0], measured{})
 		row("ldapscim sync, delta after 1,000 changes", deltas[1], deltas[0])
