@@ -93,7 +93,7 @@ const PasswordEnv = "LDAPSCIM_LDAP_BIND_PASSWORD"
 func DefaultConfig() Config {
 	return Config{
 		Dialect:        DialectOpenLDAP,
-		PageSize:       1000,
+		PageSize:       5000,
 		Timeout:        confval.Duration(30e9),
 		ChangeTracking: TrackAuto,
 		Overlap:        confval.Duration(60e9),

@@ -97,7 +97,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 
 func TestCheckConfig(t *testing.T) {
 	out, _, err := runCLI(t, "check-config", "--config", "../../config.toml.example")
-	if err != nil || !strings.Contains(out, "is valid") || !strings.Contains(out, `page_size = 1000`) {
+	if err != nil || !strings.Contains(out, "is valid") || !strings.Contains(out, `page_size = 5000`) {
 		t.Fatalf("check-config of the example: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
