@@ -151,40 +151,15 @@ func (e *adEnv) user(userName string) *scim.Resource {
 
 func (e *adEnv) findUser(userName string) *scim.Resource {
 	e.t.Helper()
-	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, userName)
-	if err != nil || len(ids) > 1 {
-		e.t.Fatalf("user %q: ids %v, err %v", userName, ids, err)
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	r, err := e.store.Get(context.Background(), scim.UserType, ids[0])
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
+	return findOne(e.t, e.store, cache.IndexUserName, scim.UserType, userName)
 }
 
 func (e *adEnv) group(name string) *scim.Resource {
 	e.t.Helper()
-	ids, err := e.store.Lookup(context.Background(), cache.IndexDisplayName, name)
-	if err != nil || len(ids) != 1 {
-		e.t.Fatalf("group %q: ids %v, err %v", name, ids, err)
-	}
-	r, err := e.store.Get(context.Background(), scim.GroupType, ids[0])
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
+	return mustFind(e.t, e.store, cache.IndexDisplayName, scim.GroupType, name)
 }
 
-func (e *adEnv) count(typ scim.ResourceType) int {
-	n, err := e.store.Count(context.Background(), typ)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return n
-}
+func (e *adEnv) count(typ scim.ResourceType) int { e.t.Helper(); return countOf(e.t, e.store, typ) }
 
 func (e *adEnv) journalHead() uint64 {
 	h, err := e.store.JournalHead(context.Background())

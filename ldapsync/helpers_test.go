@@ -90,18 +90,6 @@ func (e *env) sync(full bool) ldapsync.Summary {
 }
 
 // byUserName returns the cached user with that userName, failing the test if there is none.
-func (e *env) user(userName string) *scim.Resource {
-	e.t.Helper()
-	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, userName)
-	if err != nil || len(ids) != 1 {
-		e.t.Fatalf("user %q: ids %v, err %v", userName, ids, err)
-	}
-	r, err := e.store.Get(context.Background(), scim.UserType, ids[0])
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
-}
 
 func (e *env) hasUser(userName string) bool {
 	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, userName)
@@ -109,27 +97,6 @@ func (e *env) hasUser(userName string) bool {
 		e.t.Fatal(err)
 	}
 	return len(ids) > 0
-}
-
-func (e *env) group(name string) *scim.Resource {
-	e.t.Helper()
-	ids, err := e.store.Lookup(context.Background(), cache.IndexDisplayName, name)
-	if err != nil || len(ids) != 1 {
-		e.t.Fatalf("group %q: ids %v, err %v", name, ids, err)
-	}
-	r, err := e.store.Get(context.Background(), scim.GroupType, ids[0])
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
-}
-
-func (e *env) count(typ scim.ResourceType) int {
-	n, err := e.store.Count(context.Background(), typ)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return n
 }
 
 // memberNames returns the display names of a group's members, sorted.
@@ -160,3 +127,52 @@ func jsonOf(v any) string {
 var errNotFound = cache.ErrNotFound
 
 func isNotFound(err error) bool { return errors.Is(err, errNotFound) }
+
+// findOne returns the cached resource of typ whose index idx holds value, nil when there is
+// none, and fails the test when there are several.
+func findOne(t *testing.T, st *cache.Store, idx cache.Index, typ scim.ResourceType, value string) *scim.Resource {
+	t.Helper()
+	ids, err := st.Lookup(context.Background(), idx, value)
+	if err != nil || len(ids) > 1 {
+		t.Fatalf("%s %q: ids %v, err %v", idx, value, ids, err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	r, err := st.Get(context.Background(), typ, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mustFind is findOne for a resource that must exist.
+func mustFind(t *testing.T, st *cache.Store, idx cache.Index, typ scim.ResourceType, value string) *scim.Resource {
+	t.Helper()
+	r := findOne(t, st, idx, typ, value)
+	if r == nil {
+		t.Fatalf("%s %q is not in the cache", idx, value)
+	}
+	return r
+}
+
+func countOf(t *testing.T, st *cache.Store, typ scim.ResourceType) int {
+	t.Helper()
+	n, err := st.Count(context.Background(), typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) user(userName string) *scim.Resource {
+	e.t.Helper()
+	return mustFind(e.t, e.store, cache.IndexUserName, scim.UserType, userName)
+}
+
+func (e *env) group(name string) *scim.Resource {
+	e.t.Helper()
+	return mustFind(e.t, e.store, cache.IndexDisplayName, scim.GroupType, name)
+}
+
+func (e *env) count(typ scim.ResourceType) int { e.t.Helper(); return countOf(e.t, e.store, typ) }
