@@ -7,6 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/ristretto/v2/z"
 
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -110,4 +115,82 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkBulkLoadFloor100k puts a number on how fast Badger can take a first sync at all. It
+// applies 100k users the way a first full sync does (timed separately, as "apply-s"), then
+// writes exactly the keys and values that produced, already sorted, into a fresh database with
+// Badger's StreamWriter: its fastest bulk path, which skips the write-ahead log, the memtable
+// and compaction. One op is that stream write ("floor-s"). No sync could write the same data
+// faster, since it would also have to sort it.
+//
+//	go test -run '^$' -bench BulkLoadFloor100k -benchtime 1x ./cache/
+func BenchmarkBulkLoadFloor100k(b *testing.B) {
+	ctx := context.Background()
+	src := openDir(b, b.TempDir())
+	defer src.Close()
+	start := time.Now()
+	for i := 0; i < 100_000; i += 1000 {
+		if _, err := src.Apply(ctx, Batch{Source: "ldap", Upserts: users(i, i+1000), Watermark: []byte("w")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	apply := time.Since(start)
+
+	// Every key kind is its own stream: kinds differ in the first byte, so streams never
+	// overlap, and each one is sorted because the iterator is.
+	var kvs []*pb.KV
+	var bytes int
+	err := src.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			k := it.Item().KeyCopy(nil)
+			kvs = append(kvs, &pb.KV{Key: k, Value: v, Version: 1, StreamId: uint32(k[0])})
+			bytes += len(k) + len(v)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		dst, err := badger.Open(badgerOptions(Options{Dir: b.TempDir()}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		sw := dst.NewStreamWriter()
+		if err := sw.Prepare(); err != nil {
+			b.Fatal(err)
+		}
+		buf := z.NewBuffer(8<<20, "floor")
+		for i, kv := range kvs {
+			badger.KVToBuffer(kv, buf)
+			if buf.LenNoPadding() >= 4<<20 || i == len(kvs)-1 {
+				if err := sw.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				buf.Reset()
+			}
+		}
+		buf.Release()
+		if err := sw.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := dst.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(apply.Seconds(), "apply-s")
+	b.ReportMetric(float64(b.Elapsed().Seconds())/float64(b.N), "floor-s")
+	b.ReportMetric(float64(len(kvs)), "keys")
+	b.ReportMetric(float64(bytes)/(1<<20), "MB")
 }
