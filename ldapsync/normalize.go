@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -148,7 +149,8 @@ func (s *Syncer) normalizeGroup(id, entryDN string, e attrGetter) (*scim.Resourc
 	var rf refs
 	for _, a := range s.cfg.Groups.MemberAttributes {
 		for _, v := range e.Get(a) {
-			if d := str(v); d != "" {
+			// uniqueMember is a Name and Optional UID: "dn#'0101'B" names dn.
+			if d := dn.StripUID(str(v)); d != "" {
 				rf.memberDNs = append(rf.memberDNs, d)
 			}
 		}

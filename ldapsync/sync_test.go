@@ -69,7 +69,7 @@ func TestFullSyncGivesExactlyTheExpectedResources(t *testing.T) {
 		t.Errorf("nested group members %v, want %v", got, want)
 	}
 	if got, want := memberNames(e.group("sales")), []string{"User:Carl Müller"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("groupOfUniqueNames members %v, want %v", got, want)
+		t.Errorf("groupOfUniqueNames members %v, want %v (carl's uniqueMember value has an optional UID)", got, want)
 	}
 	if got, want := memberNames(e.group("unix")), []string{"User:Ann Smith", "User:Carl Müller"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("posixGroup members %v, want %v", got, want)

@@ -66,3 +66,23 @@ func escape(v string) string {
 	}
 	return b.String()
 }
+
+// StripUID returns the DN part of a Name and Optional UID value (RFC 4517 section 3.3.21, the
+// syntax of groupOfUniqueNames' uniqueMember): "uid=ann,dc=example,dc=com#'0101'B" becomes
+// "uid=ann,dc=example,dc=com". Other values are returned unchanged. An escaped "\#" is part of
+// the DN, not the start of a UID.
+func StripUID(v string) string {
+	if !strings.HasSuffix(v, "'B") {
+		return v
+	}
+	i := strings.LastIndex(v, "#'")
+	if i <= 0 || v[i-1] == '\\' {
+		return v
+	}
+	for _, c := range v[i+2 : len(v)-2] {
+		if c != '0' && c != '1' {
+			return v
+		}
+	}
+	return v[:i]
+}

@@ -18,3 +18,19 @@ func TestNormalize(t *testing.T) {
 		t.Fatal("different DNs normalized equal")
 	}
 }
+
+func TestStripUID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"uid=ann,dc=example,dc=com#'0101'B", "uid=ann,dc=example,dc=com"},
+		{"uid=ann,dc=example,dc=com#''B", "uid=ann,dc=example,dc=com"},
+		{"uid=ann,dc=example,dc=com", "uid=ann,dc=example,dc=com"},
+		{`cn=a\#'01'B`, `cn=a\#'01'B`},             // escaped: part of the value
+		{"cn=x#'012'B", "cn=x#'012'B"},             // not a bit string
+		{"#'01'B", "#'01'B"},                       // nothing before the UID
+		{"cn=O'Brien'B,dc=x", "cn=O'Brien'B,dc=x"}, // no "#'"
+	} {
+		if got := StripUID(tc.in); got != tc.want {
+			t.Errorf("StripUID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
