@@ -245,33 +245,3 @@ func (p *pass) deleteIDs(ctx context.Context, ids []string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, cache.ErrNotFound) }
-
-// adResolveDN resolves, in a delta pass, a DN the cache does not know through the directory:
-// the DN's objectGUID, then the cached resource with that id. A renamed or moved OU changes the
-// DNs of everything below it without changing those entries (no uSNChanged bump, so no delta
-// re-reads them), and a group edited afterwards names its members by the new DNs. The cached DN
-// of such a resource stays old until it changes or a full pass reads it; its id is what counts.
-func (p *pass) adResolveDN(ctx context.Context, d string) (cache.Ref, bool, error) {
-	res, err := p.conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"objectGUID"}, nil))
-	if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
-		return cache.Ref{}, false, nil
-	}
-	if err != nil {
-		return cache.Ref{}, false, classify(fmt.Errorf("resolving %q: %w", d, err))
-	}
-	if len(res.Entries) != 1 || len(res.Entries[0].GetRawAttributeValue("objectGUID")) != 16 {
-		return cache.Ref{}, false, nil
-	}
-	id := guidString(res.Entries[0].GetRawAttributeValue("objectGUID"))
-	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		r, err := p.s.store.Get(ctx, t, id)
-		if err == nil {
-			return cache.Ref{ID: id, Type: t, Display: displayOf(r)}, true, nil
-		}
-		if !isNotFound(err) {
-			return cache.Ref{}, false, err
-		}
-	}
-	return cache.Ref{}, false, nil
-}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
@@ -92,8 +94,8 @@ func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, b
 		return cache.Ref{}, false, nil
 	}
 	ref, ok, err := p.s.store.ResolveDN(ctx, d)
-	if err == nil && !ok && !p.full && p.s.cfg.Dialect == DialectActiveDirectory {
-		ref, ok, err = p.adResolveDN(ctx, d)
+	if err == nil && !ok && !p.full {
+		ref, ok, err = p.resolveDNOnServer(ctx, d)
 	}
 	if err != nil || !ok || !p.full || final {
 		return ref, ok, err
@@ -192,4 +194,42 @@ func (p *pass) resolvePending(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// resolveDNOnServer resolves, in a delta pass, a DN the cache does not know through the
+// directory: the entry's id (entryUUID or objectGUID), then the cached resource with that id.
+// Renaming or moving an OU changes the DNs of everything below it without changing those
+// entries: neither syncrepl nor uSNChanged reports them, so no delta re-reads them. A group
+// edited afterwards names its members by the new DNs. The cached DN of such a resource stays
+// old until the entry changes or a full pass reads it; its id is what counts.
+func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool, error) {
+	idAttr := "entryUUID"
+	if p.s.cfg.Dialect == DialectActiveDirectory {
+		idAttr = "objectGUID"
+	}
+	res, err := p.conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{idAttr}, nil))
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
+		return cache.Ref{}, false, nil
+	}
+	if err != nil {
+		return cache.Ref{}, false, classify(fmt.Errorf("resolving %q: %w", d, err))
+	}
+	if len(res.Entries) != 1 {
+		return cache.Ref{}, false, nil
+	}
+	id, ok := p.s.idOf(ldapEntry{res.Entries[0]})
+	if !ok {
+		return cache.Ref{}, false, nil
+	}
+	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		r, err := p.s.store.Get(ctx, t, id)
+		if err == nil {
+			return cache.Ref{ID: id, Type: t, Display: displayOf(r)}, true, nil
+		}
+		if !isNotFound(err) {
+			return cache.Ref{}, false, err
+		}
+	}
+	return cache.Ref{}, false, nil
 }

@@ -199,6 +199,41 @@ newsuperior: ou=former,dc=example,dc=com
 	}
 }
 
+// An OU rename changes the DNs below it without changing those entries, so no delta reads
+// them; a group edited afterwards names its members by their new DNs, which the cache does not
+// know yet. The delta pass resolves them through the directory instead of dropping them.
+func TestGroupEditAfterOURenameKeepsItsMembers(t *testing.T) {
+	e := smallEnv(t, func(c *ldapsync.Config, _ *ldapsync.SafetyConfig) {
+		c.Users.BaseDN = "dc=example,dc=com" // ou=people is renamed
+	})
+	e.sync(false)
+	ann, bob := e.user("ann"), e.user("bob")
+	e.sl.Modify(t, `dn: ou=people,dc=example,dc=com
+changetype: modrdn
+newrdn: ou=staff
+deleteoldrdn: 1
+`)
+	e.sync(false)
+	e.sl.Modify(t, `dn: cn=engineering,ou=groups,dc=example,dc=com
+changetype: modify
+replace: member
+member: uid=ann,ou=staff,dc=example,dc=com
+member: uid=bob,ou=staff,dc=example,dc=com
+`)
+	if sum := e.sync(false); sum.Full || sum.Read != 1 {
+		t.Fatalf("group edit: %+v; want a delta that reads the group", sum)
+	}
+	want := []string{"User:" + ann.DisplayName(), "User:" + bob.DisplayName()}
+	if got := memberNames(e.group("engineering")); !reflect.DeepEqual(got, want) {
+		t.Fatalf("engineering members %v after the OU rename and the edit, want %v", got, want)
+	}
+	// The next full pass brings the cached DNs up to date.
+	e.sync(true)
+	if d := e.user("ann").DN; d != "uid=ann,ou=staff,dc=example,dc=com" {
+		t.Fatalf("ann's DN after a full pass: %s", d)
+	}
+}
+
 // waitRefint lets refint's asynchronous rewrites land before the next pass reads.
 func waitRefint(t *testing.T, e *env) {
 	t.Helper()
