@@ -121,6 +121,25 @@ func (s *Store) ResolveDN(ctx context.Context, dn string) (ref Ref, ok bool, err
 	return ref, err == nil, err
 }
 
+// Ref returns the type and display name of the resource with that id without loading it.
+// Errors: ErrNotFound, ErrClosed, ErrCorrupt. Safe for concurrent use.
+func (s *Store) Ref(ctx context.Context, id string) (Ref, error) {
+	var ref Ref
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		v, err := getValue(txn, refKey(id))
+		if err != nil {
+			return err
+		}
+		rec, err := decodeRef(v)
+		if err != nil {
+			return err
+		}
+		ref = Ref{ID: id, Type: typeOf(rec.tb), Display: rec.display}
+		return nil
+	})
+	return ref, err
+}
+
 // GroupsOf returns the groups that list memberID as a direct member, sorted by id.
 // Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) GroupsOf(ctx context.Context, memberID string) ([]Ref, error) {

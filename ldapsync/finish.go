@@ -88,6 +88,9 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
 		return err
 	}
+	if err := p.refreshCopies(ctx, &b); err != nil {
+		return err
+	}
 	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
 	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
 		if holds == nil {
@@ -152,6 +155,117 @@ func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, de
 		}
 	}
 	return upserts, nil
+}
+
+// noteRename records, in a delta pass, an entry whose display name differs from the cached one.
+func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
+	old, err := p.s.store.Ref(ctx, r.ID)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d := displayOf(r); d != old.Display {
+		p.renamed[r.ID] = d
+	}
+	return nil
+}
+
+// refreshCopies updates the display names other resources copy from the entries this delta
+// pass renamed: a group member's display and a report's manager.displayName. A delta reads only
+// the entries that changed, so without it the copies would stay stale until the next full pass.
+// The groups come from the member index, the reports from the source records, which name each
+// user's manager; a refreshed report's source record gets the new name too, so the next full pass
+// does not see it as stale again.
+func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
+	if p.full || len(p.renamed) == 0 {
+		return nil
+	}
+	queued := make(map[string]*scim.Resource, len(b.Upserts))
+	for _, r := range b.Upserts {
+		queued[r.ID] = r
+	}
+	deleted := make(map[string]bool, len(b.Deletes))
+	for _, id := range b.Deletes {
+		deleted[id] = true
+	}
+	// load returns the resource to change: the one this batch writes, else the cached one
+	// (nil if gone), which it adds to the batch.
+	load := func(typ scim.ResourceType, id string) (*scim.Resource, bool, error) {
+		if r := queued[id]; r != nil {
+			return r, true, nil
+		}
+		r, err := p.s.store.Get(ctx, typ, id)
+		if errors.Is(err, cache.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		queued[id] = r
+		b.Upserts = append(b.Upserts, r)
+		return r, false, nil
+	}
+	for id, disp := range p.renamed {
+		groups, err := p.s.store.GroupsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			if deleted[g.ID] {
+				continue
+			}
+			r, _, err := load(scim.GroupType, g.ID)
+			if err != nil || r == nil {
+				return err
+			}
+			for i := range r.Members {
+				if r.Members[i].Value == id {
+					r.Members[i].Display = disp
+				}
+			}
+		}
+	}
+	type report struct {
+		id  string
+		src srcRecord
+	}
+	var reports []report
+	err := p.s.store.ForEachSourceHash(ctx, func(id string, h []byte) error {
+		if rec, ok := decodeSrc(h); ok && !deleted[id] {
+			if d, ok := p.renamed[rec.mgr.ID]; ok && d != rec.mgr.Display {
+				reports = append(reports, report{id, rec})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, rp := range reports {
+		r, inBatch, err := load(scim.UserType, rp.id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			continue
+		}
+		ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+		mgr, _ := ext["manager"].(map[string]any)
+		if mgr == nil || mgr["value"] != rp.src.mgr.ID {
+			continue
+		}
+		d := p.renamed[rp.src.mgr.ID]
+		mgr["displayName"] = d
+		if !inBatch {
+			if b.SourceHashes == nil {
+				b.SourceHashes = map[string][]byte{}
+			}
+			b.SourceHashes[rp.id] = encodeSrc(rp.src.digest, cache.Ref{ID: rp.src.mgr.ID, Display: d})
+		}
+	}
+	return nil
 }
 
 // Reason prefixes of held changes.

@@ -42,6 +42,7 @@ type pass struct {
 	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
 	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
 	vgOut         map[string][]string          // virtual group id → users this pass found not matching
+	renamed       map[string]string            // id → new display name, of entries a delta pass renamed
 	apply         *applier                     // background cache writer, started on the first flush
 	now           time.Time                    // the pass's start, for accountExpires
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
@@ -64,6 +65,7 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		vgOut:     map[string][]string{},
 		tentative: map[string]cache.Ref{},
 		batchSrc:  map[string][]byte{},
+		renamed:   map[string]string{},
 	}
 	// Virtual groups come from rules, not the directory: never reconcile them away.
 	for _, id := range s.rules.virtualIDs() {
@@ -182,6 +184,11 @@ func (p *pass) skip(entryDN, why string) {
 // threshold (DESIGN invariant 5) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
 	p.evalRules(r)
+	if !p.full {
+		if err := p.noteRename(ctx, r); err != nil {
+			return err
+		}
+	}
 	if r.Type == scim.UserType && !r.Active() {
 		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
 		switch {

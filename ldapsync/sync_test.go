@@ -234,6 +234,39 @@ member: uid=bob,ou=staff,dc=example,dc=com
 	}
 }
 
+// A delta pass that renames an entry also updates the names other resources copy from it: the
+// manager.displayName of its reports and its display in the groups that list it, although
+// neither the reports nor the groups changed in the directory.
+func TestDeltaRenameRefreshesCopiedNames(t *testing.T) {
+	e := smallEnv(t, nil)
+	e.sync(false)
+	bob := e.user("bob")
+	e.sl.Modify(t, `dn: uid=bob,ou=people,dc=example,dc=com
+changetype: modify
+add: displayName
+displayName: Robert Jones
+`)
+	sum := e.sync(false)
+	if sum.Full || sum.Read != 1 {
+		t.Fatalf("rename: %+v; want a delta that reads bob only", sum)
+	}
+	// bob, ann (his report) and engineering (lists him).
+	if sum.Updated != 3 {
+		t.Errorf("rename updated %d resources, want 3 (bob, his report, his group)", sum.Updated)
+	}
+	mgr := e.user("ann").Attributes[ent].(map[string]any)["manager"].(map[string]any)
+	if mgr["value"] != bob.ID || mgr["displayName"] != "Robert Jones" {
+		t.Errorf("ann's manager after the rename: %v", mgr)
+	}
+	if got, want := memberNames(e.group("engineering")), []string{"User:Ann Smith", "User:Robert Jones"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("engineering members %v, want %v", got, want)
+	}
+	// The report's source record has the new name: a full pass finds nothing to change.
+	if sum := e.sync(true); sum.Updated != 0 || sum.Created != 0 {
+		t.Errorf("full pass after the rename: %+v; want nothing changed", sum)
+	}
+}
+
 // waitRefint lets refint's asynchronous rewrites land before the next pass reads.
 func waitRefint(t *testing.T, e *env) {
 	t.Helper()
