@@ -114,11 +114,17 @@ func BenchmarkSync100k(b *testing.B) {
 		base2 := ldapsearch()
 		again := measure(b, command(ctx, "sync", "--full", "--config", cfg))
 
-		var deltas [2]measured
-		for j, n := range []int{100, 1000} {
+		var deltas [3]measured
+		for j, n := range []int{100, 1000, 100} {
+			// The third delta renames: the pass also rewrites the names that reports and groups
+			// copy from the renamed users.
+			attr := "title"
+			if j == 2 {
+				attr = "displayName"
+			}
 			var ldif strings.Builder
 			for k := 0; k < n; k++ {
-				fmt.Fprintf(&ldif, "dn: %s\nchangetype: modify\nreplace: title\ntitle: Bench %d-%d\n\n", userDN(sl, k), i, j)
+				fmt.Fprintf(&ldif, "dn: %s\nchangetype: modify\nreplace: %s\n%s: Bench %d-%d\n\n", userDN(sl, k), attr, attr, i, j)
 			}
 			sl.Modify(b, ldif.String())
 			deltas[j] = measure(b, command(ctx, "sync", "--config", cfg))
@@ -140,6 +146,7 @@ func BenchmarkSync100k(b *testing.B) {
 		row("ldapscim sync --full, cache up to date", again, base2)
 		row("ldapscim sync, delta after 100 changes", deltas[0], measured{})
 		row("ldapscim sync, delta after 1,000 changes", deltas[1], deltas[0])
+		row("ldapscim sync, delta after 100 renames", deltas[2], deltas[0])
 		b.ReportMetric(float64(first.wall)/float64(base1.wall), "full/ldapsearch")
 		b.ReportMetric(float64(first.rss)/(1<<20), "full-peak-MB")
 		b.ReportMetric(float64(deltas[0].wall)/1e6, "delta100-ms")
