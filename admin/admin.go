@@ -1,7 +1,7 @@
 // Package admin is ldapscim's operator HTTP server, beside the SCIM API on its own listener:
 // liveness and readiness probes, Prometheus metrics, a server-rendered status page, and an
-// admin API that does what the CLI does (run a pass, list and approve held deletions, replay
-// or skip dead letters) against a running `serve`, which holds the cache's only lock. Client
+// admin API that does what the CLI does (run a pass, list and approve held deletions, list,
+// replay or skip dead letters, show a resource's audit history) against a running `serve`, which holds the cache's only lock. Client
 // is that API's Go client, used by the CLI.
 //
 // It speaks plain net/http: the admin surface is a dozen fixed paths, and keeping it off gin
@@ -33,6 +33,8 @@ type Store interface {
 	PushSummary(ctx context.Context, target string) (cache.PushSummary, error)
 	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
 	DropDeadLetters(ctx context.Context, target string, ids []string) (int, error)
+	Audit(ctx context.Context, id string) ([]cache.AuditRecord, error)
+	PushAudit(ctx context.Context, id string) ([]cache.PushAudit, error)
 }
 
 // Syncer runs passes; *ldapsync.Syncer implements it. Passes and approvals are serialized by
@@ -126,6 +128,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /admin/v1/sync", s.protect(s.sync))
 	s.mux.HandleFunc("GET /admin/v1/holds", s.protect(s.holds))
 	s.mux.HandleFunc("POST /admin/v1/holds/approve", s.protect(s.approve))
+	s.mux.HandleFunc("GET /admin/v1/audit/{id}", s.protect(s.audit))
 	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))

@@ -464,6 +464,21 @@ func TestClient(t *testing.T) {
 	if n, err := c.ReplayDeadLetters(ctx, "okta", []string{"u1"}); err != nil || n != 7 {
 		t.Fatalf("replay: %d %v", n, err)
 	}
+	if dl, err := c.DeadLetters(ctx, "okta"); err != nil || len(dl) != 0 {
+		t.Fatalf("dead letters: %+v %v", dl, err)
+	}
+	if _, err := c.DeadLetters(ctx, "entra"); err == nil || !strings.Contains(err.Error(), "no such target") {
+		t.Fatalf("dead letters of an unknown target: %v", err)
+	}
+	// bob (u2) was created by pass p1 and deleted by the approval above.
+	h, err := c.Audit(ctx, "u2")
+	if err != nil || h.ID != "u2" || len(h.Sync) != 2 || h.Sync[0].Op != cache.OpCreated || h.Sync[0].Pass != "p1" ||
+		h.Sync[1].Op != cache.OpDeleted || len(h.Push) != 0 {
+		t.Fatalf("audit of u2: %+v %v", h, err)
+	}
+	if h, err := c.Audit(ctx, "nobody"); err != nil || len(h.Sync) != 0 || h.Push == nil {
+		t.Fatalf("audit of an unknown id: %+v %v", h, err)
+	}
 	ts.Close()
 	if _, err := c.Info(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("info of a closed server: %v", err)

@@ -173,6 +173,34 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"target": t, "deadLetters": dl})
 }
 
+// AuditHistory is the answer of GET /admin/v1/audit/{id}: what sync did to one resource (the
+// cache's audit records) and every push attempt for it, each in time order.
+type AuditHistory struct {
+	ID   string              `json:"id"`
+	Sync []cache.AuditRecord `json:"sync"`
+	Push []cache.PushAudit   `json:"push"`
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
+	h := AuditHistory{ID: r.PathValue("id")}
+	var err error
+	if h.Sync, err = s.opts.Store.Audit(r.Context(), h.ID); err != nil {
+		s.internal(w, "reading audit records", err)
+		return
+	}
+	if h.Push, err = s.opts.Store.PushAudit(r.Context(), h.ID); err != nil {
+		s.internal(w, "reading push audit records", err)
+		return
+	}
+	if h.Sync == nil {
+		h.Sync = []cache.AuditRecord{}
+	}
+	if h.Push == nil {
+		h.Push = []cache.PushAudit{}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.target(w, r)
 	if !ok {

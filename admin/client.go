@@ -91,6 +91,22 @@ func (c *Client) ApproveHolds(ctx context.Context, ids []string) (cache.Result, 
 	return res, err
 }
 
+// DeadLetters lists target's dead letters.
+func (c *Client) DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error) {
+	var body struct {
+		DeadLetters []cache.DeadLetter `json:"deadLetters"`
+	}
+	err := c.do(ctx, http.MethodGet, "/admin/v1/targets/"+url.PathEscape(target)+"/deadletters", nil, &body)
+	return body.DeadLetters, err
+}
+
+// Audit returns the sync and push history of the resource with that id.
+func (c *Client) Audit(ctx context.Context, id string) (AuditHistory, error) {
+	var h AuditHistory
+	err := c.do(ctx, http.MethodGet, "/admin/v1/audit/"+url.PathEscape(id), nil, &h)
+	return h, err
+}
+
 // ReplayDeadLetters asks push to deliver target's dead letters again (ids nil: all).
 func (c *Client) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
 	var res struct{ Replayed int }

@@ -123,6 +123,16 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 	if err != nil || out != "approved: deleted 2, deactivated 0\n" {
 		t.Fatalf("approve all through serve: %v\n%s", err, out)
 	}
+	// audit reads a person's history through serve as well: u17 was created, then deleted.
+	out, _, err = runCLI(t, "audit", "--config", cfg, "--resource", id[1])
+	if err != nil || !regexp.MustCompile(`(?s)sync +created .*sync +deleted `).MatchString(out) {
+		t.Fatalf("audit through serve: %v\n%s", err, out)
+	}
+	// So do dead letters; this serve pushes nowhere, so the target is unknown to the CLI.
+	if _, _, err = runCLI(t, "targets", "deadletters", "list", "--config", cfg, "--target", "nowhere"); err == nil ||
+		!strings.Contains(err.Error(), `no [[targets]] or [[webhooks]] entry named "nowhere"`) {
+		t.Fatalf("dead letters of an unknown target: %v", err)
+	}
 
 	// Without the token the serve refuses, and the cache is locked: the error says both.
 	noTok := adminConfig(t, sl, t.TempDir(), filepath.Join(dir, "cache"), fmt.Sprintf("[admin]\nlisten = %q\n", addr))

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ldapscim/ldapscim/admin"
 )
 
 // runAudit is `ldapscim audit --resource ID`: the history of one resource across sync (the
-// cache's audit records) and push (every attempt per target), in time order. It needs the
-// cache, so serve must not be running (openCache says so).
+// cache's audit records) and push (every attempt per target), in time order. It reads the
+// cache, or asks the running serve's admin API, which holds the cache.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var id string
 	path, _, err := flags("audit", args, stderr, func(fs *flag.FlagSet) {
@@ -25,19 +27,25 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if id == "" {
 		return usageError{"audit: --resource ID is required"}
 	}
-	_, _, st, err := setup(path, stderr)
+	_, _, st, ac, err := setupOrAdmin(ctx, path, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	syncs, err := st.Audit(ctx, id)
-	if err != nil {
-		return err
+	var h admin.AuditHistory
+	if ac != nil {
+		if h, err = ac.Audit(ctx, id); err != nil {
+			return err
+		}
+	} else {
+		defer st.Close()
+		if h.Sync, err = st.Audit(ctx, id); err != nil {
+			return err
+		}
+		if h.Push, err = st.PushAudit(ctx, id); err != nil {
+			return err
+		}
 	}
-	pushes, err := st.PushAudit(ctx, id)
-	if err != nil {
-		return err
-	}
+	syncs, pushes := h.Sync, h.Push
 	type row struct {
 		t    time.Time
 		cols string

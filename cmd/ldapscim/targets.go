@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -192,12 +191,20 @@ func runDeadLetters(ctx context.Context, verb string, args []string, stdout, std
 
 // adminDeadLetters is what the running serve's admin API offers for dead letters.
 type adminDeadLetters interface {
+	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
 	ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error)
 	SkipDeadLetters(ctx context.Context, target string, ids []string) (int, error)
 }
 
 func deadLettersViaServe(ctx context.Context, verb, target string, ids []string, ac adminDeadLetters, stdout io.Writer) error {
 	switch verb {
+	case "list":
+		dls, err := ac.DeadLetters(ctx, target)
+		if err != nil {
+			return err
+		}
+		printDeadLetters(stdout, dls)
+		return nil
 	case "replay":
 		n, err := ac.ReplayDeadLetters(ctx, target, ids)
 		if err != nil {
@@ -213,7 +220,7 @@ func deadLettersViaServe(ctx context.Context, verb, target string, ids []string,
 		fmt.Fprintf(stdout, "serve skipped %d dead letter(s) of %s\n", n, target)
 		return nil
 	}
-	return errors.New("serve is running and holds the cache (Badger allows one process): list dead letters on its admin API, GET /admin/v1/targets/" + target + "/deadletters, or stop serve first")
+	return fmt.Errorf("targets deadletters: unknown verb %q", verb)
 }
 
 func known(cfg *config.File, name string) bool {
