@@ -56,6 +56,21 @@ type Push interface {
 	Replay(ctx context.Context, target string, ids []string) (int, error)
 }
 
+// Reports computes the CLI's read-only reports inside serve, which holds the cache, so `plan`
+// and `explain` work while it runs. It is optional: without it their endpoints answer 501.
+// Each returns a JSON-encodable report; an error may come with a report (a plan whose read
+// failed midway). A BadRequestError is the caller's mistake (an unknown target or user) and
+// answers 400.
+type Reports interface {
+	Plan(ctx context.Context, full bool, target string) (any, error)
+	Explain(ctx context.Context, user string) (any, error)
+}
+
+// BadRequestError is a Reports error that the request caused; it answers 400 with its text.
+type BadRequestError struct{ Msg string }
+
+func (e BadRequestError) Error() string { return e.Msg }
+
 // TargetHealth is what a push worker says about itself, for the status page.
 type TargetHealth struct {
 	Name        string
@@ -82,6 +97,7 @@ type Options struct {
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler
 	Push    Push
+	Reports Reports
 	// ConfigPath is shown in the commands the status page suggests.
 	ConfigPath string
 	// CacheDir identifies the cache this server runs on (GET /admin/v1/info), so a CLI
@@ -129,6 +145,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/v1/holds", s.protect(s.holds))
 	s.mux.HandleFunc("POST /admin/v1/holds/approve", s.protect(s.approve))
 	s.mux.HandleFunc("GET /admin/v1/audit/{id}", s.protect(s.audit))
+	s.mux.HandleFunc("POST /admin/v1/plan", s.protect(s.plan))
+	s.mux.HandleFunc("GET /admin/v1/explain/{user}", s.protect(s.explain))
 	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))

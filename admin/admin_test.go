@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -338,6 +339,61 @@ func TestDeadLetters(t *testing.T) {
 	f.srv.opts.Push = nil
 	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/skip", body: `{"all":true}`, remote: loopback}); rec.Code != 501 {
 		t.Fatalf("without push: %d", rec.Code)
+	}
+}
+
+// fakeReports answers plan and explain as serve's report maker would.
+type fakeReports struct{}
+
+func (fakeReports) Plan(_ context.Context, full bool, target string) (any, error) {
+	switch target {
+	case "nope":
+		return nil, BadRequestError{Msg: `plan: no [[targets]] entry is named "nope"`}
+	case "down":
+		return map[string]any{"summary": map[string]any{"read": 3}}, errors.New("reading users: connection reset")
+	}
+	return map[string]any{"full": full, "target": target}, nil
+}
+
+func (fakeReports) Explain(_ context.Context, user string) (any, error) {
+	if user != "ann" {
+		return nil, BadRequestError{Msg: "no user with id or userName " + strconv.Quote(user)}
+	}
+	return map[string]any{"userName": "ann"}, nil
+}
+
+func TestPlanAndExplainEndpoints(t *testing.T) {
+	f := newFixture(t, nil)
+	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":true}`, remote: loopback}); rec.Code != 501 {
+		t.Fatalf("plan without Reports: %d", rec.Code)
+	}
+	f.srv.opts.Reports = fakeReports{}
+	rec, body := f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":true,"target":"app"}`, remote: loopback})
+	if rec.Code != 200 || body["full"] != true || body["target"] != "app" {
+		t.Fatalf("plan: %d %v", rec.Code, body)
+	}
+	if rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", remote: loopback}); rec.Code != 200 || body["full"] != false {
+		t.Fatalf("plan with no body: %d %v", rec.Code, body)
+	}
+	if rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":"yes"}`, remote: loopback}); rec.Code != 400 {
+		t.Fatalf("plan with a bad body: %d %v", rec.Code, body)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"target":"nope"}`, remote: loopback})
+	if rec.Code != 400 || body["error"] != `plan: no [[targets]] entry is named "nope"` {
+		t.Fatalf("plan of an unknown target: %d %v", rec.Code, body)
+	}
+	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"target":"down"}`, remote: loopback})
+	if sum, _ := body["summary"].(map[string]any); rec.Code != 502 || body["error"] != "reading users: connection reset" || sum["read"] != float64(3) {
+		t.Fatalf("failed plan: %d %v", rec.Code, body)
+	}
+	if rec, body = f.do(t, call{method: "GET", path: "/admin/v1/explain/ann", remote: loopback}); rec.Code != 200 || body["userName"] != "ann" {
+		t.Fatalf("explain: %d %v", rec.Code, body)
+	}
+	if rec, body = f.do(t, call{method: "GET", path: "/admin/v1/explain/bob", remote: loopback}); rec.Code != 400 {
+		t.Fatalf("explain of an unknown user: %d %v", rec.Code, body)
+	}
+	if rec, _ := f.do(t, call{method: "GET", path: "/admin/v1/explain/ann"}); rec.Code != 401 {
+		t.Fatalf("explain without the token from afar: %d", rec.Code)
 	}
 }
 

@@ -201,6 +201,58 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h)
 }
 
+// PlanRequest is the body of POST /admin/v1/plan.
+type PlanRequest struct {
+	Full   bool   `json:"full"`
+	Target string `json:"target,omitempty"`
+}
+
+// plan runs a dry-run pass (it reads the directory, writes nothing) and answers its report.
+// A failed pass answers 502 with the report so far and "error".
+func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reports == nil {
+		writeError(w, http.StatusNotImplemented, "plan is not available in this serve")
+		return
+	}
+	var req PlanRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, "body: want {\"full\": bool, \"target\": name}: "+err.Error())
+		return
+	}
+	s.log.Info("plan requested through the admin API", "full", req.Full, "target", req.Target, "remote", r.RemoteAddr)
+	rep, err := s.opts.Reports.Plan(r.Context(), req.Full, req.Target)
+	s.report(w, rep, err)
+}
+
+// explain answers how the rules and push scopes see one user (id or userName).
+func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reports == nil {
+		writeError(w, http.StatusNotImplemented, "explain is not available in this serve")
+		return
+	}
+	rep, err := s.opts.Reports.Explain(r.Context(), r.PathValue("user"))
+	s.report(w, rep, err)
+}
+
+// report answers a Reports result: the report, a 400 for the caller's mistakes, a 502 with
+// the error (and the report, if any) for a failure.
+func (s *Server) report(w http.ResponseWriter, rep any, err error) {
+	var bad BadRequestError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, rep)
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, bad.Msg)
+	default:
+		body := map[string]any{}
+		if raw, jerr := json.Marshal(rep); jerr == nil && rep != nil {
+			_ = json.Unmarshal(raw, &body)
+		}
+		body["error"] = err.Error()
+		writeJSON(w, http.StatusBadGateway, body)
+	}
+}
+
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 	t, ok := s.target(w, r)
 	if !ok {

@@ -107,6 +107,17 @@ func (c *Client) Audit(ctx context.Context, id string) (AuditHistory, error) {
 	return h, err
 }
 
+// Plan runs a dry-run pass in serve and decodes its report into out. A failed pass still
+// decodes the report so far and returns the pass's error.
+func (c *Client) Plan(ctx context.Context, full bool, target string, out any) error {
+	return c.do(ctx, http.MethodPost, "/admin/v1/plan", PlanRequest{Full: full, Target: target}, out)
+}
+
+// Explain decodes serve's explanation of the user with that id or userName into out.
+func (c *Client) Explain(ctx context.Context, user string, out any) error {
+	return c.do(ctx, http.MethodGet, "/admin/v1/explain/"+url.PathEscape(user), nil, out)
+}
+
 // ReplayDeadLetters asks push to deliver target's dead letters again (ids nil: all).
 func (c *Client) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
 	var res struct{ Replayed int }

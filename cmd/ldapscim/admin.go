@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -53,7 +54,8 @@ func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.St
 		obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
 	}
 	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Syncer: s, History: obs.history,
-		Metrics: obs.metrics.Handler(), Push: pa, ConfigPath: absPath(path), CacheDir: absPath(cfg.Cache.Dir), Log: log})
+		Metrics: obs.metrics.Handler(), Push: pa, Reports: serveReports{cfg, st, log}, ConfigPath: absPath(path),
+		CacheDir: absPath(cfg.Cache.Dir), Log: log})
 	ln, err := srv.Listen()
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
@@ -164,4 +166,49 @@ func (p pushHealth) metrics(ctx context.Context) []metrics.PushHealth {
 			DeadLetters: st.DeadLetters, Quarantined: st.Quarantined, Failures: st.Failures})
 	}
 	return out
+}
+
+// adminUsage turns serve's answer to a mistake (400) or a failed pass (502) into the error the
+// command gives without serve: the message alone.
+func adminUsage(err error) error {
+	var se *admin.StatusError
+	if errors.As(err, &se) {
+		switch se.Status {
+		case http.StatusBadRequest:
+			return usageError{se.Message}
+		case http.StatusBadGateway:
+			return errors.New(se.Message)
+		}
+	}
+	return err
+}
+
+// serveReports makes `plan` and `explain` inside serve, which holds the cache (admin.Reports).
+type serveReports struct {
+	cfg *config.File
+	st  *cache.Store
+	log *slog.Logger
+}
+
+func (r serveReports) Plan(ctx context.Context, full bool, target string) (any, error) {
+	out, err := makePlan(ctx, r.cfg, r.st, r.log, full, target)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return nil, admin.BadRequestError{Msg: ue.Error()}
+	}
+	if out == nil {
+		return nil, err
+	}
+	return out, err
+}
+
+func (r serveReports) Explain(ctx context.Context, user string) (any, error) {
+	ex, err := explain(ctx, r.cfg, r.st, r.log, user)
+	if errors.Is(err, errNoSuchUser) {
+		return nil, admin.BadRequestError{Msg: err.Error()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ex, nil
 }

@@ -161,25 +161,11 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 	}
 }
 
-// waitReady polls /readyz (no token needed) until the first pass is in, and checks /healthz.
+// waitReady waits for serve's first pass (waitReadyz), and checks /healthz and that /metrics
+// wants the token (allow_loopback = false).
 func waitReady(t *testing.T, base, token string, stderr *testenv.Output) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			var rd map[string]any
-			json.NewDecoder(resp.Body).Decode(&rd)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && rd["ready"] == true {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitReadyz(t, base, stderr)
 	resp, err := http.Get(base + "/healthz")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("healthz: %v %v", err, resp)
@@ -195,4 +181,25 @@ func waitReady(t *testing.T, base, token string, stderr *testenv.Output) {
 		t.Fatalf("metrics with the token: %v %v", err, resp)
 	}
 	resp.Body.Close()
+}
+
+// waitReadyz polls /readyz (no token needed) until serve's first pass is in.
+func waitReadyz(t *testing.T, base string, stderr *testenv.Output) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			var rd map[string]any
+			json.NewDecoder(resp.Body).Decode(&rd)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && rd["ready"] == true {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never became ready; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -6,17 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// runExplain prints a user as cached, every rule and whether (and why) it matched, and the
-// user's groups.
+// runExplain prints a user as cached, every rule and whether (and why) it matched, the user's
+// groups, and each push target's scope verdict. While serve runs (it holds the cache), serve
+// explains through its admin API.
 func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, rest, err := flags("explain", args, stderr, nil)
 	if err != nil {
@@ -25,31 +28,83 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(rest) != 1 {
 		return usageError{"explain: give one user: a userName or an id"}
 	}
-	cfg, log, st, err := setup(path, stderr)
+	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	u, err := findUser(ctx, st, rest[0])
+	var ex *explanation
+	if ac != nil {
+		ex = &explanation{}
+		if err := ac.Explain(ctx, rest[0], ex); err != nil {
+			return adminUsage(err)
+		}
+	} else {
+		defer st.Close()
+		if ex, err = explain(ctx, cfg, st, log, rest[0]); err != nil {
+			return err
+		}
+	}
+	printExplanation(stdout, ex)
+	return nil
+}
+
+// explanation is what explain prints, and what serve's admin API answers.
+type explanation struct {
+	ID         string                `json:"id"`
+	UserName   string                `json:"userName"`
+	DN         string                `json:"dn"`
+	ExternalID string                `json:"externalId"`
+	Attributes map[string]any        `json:"attributes"`
+	Rules      []ldapsync.RuleResult `json:"rules"`
+	Groups     []cache.Ref           `json:"groups"` // direct, by display name
+	Targets    []scopeVerdict        `json:"targets"`
+}
+
+// scopeVerdict is whether a push target has the user in scope, and why.
+type scopeVerdict struct {
+	Target  string `json:"target"`
+	InScope bool   `json:"inScope"`
+	Why     string `json:"why"`
+}
+
+// explain explains the user with that id or userName. An unknown user is a usageError.
+func explain(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, key string) (*explanation, error) {
+	u, err := findUser(ctx, st, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rules, err := ldapsync.CompileRules(cfg.Rules)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	attrs, _ := json.MarshalIndent(u.Attributes, "  ", "  ")
-	fmt.Fprintf(stdout, "user %s (id %s)\n  dn: %s\n  externalId: %q\n  attributes: %s\n", u.UserName(), u.ID, u.DN, u.ExternalID, attrs)
-	results := rules.Explain(u)
-	if len(results) == 0 {
-		fmt.Fprintln(stdout, "\nno [[rules]] configured")
+	ex := &explanation{ID: u.ID, UserName: u.UserName(), DN: u.DN, ExternalID: u.ExternalID,
+		Attributes: u.Attributes, Rules: rules.Explain(u)}
+	if ex.Groups, err = st.GroupsOf(ctx, u.ID); err != nil {
+		return nil, err
 	}
-	for _, r := range results {
+	slices.SortFunc(ex.Groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
+	for _, t := range push.New(cfg.Targets, cfg.Webhooks, st, log).TargetWorkers() {
+		in, why, err := t.ExplainScope(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ex.Targets = append(ex.Targets, scopeVerdict{Target: t.Name(), InScope: in, Why: why})
+	}
+	return ex, nil
+}
+
+func printExplanation(w io.Writer, ex *explanation) {
+	attrs, _ := json.MarshalIndent(ex.Attributes, "  ", "  ")
+	fmt.Fprintf(w, "user %s (id %s)\n  dn: %s\n  externalId: %q\n  attributes: %s\n", ex.UserName, ex.ID, ex.DN, ex.ExternalID, attrs)
+	if len(ex.Rules) == 0 {
+		fmt.Fprintln(w, "\nno [[rules]] configured")
+	}
+	for _, r := range ex.Rules {
 		verdict := "does not match"
 		if r.Matched {
 			verdict = fmt.Sprintf("MATCHES: roles %v, groups %v", r.Roles, r.Groups)
 		}
-		fmt.Fprintf(stdout, "\nrule %q %s\n", r.Name, verdict)
+		fmt.Fprintf(w, "\nrule %q %s\n", r.Name, verdict)
 		for _, t := range r.Terms {
 			mark := "no "
 			if t.Matched {
@@ -59,32 +114,24 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if t.Actual != "" {
 				line += "    (the user has " + t.Actual + ")"
 			}
-			fmt.Fprintln(stdout, line)
+			fmt.Fprintln(w, line)
 		}
 	}
-	groups, err := st.GroupsOf(ctx, u.ID)
-	if err != nil {
-		return err
+	fmt.Fprintf(w, "\ngroups (direct):")
+	for _, g := range ex.Groups {
+		fmt.Fprintf(w, " %s;", g.Display)
 	}
-	slices.SortFunc(groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
-	fmt.Fprintf(stdout, "\ngroups (direct):")
-	for _, g := range groups {
-		fmt.Fprintf(stdout, " %s;", g.Display)
-	}
-	fmt.Fprintln(stdout)
-	for _, t := range push.New(cfg.Targets, cfg.Webhooks, st, log).TargetWorkers() {
-		in, why, err := t.ExplainScope(ctx, u)
-		if err != nil {
-			return err
-		}
+	fmt.Fprintln(w)
+	for _, t := range ex.Targets {
 		verdict := "out of scope"
-		if in {
+		if t.InScope {
 			verdict = "in scope"
 		}
-		fmt.Fprintf(stdout, "target %s: %s: %s\n", t.Name(), verdict, why)
+		fmt.Fprintf(w, "target %s: %s: %s\n", t.Target, verdict, t.Why)
 	}
-	return nil
 }
+
+var errNoSuchUser = errors.New("no user with id or userName")
 
 // findUser looks a user up by id, then by userName.
 func findUser(ctx context.Context, st *cache.Store, key string) (*scim.Resource, error) {
@@ -100,7 +147,7 @@ func findUser(ctx context.Context, st *cache.Store, key string) (*scim.Resource,
 		return nil, err
 	}
 	if len(ids) != 1 {
-		return nil, fmt.Errorf("no user with id or userName %q", key)
+		return nil, fmt.Errorf("%w %q", errNoSuchUser, key)
 	}
 	return st.Get(ctx, scim.UserType, ids[0])
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // runPlan is a dry run: it reads the directory as a pass would and prints what the pass would
-// change in the cache, and why, without writing anything.
+// change in the cache, and why, without writing anything. While serve runs (it holds the cache),
+// serve makes the plan through its admin API.
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full, asJSON bool
 	var only string
@@ -30,34 +31,53 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, log, st, err := setup(path, stderr)
+	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	rep, err := ldapsync.Plan(ctx, cfg.LDAP, cfg.Safety, st, log, full, cfg.SyncOptions()...)
-	if err != nil && rep == nil {
-		return err
-	}
-	targets, terr := planTargets(ctx, cfg, st, log, only)
-	if terr != nil {
-		return terr
+	var out *planOutput
+	if ac != nil {
+		out = &planOutput{PlanReport: &ldapsync.PlanReport{}}
+		err = adminUsage(ac.Plan(ctx, full, only, out))
+		if err != nil && out.Summary.Pass == "" {
+			return err
+		}
+	} else {
+		defer st.Close()
+		if out, err = makePlan(ctx, cfg, st, log, full, only); out == nil {
+			return err
+		}
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		out := struct {
-			*ldapsync.PlanReport
-			Targets []targetPlan `json:"targets"`
-		}{rep, targets}
 		if jerr := enc.Encode(out); jerr != nil {
 			return jerr
 		}
 		return err
 	}
-	printPlan(stdout, rep)
-	printTargetPlans(stdout, targets, cfg.Safety.Staging)
+	printPlan(stdout, out.PlanReport)
+	printTargetPlans(stdout, out.Targets, cfg.Safety.Staging)
 	return err
+}
+
+// planOutput is what `plan --json` prints, and what serve's admin API answers.
+type planOutput struct {
+	*ldapsync.PlanReport
+	Targets []targetPlan `json:"targets"`
+}
+
+// makePlan plans a pass against st. A pass error may come with the plan of what was read.
+func makePlan(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, full bool, only string) (*planOutput, error) {
+	rep, err := ldapsync.Plan(ctx, cfg.LDAP, cfg.Safety, st, log, full, cfg.SyncOptions()...)
+	if err != nil && rep == nil {
+		return nil, err
+	}
+	targets, terr := planTargets(ctx, cfg, st, log, only)
+	if terr != nil {
+		return nil, terr
+	}
+	return &planOutput{PlanReport: rep, Targets: targets}, err
 }
 
 // targetPlan is what one push target would be sent, judged against what it last received.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -76,12 +77,9 @@ func cacheState(t *testing.T, cfgPath string) (uint64, []byte) {
 	return head, wm
 }
 
-func TestPlanAndExplainGolden(t *testing.T) {
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
-	cfg := writeConfig(t, sl, t.TempDir(), rulesTOML)
-	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
-		t.Fatal(err)
-	}
+// planChanges makes the directory changes the golden plans show.
+func planChanges(t *testing.T, sl *testenv.Slapd) {
+	t.Helper()
 	sl.Modify(t, `dn: uid=ann,ou=people,dc=example,dc=com
 changetype: modify
 replace: title
@@ -103,6 +101,15 @@ sn: Diaz
 departmentNumber: Engineering
 manager: uid=ann,ou=people,dc=example,dc=com
 `)
+}
+
+func TestPlanAndExplainGolden(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
+	cfg := writeConfig(t, sl, t.TempDir(), rulesTOML)
+	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	planChanges(t, sl)
 	head, wm := cacheState(t, cfg)
 	for _, full := range []bool{false, true} {
 		args := []string{"plan", "--config", cfg}
@@ -136,5 +143,44 @@ manager: uid=ann,ou=people,dc=example,dc=com
 	golden(t, "explain-ann.golden", out)
 	if _, _, err := runCLI(t, "explain", "--config", cfg, "nobody"); err == nil || !strings.Contains(err.Error(), `no user with id or userName "nobody"`) {
 		t.Fatalf("explain of an unknown user: %v", err)
+	}
+}
+
+// While serve runs it holds the cache; plan and explain then ask it through the admin API and
+// print exactly what they print on their own.
+func TestPlanAndExplainThroughServe(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
+	addr := freeAddr(t)
+	cfg := writeConfig(t, sl, t.TempDir(), rulesTOML+fmt.Sprintf("[schedule]\ndelta = \"@every 1h\"\nfull = \"\"\n[admin]\nlisten = %q\n", addr))
+	var stderr testenv.Output
+	cmd := command(context.Background(), "serve", "--config", cfg)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitReadyz(t, "http://"+addr, &stderr)
+	planChanges(t, sl)
+
+	out, _, err := runCLI(t, "plan", "--config", cfg)
+	if err != nil {
+		t.Fatalf("plan through serve: %v\n%s\nserve:\n%s", err, out, stderr.String())
+	}
+	golden(t, "plan-delta.golden", out)
+	if _, _, err := runCLI(t, "plan", "--config", cfg, "--target", "nope"); err == nil ||
+		!strings.Contains(err.Error(), `plan: no [[targets]] entry is named "nope"`) || exitCode(err) != 2 {
+		t.Fatalf("plan of an unknown target through serve: %v", err)
+	}
+	out, _, err = runCLI(t, "sync", "--config", cfg)
+	if err != nil || !strings.Contains(out, "created 1, updated 4, deactivated 1, deleted 1") {
+		t.Fatalf("sync after plan: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, "explain", "--config", cfg, "ann")
+	if err != nil {
+		t.Fatalf("explain through serve: %v\n%s", err, out)
+	}
+	golden(t, "explain-ann.golden", out)
+	if _, _, err := runCLI(t, "explain", "--config", cfg, "nobody"); err == nil || !strings.Contains(err.Error(), `no user with id or userName "nobody"`) {
+		t.Fatalf("explain of an unknown user through serve: %v", err)
 	}
 }
