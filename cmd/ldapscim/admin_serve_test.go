@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -83,14 +82,8 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 	os.WriteFile(tok, []byte("cli-admin-token\n"), 0o600)
 	cfg := adminConfig(t, sl, dir, filepath.Join(dir, "cache"), fmt.Sprintf("[admin]\nlisten = %q\ntoken_file = %q\nallow_loopback = false\n", addr, tok))
 
-	var stderr testenv.Output
-	cmd := command(context.Background(), "serve", "--config", cfg)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReady(t, "http://"+addr, "cli-admin-token", &stderr)
+	cmd, stderr := startServe(t, cfg)
+	waitReady(t, "http://"+addr, "cli-admin-token", stderr)
 
 	out, _, err := runCLI(t, "sync", "--config", cfg)
 	if err != nil || !strings.Contains(out, "delta pass") || !strings.Contains(out, "created 0") {

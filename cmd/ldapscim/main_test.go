@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
@@ -27,6 +28,16 @@ func TestMain(m *testing.M) {
 				defer func() { pprof.StopCPUProfile(); f.Close(); os.Exit(0) }()
 			}
 		}
+		if path := os.Getenv("LDAPSCIM_TEST_HEAPPROFILE"); path != "" {
+			go func() {
+				for i := 0; ; i++ {
+					time.Sleep(400 * time.Millisecond)
+					f, _ := os.Create(fmt.Sprintf("%s.%d", path, i))
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}()
+		}
 		main()
 		return
 	}
@@ -42,6 +53,20 @@ func command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = append(os.Environ(), "LDAPSCIM_TEST_BE_MAIN=1")
 	return cmd
+}
+
+// startServe starts `ldapscim serve --config cfg`, its stderr collected; it is killed when the
+// test ends if it still runs.
+func startServe(t *testing.T, cfg string) (*exec.Cmd, *testenv.Output) {
+	t.Helper()
+	stderr := &testenv.Output{}
+	cmd := command(context.Background(), "serve", "--config", cfg)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, stderr
 }
 
 // writeConfig writes a config for sl with the cache in dir and returns its path.

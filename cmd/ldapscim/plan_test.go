@@ -152,14 +152,8 @@ func TestPlanAndExplainThroughServe(t *testing.T) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
 	addr := freeAddr(t)
 	cfg := writeConfig(t, sl, t.TempDir(), rulesTOML+fmt.Sprintf("[schedule]\ndelta = \"@every 1h\"\nfull = \"\"\n[admin]\nlisten = %q\n", addr))
-	var stderr testenv.Output
-	cmd := command(context.Background(), "serve", "--config", cfg)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitReadyz(t, "http://"+addr, &stderr)
+	_, stderr := startServe(t, cfg)
+	waitReadyz(t, "http://"+addr, stderr)
 	planChanges(t, sl)
 
 	out, _, err := runCLI(t, "plan", "--config", cfg)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -46,13 +45,7 @@ token_file = %q
 name = "hash"
 token_sha256 = %q
 `, addr, addr, tokFile, hex.EncodeToString(sum[:])))
-	var stderr testenv.Output
-	cmd := command(context.Background(), "serve", "--config", cfg)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, stderr := startServe(t, cfg)
 	get := func(tok string) (int, map[string]any) {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/scim/v2/Users?count=1", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)

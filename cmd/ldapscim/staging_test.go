@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,13 +57,8 @@ format = "slack"
 		if staging {
 			cfg = adminConfig(t, sl, dir, dir+"/cache", "staging = true\n"+extra)
 		}
-		var stderr testenv.Output
-		cmd := command(context.Background(), "serve", "--config", cfg)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitFirstPass(t, "http://"+addr, &stderr)
+		cmd, stderr := startServe(t, cfg)
+		waitFirstPass(t, "http://"+addr, stderr)
 		before := targetRequests.Load()
 		// Three deletions against max_deletes = 2: held, and the alert names the commands.
 		sl.Modify(t, "dn: uid=ann,ou=people,dc=example,dc=com\nchangetype: delete\n\ndn: uid=bob,ou=people,dc=example,dc=com\nchangetype: delete\n\ndn: uid=carl,ou=people,dc=example,dc=com\nchangetype: delete\n")
