@@ -28,11 +28,16 @@ func TestMain(m *testing.M) {
 				defer func() { pprof.StopCPUProfile(); f.Close(); os.Exit(0) }()
 			}
 		}
+		// LDAPSCIM_TEST_HEAPPROFILE=PREFIX writes a heap profile every 400 ms to PREFIX.0,
+		// PREFIX.1, ...: what is live at the peak of a run, not only at its end.
 		if path := os.Getenv("LDAPSCIM_TEST_HEAPPROFILE"); path != "" {
 			go func() {
 				for i := 0; ; i++ {
 					time.Sleep(400 * time.Millisecond)
-					f, _ := os.Create(fmt.Sprintf("%s.%d", path, i))
+					f, err := os.Create(fmt.Sprintf("%s.%d", path, i))
+					if err != nil {
+						return
+					}
 					pprof.WriteHeapProfile(f)
 					f.Close()
 				}
