@@ -19,6 +19,7 @@ test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000)
+	scripts/install-deps.sh wrk
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/

@@ -277,12 +277,13 @@ func (s *Store) Journal(ctx context.Context, afterSeq uint64, limit int) ([]Jour
 // JournalHead returns the sequence number of the last journal record, 0 when none.
 // Errors: ErrClosed. Safe for concurrent use.
 func (s *Store) JournalHead(ctx context.Context) (uint64, error) {
-	var seq uint64
-	err := s.view(ctx, func(txn *badger.Txn) (err error) {
-		seq, err = getCounter(txn, seqKey)
-		return err
-	})
-	return seq, err
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.db.IsClosed() {
+		return 0, ErrClosed
+	}
+	return s.head.Load(), nil
 }
 
 // Audit returns the audit records of id, oldest first; an empty slice when none (the records

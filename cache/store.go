@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,6 +66,10 @@ type Store struct {
 	// maxValue is the largest value an in-memory store takes; 0 on disk.
 	maxValue int
 
+	// head is the last journal sequence number committed, kept in memory so JournalHead (read by
+	// every SCIM list request) costs no read.
+	head atomic.Uint64
+
 	// afterCommit, if set (tests), is called after each committed write transaction.
 	afterCommit func(chunkInfo)
 
@@ -97,6 +102,15 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{db: db, now: time.Now, chunk: defaultChunk, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
+	}
+	err = db.View(func(txn *badger.Txn) error {
+		seq, err := getCounter(txn, seqKey)
+		s.head.Store(seq)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: open %q: reading the journal head: %v", opts.Dir, translate(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopGC = cancel
@@ -220,7 +234,14 @@ func (s *Store) writeOnce(fn func(w *writer) error) (*writer, error) {
 	if err := w.finish(); err != nil {
 		return nil, err
 	}
-	return w, txn.Commit()
+	if err := txn.Commit(); err != nil {
+		return nil, err
+	}
+	if w.seqDirty {
+		// Writes that use the journal hold wmu, so heads are stored in order.
+		s.head.Store(w.seq)
+	}
+	return w, nil
 }
 
 // translate maps Badger errors to this package's errors; no Badger error value escapes.

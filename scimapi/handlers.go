@@ -44,9 +44,15 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 		ctx := c.Request.Context()
 		id := c.Param("id")
 		v := c.Request.URL.Query()
-		p := newProjection(rs, splitList(v.Get("attributes")), splitList(v.Get("excludedAttributes")))
+		attrs, excluded := splitList(v.Get("attributes")), splitList(v.Get("excludedAttributes"))
+		p := newProjection(rs, attrs, excluded)
 		withMembers := rs.Type == scim.GroupType && p.want(scim.SchemaGroup, membersAttr).ok
-		list, err := s.store.GetMany(ctx, rs.Type, []string{id}, withMembers)
+		head, err := s.store.JournalHead(ctx)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		list, err := s.getMany(ctx, rs.Type, []string{id}, withMembers, head)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -66,6 +72,13 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			c.Status(http.StatusNotModified)
 			return
 		}
+		c.Header("Location", s.location(rs.Type, id))
+		// A user under the default projection may be rendered already (hot.go).
+		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
+		if e := s.hot.get(head, id); cacheable && e != nil && e.body != nil {
+			c.Data(http.StatusOK, contentType, e.body)
+			return
+		}
 		var groups []groupRef
 		if rs.Type == scim.UserType && p.want(scim.SchemaUser, groupsAttr).ok {
 			m, err := s.userGroups(ctx, []string{id})
@@ -75,8 +88,11 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			}
 			groups = m[id]
 		}
-		c.Header("Location", s.location(rs.Type, id))
-		c.Data(http.StatusOK, contentType, s.appendResource(make([]byte, 0, 2048), r, groups, p))
+		body := s.appendResource(make([]byte, 0, 2048), r, groups, p)
+		if cacheable {
+			s.hot.setBody(head, id, body)
+		}
+		c.Data(http.StatusOK, contentType, body)
 	}
 }
 

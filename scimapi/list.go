@@ -83,6 +83,12 @@ func (o *order) after(it item) int {
 // respondList answers a list or search request over the resource types in scope.
 func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *listQuery) {
 	ctx := c.Request.Context()
+	head, err := s.store.JournalHead(ctx)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	q.head = head
 	o, err := s.query(ctx, scope, q)
 	if err != nil {
 		s.writeError(c, err)
@@ -96,7 +102,7 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 	}
 	end := min(start+q.count, total)
 	page := o.slice(start, end)
-	res, groups, projs, err := s.loadPage(ctx, o, page, q)
+	res, groups, bodies, projs, err := s.loadPage(ctx, o, page, q)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -118,7 +124,15 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 		if i > 0 {
 			buf = append(buf, ',')
 		}
+		if body := bodies[r.ID]; body != nil && r.Type == scim.UserType {
+			buf = append(buf, body...)
+			continue
+		}
+		n := len(buf)
 		buf = s.appendResource(buf, r, groups[r.ID], projs[r.Type])
+		if bodies != nil && r.Type == scim.UserType {
+			s.hot.setBody(q.head, r.ID, slices.Clone(buf[n:]))
+		}
 	}
 	buf = append(buf, "]}"...)
 	c.Data(http.StatusOK, contentType, buf)
@@ -142,7 +156,7 @@ func (s *Server) query(ctx context.Context, scope []*scim.ResourceSchema, q *lis
 			firstErr = cmpOr(firstErr, err)
 			continue
 		}
-		run, err := s.match(ctx, rs, e, m)
+		run, err := s.match(ctx, rs, e, m, q.head)
 		if err != nil {
 			return nil, err
 		}
@@ -211,9 +225,12 @@ func (s *Server) nextCursor(o *order, q *listQuery, end int, last item) string {
 }
 
 // loadPage reads the page's resources (reusing those the filter already loaded), and the groups
-// of its users when they are rendered. Resources deleted since matching are left out.
-func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQuery) ([]*scim.Resource, map[string][]groupRef, map[scim.ResourceType]*projection, error) {
-	projs := map[scim.ResourceType]*projection{}
+// of its users when they are rendered. Resources deleted since matching are left out. Under the
+// default projection, bodies is non-nil and holds the renderings the hot cache has; those users
+// need no groups.
+func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQuery) (res []*scim.Resource,
+	groups map[string][]groupRef, bodies map[string][]byte, projs map[scim.ResourceType]*projection, err error) {
+	projs = map[scim.ResourceType]*projection{}
 	byItem := make(map[item]*scim.Resource, len(page))
 	for _, rs := range []*scim.ResourceSchema{scim.UserResource, scim.GroupResource} {
 		p := newProjection(rs, q.attributes, q.excluded)
@@ -233,32 +250,42 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 		if len(need) == 0 {
 			continue
 		}
-		list, err := s.store.GetMany(ctx, rs.Type, need, withMembers)
+		list, err := s.getMany(ctx, rs.Type, need, withMembers, q.head)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		for _, r := range list {
 			byItem[item{rs.Type, r.ID}] = r
 		}
 	}
-	res := make([]*scim.Resource, 0, len(page))
+	if len(q.attributes) == 0 && len(q.excluded) == 0 {
+		bodies = map[string][]byte{}
+	}
+	res = make([]*scim.Resource, 0, len(page))
 	var users []string
 	for _, it := range page {
-		if r := byItem[it]; r != nil {
-			res = append(res, r)
-			if it.typ == scim.UserType {
-				users = append(users, it.id)
+		r := byItem[it]
+		if r == nil {
+			continue
+		}
+		res = append(res, r)
+		if it.typ != scim.UserType {
+			continue
+		}
+		if bodies != nil {
+			if e := s.hot.get(q.head, it.id); e != nil && e.body != nil {
+				bodies[it.id] = e.body
+				continue
 			}
 		}
+		users = append(users, it.id)
 	}
-	var groups map[string][]groupRef
 	if len(users) > 0 && projs[scim.UserType].want(scim.SchemaUser, groupsAttr).ok {
-		var err error
 		if groups, err = s.userGroups(ctx, users); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 	}
-	return res, groups, projs, nil
+	return res, groups, bodies, projs, nil
 }
 
 // reuse returns a resource the query already loaded, if it has what the page needs.

@@ -24,6 +24,7 @@ type listQuery struct {
 	startIndex int // 1-based, ≥ 1
 	count      int // ≥ 0; the server's page size when the client gave none
 	cursor     *string
+	head       uint64 // the journal head as the request began: what the hot cache is valid for
 }
 
 const schemaSearchRequest = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"

@@ -2,6 +2,7 @@ package scimapi
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,12 +23,12 @@ const matchBatch = 500
 
 // match returns the sorted ids of typ that satisfy e (every id when e is nil), and the matched
 // resources themselves when they were few enough to keep.
-func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Expr, m *filter.Matcher) (*matched, error) {
+func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Expr, m *filter.Matcher, head uint64) (*matched, error) {
 	if e == nil {
 		ids, err := s.ids.get(ctx, rs.Type)
 		return &matched{typ: rs.Type, ids: ids}, err
 	}
-	cand, scan, err := s.candidates(ctx, rs.Type, filter.Plan(e).Access)
+	cand, scan, err := s.candidates(ctx, rs.Type, filter.Plan(e).Access, head)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +42,7 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 	out := &matched{typ: rs.Type, withMembers: needMembers}
 	keep := len(cand) <= matchBatch
 	for start := 0; start < len(cand); start += matchBatch {
-		batch, err := s.store.GetMany(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], needMembers)
+		batch, err := s.getMany(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], needMembers, head)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +76,8 @@ type matched struct {
 	withMembers bool             // kept groups carry their members
 }
 
-// fillGroups sets the "groups" attribute of users for the filter to see.
+// fillGroups sets the "groups" attribute of users for the filter to see. It replaces each user
+// with a copy: the originals may be shared through the hot cache.
 func (s *Server) fillGroups(ctx context.Context, users []*scim.Resource) error {
 	ids := make([]string, len(users))
 	for i, u := range users {
@@ -85,16 +87,19 @@ func (s *Server) fillGroups(ctx context.Context, users []*scim.Resource) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range users {
+	for i, u := range users {
 		list := make([]any, 0, len(groups[u.ID]))
 		for _, g := range groups[u.ID] {
 			list = append(list, map[string]any{"value": g.ID, "display": g.Display, "type": g.kind(),
 				"$ref": "/Groups/" + g.ID})
 		}
-		if u.Attributes == nil {
-			u.Attributes = map[string]any{}
+		c := *u
+		c.Attributes = maps.Clone(u.Attributes)
+		if c.Attributes == nil {
+			c.Attributes = map[string]any{}
 		}
-		u.Attributes["groups"] = list
+		c.Attributes["groups"] = list
+		users[i] = &c
 	}
 	return nil
 }
@@ -120,15 +125,15 @@ func mentions(e filter.Expr, name string) bool {
 
 // candidates executes an access path: sorted candidate ids, or scan == true when it needs
 // every resource.
-func (s *Server) candidates(ctx context.Context, typ scim.ResourceType, a filter.Access) (ids []string, scan bool, err error) {
+func (s *Server) candidates(ctx context.Context, typ scim.ResourceType, a filter.Access, head uint64) (ids []string, scan bool, err error) {
 	switch a := a.(type) {
 	case filter.Index:
-		return s.index(ctx, typ, a)
+		return s.index(ctx, typ, a, head)
 	case filter.Intersect:
 		var out []string
 		have := false
 		for _, part := range a {
-			ids, scan, err := s.candidates(ctx, typ, part)
+			ids, scan, err := s.candidates(ctx, typ, part, head)
 			if err != nil {
 				return nil, false, err
 			}
@@ -145,7 +150,7 @@ func (s *Server) candidates(ctx context.Context, typ scim.ResourceType, a filter
 	case filter.Union:
 		var out []string
 		for _, part := range a {
-			ids, scan, err := s.candidates(ctx, typ, part)
+			ids, scan, err := s.candidates(ctx, typ, part, head)
 			if err != nil || scan {
 				return nil, scan, err
 			}
@@ -156,11 +161,19 @@ func (s *Server) candidates(ctx context.Context, typ scim.ResourceType, a filter
 	return nil, true, nil
 }
 
-// index reads one cache index; an attribute this resource type has no index for scans.
-func (s *Server) index(ctx context.Context, typ scim.ResourceType, ix filter.Index) ([]string, bool, error) {
+// index reads one cache index (through the hot cache); an attribute this resource type has no
+// index for scans.
+func (s *Server) index(ctx context.Context, typ scim.ResourceType, ix filter.Index, head uint64) ([]string, bool, error) {
 	users, groups := typ == scim.UserType, typ == scim.GroupType
 	lookup := func(idx cache.Index) ([]string, bool, error) {
+		k := lookupKey{idx, ix.Value}
+		if ids, ok := s.hot.lookup(head, k); ok {
+			return ids, false, nil
+		}
 		ids, err := s.store.Lookup(ctx, idx, ix.Value)
+		if err == nil {
+			s.hot.putLookup(head, k, ids)
+		}
 		return ids, false, err
 	}
 	switch {

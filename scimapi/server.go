@@ -51,6 +51,7 @@ type Server struct {
 	store Store
 	log   *slog.Logger
 	ids   *idSnapshots
+	hot   *hotCache
 	gin   *gin.Engine
 
 	observers []RequestObserver // observe.go
@@ -62,7 +63,7 @@ func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
-		ids: newIDSnapshots(store)}
+		ids: newIDSnapshots(store), hot: newHotCache(hotUsers)}
 	for _, o := range opts {
 		o(s)
 	}

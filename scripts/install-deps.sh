@@ -10,6 +10,7 @@
 #   scimmy    npm scimmy 1.3.5, scimmy-routers 1.3.2, express 4 into .cache/scimmy (the SCIM push
 #             target of the tests; needs node + npm, installed from Debian when missing)
 #   chromium  Debian chromium, the headless browser the status page test loads the page in
+#   wrk       Debian wrk, the HTTP load generator of the SCIM API's throughput benchmark
 #
 # Idempotent and fast: when everything is present it only runs `command -v` checks and exits 0.
 # Prints one line per thing it installs. Uses sudo only when not root.
@@ -89,6 +90,12 @@ install_chromium() {
 	echo "install-deps: installed chromium"
 }
 
+install_wrk() {
+	have wrk && return 0
+	apt_install wrk
+	echo "install-deps: installed wrk"
+}
+
 main() {
 	[ "$#" -eq 0 ] && set -- ldap
 	for c in "$@"; do
@@ -97,7 +104,8 @@ main() {
 		samba) install_samba ;;
 		scimmy) install_scimmy ;;
 		chromium) install_chromium ;;
-		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium)" >&2; exit 2 ;;
+		wrk) install_wrk ;;
+		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium wrk)" >&2; exit 2 ;;
 		esac
 	done
 }

@@ -1,0 +1,146 @@
+package scimapi
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// hotCache keeps the users the API served last, decoded and (for the default projection)
+// rendered, so asking for the same users again costs no JSON decoding, group lookup or
+// rendering. IdPs do ask again: a user is looked up by userName before every update, and
+// read back after it.
+//
+// An entry is valid for one journal head. Every change in the cache appends to the journal,
+// so any change retires every entry: a list request reads the head first, and only entries of
+// that head are hits. An entry's data was read after its head was, so it is never older than
+// the head says. Resources in the cache are shared between requests and never modified;
+// code that changes a resource (fillGroups) changes a copy.
+//
+// It also remembers the answers of index lookups (a userName, an email, ...), under the same
+// rule. It holds at most max users and max lookups, and evicts at random when full.
+type hotCache struct {
+	mu      sync.Mutex
+	max     int
+	m       map[string]*hotEntry // by user id
+	lookups map[lookupKey]lookupEntry
+}
+
+type lookupKey struct {
+	idx   cache.Index
+	value string
+}
+
+type lookupEntry struct {
+	head uint64
+	ids  []string
+}
+
+type hotEntry struct {
+	head uint64
+	r    *scim.Resource
+	body []byte // the default rendering (groups included); nil until rendered
+}
+
+// hotUsers is how many users the cache holds: about 6 KB each, decoded and rendered.
+const hotUsers = 2048
+
+func newHotCache(max int) *hotCache {
+	return &hotCache{max: max, m: make(map[string]*hotEntry, max), lookups: make(map[lookupKey]lookupEntry, max)}
+}
+
+// lookup returns the ids an index lookup gave as of head (the caller's own copy).
+func (h *hotCache) lookup(head uint64, k lookupKey) ([]string, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e, ok := h.lookups[k]; ok && e.head == head {
+		return slices.Clone(e.ids), true
+	}
+	return nil, false
+}
+
+// putLookup stores the ids an index lookup gave after head was read.
+func (h *hotCache) putLookup(head uint64, k lookupKey, ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.lookups[k]; !ok && len(h.lookups) >= h.max {
+		for k := range h.lookups {
+			delete(h.lookups, k)
+			break
+		}
+	}
+	h.lookups[k] = lookupEntry{head: head, ids: slices.Clone(ids)}
+}
+
+// get returns the entry of user id as of head, or nil.
+func (h *hotCache) get(head uint64, id string) *hotEntry {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.m[id]; e != nil && e.head == head {
+		return e
+	}
+	return nil
+}
+
+// put stores user r as read after head was. It replaces an entry of another head.
+func (h *hotCache) put(head uint64, r *scim.Resource) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.m[r.ID]; e != nil && e.head == head {
+		return
+	}
+	if _, ok := h.m[r.ID]; !ok && len(h.m) >= h.max {
+		for id := range h.m { // map order is random: a random eviction
+			delete(h.m, id)
+			break
+		}
+	}
+	h.m[r.ID] = &hotEntry{head: head, r: r}
+}
+
+// setBody stores the default rendering of user id, if its entry is still of head.
+func (h *hotCache) setBody(head uint64, id string, body []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.m[id]; e != nil && e.head == head {
+		e.body = body
+	}
+}
+
+// getMany is Store.GetMany through the hot cache: users come from it when they are there as
+// of head, the rest from the store (and then go into it). Groups always come from the store:
+// one can hold 50k members.
+func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool, head uint64) ([]*scim.Resource, error) {
+	if typ != scim.UserType {
+		return s.store.GetMany(ctx, typ, ids, withMembers)
+	}
+	found := make(map[string]*scim.Resource, len(ids))
+	var miss []string
+	for _, id := range ids {
+		if e := s.hot.get(head, id); e != nil {
+			found[id] = e.r
+		} else {
+			miss = append(miss, id)
+		}
+	}
+	if len(miss) > 0 {
+		list, err := s.store.GetMany(ctx, typ, miss, withMembers)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range list {
+			found[r.ID] = r
+			s.hot.put(head, r)
+		}
+	}
+	out := make([]*scim.Resource, 0, len(ids))
+	for _, id := range ids {
+		if r := found[id]; r != nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
