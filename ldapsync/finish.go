@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -217,9 +218,14 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 				continue
 			}
 			r, _, err := load(scim.GroupType, g.ID)
-			if err != nil || r == nil {
+			if err != nil {
 				return err
 			}
+			if r == nil {
+				continue
+			}
+			// A copy: a resource from a plan's dry-run store shares its members with the plan.
+			r.Members = slices.Clone(r.Members)
 			for i := range r.Members {
 				if r.Members[i].Value == id {
 					r.Members[i].Display = disp
@@ -257,7 +263,11 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 			continue
 		}
 		d := p.renamed[rp.src.mgr.ID]
+		// Copies, as for the members above.
+		mgr, ext = maps.Clone(mgr), maps.Clone(ext)
 		mgr["displayName"] = d
+		ext["manager"] = mgr
+		r.Attributes[scim.SchemaEnterpriseUser] = ext
 		if !inBatch {
 			if b.SourceHashes == nil {
 				b.SourceHashes = map[string][]byte{}

@@ -195,7 +195,26 @@ func diffResources(old, cur *scim.Resource) []AttrDiff {
 	if removed, added := memberDiff(old.Members, cur.Members); len(removed)+len(added) > 0 {
 		out = append(out, AttrDiff{"members", removed, added})
 	}
+	if ids := memberRelabels(old.Members, cur.Members); len(ids) > 0 {
+		out = append(out, AttrDiff{"members.display", nil, ids})
+	}
 	return out
+}
+
+// memberRelabels returns the ids of the members in both lists whose type or display changed,
+// as the cache's audit records them.
+func memberRelabels(old, cur []scim.Member) []string {
+	o := make(map[string]scim.Member, len(old))
+	for _, m := range old {
+		o[m.Value] = m
+	}
+	var ids []string
+	for _, m := range cur {
+		if p, ok := o[m.Value]; ok && p != m {
+			ids = append(ids, m.Value)
+		}
+	}
+	return ids
 }
 
 func memberDiff(old, cur []scim.Member) (removed, added []string) {

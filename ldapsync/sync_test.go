@@ -3,6 +3,7 @@ package ldapsync_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -246,6 +247,19 @@ changetype: modify
 add: displayName
 displayName: Robert Jones
 `)
+	// The plan of that delta shows the same three updates.
+	rep, err := ldapsync.Plan(context.Background(), e.cfg, e.safe, e.store, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var planned []string
+	for _, c := range rep.Changes {
+		planned = append(planned, c.Action+" "+c.Name)
+	}
+	slices.Sort(planned)
+	if want := []string{"update Ann Smith", "update Robert Jones", "update engineering"}; !slices.Equal(planned, want) {
+		t.Errorf("plan of the rename: %v, want %v", planned, want)
+	}
 	sum := e.sync(false)
 	if sum.Full || sum.Read != 1 {
 		t.Fatalf("rename: %+v; want a delta that reads bob only", sum)
