@@ -156,7 +156,7 @@ The status page: http://127.0.0.1:$ADMIN_PORT/status    metrics: http://127.0.0.
   bin/ldapscim sync $C              # one more pass now, through the running serve
   bin/ldapscim deletes list $C      # deletions held by the safety threshold
   bin/ldapscim plan $C --full       # what a full pass would change, and why (writes nothing)
-  bin/ldapscim explain $C wendy.jones   # how the rules and push scopes see one user
+  bin/ldapscim explain $C $(grep -m1 '^uid: ' "$DIR/sample.ldif" | cut -d' ' -f2-)   # how the rules and push scopes see one user
   bin/ldapscim check-config $C      # the effective config (secrets show as <secret>)
 
 MSG
