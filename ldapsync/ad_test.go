@@ -120,6 +120,7 @@ func TestADDeltaReflectsEachChange(t *testing.T) {
 	if err := c.ModifyDN(ldap.NewModifyDNRequest("CN=Bob Jones,"+adEng, "CN=Robert Jones", true, "")); err != nil {
 		t.Fatal(err)
 	}
+	modify(t, c, "CN=Robert Jones,"+adEng, func(m *ldap.ModifyRequest) { m.Replace("displayName", []string{"Robert Jones"}) })
 	modify(t, c, "CN=sales,"+adGroups, func(m *ldap.ModifyRequest) { m.Add("member", []string{"CN=Robert Jones," + adEng}) })
 	if sum := e.delta(); sum.Created != 0 || sum.Deleted != 0 {
 		t.Errorf("rename: %+v", sum)
@@ -130,8 +131,13 @@ func TestADDeltaReflectsEachChange(t *testing.T) {
 	if got := e.group("sales").Members; len(got) != 2 || !slices.ContainsFunc(got, func(m scim.Member) bool { return m.Value == bob.ID }) {
 		t.Errorf("sales members after adding bob by his new DN: %v", got)
 	}
-	if m, _ := e.user(upn("ann")).Attributes[ent].(map[string]any)["manager"].(map[string]any); m["value"] != bob.ID {
+	// His new display name shows in his report and his groups too, although neither changed
+	// in the directory.
+	if m, _ := e.user(upn("ann")).Attributes[ent].(map[string]any)["manager"].(map[string]any); m["value"] != bob.ID || m["displayName"] != "Robert Jones" {
 		t.Errorf("ann's manager after bob's rename: %v", m)
+	}
+	if got := memberNames(e.group("eng")); !slices.Contains(got, "User:Robert Jones") {
+		t.Errorf("eng members after bob's rename: %v", got)
 	}
 
 	// Delete: seen as a tombstone; the groups listing him drop him.
