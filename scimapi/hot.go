@@ -48,6 +48,10 @@ type hotEntry struct {
 // hotUsers is how many users the cache holds: about 6 KB each, decoded and rendered.
 const hotUsers = 2048
 
+// hotBatch is the most users one read puts into the cache: a lookup, not a page of an import
+// that reads every user once and would only push the others out.
+const hotBatch = 16
+
 func newHotCache(max int) *hotCache {
 	return &hotCache{max: max, m: make(map[string]*hotEntry, max), lookups: make(map[lookupKey]lookupEntry, max)}
 }
@@ -111,8 +115,8 @@ func (h *hotCache) setBody(head uint64, id string, body []byte) {
 }
 
 // getMany is Store.GetMany through the hot cache: users come from it when they are there as
-// of head, the rest from the store (and then go into it). Groups always come from the store:
-// one can hold 50k members.
+// of head, the rest from the store (and then go into it, if they are few). Groups always come
+// from the store: one can hold 50k members.
 func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool, head uint64) ([]*scim.Resource, error) {
 	if typ != scim.UserType {
 		return s.store.GetMany(ctx, typ, ids, withMembers)
@@ -133,7 +137,9 @@ func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []strin
 		}
 		for _, r := range list {
 			found[r.ID] = r
-			s.hot.put(head, r)
+			if len(ids) <= hotBatch {
+				s.hot.put(head, r)
+			}
 		}
 	}
 	out := make([]*scim.Resource, 0, len(ids))
