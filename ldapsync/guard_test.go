@@ -184,3 +184,21 @@ pwdAccountLockedTime: 000001010000Z
 }
 
 var _ = errors.Is
+
+// A base DN that no longer exists (an OU renamed or deleted under the config's feet) fails the
+// pass, names the nearest entry that exists, and deletes nothing.
+func TestMissingBaseDNDeletesNothing(t *testing.T) {
+	e := smallEnv(t, nil)
+	e.sync(true)
+	users, wm := e.count(scim.UserType), e.watermark()
+	e.cfg.Users.BaseDN = "ou=gone,dc=example,dc=com"
+	e.rebuild()
+	sum, err := e.s.SyncFull(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `"ou=gone,dc=example,dc=com"`) ||
+		!strings.Contains(err.Error(), `nearest entry that exists is "dc=example,dc=com"`) {
+		t.Fatalf("full pass under a missing base: %+v, %v", sum, err)
+	}
+	if sum.Deleted != 0 || e.count(scim.UserType) != users || !bytes.Equal(e.watermark(), wm) {
+		t.Fatalf("a pass under a missing base changed the cache: %+v", sum)
+	}
+}

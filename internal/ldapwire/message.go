@@ -183,9 +183,13 @@ func (r *result) err(op string) error {
 	if r.code == ldap.LDAPResultSuccess {
 		return nil
 	}
-	msg := string(r.diag)
-	if msg == "" {
-		msg = ldap.LDAPResultCodeMap[uint16(r.code)]
+	// ldap.Error prints the result code and its name; add what the server said beyond them.
+	msg := "ldapwire: " + op
+	if len(r.diag) > 0 {
+		msg += ": " + string(r.diag)
+	}
+	if r.code == ldap.LDAPResultNoSuchObject && len(r.matchedDN) > 0 {
+		msg += fmt.Sprintf(" (the nearest entry that exists is %q)", r.matchedDN)
 	}
 	if len(r.referrals) > 0 {
 		msg += " (referrals: " + strings.Join(r.referrals, " ") + ")"
@@ -193,7 +197,7 @@ func (r *result) err(op string) error {
 	return &ldap.Error{
 		ResultCode: uint16(r.code),
 		MatchedDN:  string(r.matchedDN),
-		Err:        fmt.Errorf("ldapwire: %s: %s", op, msg),
+		Err:        errors.New(msg),
 	}
 }
 
