@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -117,6 +118,8 @@ func (c *Config) Validate() []error {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("scim.listen: is required"))
+	} else if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("scim.listen: %q is not host:port", c.Listen))
 	}
 	if c.BaseURL == "" {
 		errs = append(errs, errors.New("scim.base_url: is required (the SCIM root as clients reach it, e.g. https://scim.example.com/scim/v2)"))
