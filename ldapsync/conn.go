@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -57,7 +58,7 @@ func (s *Syncer) dial(ctx context.Context) (ldapConn, error) {
 	d := &net.Dialer{Timeout: s.cfg.Timeout.D()}
 	conn, err := ldap.DialURL(s.cfg.URL, ldap.DialWithDialer(d), ldap.DialWithTLSConfig(tlsCfg))
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", redactURL(s.cfg.URL), err)
+		return nil, fmt.Errorf("connecting to %s: %w%s", redactURL(s.cfg.URL), err, tlsHint(s.cfg.URL, err))
 	}
 	conn.SetTimeout(s.cfg.Timeout.D())
 	if s.cfg.StartTLS {
@@ -81,6 +82,15 @@ func (s *Syncer) dial(ctx context.Context) (ldapConn, error) {
 		return nil, ctx.Err()
 	}
 	return conn, nil
+}
+
+// tlsHint explains the usual cause of an ldaps:// connection the server closes at once: the
+// port speaks plain LDAP (389, not 636).
+func tlsHint(rawURL string, err error) string {
+	if strings.HasPrefix(strings.ToLower(rawURL), "ldaps:") && errors.Is(err, io.EOF) {
+		return " (the server closed the TLS handshake: is this port plain ldap://, or does it want StartTLS?)"
+	}
+	return ""
 }
 
 // redactURL drops any userinfo from an LDAP URL before it goes into an error or a log.

@@ -91,7 +91,7 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 		}
 		c, err := ldapwire.Dial(ctx, ldapwire.DialOptions{URL: p.s.cfg.URL, TLSConfig: tlsCfg, StartTLS: p.s.cfg.StartTLS, Timeout: p.s.cfg.Timeout.D()})
 		if err != nil {
-			return classify(fmt.Errorf("connecting to %s: %w", redactURL(p.s.cfg.URL), err))
+			return classify(fmt.Errorf("connecting to %s: %w%s", redactURL(p.s.cfg.URL), err, tlsHint(p.s.cfg.URL, err)))
 		}
 		if p.s.cfg.BindDN != "" {
 			if err := c.Bind(ctx, p.s.cfg.BindDN, p.s.cfg.BindPassword.Reveal()); err != nil {

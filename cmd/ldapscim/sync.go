@@ -63,7 +63,11 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+// printSummary prints what a pass did; nothing when it never started (no connection).
 func printSummary(w io.Writer, s ldapsync.Summary) {
+	if s.Pass == "" {
+		return
+	}
 	kind := "delta"
 	if s.Full {
 		kind = "full"
