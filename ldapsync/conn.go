@@ -75,7 +75,7 @@ func (s *Syncer) dial(ctx context.Context) (ldapConn, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("binding as %q: %w", s.cfg.BindDN, err)
+		return nil, bindError(s.cfg.BindDN, err)
 	}
 	if ctx.Err() != nil {
 		conn.Close()
@@ -83,6 +83,24 @@ func (s *Syncer) dial(ctx context.Context) (ldapConn, error) {
 	}
 	return conn, nil
 }
+
+// bindError describes a failed bind; for wrong credentials it says where the password comes from.
+func bindError(bindDN string, err error) error {
+	msg := strings.TrimSuffix(err.Error(), ": ") // go-ldap ends with ": " when the server adds nothing
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		msg += " (check ldap.bind_dn, and the password in ldap.bind_password_file, $LDAPSCIM_LDAP_BIND_PASSWORD or ldap.bind_password)"
+	}
+	return &wrapped{msg: fmt.Sprintf("binding as %q: %s", bindDN, msg), err: err}
+}
+
+// wrapped is an error with its own text that still unwraps to the original.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
 
 // tlsHint explains the usual cause of an ldaps:// connection the server closes at once: the
 // port speaks plain LDAP (389, not 636).

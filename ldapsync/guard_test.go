@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
@@ -200,5 +201,20 @@ func TestMissingBaseDNDeletesNothing(t *testing.T) {
 	}
 	if sum.Deleted != 0 || e.count(scim.UserType) != users || !bytes.Equal(e.watermark(), wm) {
 		t.Fatalf("a pass under a missing base changed the cache: %+v", sum)
+	}
+}
+
+// Wrong credentials fail the pass with where the password comes from, and never the password.
+func TestWrongPasswordSaysWhereItComesFrom(t *testing.T) {
+	e := smallEnv(t, nil)
+	e.cfg.BindPassword = confval.NewSecret("not-the-password-42")
+	e.rebuild()
+	_, err := e.s.SyncOnce(context.Background())
+	if err == nil || !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) ||
+		!strings.Contains(err.Error(), "ldap.bind_password_file") || strings.Contains(err.Error(), "not-the-password-42") {
+		t.Fatalf("sync with a wrong password: %v", err)
+	}
+	if n := e.count(scim.UserType); n != 0 {
+		t.Fatalf("%d users cached by a pass that could not bind", n)
 	}
 }

@@ -96,7 +96,7 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 		if p.s.cfg.BindDN != "" {
 			if err := c.Bind(ctx, p.s.cfg.BindDN, p.s.cfg.BindPassword.Reveal()); err != nil {
 				c.Close()
-				return fmt.Errorf("binding as %q: %w", p.s.cfg.BindDN, err)
+				return bindError(p.s.cfg.BindDN, err)
 			}
 		}
 		p.wire = c
