@@ -173,14 +173,16 @@ func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 	return nil
 }
 
-// refreshCopies updates the display names other resources copy from the entries this delta
-// pass renamed: a group member's display and a report's manager.displayName. A delta reads only
-// the entries that changed, so without it the copies would stay stale until the next full pass.
-// The groups come from the member index, the reports from the source records, which name each
-// user's manager; a refreshed report's source record gets the new name too, so the next full pass
-// does not see it as stale again.
+// refreshCopies updates what other resources copy from the entries this delta pass renamed or
+// deletes: a group member's display, and a report's manager (its displayName, or the whole
+// manager when the manager is deleted). A delta reads only the entries that changed, so without
+// it the copies would stay stale until the next full pass: with refint, slapd's rewrite of the
+// reports is invisible to syncrepl; without it, their manager DN names nothing. (Deleted
+// members are pruned from groups by pruneMembers.) The groups come from the member index, the
+// reports from the source records, which name each user's manager; a refreshed report's source
+// record gets the new manager too, so the next full pass does not see it as stale again.
 func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
-	if p.full || len(p.renamed) == 0 {
+	if p.full || len(p.renamed)+len(b.Deletes) == 0 {
 		return nil
 	}
 	queued := make(map[string]*scim.Resource, len(b.Upserts))
@@ -239,10 +241,12 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 	}
 	var reports []report
 	err := p.s.store.ForEachSourceHash(ctx, func(id string, h []byte) error {
-		if rec, ok := decodeSrc(h); ok && !deleted[id] {
-			if d, ok := p.renamed[rec.mgr.ID]; ok && d != rec.mgr.Display {
-				reports = append(reports, report{id, rec})
-			}
+		rec, ok := decodeSrc(h)
+		if !ok || rec.mgr.ID == "" || deleted[id] {
+			return nil
+		}
+		if d, ok := p.renamed[rec.mgr.ID]; (ok && d != rec.mgr.Display) || deleted[rec.mgr.ID] {
+			reports = append(reports, report{id, rec})
 		}
 		return nil
 	})
@@ -262,17 +266,27 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 		if mgr == nil || mgr["value"] != rp.src.mgr.ID {
 			continue
 		}
-		d := p.renamed[rp.src.mgr.ID]
 		// Copies, as for the members above.
-		mgr, ext = maps.Clone(mgr), maps.Clone(ext)
-		mgr["displayName"] = d
-		ext["manager"] = mgr
-		r.Attributes[scim.SchemaEnterpriseUser] = ext
+		ext = maps.Clone(ext)
+		now := cache.Ref{} // the manager is deleted: the report has none
+		if !deleted[rp.src.mgr.ID] {
+			now = cache.Ref{ID: rp.src.mgr.ID, Display: p.renamed[rp.src.mgr.ID]}
+			mgr = maps.Clone(mgr)
+			mgr["displayName"] = now.Display
+			ext["manager"] = mgr
+		} else if delete(ext, "manager"); len(ext) == 0 {
+			ext = nil
+		}
+		if ext == nil {
+			delete(r.Attributes, scim.SchemaEnterpriseUser)
+		} else {
+			r.Attributes[scim.SchemaEnterpriseUser] = ext
+		}
 		if !inBatch {
 			if b.SourceHashes == nil {
 				b.SourceHashes = map[string][]byte{}
 			}
-			b.SourceHashes[rp.id] = encodeSrc(rp.src.digest, cache.Ref{ID: rp.src.mgr.ID, Display: d})
+			b.SourceHashes[rp.id] = encodeSrc(rp.src.digest, now)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package ldapsync_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -278,6 +279,35 @@ displayName: Robert Jones
 	// The report's source record has the new name: a full pass finds nothing to change.
 	if sum := e.sync(true); sum.Updated != 0 || sum.Created != 0 {
 		t.Errorf("full pass after the rename: %+v; want nothing changed", sum)
+	}
+}
+
+// A delta pass that deletes a manager drops the manager from the reports at once, with and
+// without refint (whose rewrite of the reports syncrepl never shows), and the next full pass
+// agrees.
+func TestDeltaDeleteDropsTheManagerFromReports(t *testing.T) {
+	for _, refint := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refint=%v", refint), func(t *testing.T) {
+			e := newEnv(t, testenv.SlapdOptions{LDIF: []string{"testdata/small.ldif"}, Refint: refint}, nil)
+			e.sync(false)
+			if _, ok := e.user("ann").Attributes[ent].(map[string]any)["manager"]; !ok {
+				t.Fatal("ann has no manager to begin with")
+			}
+			e.sl.Modify(t, "dn: uid=bob,ou=people,dc=example,dc=com\nchangetype: delete\n")
+			if refint {
+				// refint_nothing: the last value becomes a placeholder DN that names no entry.
+				testenv.WaitFor(t, func() bool { return e.sl.Has(t, "(&(uid=ann)(manager=cn=nobody,dc=example,dc=com))") })
+			}
+			if sum := e.sync(false); sum.Full || sum.Deleted != 1 {
+				t.Fatalf("delete: %+v; want a delta that deletes bob", sum)
+			}
+			if m, ok := e.user("ann").Attributes[ent].(map[string]any)["manager"]; ok {
+				t.Fatalf("ann's manager after his deletion: %v", m)
+			}
+			if sum := e.sync(true); sum.Updated != 0 || sum.Deleted != 0 {
+				t.Fatalf("full pass after the delete: %+v; want nothing changed", sum)
+			}
+		})
 	}
 }
 
