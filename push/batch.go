@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/url"
 	"strings"
 	"time"
@@ -198,6 +199,10 @@ func (b *batch) pushUsers(ctx context.Context) error {
 	if err != nil {
 		return wrapStore("push state", err)
 	}
+	if res, states, err = b.addManagers(ctx, res, states); err != nil {
+		return err
+	}
+	ids = sortedKeys(b.users)
 	var graph map[string][]string
 	if len(b.srcGroups) > 0 {
 		if graph, err = b.parents(ctx, ids); err != nil {
@@ -223,6 +228,41 @@ func (b *batch) pushUsers(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// addManagers brings into the batch the managers of its users that the target does not have
+// yet, and theirs in turn (up to 16 levels), so that each is created before its reports and the
+// reports go out with their manager. Without it a report whose manager comes later in the
+// journal (a first sync reads in directory order) would reach the target without one, and get
+// it only when it next changed. A manager's own journal record then finds it up to date.
+func (b *batch) addManagers(ctx context.Context, res []*scim.Resource, states map[string]cache.PushState) ([]*scim.Resource, map[string]cache.PushState, error) {
+	t := b.t
+	next := res
+	for range 16 {
+		var more []string
+		for _, r := range next {
+			m := managerOf(r)
+			if _, at := states[m]; m == "" || b.users[m] || at {
+				continue
+			}
+			b.users[m] = true
+			more = append(more, m)
+		}
+		if len(more) == 0 {
+			break
+		}
+		var err error
+		if next, err = t.st.GetMany(ctx, scim.UserType, more, false); err != nil {
+			return nil, nil, wrapStore("users", err)
+		}
+		st, err := t.st.PushStates(ctx, t.cfg.Name, more)
+		if err != nil {
+			return nil, nil, wrapStore("push state", err)
+		}
+		maps.Copy(states, st)
+		res = append(res, next...)
+	}
+	return res, states, nil
 }
 
 func (b *batch) inScope(r *scim.Resource, graph map[string][]string) bool {

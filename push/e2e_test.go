@@ -1,12 +1,14 @@
 package push_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/push"
 )
@@ -139,4 +141,37 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// A report can reach the target before its manager: a first sync reads in directory order and
+// the journal is pushed in batches, so the manager may be in a later batch. The batch brings the
+// manager (and hers) along, creates them first, and sends the report with its manager.
+func TestManagerComesAlongWithHerReport(t *testing.T) {
+	e := newEnv(t, userLDIF("alice", "Alice", "Adams", "Engineering", "")+
+		userLDIF("bob", "Bob", "Brown", "Engineering", "alice")+
+		userLDIF("dan", "Dan", "Doe", "Engineering", "bob"))
+	ids, err := e.store.Lookup(context.Background(), cache.IndexUserName, "dan")
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("dan: %v %v", ids, err)
+	}
+	tg := push.NewTarget(e.targetConfig(e.target.URL, nil), e.store, slog.New(slog.DiscardHandler), nil)
+	// A batch of dan alone, as when his record is in an earlier batch than his managers'.
+	if err := tg.Sync(context.Background(), ids, nil); err != nil {
+		t.Fatal(err)
+	}
+	u := users(t, e.target)
+	if u["alice"] == nil || u["bob"] == nil || u["dan"] == nil {
+		t.Fatalf("want dan with bob and alice, got %v", keys(u))
+	}
+	if got := enterprise(u["dan"])["manager"].(map[string]any)["value"]; got != u["bob"]["id"] {
+		t.Errorf("dan's manager at the target: %v, want bob's target id %v", got, u["bob"]["id"])
+	}
+	if got := enterprise(u["bob"])["manager"].(map[string]any)["value"]; got != u["alice"]["id"] {
+		t.Errorf("bob's manager at the target: %v, want alice's target id %v", got, u["alice"]["id"])
+	}
+	// Their own journal records change nothing more.
+	drain(t, tg)
+	if after := users(t, e.target); len(after) != 3 {
+		t.Fatalf("after draining the journal: %v", keys(after))
+	}
 }
