@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,7 +42,8 @@ func TestIndexesFollowChanges(t *testing.T) {
 	wantIDs(t, s, IndexExternalID, "e000001") // exact
 	wantIDs(t, s, IndexDN, "UID=user000001, OU=people, DC=example, DC=com", userID(1))
 	wantIDs(t, s, IndexDisplayName, "group 7", groupID(7))
-	wantIDs(t, s, IndexDisplayName, "user 000001") // groups only
+	wantIDs(t, s, IndexDisplayName, "user 000001")               // groups only
+	wantIDs(t, s, IndexManager, userID(0), userID(1), userID(2)) // both report to user 0
 
 	// rename: userName, email, DN (an OU move) and display name change; the id stays
 	u = user(1)
@@ -52,6 +54,7 @@ func TestIndexesFollowChanges(t *testing.T) {
 		map[string]any{"value": "ANN.SMITH@example.com"},
 	}
 	u.DN = "uid=ann.smith,ou=Staff,dc=example,dc=com"
+	u.Attributes[scim.SchemaEnterpriseUser].(map[string]any)["manager"] = map[string]any{"value": userID(2)}
 	res := mustApply(t, s, Batch{Upserts: []*scim.Resource{u}})
 	if res.Updated != 1 {
 		t.Fatalf("rename: %+v", res)
@@ -62,6 +65,8 @@ func TestIndexesFollowChanges(t *testing.T) {
 	wantIDs(t, s, IndexEmail, "ann@example.com", userID(1))
 	wantIDs(t, s, IndexEmail, "ann.smith@example.com", userID(1))
 	wantIDs(t, s, IndexDN, "uid=user000001,ou=People,dc=example,dc=com")
+	wantIDs(t, s, IndexManager, userID(0), userID(2)) // a new manager
+	wantIDs(t, s, IndexManager, userID(2), userID(1))
 	ref, ok, err := s.ResolveDN(ctx, "UID=Ann.Smith,OU=Staff,DC=Example,DC=Com")
 	if err != nil || !ok || ref != (Ref{ID: userID(1), Type: scim.UserType, Display: "Ann Smith"}) {
 		t.Fatalf("ResolveDN = %+v %v %v", ref, ok, err)
@@ -95,8 +100,9 @@ func TestIndexesFollowChanges(t *testing.T) {
 	if _, err := s.Lookup(ctx, Index("phone"), "x"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("unknown index: %v", err)
 	}
-	if keys := countKeys(t, s, kindIndex) + countKeys(t, s, kindDN) + countKeys(t, s, kindMember); keys != 4 {
-		t.Fatalf("%d index keys left, want 4 (user 2: userName, email, externalId, DN)", keys)
+	wantIDs(t, s, IndexManager, userID(2))
+	if keys := countKeys(t, s, kindIndex) + countKeys(t, s, kindDN) + countKeys(t, s, kindMember); keys != 5 {
+		t.Fatalf("%d index keys left, want 5 (user 2: userName, email, externalId, manager, DN)", keys)
 	}
 }
 
@@ -277,4 +283,38 @@ func countKeys(t testing.TB, s *Store, kind byte) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A cache written before the manager index existed gets it at Open, from the stored users.
+func TestOpenBuildsTheManagerIndexOfAnOlderCache(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir)
+	mustApply(t, s, Batch{Upserts: users(0, 50)})
+	// Make it look old: no manager keys, no index version.
+	err := s.db.Update(func(txn *badger.Txn) error {
+		var keys [][]byte
+		err := scan(context.Background(), txn, indexPrefix(indexByte(IndexManager), userID(0)), nil, true, func(k []byte, _ *badger.Item) error {
+			keys = append(keys, slices.Clone(k))
+			return nil
+		})
+		for _, k := range append(keys, indexVersionKey) {
+			if err == nil {
+				err = txn.Delete(k)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, s, IndexManager, userID(0))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openDir(t, dir)
+	defer s.Close()
+	ids, err := s.Lookup(context.Background(), IndexManager, userID(0))
+	if err != nil || len(ids) != 50 {
+		t.Fatalf("reports of user 0 after reopening: %d %v", len(ids), err)
+	}
 }

@@ -8,14 +8,15 @@ package cache
 // A type byte is 'U' (User) or 'G' (Group).
 //
 //	'c' name                        counter, 8-byte big-endian uint64:
-//	                                "seq" = last journal sequence number, "nU"/"nG" = resource counts
+//	                                "seq" = last journal sequence number, "nU"/"nG" = resource counts,
+//	                                "ixv" = index layout version (index.go)
 //	'r' type id                     resource: format byte, 32-byte content hash, created and
 //	                                lastModified (8-byte BE unix nanos each), canonical JSON content
 //	'f' id                          ref: type byte, 32-byte content hash, display name. Finds an id's
 //	                                type, answers "unchanged?" without loading a big group, and
 //	                                gives GroupsOf its display names
 //	'x' index uvarint(len v) v id   empty; non-unique secondary index (userName, externalId, email,
-//	                                displayName); the length prefix makes "v" match exactly
+//	                                displayName, manager); the length prefix makes "v" match exactly
 //	'd' normalized DN               Ref of the resource that holds that DN (type byte,
 //	                                uvarint(len id), id, display), so ResolveDN is one Get
 //	'm' memberID NUL groupID        empty; member → groups index

@@ -112,6 +112,10 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache: open %q: reading the journal head: %v", opts.Dir, translate(err))
 	}
+	if err := s.upgradeIndexes(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, translate(err))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopGC = cancel
 	if opts.Dir == "" {
