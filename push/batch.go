@@ -221,13 +221,70 @@ func (b *batch) pushUsers(ctx context.Context) error {
 		}
 		w.st, w.has = states[id]
 	}
+	var created []string
+	for _, id := range ids {
+		if w := work[id]; w.want && !w.has {
+			created = append(created, id)
+		}
+	}
 	waves := b.userWaves(work)
 	for _, wave := range waves {
 		if err := pool(ctx, t.cfg.Concurrency, b.userJobs(wave, work)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return b.pushReportsOf(ctx, created)
+}
+
+// pushReportsOf updates the reports at the target of users this batch created there. A report
+// can reach the target before its manager when she was out of scope, inactive or dead-lettered
+// at the time; it then went without a manager, and now gets her. (addManagers handles the
+// usual case, a manager later in the journal.) A report whose document does not change is not
+// sent again.
+func (b *batch) pushReportsOf(ctx context.Context, managers []string) error {
+	t := b.t
+	var ids []string
+	seen := map[string]bool{}
+	for _, m := range managers {
+		reports, err := t.st.Lookup(ctx, cache.IndexManager, m)
+		if err != nil {
+			return wrapStore("reports", err)
+		}
+		for _, id := range reports {
+			if !b.users[id] && !seen[id] { // the batch's own users went out with the manager
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	states, err := t.st.PushStates(ctx, t.cfg.Name, ids)
+	if err != nil {
+		return wrapStore("push state", err)
+	}
+	res, err := t.st.GetMany(ctx, scim.UserType, ids, false)
+	if err != nil {
+		return wrapStore("users", err)
+	}
+	var graph map[string][]string
+	if len(b.srcGroups) > 0 {
+		if graph, err = b.parents(ctx, ids); err != nil {
+			return err
+		}
+	}
+	var jobs []func(context.Context) error
+	for _, r := range res {
+		st, at := states[r.ID]
+		if !at || !st.Active || !r.Active() || !b.inScope(r, graph) {
+			continue // not at the target, or its own journal record deals with it
+		}
+		jobs = append(jobs, func(ctx context.Context) error {
+			return t.syncUser(ctx, &task{id: r.ID, typ: scim.UserType, op: "update"}, r, &st, nil)
+		})
+	}
+	return pool(ctx, t.cfg.Concurrency, jobs)
 }
 
 // addManagers brings into the batch the managers of its users that the target does not have

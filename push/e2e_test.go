@@ -175,3 +175,29 @@ func TestManagerComesAlongWithHerReport(t *testing.T) {
 		t.Fatalf("after draining the journal: %v", keys(after))
 	}
 }
+
+// A manager can reach the target after her reports: here she is out of the target's scope
+// first, so bob goes without a manager. When she moves into scope and is created, bob, who did
+// not change, gets her as his manager.
+func TestReportGetsHisManagerWhenSheArrives(t *testing.T) {
+	e := newEnv(t, userLDIF("alice", "Alice", "Adams", "Sales", "")+
+		userLDIF("bob", "Bob", "Brown", "Engineering", "alice"))
+	tg := push.NewTarget(e.targetConfig(e.target.URL, func(tc *push.TargetConfig) {
+		tc.Scope = `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Engineering"`
+	}), e.store, slog.New(slog.DiscardHandler), nil)
+	drain(t, tg)
+	u := users(t, e.target)
+	if len(u) != 1 || u["bob"] == nil || enterprise(u["bob"])["manager"] != nil {
+		t.Fatalf("before: want bob alone without a manager, got %v (bob %v)", keys(u), u["bob"])
+	}
+	e.sl.Modify(t, fmt.Sprintf("dn: uid=alice,ou=people,%s\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: Engineering\n", base))
+	e.pass()
+	drain(t, tg)
+	u = users(t, e.target)
+	if u["alice"] == nil {
+		t.Fatalf("alice did not arrive: %v", keys(u))
+	}
+	if m, _ := enterprise(u["bob"])["manager"].(map[string]any); m["value"] != u["alice"]["id"] {
+		t.Fatalf("bob's manager after alice arrived: %v, want %v", m, u["alice"]["id"])
+	}
+}
