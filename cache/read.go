@@ -349,6 +349,26 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	return st, err
 }
 
+// SourceHashes returns the stored source hashes of ids (see Batch.SourceHashes); ids without
+// one are left out. Errors: ErrClosed. Safe for concurrent use.
+func (s *Store) SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		for _, id := range ids {
+			v, err := getValue(txn, sourceKey(id))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[id] = v
+		}
+		return nil
+	})
+	return out, err
+}
+
 // ForEachSourceHash calls fn with every stored source hash (see Batch.SourceHashes), in id
 // order. h is only valid during the call. Errors: ErrClosed, fn's error. Safe for concurrent use.
 func (s *Store) ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error {

@@ -179,8 +179,8 @@ func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 // it the copies would stay stale until the next full pass: with refint, slapd's rewrite of the
 // reports is invisible to syncrepl; without it, their manager DN names nothing. (Deleted
 // members are pruned from groups by pruneMembers.) The groups come from the member index, the
-// reports from the source records, which name each user's manager; a refreshed report's source
-// record gets the new manager too, so the next full pass does not see it as stale again.
+// reports from the manager index. A refreshed report's source record gets the new manager too,
+// so the next full pass does not see it as stale again.
 func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 	if p.full || len(p.renamed)+len(b.Deletes) == 0 {
 		return nil
@@ -235,23 +235,32 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 			}
 		}
 	}
+	// The reports of the renamed and the deleted, from the manager index.
+	var ids []string
+	for _, m := range append(slices.Collect(maps.Keys(p.renamed)), b.Deletes...) {
+		r, err := p.s.store.Lookup(ctx, cache.IndexManager, m)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, r...)
+	}
+	srcs, err := p.s.store.SourceHashes(ctx, ids)
+	if err != nil {
+		return err
+	}
 	type report struct {
 		id  string
 		src srcRecord
 	}
 	var reports []report
-	err := p.s.store.ForEachSourceHash(ctx, func(id string, h []byte) error {
-		rec, ok := decodeSrc(h)
+	for _, id := range ids {
+		rec, ok := decodeSrc(srcs[id])
 		if !ok || rec.mgr.ID == "" || deleted[id] {
-			return nil
+			continue
 		}
 		if d, ok := p.renamed[rec.mgr.ID]; (ok && d != rec.mgr.Display) || deleted[rec.mgr.ID] {
 			reports = append(reports, report{id, rec})
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	for _, rp := range reports {
 		r, inBatch, err := load(scim.UserType, rp.id)

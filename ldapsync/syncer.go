@@ -33,6 +33,7 @@ type Store interface {
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
 	ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error
+	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
 }
 
 // Source is the watermark key of the directory source in the cache.
