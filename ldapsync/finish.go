@@ -236,34 +236,27 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 		}
 	}
 	// The reports of the renamed and the deleted, from the manager index.
+	managerOf := map[string]string{} // report id → the manager id it names
 	var ids []string
 	for _, m := range append(slices.Collect(maps.Keys(p.renamed)), b.Deletes...) {
-		r, err := p.s.store.Lookup(ctx, cache.IndexManager, m)
+		reports, err := p.s.store.Lookup(ctx, cache.IndexManager, m)
 		if err != nil {
 			return err
 		}
-		ids = append(ids, r...)
+		for _, id := range reports {
+			if !deleted[id] {
+				managerOf[id] = m
+				ids = append(ids, id)
+			}
+		}
 	}
 	srcs, err := p.s.store.SourceHashes(ctx, ids)
 	if err != nil {
 		return err
 	}
-	type report struct {
-		id  string
-		src srcRecord
-	}
-	var reports []report
 	for _, id := range ids {
-		rec, ok := decodeSrc(srcs[id])
-		if !ok || rec.mgr.ID == "" || deleted[id] {
-			continue
-		}
-		if d, ok := p.renamed[rec.mgr.ID]; (ok && d != rec.mgr.Display) || deleted[rec.mgr.ID] {
-			reports = append(reports, report{id, rec})
-		}
-	}
-	for _, rp := range reports {
-		r, inBatch, err := load(scim.UserType, rp.id)
+		m := managerOf[id]
+		r, inBatch, err := load(scim.UserType, id)
 		if err != nil {
 			return err
 		}
@@ -272,30 +265,31 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 		}
 		ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
 		mgr, _ := ext["manager"].(map[string]any)
-		if mgr == nil || mgr["value"] != rp.src.mgr.ID {
-			continue
+		if mgr == nil || mgr["value"] != m {
+			continue // this batch gave it another manager
 		}
 		// Copies, as for the members above.
 		ext = maps.Clone(ext)
-		now := cache.Ref{} // the manager is deleted: the report has none
-		if !deleted[rp.src.mgr.ID] {
-			now = cache.Ref{ID: rp.src.mgr.ID, Display: p.renamed[rp.src.mgr.ID]}
+		now := cache.Ref{} // what the manager DN resolves to now: nothing, if she is deleted
+		if deleted[m] {
+			delete(ext, "manager")
+		} else {
+			now = cache.Ref{ID: m, Display: p.renamed[m]}
 			mgr = maps.Clone(mgr)
 			mgr["displayName"] = now.Display
 			ext["manager"] = mgr
-		} else if delete(ext, "manager"); len(ext) == 0 {
-			ext = nil
 		}
-		if ext == nil {
+		if len(ext) == 0 {
 			delete(r.Attributes, scim.SchemaEnterpriseUser)
 		} else {
 			r.Attributes[scim.SchemaEnterpriseUser] = ext
 		}
-		if !inBatch {
+		// The source record names the manager too (a report read in this pass has its own).
+		if rec, ok := decodeSrc(srcs[id]); ok && !inBatch {
 			if b.SourceHashes == nil {
 				b.SourceHashes = map[string][]byte{}
 			}
-			b.SourceHashes[rp.id] = encodeSrc(rp.src.digest, now)
+			b.SourceHashes[id] = encodeSrc(rec.digest, now)
 		}
 	}
 	return nil
