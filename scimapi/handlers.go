@@ -75,8 +75,8 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 		c.Header("Location", s.location(rs.Type, id))
 		// A user under the default projection may be rendered already (hot.go).
 		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
-		if e := s.hot.get(head, id); cacheable && e != nil && e.body != nil {
-			c.Data(http.StatusOK, contentType, e.body)
+		if _, body, _ := s.hot.get(head, id); cacheable && body != nil {
+			c.Data(http.StatusOK, contentType, body)
 			return
 		}
 		var groups []groupRef

@@ -79,14 +79,15 @@ func (h *hotCache) putLookup(head uint64, k lookupKey, ids []string) {
 	h.lookups[k] = lookupEntry{head: head, ids: slices.Clone(ids)}
 }
 
-// get returns the entry of user id as of head, or nil.
-func (h *hotCache) get(head uint64, id string) *hotEntry {
+// get returns user id as of head and its default rendering (nil if not rendered yet); ok is
+// false when the cache does not have it.
+func (h *hotCache) get(head uint64, id string) (r *scim.Resource, body []byte, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e := h.m[id]; e != nil && e.head == head {
-		return e
+		return e.r, e.body, true
 	}
-	return nil
+	return nil, nil, false
 }
 
 // put stores user r as read after head was. It replaces an entry of another head.
@@ -124,8 +125,8 @@ func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []strin
 	found := make(map[string]*scim.Resource, len(ids))
 	var miss []string
 	for _, id := range ids {
-		if e := s.hot.get(head, id); e != nil {
-			found[id] = e.r
+		if r, _, ok := s.hot.get(head, id); ok {
+			found[id] = r
 		} else {
 			miss = append(miss, id)
 		}

@@ -3,7 +3,11 @@ package scimapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
@@ -75,5 +79,60 @@ func TestAnswersSeeEveryChangeDespiteTheHotCache(t *testing.T) {
 	}
 	if r := c.get(byID); r.status != 404 {
 		t.Fatalf("after the deletion, by id: %d %s", r.status, r.body)
+	}
+}
+
+// Requests for the same user from many clients while the cache changes: every answer is a
+// whole, valid version (the race detector checks the sharing).
+func TestHotCacheUnderConcurrentRequestsAndChanges(t *testing.T) {
+	st := openStore(t, "")
+	fill(t, st, 5, 1, 2)
+	h := scimapi.New(testConfig(t), st, nil)
+	byName := "/scim/v2/Users?filter=" + q(`userName eq "user1@example.com"`)
+	byID := "/scim/v2/Users/" + userID(1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for w := range 6 {
+		wg.Go(func() {
+			c := client{t: t, h: h, tok: testToken}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var title any
+				if (w+i)%2 == 0 {
+					r := c.get(byName)
+					if rs, _ := r.json["Resources"].([]any); r.status == 200 && len(rs) == 1 {
+						title = rs[0].(map[string]any)["title"]
+					}
+				} else if r := c.get(byID); r.status == 200 {
+					title = r.json["title"]
+				}
+				if s, _ := title.(string); s != "Title 1" && !strings.HasPrefix(s, "v") {
+					errs <- fmt.Sprintf("an answer with title %v", title)
+					return
+				}
+			}
+		})
+	}
+	for v := range 30 {
+		u := genUser(1)
+		u.Attributes["title"] = fmt.Sprintf("v%d", v)
+		if _, err := st.Apply(context.Background(), cache.Batch{Upserts: []*scim.Resource{u}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if r := (client{t: t, h: h, tok: testToken}).get(byID); r.json["title"] != "v29" {
+		t.Fatalf("after the last change: %v", r.json["title"])
 	}
 }

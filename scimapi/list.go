@@ -273,8 +273,8 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 			continue
 		}
 		if bodies != nil {
-			if e := s.hot.get(q.head, it.id); e != nil && e.body != nil {
-				bodies[it.id] = e.body
+			if _, body, _ := s.hot.get(q.head, it.id); body != nil {
+				bodies[it.id] = body
 				continue
 			}
 		}
