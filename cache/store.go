@@ -3,9 +3,9 @@
 //
 // ldapsync writes batches of SCIM resources into it with Apply; the SCIM API, the push workers
 // and the CLI read from it. Next to the resources the store keeps secondary indexes (userName,
-// externalId, email, DN, displayName, member → groups, lastModified), a change journal with
-// monotonic sequence numbers, per-resource audit records, per-source sync watermarks and the set
-// of held deletions. Every change, its indexes, its journal record and its audit record are
+// externalId, email, DN, displayName, member → groups, manager → reports, lastModified), a
+// change journal with monotonic sequence numbers, per-resource audit records, per-source sync
+// watermarks and the set of held deletions. Every change, its indexes, its journal record and its audit record are
 // written in one Badger transaction, so after a crash (even kill -9) the store holds either all
 // of them or none.
 //
