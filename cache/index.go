@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
@@ -122,7 +124,7 @@ var indexVersionKey = []byte{kindCounter, 'i', 'x', 'v'}
 // upgradeIndexes writes the index keys that an older cache lacks (the manager index), from the
 // stored users, then records the version. The keys are idempotent, so a crash midway only means
 // doing it again at the next Open. Nothing else runs yet.
-func (s *Store) upgradeIndexes() error {
+func (s *Store) upgradeIndexes(log *slog.Logger) error {
 	var v uint64
 	err := s.db.View(func(txn *badger.Txn) (err error) {
 		v, err = getCounter(txn, indexVersionKey)
@@ -131,6 +133,7 @@ func (s *Store) upgradeIndexes() error {
 	if err != nil || v >= indexVersion {
 		return err
 	}
+	start, n := time.Now(), 0
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	prefix := resourcePrefix('U')
@@ -152,6 +155,7 @@ func (s *Store) upgradeIndexes() error {
 					return fmt.Errorf("%w: resource %s: enterprise extension", ErrCorrupt, k[len(prefix):])
 				}
 				if m := managerID(ext); m != "" {
+					n++
 					return wb.Set(indexKey(indexByte(IndexManager), m, string(k[len(prefix):])), nil)
 				}
 				return nil
@@ -164,7 +168,12 @@ func (s *Store) upgradeIndexes() error {
 	if err != nil {
 		return fmt.Errorf("cache: building the manager index: %w", err)
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	err = s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(indexVersionKey, binary.BigEndian.AppendUint64(nil, indexVersion))
 	})
+	if err == nil && n > 0 && log != nil {
+		log.Info("cache upgraded: built the manager index", "component", "cache", "reports", n,
+			"took", time.Since(start).Round(time.Millisecond))
+	}
+	return err
 }

@@ -112,7 +112,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache: open %q: reading the journal head: %v", opts.Dir, translate(err))
 	}
-	if err := s.upgradeIndexes(); err != nil {
+	if err := s.upgradeIndexes(opts.Logger); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, translate(err))
 	}
