@@ -347,6 +347,8 @@ func TestFilters(t *testing.T) {
 		{"Users", `groups.value eq "` + groupID(2) + `"`, 10},
 		{"Users", `groups[display eq "Group 3"]`, 10},
 		{"Users", `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "` + userID(1) + `"`, 10},
+		{"Users", `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "` + strings.ToUpper(userID(1)) + `"`, 10},
+		{"Users", `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "` + userID(1) + `" and title eq "Title 12"`, 1},
 		{"Users", `active eq false`, 0},
 		{"Users", `not (title pr)`, 0},
 		{"Users", `meta.lastModified gt "2000-01-01T00:00:00Z"`, 40},

@@ -62,7 +62,7 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 		}
 		if scan && len(out.ids) > s.cfg.MaxResults {
 			return nil, errorf(http.StatusBadRequest, scimTooMany,
-				"the filter cannot use an index and matches more than %d resources; narrow it (userName, externalId, emails, displayName, members.value, id or meta.lastModified gt/ge use indexes)", s.cfg.MaxResults)
+				"the filter cannot use an index and matches more than %d resources; narrow it (userName, externalId, emails, displayName, members.value, the enterprise manager.value, id or meta.lastModified gt/ge use indexes)", s.cfg.MaxResults)
 		}
 	}
 	return out, nil
@@ -187,6 +187,9 @@ func (s *Server) index(ctx context.Context, typ scim.ResourceType, ix filter.Ind
 		return lookup(cache.IndexEmail)
 	case ix.Attr == "displayName" && groups:
 		return lookup(cache.IndexDisplayName)
+	case ix.Attr == "manager.value" && users:
+		ix.Value = strings.ToLower(ix.Value) // ids are lower case; the filter ignores case
+		return lookup(cache.IndexManager)
 	case ix.Attr == "members.value" && groups:
 		refs, err := s.store.GroupsOfMany(ctx, []string{ix.Value})
 		ids := make([]string, 0, len(refs[ix.Value]))

@@ -27,8 +27,8 @@ type Access interface {
 
 // Index selects the resources whose attribute Attr satisfies Op Value: Op is OpEq, or OpGt /
 // OpGe for "meta.lastModified" (then Time holds the parsed Value). Attr is the canonical path:
-// "id", "userName", "externalId", "emails.value", "displayName", "members.value" or
-// "meta.lastModified". CaseExact false means the index must fold case, as the filter does.
+// "id", "userName", "externalId", "emails.value", "displayName", "members.value",
+// "manager.value" (the enterprise extension's) or "meta.lastModified". CaseExact false means the index must fold case, as the filter does.
 type Index struct {
 	Attr      string
 	Op        Op
@@ -135,6 +135,10 @@ func planCompare(c *Compare, parent string) Access {
 			return Scan{}
 		}
 		name, sub = parent, name
+	} else if strings.EqualFold(c.Attr.URI, scim.SchemaEnterpriseUser) && strings.EqualFold(name, "manager") &&
+		(sub == "" || strings.EqualFold(sub, "value")) && c.Op == OpEq && c.Value.Kind == KindString {
+		// The enterprise manager's id: a manager's reports.
+		return Index{Attr: "manager.value", Op: OpEq, Value: c.Value.Text}
 	} else if !coreURI(c.Attr.URI) {
 		return Scan{}
 	}

@@ -28,6 +28,11 @@ func TestPlan(t *testing.T) {
 		{`members.value eq "u1"`, `index(members.value eq "u1")`},
 		{`members[value eq "u1"]`, `index(members.value eq "u1")`},
 		{`members eq "u1"`, `index(members.value eq "u1")`},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1"`, `index(manager.value eq "m1")`},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager eq "m1"`, `index(manager.value eq "m1")`},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName eq "m1"`, `scan`},
+		{`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value ne "m1"`, `scan`},
+		{`manager.value eq "m1"`, `scan`}, // not the enterprise manager
 		{`meta.lastModified gt "2011-05-13T04:42:34Z"`, `index(meta.lastModified gt "2011-05-13T04:42:34Z")`},
 		{`meta.lastModified ge "2011-05-13T04:42:34Z"`, `index(meta.lastModified ge "2011-05-13T04:42:34Z")`},
 		{`meta.lastModified lt "2011-05-13T04:42:34Z"`, `scan`},
