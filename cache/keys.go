@@ -30,7 +30,8 @@ package cache
 //	'p' sub target NUL ...          push state per target or webhook (cache/push*.go), sub is:
 //	    'c'                         cursor: 8-byte BE journal seq delivered up to
 //	    'i' id                      JSON PushState: target id, hash and document last sent
-//	    'l' id                      JSON DeadLetter of id
+//	    'l' id                      JSON DeadLetter of id (targets: one per resource)
+//	    'l' id NUL seq              JSON DeadLetter of journal record seq of id (webhooks: per event)
 //	    'e' nanos id                empty; a deletion due at nanos (deactivate_then_delete)
 //	    's' groupID                 JSON []string: members of a scope source group last seen
 //	'q' id NUL target NUL nanos seq JSON PushAudit: one push attempt (8-byte BE nanos, 8-byte seq)

@@ -72,7 +72,11 @@ type PushOutcome struct {
 	// delivery supersedes it) unless KeepDeadLetter is set.
 	DeadLetter     *DeadLetter
 	KeepDeadLetter bool
-	Audit          []PushAudit
+	// EventSeq, if non-zero, makes the dead letter stored or removed the one of that journal
+	// record rather than the resource's only one. Webhook events are edges: a later event does
+	// not stand for an earlier one, so each failed event keeps its own dead letter.
+	EventSeq uint64
+	Audit    []PushAudit
 }
 
 // PushSummary describes one target's durable push state.
@@ -91,6 +95,27 @@ func pushKey(sub byte, target string, rest ...string) []byte {
 		k = append(k, r...)
 	}
 	return k
+}
+
+// deadEventKey is the key of the dead letter of one event (journal record seq) of id.
+func deadEventKey(target, id string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(pushKey('l', target, id), 0), seq)
+}
+
+// dropOldDeadEvent removes id's one-per-resource dead letter if it is the one of event seq.
+func (w *writer) dropOldDeadEvent(target, id string, seq uint64) error {
+	v, err := w.get(pushKey('l', target, id))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var dl DeadLetter
+	if json.Unmarshal(v, &dl) == nil && dl.Seq == seq {
+		return w.del(pushKey('l', target, id))
+	}
+	return nil
 }
 
 func dueKey(target string, t time.Time, id string) []byte {
@@ -210,9 +235,18 @@ func (w *writer) recordPush(target string, o *PushOutcome) error {
 
 func (w *writer) recordDeadLetter(target string, o *PushOutcome) error {
 	k := pushKey('l', target, o.ID)
+	if o.EventSeq != 0 {
+		k = deadEventKey(target, o.ID, o.EventSeq)
+	}
 	if o.DeadLetter == nil {
 		if o.KeepDeadLetter {
 			return nil
+		}
+		if o.EventSeq != 0 {
+			// A dead letter of this event stored before dead letters were kept per event.
+			if err := w.dropOldDeadEvent(target, o.ID, o.EventSeq); err != nil {
+				return err
+			}
 		}
 		return w.del(k)
 	}
@@ -279,8 +313,8 @@ func (s *Store) DueDeletes(ctx context.Context, target string, now time.Time, li
 	return ids, err
 }
 
-// DeadLetters returns target's dead letters, sorted by resource id. Errors: ErrClosed,
-// ErrCorrupt. Safe for concurrent use.
+// DeadLetters returns target's dead letters, sorted by resource id (a webhook's several of one
+// resource by journal seq). Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) DeadLetters(ctx context.Context, target string) ([]DeadLetter, error) {
 	out := []DeadLetter{}
 	err := s.view(ctx, func(txn *badger.Txn) error {
@@ -303,9 +337,10 @@ func (s *Store) DropDeadLetters(ctx context.Context, target string, ids []string
 		return 0, err
 	}
 	w, err := s.write(func(w *writer) error {
-		if ids == nil {
+		// dropPrefix removes every dead letter whose key starts with prefix.
+		dropPrefix := func(prefix []byte) error {
 			var keys [][]byte
-			err := scan(ctx, w.txn, pushKey('l', target), nil, true, func(k []byte, _ *badger.Item) error {
+			err := scan(ctx, w.txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
 				keys = append(keys, append([]byte(nil), k...))
 				return nil
 			})
@@ -316,11 +351,18 @@ func (s *Store) DropDeadLetters(ctx context.Context, target string, ids []string
 			}
 			return err
 		}
+		if ids == nil {
+			return dropPrefix(pushKey('l', target))
+		}
 		for _, id := range ids {
-			if _, err := w.get(pushKey('l', target, id)); errors.Is(err, ErrNotFound) {
-				continue
+			if _, err := w.get(pushKey('l', target, id)); err == nil {
+				if err := w.del(pushKey('l', target, id)); err != nil {
+					return err
+				}
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
 			}
-			if err := w.del(pushKey('l', target, id)); err != nil {
+			if err := dropPrefix(append(pushKey('l', target, id), 0)); err != nil { // per-event ones
 				return err
 			}
 		}

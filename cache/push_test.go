@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,5 +72,50 @@ func TestPushStateCursorDeadLettersAudit(t *testing.T) {
 	}
 	if m, _ := st.SourceMembers(ctx, "okta", "g1"); len(m) != 2 {
 		t.Fatalf("source members %v", m)
+	}
+}
+
+// Webhook dead letters are kept per event (EventSeq); one stored before that, per resource, is
+// still removed by a replay of its event, and only by that.
+func TestDeadLettersPerEvent(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	defer s.Close()
+	ctx := context.Background()
+	record := func(o PushOutcome) {
+		t.Helper()
+		if err := s.RecordPush(ctx, "hook", []PushOutcome{o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func() []uint64 {
+		t.Helper()
+		dls, err := s.DeadLetters(ctx, "hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, d := range dls {
+			out = append(out, d.Seq)
+		}
+		return out
+	}
+	record(PushOutcome{ID: "u1", DeadLetter: &DeadLetter{Seq: 5}}) // as before: one per resource
+	record(PushOutcome{ID: "u1", EventSeq: 7, DeadLetter: &DeadLetter{Seq: 7}})
+	record(PushOutcome{ID: "u1", EventSeq: 9, DeadLetter: &DeadLetter{Seq: 9}})
+	if got := seqs(); !slices.Equal(got, []uint64{5, 7, 9}) {
+		t.Fatalf("dead letters %v, want 5 7 9", got)
+	}
+	record(PushOutcome{ID: "u1", EventSeq: 9, KeepDeadLetter: true}) // a later event went out
+	record(PushOutcome{ID: "u1", EventSeq: 6})                       // no such event: nothing
+	if got := seqs(); !slices.Equal(got, []uint64{5, 7, 9}) {
+		t.Fatalf("dead letters %v, want 5 7 9 still", got)
+	}
+	record(PushOutcome{ID: "u1", EventSeq: 5}) // the old-style one, replayed
+	record(PushOutcome{ID: "u1", EventSeq: 9})
+	if got := seqs(); !slices.Equal(got, []uint64{7}) {
+		t.Fatalf("dead letters %v, want 7", got)
+	}
+	if n, err := s.DropDeadLetters(ctx, "hook", []string{"u1"}); err != nil || n != 1 || len(seqs()) != 0 {
+		t.Fatalf("drop u1: %d %v %v", n, err, seqs())
 	}
 }

@@ -251,3 +251,77 @@ func TestWebhookSignatures(t *testing.T) {
 		t.Fatal("a stale timestamp must not verify")
 	}
 }
+
+// Webhook events are edges: when a receiver rejects two events of one user, both are kept as
+// dead letters, and a replay delivers both, in order.
+func TestWebhookKeepsEveryRejectedEvent(t *testing.T) {
+	e := newEnv(t, userLDIF("fay", "Fay", "Fox", "Ops", ""))
+	var mu sync.Mutex
+	reject := false
+	var got []push.Event
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev push.Event
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		defer mu.Unlock()
+		if reject {
+			w.WriteHeader(http.StatusUnprocessableEntity) // permanent: no retries
+			return
+		}
+		got = append(got, ev)
+	}))
+	defer srv.Close()
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook")}}
+	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
+	ctx := context.Background()
+	drainHook := func() {
+		t.Helper()
+		for {
+			n, err := wh.PushOnce(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+		}
+	}
+	drainHook()
+	mu.Lock()
+	reject, got = true, nil
+	mu.Unlock()
+	for _, title := range []string{"One", "Two"} {
+		e.sl.Modify(t, fmt.Sprintf("dn: uid=fay,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: %s\n", base, title))
+		e.pass()
+		drainHook()
+	}
+	dls, err := e.store.DeadLetters(ctx, "hook")
+	if err != nil || len(dls) != 2 || dls[0].ID != dls[1].ID || dls[0].Seq >= dls[1].Seq {
+		t.Fatalf("dead letters: %+v, %v; want both of fay's events, in order", dls, err)
+	}
+	mu.Lock()
+	reject = false
+	mu.Unlock()
+	if n, err := wh.Replay(ctx, nil); err != nil || n != 2 {
+		t.Fatalf("replay: %d, %v", n, err)
+	}
+	if len(got) != 2 || got[0].Seq != dls[0].Seq || got[1].Seq != dls[1].Seq || got[0].Type != "user.updated" {
+		t.Fatalf("replayed events: %+v", got)
+	}
+	if dls, _ := e.store.DeadLetters(ctx, "hook"); len(dls) != 0 {
+		t.Fatalf("dead letters left after the replay: %+v", dls)
+	}
+	// Skipping by resource id drops every event of it.
+	mu.Lock()
+	reject = true
+	mu.Unlock()
+	e.sl.Modify(t, fmt.Sprintf("dn: uid=fay,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Three\n", base))
+	e.pass()
+	drainHook()
+	if n, err := e.store.DropDeadLetters(ctx, "hook", []string{dls[0].ID}); err != nil || n != 1 {
+		t.Fatalf("skip: %d, %v", n, err)
+	}
+}

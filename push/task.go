@@ -32,6 +32,8 @@ type retryPolicy struct {
 	breaker     *breaker
 	onDead      func(dl *cache.DeadLetter)
 	record      func(ctx context.Context, out cache.PushOutcome) error
+	// perEvent keys dead letters by journal record (webhooks), not by resource (targets).
+	perEvent bool
 }
 
 // errStopTask ends a task without a dead letter (nothing to do).
@@ -52,6 +54,7 @@ func (rp *retryPolicy) run(ctx context.Context, tk *task, fn func(ctx context.Co
 			}
 			out.ID = tk.id
 			out.Audit = tk.audit
+			out.EventSeq = rp.eventSeq(tk)
 			return rp.record(ctx, out)
 		}
 		var he *HTTPError
@@ -83,7 +86,14 @@ func (rp *retryPolicy) deadLetter(ctx context.Context, tk *task, err error) erro
 	if rp.onDead != nil {
 		rp.onDead(dl)
 	}
-	return rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit})
+	return rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit, EventSeq: rp.eventSeq(tk)})
+}
+
+func (rp *retryPolicy) eventSeq(tk *task) uint64 {
+	if rp.perEvent {
+		return tk.seq
+	}
+	return 0
 }
 
 // call sends one request for tk through c and records it in tk's audit trail. A failure counts

@@ -96,6 +96,7 @@ func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)
 	w.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, false), breaker: b,
 		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
 	w.rp = retryPolicy{maxAttempts: cfg.MaxAttempts, base: cfg.BackoffBase.D(), max: cfg.BackoffMax.D(), breaker: b,
+		perEvent: true, // a dead letter per journal record: replay re-sends each failed record's events
 		onDead: func(dl *cache.DeadLetter) {
 			w.deadLetters.Add(1)
 			w.lastError.Store(dl.Error)
