@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,20 +14,6 @@ import (
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
 )
-
-// sampleLDIF writes generated sample data to a file and returns its path.
-func sampleLDIF(t *testing.T, o sampledata.Options) string {
-	t.Helper()
-	var b bytes.Buffer
-	if err := sampledata.Write(&b, o); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "sample.ldif")
-	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func (e *env) watermark() []byte {
 	e.t.Helper()
@@ -42,7 +26,7 @@ func (e *env) watermark() []byte {
 
 // DESIGN invariant 4: a slapd that stops at 500 entries must not make 100 users disappear.
 func TestSizeLimitedReadDeletesNothing(t *testing.T) {
-	ldif := sampleLDIF(t, sampledata.Options{Users: 600, Groups: 5, Seed: 7})
+	ldif := testenv.SampleLDIF(t, sampledata.Options{Users: 600, Groups: 5, Seed: 7})
 	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{ldif}, DefaultSizeLimit: true}, nil)
 	e.sync(true) // as the rootdn: no limit
 	if n := e.count(scim.UserType); n != 600 {
@@ -69,7 +53,7 @@ func TestSizeLimitedReadDeletesNothing(t *testing.T) {
 
 // A connection that drops in the middle of a full read deletes nothing and keeps the watermark.
 func TestDroppedConnectionDeletesNothing(t *testing.T) {
-	ldif := sampleLDIF(t, sampledata.Options{Users: 3000, Groups: 10, Seed: 8})
+	ldif := testenv.SampleLDIF(t, sampledata.Options{Users: 3000, Groups: 10, Seed: 8})
 	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{ldif}}, nil)
 	e.sync(true)
 	users, groups, wm := e.count(scim.UserType), e.count(scim.GroupType), e.watermark()

@@ -230,16 +230,7 @@ func TestWebhookSignatures(t *testing.T) {
 	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
 	e.sl.Modify(t, fmt.Sprintf("dn: cn=ops,ou=groups,%s\nchangetype: modify\nadd: member\nmember: uid=gus,ou=people,%s\n", base, base))
 	e.pass()
-	ctx := context.Background()
-	for {
-		n, err := wh.PushOnce(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-	}
+	drain(t, wh)
 	types := map[string]int{}
 	for _, ev := range events {
 		types[ev.Type]++
@@ -277,26 +268,14 @@ func TestWebhookKeepsEveryRejectedEvent(t *testing.T) {
 	}
 	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
 	ctx := context.Background()
-	drainHook := func() {
-		t.Helper()
-		for {
-			n, err := wh.PushOnce(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 0 {
-				return
-			}
-		}
-	}
-	drainHook()
+	drain(t, wh)
 	mu.Lock()
 	reject, got = true, nil
 	mu.Unlock()
 	for _, title := range []string{"One", "Two"} {
 		e.sl.Modify(t, fmt.Sprintf("dn: uid=fay,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: %s\n", base, title))
 		e.pass()
-		drainHook()
+		drain(t, wh)
 	}
 	dls, err := e.store.DeadLetters(ctx, "hook")
 	if err != nil || len(dls) != 2 || dls[0].ID != dls[1].ID || dls[0].Seq >= dls[1].Seq {
@@ -320,7 +299,7 @@ func TestWebhookKeepsEveryRejectedEvent(t *testing.T) {
 	mu.Unlock()
 	e.sl.Modify(t, fmt.Sprintf("dn: uid=fay,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Three\n", base))
 	e.pass()
-	drainHook()
+	drain(t, wh)
 	if n, err := e.store.DropDeadLetters(ctx, "hook", []string{dls[0].ID}); err != nil || n != 1 {
 		t.Fatalf("skip: %d, %v", n, err)
 	}

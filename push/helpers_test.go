@@ -107,8 +107,10 @@ func (e *env) targetConfig(url string, mod func(*push.TargetConfig)) push.Target
 	return list[0]
 }
 
-// drain pushes until the target's cursor reaches the journal head.
-func drain(t *testing.T, tg *push.Target) {
+// drain pushes until the target's (or webhook's) cursor reaches the journal head.
+func drain(t *testing.T, tg interface {
+	PushOnce(context.Context) (int, error)
+}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,12 +1,9 @@
 package scimapi_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -32,15 +29,7 @@ type e2e struct {
 
 func newE2E(t *testing.T, o sampledata.Options) *e2e {
 	t.Helper()
-	var b bytes.Buffer
-	if err := sampledata.Write(&b, o); err != nil {
-		t.Fatal(err)
-	}
-	ldif := filepath.Join(t.TempDir(), "sample.ldif")
-	if err := os.WriteFile(ldif, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{ldif}})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, o)}})
 	st := openStore(t, t.TempDir())
 	cfg := ldapsync.DefaultConfig()
 	cfg.URL, cfg.BindDN, cfg.BindPassword = sl.URL, sl.RootDN, confval.NewSecret(sl.RootPassword)

@@ -85,7 +85,7 @@ func BenchmarkSync100k(b *testing.B) {
 		fmt.Sscan(v, &users)
 		groups = users / 100
 	}
-	ldif := sampleLDIF(b, sampledata.Options{Users: users, Groups: groups, Seed: 42, NestedGroup: true, Disabled: users / 1000})
+	ldif := testenv.SampleLDIF(b, sampledata.Options{Users: users, Groups: groups, Seed: 42, NestedGroup: true, Disabled: users / 1000})
 	sl := testenv.StartSlapd(b, testenv.SlapdOptions{LDIF: []string{ldif}})
 	ctx := context.Background()
 	// The baseline is the median of three dumps, so one disturbed run does not skew a ratio.

@@ -56,7 +56,7 @@ func readCache(t *testing.T, dir string) (snapshot, []cache.JournalRecord, []byt
 // watermark is only ever stored together with all the data it covers.
 func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{
-		sampleLDIF(t, sampledata.Options{Users: 8000, Groups: 30, Seed: 11, NestedGroup: true, Disabled: 5}),
+		testenv.SampleLDIF(t, sampledata.Options{Users: 8000, Groups: 30, Seed: 11, NestedGroup: true, Disabled: 5}),
 	}})
 	ctx := context.Background()
 

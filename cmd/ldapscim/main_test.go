@@ -105,19 +105,6 @@ max_delete_percent = 100.0
 	return path
 }
 
-func sampleLDIF(t testing.TB, o sampledata.Options) string {
-	t.Helper()
-	var b bytes.Buffer
-	if err := sampledata.Write(&b, o); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "sample.ldif")
-	if err := os.WriteFile(p, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var o, e bytes.Buffer
@@ -163,7 +150,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestSyncAndDeletesCommands(t *testing.T) {
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{sampleLDIF(t, sampledata.Options{Users: 50, Groups: 5, Seed: 3})}})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 50, Groups: 5, Seed: 3})}})
 	cfg := writeConfig(t, sl, t.TempDir(), "")
 	out, _, err := runCLI(t, "sync", "--config", cfg)
 	if err != nil || !strings.Contains(out, "full pass") || !strings.Contains(out, "created 55") {

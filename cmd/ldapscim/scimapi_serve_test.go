@@ -21,7 +21,7 @@ import (
 // TestServeRunsSCIMAPI runs `ldapscim serve` as a process: the API answers with the synced
 // users, and SIGTERM stops API and scheduler cleanly (exit 0).
 func TestServeRunsSCIMAPI(t *testing.T) {
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{sampleLDIF(t, sampledata.Options{Users: 40, Groups: 3, Seed: 2})}})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 40, Groups: 3, Seed: 2})}})
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

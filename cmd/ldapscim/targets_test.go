@@ -31,7 +31,7 @@ backoff_max = "1s"
 // ends up with exactly 5k users, none twice, and every group with its members once.
 func TestKill9DuringPushCreatesNoDuplicates(t *testing.T) {
 	const n = 5000
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{sampleLDIF(t, sampledata.Options{Users: n, Groups: 10, Seed: 5})}})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: n, Groups: 10, Seed: 5})}})
 	sc := testenv.StartScimmy(t)
 	dir := t.TempDir()
 	cfg := writeConfig(t, sl, dir, pushConfig(sc))
@@ -130,7 +130,7 @@ func groupsDone(st testenv.ScimmyState) bool {
 }
 
 func TestTargetsAndAuditCommands(t *testing.T) {
-	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{sampleLDIF(t, sampledata.Options{Users: 5, Groups: 1, Seed: 2})}})
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 5, Groups: 1, Seed: 2})}})
 	sc := testenv.StartScimmy(t)
 	cfg := writeConfig(t, sl, t.TempDir(), pushConfig(sc))
 	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
