@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strings"
 
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -93,7 +94,7 @@ func diffSides(a, b side, mc memberChanges) (changed []string, diff []AttrChange
 		diff = append(diff, AttrChange{Path: "members.display", New: mc.redisplayed})
 	}
 	slices.Sort(changed)
-	slices.SortFunc(diff, func(x, y AttrChange) int { return cmpString(x.Path, y.Path) })
+	slices.SortFunc(diff, func(x, y AttrChange) int { return strings.Compare(x.Path, y.Path) })
 	return changed, diff
 }
 
@@ -119,16 +120,6 @@ func createdChanges(e *encoded) (changed []string, diff []AttrChange) {
 		diff[i].Path = name
 	}
 	return changed, diff
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func unionKeys(a, b map[string]json.RawMessage) []string {

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"cmp"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -117,7 +118,7 @@ func (c *cmpNode) test(v any) bool {
 		if !ok || n != n { // not a number, or NaN
 			return c.op == OpNe
 		}
-		return c.ordered(cmpFloat(n, c.num))
+		return c.ordered(cmp.Compare(n, c.num))
 	case scim.TypeDateTime:
 		t, ok := leafTime(v)
 		if !ok {
@@ -169,16 +170,6 @@ func (c *cmpNode) ordered(cmp int) bool {
 		return cmp <= 0
 	}
 	return false
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func leafString(v any) (string, bool) {
