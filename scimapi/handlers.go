@@ -75,9 +75,11 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 		c.Header("Location", s.location(rs.Type, id))
 		// A user under the default projection may be rendered already (hot.go).
 		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
-		if _, body, _ := s.hot.get(head, id); cacheable && body != nil {
-			c.Data(http.StatusOK, contentType, body)
-			return
+		if cacheable {
+			if _, body, _ := s.hot.get(head, id); body != nil {
+				c.Data(http.StatusOK, contentType, body)
+				return
+			}
 		}
 		var groups []groupRef
 		if rs.Type == scim.UserType && p.want(scim.SchemaUser, groupsAttr).ok {
