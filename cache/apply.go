@@ -4,18 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// Batch is a set of changes from one sync source. Upserts are applied first, then Deletes.
+// Batch is a set of changes from one sync source. Upserts are applied first, then
+// MemberEdits, then Deletes.
 type Batch struct {
 	Source  string           // watermark owner, e.g. "ldap"
 	Pass    string           // id of the sync pass, recorded in journal and audit
 	Upserts []*scim.Resource // Meta is ignored on input; the store sets it
-	Deletes []string         // ids; unknown ids are ignored
+	// MemberEdits change some members of existing groups without restating the others, at a
+	// cost proportional to the edit (a deleted user leaving the groups that list it).
+	MemberEdits []MemberEdit
+	Deletes     []string // ids; unknown ids are ignored
 	// Watermark, if non-nil, is stored for Source in the same transaction as the last chunk.
 	Watermark []byte
 	// Holds, if non-nil, replaces the whole held-deletion set in the same transaction as the
@@ -25,6 +32,15 @@ type Batch struct {
 	// from. It is stored with the resource (also when the content is unchanged) and read back
 	// with ForEachSourceHash, so a sync source can skip entries that did not change.
 	SourceHashes map[string][]byte
+}
+
+// MemberEdit changes some members of group Group. Removing an id that is not a member, and
+// setting a member that is already stored as given, change nothing; an edit of a group that
+// does not exist is ignored.
+type MemberEdit struct {
+	Group  string
+	Remove []string      // member ids
+	Set    []scim.Member // members to add, or whose type or display changed
 }
 
 // Result counts what an Apply did.
@@ -38,96 +54,370 @@ func (r *Result) add(o Result) {
 	r.Unchanged += o.Unchanged
 }
 
-// Apply writes b into the store in chunks of up to about a thousand resources, one transaction
-// each. A resource whose content hash is unchanged is not written at all (Result.Unchanged).
-// Every other change writes the resource, its index keys, one journal record and one audit
-// record in one transaction; a resource is never split across transactions.
+// Apply writes b into the store in transactions of up to about a thousand resources each. A
+// resource whose content hash is unchanged is not written at all (Result.Unchanged). Every
+// other change writes the resource, its index keys, one journal record and one audit record in
+// one transaction.
 //
-// The watermark and the hold set are written with the last chunk, so they become visible only
-// when the whole batch is. If Apply fails midway (error, cancelled ctx, crash), the committed
-// chunks stay and the returned Result counts them; re-applying the batch is harmless.
+// A group whose member changes do not fit into one transaction (more than memberSlice) is
+// written in slices, each a transaction with its own journal and audit record naming the
+// members it added or removed: the first slice carries the group's own attributes, the
+// following ones only members. Every committed slice leaves a consistent group whose version
+// reflects the members it has, so a crash between slices is recovered by applying the batch
+// again, which writes only the members still missing. A big group is deleted the same way:
+// slices of member removals, then the group.
+//
+// The watermark and the hold set are written with the last transaction, so they become visible
+// only when the whole batch is. If Apply fails midway (error, cancelled ctx, crash), the
+// committed transactions stay and the returned Result counts them; re-applying the batch is
+// harmless.
 //
 // Errors: ErrInvalid (nil resource, unknown type, empty id or an id with a NUL byte, an id
-// stored under another type, a Watermark without Source), ErrTooBig, ErrConflict, ErrClosed,
-// ctx.Err() (checked between chunks). Safe for concurrent use; concurrent Applies run one at a
-// time.
+// stored under another type, a member with an invalid id or type, a Watermark without Source),
+// ErrTooBig, ErrConflict, ErrClosed, ctx.Err() (checked between transactions). Safe for
+// concurrent use; concurrent Applies run one at a time.
 func (s *Store) Apply(ctx context.Context, b Batch) (Result, error) {
 	if err := validate(&b); err != nil {
 		return Result{}, err
 	}
-	n := len(b.Upserts) + len(b.Deletes)
-	if n == 0 && b.Watermark == nil && b.Holds == nil {
+	if len(b.Upserts)+len(b.Deletes)+len(b.MemberEdits) == 0 && b.Watermark == nil && b.Holds == nil {
 		return Result{}, ctx.Err()
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.writeChunks(ctx, n, func(start, end int) (func(*writer) error, error) {
-		c, err := newChunk(&b, start, end)
+	a := &applier{s: s, b: &b, ids: map[string]bool{}}
+	err := a.run(ctx)
+	return a.total, err
+}
+
+// applier gathers the writes of one Apply into transactions.
+type applier struct {
+	s       *Store
+	b       *Batch
+	total   Result
+	pending []item
+	ids     map[string]bool // ids in pending
+	ops     int             // member changes in pending
+}
+
+// item is one resource's share of a transaction. write runs again from scratch on a conflict
+// retry, so it must only read what the transaction sees.
+type item struct {
+	id    string
+	ops   int
+	write func(w *writer) error
+}
+
+func (a *applier) run(ctx context.Context) error {
+	for _, r := range a.b.Upserts {
+		e, err := encode(r)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return func(w *writer) error { return w.applyChunk(&b, c) }, nil
+		if e.tb == 'G' {
+			err = a.addGroup(ctx, e)
+		} else {
+			err = a.add(ctx, item{id: r.ID, write: func(w *writer) error {
+				if err := w.upsert(e); err != nil {
+					return fmt.Errorf("%s %s: %w", r.Type, r.ID, err)
+				}
+				return w.setSourceHash(a.b, r.ID)
+			}})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, ed := range a.b.MemberEdits {
+		if err := a.addEdit(ctx, ed); err != nil {
+			return err
+		}
+	}
+	for _, id := range a.b.Deletes {
+		if err := a.addDelete(ctx, id); err != nil {
+			return err
+		}
+	}
+	return a.flush(ctx, true)
+}
+
+// add queues it for the current transaction, committing first when it names an id already
+// queued (its plan was made before that one's writes) and afterwards when the transaction is
+// full.
+func (a *applier) add(ctx context.Context, it item) error {
+	if a.ids[it.id] {
+		if err := a.flush(ctx, false); err != nil {
+			return err
+		}
+	}
+	a.pending = append(a.pending, it)
+	a.ids[it.id] = true
+	a.ops += it.ops
+	if len(a.pending) >= a.s.chunk || a.ops >= a.s.memberSlice {
+		return a.flush(ctx, false)
+	}
+	return nil
+}
+
+// flush commits the queued items; with last it also writes the watermark and the holds, in a
+// transaction of their own if nothing is queued.
+func (a *applier) flush(ctx context.Context, last bool) error {
+	if len(a.pending) == 0 && !last {
+		return nil
+	}
+	items := a.pending
+	a.pending, a.ops = nil, 0
+	clear(a.ids)
+	return a.commit(ctx, items, last)
+}
+
+// commit writes items in one transaction, halving the list while Badger finds it too big.
+func (a *applier) commit(ctx context.Context, items []item, last bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w, err := a.s.write(func(w *writer) error {
+		w.pass = a.b.Pass
+		for _, it := range items {
+			if err := it.write(w); err != nil {
+				return err
+			}
+		}
+		if last {
+			return w.finishBatch(a.b)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrTooBig) && len(items) > 1 {
+		half := len(items) / 2
+		if err := a.commit(ctx, items[:half], false); err != nil {
+			return err
+		}
+		return a.commit(ctx, items[half:], last)
+	}
+	if err != nil {
+		return err
+	}
+	a.total.add(w.res)
+	if a.s.afterCommit != nil {
+		a.s.afterCommit(chunkInfo{writes: w.writes, last: last, res: w.res})
+	}
+	return nil
+}
+
+// finishBatch writes the batch's watermark and hold set, with its last transaction.
+func (w *writer) finishBatch(b *Batch) error {
+	if b.Watermark != nil {
+		if err := w.set(watermarkKey(b.Source), b.Watermark); err != nil {
+			return err
+		}
+	}
+	if b.Holds != nil {
+		return w.replaceHolds(*b.Holds)
+	}
+	return nil
+}
+
+func (w *writer) setSourceHash(b *Batch, id string) error {
+	if h, ok := b.SourceHashes[id]; ok {
+		return w.set(sourceKey(id), h)
+	}
+	return nil
+}
+
+// addGroup queues a group upsert: as one item when its member changes fit into a transaction,
+// else as slices of its own.
+func (a *applier) addGroup(ctx context.Context, e *encoded) error {
+	if a.ids[e.res.ID] {
+		if err := a.flush(ctx, false); err != nil {
+			return err
+		}
+	}
+	plan, err := a.s.planGroup(ctx, e)
+	if err != nil {
+		return fmt.Errorf("Group %s: %w", e.res.ID, err)
+	}
+	id := e.res.ID
+	if plan.size() <= a.s.memberSlice {
+		return a.add(ctx, item{id: id, ops: plan.size(), write: func(w *writer) error {
+			if err := w.writeGroup(id, e, plan, true); err != nil {
+				return fmt.Errorf("Group %s: %w", id, err)
+			}
+			return w.setSourceHash(a.b, id)
+		}})
+	}
+	return a.slices(ctx, id, &plan, func(w *writer, part memberPlan, first, last bool) error {
+		var withContent *encoded
+		if first {
+			withContent = e
+		}
+		if err := w.writeGroup(id, withContent, part, first); err != nil {
+			return fmt.Errorf("Group %s: %w", id, err)
+		}
+		if last {
+			return w.setSourceHash(a.b, id)
+		}
+		return nil
 	})
 }
 
-// writeChunks writes items [0, n) in transactions of up to s.chunk items each (one transaction
-// when n == 0). prepare builds the function that writes items [start, end); it runs outside the
-// transaction, so a conflict retry reuses its work. A chunk that hits ErrTooBig is halved and
-// retried in a fresh transaction; a single item that is too big fails. ctx is checked between
-// chunks. The caller holds s.wmu.
-func (s *Store) writeChunks(ctx context.Context, n int, prepare func(start, end int) (func(*writer) error, error)) (Result, error) {
-	var total Result
-	size := s.chunk
-	for start := 0; ; {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		end := min(start+size, n)
-		fn, err := prepare(start, end)
+// slices commits plan in transactions of memberSlice changes each, after what is queued.
+func (a *applier) slices(ctx context.Context, id string, plan *memberPlan, write func(w *writer, part memberPlan, first, last bool) error) error {
+	if err := a.flush(ctx, false); err != nil {
+		return err
+	}
+	for first := true; first || plan.size() > 0; first = false {
+		part := plan.take(a.s.memberSlice)
+		last, f := plan.size() == 0, first
+		err := a.commit(ctx, []item{{id: id, write: func(w *writer) error { return write(w, part, f, last) }}}, false)
 		if err != nil {
-			return total, err
+			return err
 		}
-		w, err := s.write(fn)
-		if errors.Is(err, ErrTooBig) && end-start > 1 {
-			size = (end - start + 1) / 2
+	}
+	return nil
+}
+
+// planGroup compares e with the stored group, from a snapshot: nothing to do for members when
+// the version or the member summary is unchanged, else the member changes.
+func (s *Store) planGroup(ctx context.Context, e *encoded) (memberPlan, error) {
+	var plan memberPlan
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get(resourceKey('G', e.res.ID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			plan.added = e.members
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var h header
+		err = item.Value(func(v []byte) (err error) {
+			h, _, err = splitHeader(v)
+			return err
+		})
+		if err != nil || h.hash == e.hash || h.summary == e.summary {
+			return err
+		}
+		plan, err = planMembers(ctx, txn, e.res.ID, e.members)
+		return err
+	})
+	return plan, err
+}
+
+// addEdit queues a member edit: the changes it makes, from a snapshot, as one item or in slices.
+func (a *applier) addEdit(ctx context.Context, ed MemberEdit) error {
+	if err := a.flush(ctx, false); err != nil { // the plan must see every earlier write
+		return err
+	}
+	var plan memberPlan
+	err := a.s.view(ctx, func(txn *badger.Txn) error {
+		if _, err := txn.Get(resourceKey('G', ed.Group)); err != nil {
+			return err
+		}
+		var err error
+		plan, err = planEdit(txn, ed)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || err == nil && plan.size() == 0 {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("Group %s: %w", ed.Group, err)
+	}
+	return a.slices(ctx, ed.Group, &plan, func(w *writer, part memberPlan, first, _ bool) error {
+		if err := w.writeGroup(ed.Group, nil, part, first); err != nil {
+			return fmt.Errorf("Group %s: %w", ed.Group, err)
+		}
+		return nil
+	})
+}
+
+// planEdit turns an edit into member changes against the stored members.
+func planEdit(txn *badger.Txn, ed MemberEdit) (memberPlan, error) {
+	var plan memberPlan
+	stored := func(id string) (scim.Member, bool, error) {
+		v, err := getValue(txn, groupMemberKey(ed.Group, id))
+		if errors.Is(err, ErrNotFound) {
+			return scim.Member{}, false, nil
+		}
+		if err != nil {
+			return scim.Member{}, false, err
+		}
+		m, err := decodeMember(id, v)
+		return m, err == nil, err
+	}
+	removed := map[string]bool{}
+	for _, id := range ed.Remove {
+		old, ok, err := stored(id)
+		if err != nil {
+			return plan, err
+		}
+		if ok && !removed[id] {
+			removed[id] = true
+			plan.removed = append(plan.removed, old)
+		}
+	}
+	set, err := sortedMembers(ed.Set)
+	if err != nil {
+		return plan, err
+	}
+	for _, m := range set {
+		if removed[m.Value] {
 			continue
 		}
-		if err != nil {
-			return total, err
+		old, ok, err := stored(m.Value)
+		switch {
+		case err != nil:
+			return plan, err
+		case !ok:
+			plan.added = append(plan.added, m)
+		case old != m:
+			plan.changed = append(plan.changed, [2]scim.Member{old, m})
 		}
-		total.add(w.res)
-		if s.afterCommit != nil {
-			s.afterCommit(chunkInfo{writes: w.writes, last: end == n, res: w.res})
-		}
-		if end == n {
-			return total, nil
-		}
-		start = end
 	}
+	return plan, nil
 }
 
-// chunk is the part of a batch one transaction applies; upserts are encoded once, before the
-// transaction, so a conflict retry does not encode again.
-type chunk struct {
-	upserts []*encoded
-	deletes []string
-	last    bool
+// addDelete queues a deletion. A group with more members than a transaction takes first loses
+// them in slices of their own (each journaled as a member removal), then goes.
+func (a *applier) addDelete(ctx context.Context, id string) error {
+	n, err := a.memberCount(ctx, id)
+	if err != nil {
+		return err
+	}
+	if n > a.s.memberSlice {
+		if err := a.flush(ctx, false); err != nil {
+			return err
+		}
+		for ; n > a.s.memberSlice; n -= a.s.memberSlice {
+			err := a.commit(ctx, []item{{id: id, write: func(w *writer) error {
+				return w.shrinkGroup(id, a.s.memberSlice)
+			}}}, false)
+			if err != nil {
+				return fmt.Errorf("delete %s: %w", id, err)
+			}
+		}
+	}
+	return a.add(ctx, item{id: id, write: func(w *writer) error {
+		if err := w.remove(id); err != nil {
+			return fmt.Errorf("delete %s: %w", id, err)
+		}
+		return nil
+	}})
 }
 
-func newChunk(b *Batch, start, end int) (chunk, error) {
-	nu := len(b.Upserts)
-	c := chunk{last: end == nu+len(b.Deletes)}
-	for i := start; i < min(end, nu); i++ {
-		e, err := encode(b.Upserts[i])
-		if err != nil {
-			return c, err
+// memberCount returns the member count of group id from a snapshot; 0 for anything else.
+func (a *applier) memberCount(ctx context.Context, id string) (int, error) {
+	if a.ids[id] {
+		if err := a.flush(ctx, false); err != nil {
+			return 0, err
 		}
-		c.upserts = append(c.upserts, e)
 	}
-	if end > nu {
-		c.deletes = b.Deletes[max(start, nu)-nu : end-nu]
+	n, err := a.s.MemberCount(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
 	}
-	return c, nil
+	return n, err
 }
 
 func validate(b *Batch) error {
@@ -150,6 +440,16 @@ func validate(b *Batch) error {
 	if b.Watermark != nil && b.Source == "" {
 		return fmt.Errorf("%w: watermark without source", ErrInvalid)
 	}
+	for _, ed := range b.MemberEdits {
+		if err := validID(ed.Group); err != nil {
+			return err
+		}
+		for _, id := range ed.Remove {
+			if err := validID(id); err != nil {
+				return err
+			}
+		}
+	}
 	if b.Holds != nil {
 		for _, h := range *b.Holds {
 			if err := validID(h.ID); err != nil {
@@ -163,37 +463,6 @@ func validate(b *Batch) error {
 func validID(id string) error {
 	if id == "" || strings.IndexByte(id, 0) >= 0 {
 		return fmt.Errorf("%w: id %q", ErrInvalid, id)
-	}
-	return nil
-}
-
-func (w *writer) applyChunk(b *Batch, c chunk) error {
-	w.pass = b.Pass
-	for _, e := range c.upserts {
-		if err := w.upsert(e); err != nil {
-			return fmt.Errorf("%s %s: %w", e.res.Type, e.res.ID, err)
-		}
-		if h, ok := b.SourceHashes[e.res.ID]; ok {
-			if err := w.set(sourceKey(e.res.ID), h); err != nil {
-				return err
-			}
-		}
-	}
-	for _, id := range c.deletes {
-		if err := w.remove(id); err != nil {
-			return fmt.Errorf("delete %s: %w", id, err)
-		}
-	}
-	if !c.last {
-		return nil
-	}
-	if b.Watermark != nil {
-		if err := w.set(watermarkKey(b.Source), b.Watermark); err != nil {
-			return err
-		}
-	}
-	if b.Holds != nil {
-		return w.replaceHolds(*b.Holds)
 	}
 	return nil
 }
@@ -222,7 +491,7 @@ func (w *writer) loadStored(tb byte, id string) (*stored, error) {
 	return decodeStored(v)
 }
 
-// upsert writes one resource unless its content hash is unchanged.
+// upsert writes one user unless its content hash is unchanged.
 func (w *writer) upsert(e *encoded) error {
 	r := e.res
 	ref, found, err := w.loadRef(r.ID)
@@ -246,19 +515,13 @@ func (w *writer) upsert(e *encoded) error {
 	if old != nil {
 		created = old.created
 	}
-	disp := display(r)
 	if err := w.set(resourceKey(e.tb, r.ID), resourceValue(e, created, w.now)); err != nil {
 		return err
 	}
-	if err := w.set(refKey(r.ID), refValue(e.tb, e.hash, disp)); err != nil {
+	if err := w.set(refKey(r.ID), refValue(e.tb, e.hash, display(r))); err != nil {
 		return err
 	}
-	var before side
-	if old != nil {
-		before = sideOfStored(old)
-	}
-	mc := diffMembers(before.members, r.Members)
-	if err := w.writeIndexes(e, old, ref.display, mc); err != nil {
+	if err := w.writeIndexes(e, old, ref.display); err != nil {
 		return err
 	}
 	var changed []string
@@ -266,24 +529,146 @@ func (w *writer) upsert(e *encoded) error {
 	if old == nil {
 		changed, diff = createdChanges(e)
 	} else {
-		changed, diff = diffSides(before, sideOfEncoded(e), mc)
+		changed, diff = diffSides(sideOfStored(old), sideOfEncoded(e))
 	}
-	op := OpUpdated
-	switch {
-	case old == nil:
-		op = OpCreated
-		w.count(e.tb, 1)
-		w.res.Created++
-	case before.active() && !r.Active():
-		op = OpDeactivated
-		w.res.Deactivated++
-	default:
-		w.res.Updated++
-	}
-	return w.record(op, r.Type, r.ID, changed, diff)
+	return w.record(w.countChange(e.tb, old, r.Active(), true), r.Type, r.ID, changed, diff)
 }
 
-// remove deletes one resource with its index keys; an unknown id is ignored.
+// countChange counts a create, deactivation or update in the result (when count is set) and
+// returns its journal operation.
+func (w *writer) countChange(tb byte, old *stored, active, count bool) Op {
+	switch {
+	case old == nil:
+		w.count(tb, 1)
+		if count {
+			w.res.Created++
+		}
+		return OpCreated
+	case sideOfStored(old).active() && !active:
+		if count {
+			w.res.Deactivated++
+		}
+		return OpDeactivated
+	}
+	if count {
+		w.res.Updated++
+	}
+	return OpUpdated
+}
+
+// writeGroup writes one transaction's share of a change of group id: its own content when e is
+// non-nil, and part of its member changes. first says whether this is the group's first
+// transaction in the batch, which the result counts. An unchanged group writes nothing.
+func (w *writer) writeGroup(id string, e *encoded, part memberPlan, first bool) error {
+	ref, found, err := w.loadRef(id)
+	if err != nil {
+		return err
+	}
+	if found && ref.tb != 'G' {
+		return fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
+	}
+	if found && e != nil && ref.hash == e.hash && part.size() == 0 {
+		if first {
+			w.res.Unchanged++
+		}
+		return nil
+	}
+	var old *stored
+	if found {
+		if old, err = w.loadStored('G', id); err != nil {
+			return err
+		}
+		if old.format != formatGroup {
+			return fmt.Errorf("%w: group in an old format", ErrCorrupt)
+		}
+	} else if e == nil {
+		return nil // a member edit of a group that is gone
+	}
+	sum := memberSummary{}
+	if old != nil {
+		sum = old.summary
+	}
+	if err := w.writeMembers(id, part, &sum); err != nil {
+		return err
+	}
+	var changed []string
+	var diff []AttrChange
+	var contentHash [hashLen]byte
+	var body []byte
+	disp := ref.display
+	if e != nil {
+		contentHash, body = e.contentHash, e.content
+	}
+	switch {
+	case e == nil:
+		contentHash, body = old.contentHash, old.body
+		err = w.touchModified('G', id, old.modified)
+	case old == nil:
+		disp = display(e.res)
+		changed, diff = createdChanges(e)
+		err = w.writeIndexes(e, nil, "")
+	default:
+		disp = display(e.res)
+		changed, diff = diffSides(sideOfStored(old), sideOfEncoded(e))
+		err = w.writeIndexes(e, old, ref.display)
+	}
+	if err != nil {
+		return err
+	}
+	if old != nil || e == nil { // a create names its members without values, as every attribute
+		if md := memberDiff(part); len(md) > 0 {
+			if !slices.Contains(changed, "members") {
+				changed = append(changed, "members")
+				slices.Sort(changed)
+			}
+			diff = append(diff, md...)
+			slices.SortFunc(diff, func(x, y AttrChange) int { return strings.Compare(x.Path, y.Path) })
+		}
+	}
+	created := w.now
+	if old != nil {
+		created = old.created
+	}
+	vh := versionHash(contentHash, sum)
+	if err := w.set(resourceKey('G', id), groupValue(contentHash, sum, created, w.now, body)); err != nil {
+		return err
+	}
+	if err := w.set(refKey(id), refValue('G', vh, disp)); err != nil {
+		return err
+	}
+	return w.record(w.countChange('G', old, true, first), scim.GroupType, id, changed, diff)
+}
+
+// touchModified moves the lastModified index entry of an id from old to the transaction's time.
+func (w *writer) touchModified(tb byte, id string, old time.Time) error {
+	if err := w.del(modifiedKey(tb, old, id)); err != nil {
+		return err
+	}
+	return w.set(modifiedKey(tb, w.now, id), nil)
+}
+
+// shrinkGroup removes up to n members of group id, as one journaled member change.
+func (w *writer) shrinkGroup(id string, n int) error {
+	var part memberPlan
+	prefix := groupMemberPrefix(id)
+	err := scan(context.Background(), w.txn, prefix, nil, false, func(k []byte, item *badger.Item) error {
+		return item.Value(func(v []byte) error {
+			m, err := decodeMember(string(k[len(prefix):]), v)
+			part.removed = append(part.removed, m)
+			if err == nil && len(part.removed) >= n {
+				return errStop
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	return w.writeGroup(id, nil, part, false)
+}
+
+// remove deletes one resource with its index keys (a group also with its member keys); an
+// unknown id is ignored.
 func (w *writer) remove(id string) error {
 	ref, found, err := w.loadRef(id)
 	if err != nil || !found {
@@ -306,13 +691,19 @@ func (w *writer) remove(id string) error {
 	if err := w.releaseDN(old.DN, id); err != nil {
 		return err
 	}
-	for _, m := range old.Members {
-		if err := w.del(memberKey(m.Value, id)); err != nil {
+	_, diff := diffSides(sideOfStored(old), side{})
+	if ref.tb == 'G' {
+		part, err := allMembers(context.Background(), w.txn, id)
+		if err != nil {
 			return err
 		}
+		var sum memberSummary
+		if err := w.writeMembers(id, part, &sum); err != nil {
+			return err
+		}
+		diff = append(diff, memberDiff(part)...)
+		slices.SortFunc(diff, func(x, y AttrChange) int { return strings.Compare(x.Path, y.Path) })
 	}
-	mc := diffMembers(old.Members, nil)
-	_, diff := diffSides(sideOfStored(old), side{}, mc)
 	w.count(ref.tb, -1)
 	w.res.Deleted++
 	return w.record(OpDeleted, typeOf(ref.tb), id, nil, diff)
@@ -320,7 +711,7 @@ func (w *writer) remove(id string) error {
 
 // writeIndexes brings every index of e up to date: stale keys of old are removed, missing keys
 // added. oldDisplay is the display name stored with the old version.
-func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string, mc memberChanges) error {
+func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string) error {
 	id := e.res.ID
 	newKeys := indexKeys(e.tb, id, valuesOf(e.res))
 	var oldKeys []string
@@ -328,11 +719,10 @@ func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string, mc mem
 	if old != nil {
 		oldKeys = indexKeys(e.tb, id, valuesOfStored(old))
 		oldDN = old.DN
-		if err := w.del(modifiedKey(e.tb, old.modified, id)); err != nil {
+		if err := w.touchModified(e.tb, id, old.modified); err != nil {
 			return err
 		}
-	}
-	if err := w.set(modifiedKey(e.tb, w.now, id), nil); err != nil {
+	} else if err := w.set(modifiedKey(e.tb, w.now, id), nil); err != nil {
 		return err
 	}
 	for _, k := range oldKeys {
@@ -349,20 +739,7 @@ func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string, mc mem
 			}
 		}
 	}
-	if err := w.writeDN(e, old != nil, oldDN, oldDisplay); err != nil {
-		return err
-	}
-	for _, m := range mc.removed {
-		if err := w.del(memberKey(m, id)); err != nil {
-			return err
-		}
-	}
-	for _, m := range mc.added {
-		if err := w.set(memberKey(m, id), nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	return w.writeDN(e, old != nil, oldDN, oldDisplay)
 }
 
 // writeDN moves the DN index entry of e from its old DN to its new one, and rewrites it when

@@ -5,70 +5,30 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-
-	"github.com/ldapscim/ldapscim/scim"
 )
 
 // side is one version of a resource as diffs see it: top-level fields and the JSON value of
-// each attribute. The zero side is "no resource".
+// each attribute. The zero side is "no resource". Members are diffed on their own (members.go).
 type side struct {
 	externalID string
 	dn         string
 	attrs      map[string]json.RawMessage
-	members    []scim.Member
 }
 
 func sideOfEncoded(e *encoded) side {
-	return side{externalID: e.res.ExternalID, dn: e.res.DN, attrs: e.attrs, members: e.res.Members}
+	return side{externalID: e.res.ExternalID, dn: e.res.DN, attrs: e.attrs}
 }
 
 func sideOfStored(st *stored) side {
-	return side{externalID: st.ExternalID, dn: st.DN, attrs: st.Attributes, members: st.Members}
+	return side{externalID: st.ExternalID, dn: st.DN, attrs: st.Attributes}
 }
 
 // active reports the side's "active" attribute as scim.Resource.Active does.
 func (s side) active() bool { return !bytes.Equal(s.attrs["active"], []byte("false")) }
 
-// memberChanges is the difference of two member lists, by member id.
-type memberChanges struct {
-	removed, added []string // ids, sorted
-	redisplayed    []string // ids present in both whose type or display changed, sorted
-}
-
-func diffMembers(old, new []scim.Member) memberChanges {
-	var mc memberChanges
-	before := make(map[string]scim.Member, len(old))
-	for _, m := range old {
-		before[m.Value] = m
-	}
-	seen := make(map[string]bool, len(new))
-	for _, m := range new {
-		if seen[m.Value] {
-			continue
-		}
-		seen[m.Value] = true
-		o, ok := before[m.Value]
-		switch {
-		case !ok:
-			mc.added = append(mc.added, m.Value)
-		case o != m:
-			mc.redisplayed = append(mc.redisplayed, m.Value)
-		}
-	}
-	for v := range before {
-		if !seen[v] {
-			mc.removed = append(mc.removed, v)
-		}
-	}
-	slices.Sort(mc.added)
-	slices.Sort(mc.removed)
-	slices.Sort(mc.redisplayed)
-	return mc
-}
-
 // diffSides returns the changed top-level attribute names (sorted) and the audit diff between
 // two versions of a resource.
-func diffSides(a, b side, mc memberChanges) (changed []string, diff []AttrChange) {
+func diffSides(a, b side) (changed []string, diff []AttrChange) {
 	add := func(path string, old, new any) {
 		changed = append(changed, path)
 		diff = append(diff, AttrChange{Path: path, Old: old, New: new})
@@ -83,15 +43,6 @@ func diffSides(a, b side, mc memberChanges) (changed []string, diff []AttrChange
 		if old, new := a.attrs[name], b.attrs[name]; !bytes.Equal(old, new) {
 			add(name, rawOrNil(old), rawOrNil(new))
 		}
-	}
-	if len(mc.removed) > 0 || len(mc.added) > 0 {
-		add("members", idsOrNil(mc.removed), idsOrNil(mc.added))
-	}
-	if len(mc.redisplayed) > 0 {
-		if !slices.Contains(changed, "members") {
-			changed = append(changed, "members")
-		}
-		diff = append(diff, AttrChange{Path: "members.display", New: mc.redisplayed})
 	}
 	slices.Sort(changed)
 	slices.SortFunc(diff, func(x, y AttrChange) int { return strings.Compare(x.Path, y.Path) })
@@ -109,7 +60,7 @@ func createdChanges(e *encoded) (changed []string, diff []AttrChange) {
 	for name := range e.attrs {
 		changed = append(changed, name)
 	}
-	for name, set := range map[string]bool{"externalId": r.ExternalID != "", "dn": r.DN != "", "members": len(r.Members) > 0} {
+	for name, set := range map[string]bool{"externalId": r.ExternalID != "", "dn": r.DN != "", "members": len(e.members) > 0} {
 		if set {
 			changed = append(changed, name)
 		}

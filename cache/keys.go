@@ -10,9 +10,15 @@ package cache
 //	'c' name                        counter, 8-byte big-endian uint64:
 //	                                "seq" = last journal sequence number, "nU"/"nG" = resource counts,
 //	                                "ixv" = index layout version (index.go)
-//	'r' type id                     resource: format byte, 32-byte content hash, created and
-//	                                lastModified (8-byte BE unix nanos each), canonical JSON content
-//	'f' id                          ref: type byte, 32-byte content hash, display name. Finds an id's
+//	'r' type id                     resource: format byte, then (format 1, users) 32-byte content
+//	                                hash, created and lastModified (8-byte BE unix nanos each),
+//	                                canonical JSON content; or (format 2, groups) 32-byte version
+//	                                hash, created, lastModified, 32-byte content hash, 8-byte BE
+//	                                member count, 32-byte member digest, canonical JSON content
+//	                                without members (record.go, members.go)
+//	'g' groupID NUL memberID        group → member: type byte then the member's display name. One
+//	                                key per member, so a change of k members writes O(k) keys
+//	'f' id                          ref: type byte, 32-byte content hash (groups: version hash), display name. Finds an id's
 //	                                type, answers "unchanged?" without loading a big group, and
 //	                                gives GroupsOf its display names
 //	'x' index uvarint(len v) v id   empty; non-unique secondary index (userName, externalId, email,
@@ -50,6 +56,7 @@ const (
 	kindIndex     = 'x'
 	kindDN        = 'd'
 	kindMember    = 'm'
+	kindGroupMem  = 'g'
 	kindModified  = 't'
 	kindJournal   = 'j'
 	kindAudit     = 'a'
@@ -128,6 +135,13 @@ func indexKey(ib byte, v, id string) []byte { return append(indexPrefix(ib, v), 
 func memberPrefix(memberID string) []byte { return key(kindMember, memberID, "\x00") }
 
 func memberKey(memberID, groupID string) []byte { return key(kindMember, memberID, "\x00", groupID) }
+
+// groupMemberPrefix is the prefix of every member key of group groupID.
+func groupMemberPrefix(groupID string) []byte { return key(kindGroupMem, groupID, "\x00") }
+
+func groupMemberKey(groupID, memberID string) []byte {
+	return key(kindGroupMem, groupID, "\x00", memberID)
+}
 
 func modifiedPrefix(tb byte) []byte { return []byte{kindModified, tb} }
 

@@ -53,7 +53,8 @@ func checkType(typ scim.ResourceType) (byte, error) {
 	return tb, nil
 }
 
-// Get returns the resource typ/id with its Meta. Errors: ErrNotFound, ErrInvalid (unknown
+// Get returns the resource typ/id with its Meta, a group with all of its members (use
+// GetMany without members and ForEachMember to stream a big group). Errors: ErrNotFound, ErrInvalid (unknown
 // type), ErrClosed. Safe for concurrent use.
 func (s *Store) Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error) {
 	tb, err := checkType(typ)
@@ -66,10 +67,14 @@ func (s *Store) Get(ctx context.Context, typ scim.ResourceType, id string) (*sci
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
+		err = item.Value(func(v []byte) error {
 			r, err = decodeResource(id, v)
 			return err
 		})
+		if err == nil && tb == 'G' {
+			r.Members, err = readMembers(ctx, txn, id)
+		}
+		return err
 	})
 	return r, err
 }
@@ -225,6 +230,9 @@ func (s *Store) List(ctx context.Context, typ scim.ResourceType, afterID string,
 				list = append(list, r)
 				return err
 			})
+			if err == nil && tb == 'G' {
+				list[len(list)-1].Members, err = readMembers(ctx, txn, id)
+			}
 			if err == nil && limit > 0 && len(list) >= limit {
 				return errStop
 			}

@@ -45,8 +45,9 @@ func (s *Store) IDs(ctx context.Context, typ scim.ResourceType) ([]string, uint6
 
 // GetMany returns the resources of typ named by ids that exist, in the order of ids, read from
 // one snapshot; ids that do not exist (or belong to another type) are skipped. With
-// withMembers false a group's Members stay nil and its member data is never decoded, so a
-// 50k-member group costs about as much as a small one. Errors: ErrInvalid, ErrClosed,
+// withMembers false a group's Members stay nil and its member keys are never read, so a
+// 1M-member group costs as much as a small one; with withMembers every member is loaded (use
+// ForEachMember to stream a big group instead). Errors: ErrInvalid, ErrClosed,
 // ErrCorrupt, ctx.Err(). Safe for concurrent use.
 func (s *Store) GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error) {
 	tb, err := checkType(typ)
@@ -79,6 +80,9 @@ func (s *Store) GetMany(ctx context.Context, typ scim.ResourceType, ids []string
 				out = append(out, r)
 				return err
 			})
+			if err == nil && withMembers && tb == 'G' {
+				out[len(out)-1].Members, err = readMembers(ctx, txn, id)
+			}
 			if err != nil {
 				return err
 			}
@@ -91,11 +95,11 @@ func (s *Store) GetMany(ctx context.Context, typ scim.ResourceType, ids []string
 // decodeWithoutMembers decodes a stored resource up to its "members" key, which encode writes
 // last, and stops there: the member array is never scanned.
 func decodeWithoutMembers(id string, v []byte) (*scim.Resource, error) {
-	h, c, m, body, err := splitHeader(v)
+	h, body, err := splitHeader(v)
 	if err != nil {
 		return nil, err
 	}
-	r := &scim.Resource{ID: id, Meta: scim.Meta{Created: c, LastModified: m, Version: version(h)}}
+	r := &scim.Resource{ID: id, Meta: scim.Meta{Created: h.created, LastModified: h.modified, Version: version(h.hash)}}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := decodeFields(dec, r); err != nil {
 		return nil, fmt.Errorf("%w: resource %s: %v", ErrCorrupt, id, err)

@@ -63,6 +63,8 @@ type Store struct {
 	wmu   sync.Mutex
 	now   func() time.Time
 	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
+	// memberSlice is how many member changes of a group one transaction writes at most.
+	memberSlice int
 	// maxValue is the largest value an in-memory store takes; 0 on disk.
 	maxValue int
 
@@ -99,7 +101,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, now: time.Now, chunk: defaultChunk, gcDone: make(chan struct{})}
+	s := &Store{db: db, now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
 	}
