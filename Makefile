@@ -4,10 +4,10 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 PKGS := ./...
 
-.PHONY: help build test bench fuzz lint demo deps clean
+.PHONY: help build test bench bench-scale fuzz lint demo deps clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 build: ## build bin/ldapscim
 	$(GO) build -o bin/ldapscim ./cmd/ldapscim
@@ -18,12 +18,16 @@ deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, he
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000)
+bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000, SCALE_SIZES=10000,100000)
 	scripts/install-deps.sh wrk
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
+	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/
+
+bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users (default 10000,100000; 1000000 works)
+	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/

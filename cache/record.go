@@ -24,7 +24,7 @@ const (
 
 const (
 	hashLen        = sha256.Size
-	plainHeaderLen = 1 + hashLen + 8 + 8                     // format, hash, created, lastModified
+	plainHeaderLen = 1 + hashLen + 8 + 8                    // format, hash, created, lastModified
 	groupHeaderLen = plainHeaderLen + hashLen + 8 + hashLen // + content hash, member count, member digest
 )
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,63 +17,146 @@ import (
 	"github.com/ldapscim/ldapscim/internal/testenv"
 )
 
-// measured is one timed run of a command: wall time and peak RSS.
+// measured is one timed run of a command: wall time and peak memory.
 type measured struct {
-	wall time.Duration
-	rss  int64 // bytes
+	wall    time.Duration
+	rss     int64 // bytes: VmHWM, the peak resident set (anonymous and file-backed pages)
+	rssAnon int64 // bytes: the highest RssAnon seen by polling every 10 ms (the heap and stacks)
 }
 
 func measure(b *testing.B, cmd *exec.Cmd) measured {
 	b.Helper()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	m, err := measureErr(cmd)
+	if err != nil {
 		b.Fatal(err)
 	}
-	// ru_maxrss would include the benchmark's own RSS (the child starts as a vfork of it), so
-	// poll the child's VmHWM, which starts afresh at exec.
-	stop := make(chan struct{})
-	peak := make(chan int64)
+	return m
+}
+
+// measureErr runs cmd to its end and measures it; a failure is an *exitError with its stderr.
+func measureErr(cmd *exec.Cmd) (measured, error) {
+	r, err := startMeasured(cmd)
+	if err != nil {
+		return measured{}, err
+	}
+	return r.wait()
+}
+
+// running is a started command whose memory is being polled.
+type running struct {
+	cmd    *exec.Cmd
+	stderr *testenv.Output
+	start  time.Time
+	end    time.Time
+	err    error         // cmd.Wait's, once exited is closed
+	exited chan struct{} // closed when the command has exited
+	peak   chan measured
+}
+
+// startMeasured starts cmd (collecting its stderr) and polls its /proc/PID/status every 10 ms
+// until it exits.
+func startMeasured(cmd *exec.Cmd) (*running, error) {
+	r := &running{cmd: cmd, stderr: &testenv.Output{}, exited: make(chan struct{}), peak: make(chan measured)}
+	cmd.Stderr = r.stderr
+	r.start = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
 	go func() {
-		var hwm int64
+		r.err = cmd.Wait()
+		r.end = time.Now()
+		close(r.exited)
+	}()
+	// ru_maxrss would include the benchmark's own RSS (the child starts as a vfork of it), so
+	// poll the child's VmHWM, which starts afresh at exec, and its RssAnon.
+	go func() {
+		var m measured
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if v := vmHWM(cmd.Process.Pid); v > hwm {
-				hwm = v
-			}
+			hwm, anon := procMemory(cmd.Process.Pid)
+			m.rss, m.rssAnon = max(m.rss, hwm), max(m.rssAnon, anon)
 			select {
-			case <-stop:
-				peak <- hwm
+			case <-r.exited:
+				r.peak <- m
 				return
 			case <-t.C:
 			}
 		}
 	}()
-	err := cmd.Wait()
-	close(stop)
-	m := measured{wall: time.Since(start), rss: <-peak}
-	if err != nil {
-		b.Fatalf("%s: %v\n%s", cmd.Args, err, stderr.String())
+	return r, nil
+}
+
+// wait waits for the command to exit and returns what was measured from start to exit.
+func (r *running) wait() (measured, error) {
+	m := <-r.peak
+	m.wall = r.end.Sub(r.start)
+	if r.err != nil {
+		return m, &exitError{args: r.cmd.Args, err: r.err, stderr: r.stderr.String()}
 	}
-	return m
+	return m, nil
+}
+
+// exitError is a measured command that failed.
+type exitError struct {
+	args   []string
+	err    error
+	stderr string
+}
+
+func (e *exitError) Error() string { return fmt.Sprintf("%s: %v\n%s", e.args, e.err, e.stderr) }
+
+// firstLine is what a table shows of a failure: the program's own error line ("ldapscim: ...")
+// if it printed one, else the first line of its stderr, else the error.
+func firstLine(err error) string {
+	var ee *exitError
+	if !errors.As(err, &ee) {
+		line, _, _ := strings.Cut(err.Error(), "\n")
+		return line
+	}
+	var first string
+	for _, line := range strings.Split(ee.stderr, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "ldapscim: ") {
+			return line
+		}
+		if first == "" {
+			first = line
+		}
+	}
+	if first == "" {
+		first = ee.err.Error()
+	}
+	return first
 }
 
 // vmHWM returns a process's peak resident set size in bytes, or 0 once it has exited.
 func vmHWM(pid int) int64 {
+	hwm, _ := procMemory(pid)
+	return hwm
+}
+
+// procMemory returns a process's VmHWM and current RssAnon in bytes, or zeros once it has exited.
+func procMemory(pid int) (hwm, anon int64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, 0
+	}
+	kB := func(v string) int64 {
+		var kb int64
+		fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+		return kb * 1024
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			return kb * 1024
+			hwm = kB(v)
+		} else if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			anon = kB(v)
 		}
 	}
-	return 0
+	return hwm, anon
 }
 
 // BenchmarkSync100k measures the targets in one run, against one slapd loaded with 100k

@@ -27,6 +27,14 @@ type Options struct {
 	Seed        int64  // same seed, same output
 	NestedGroup bool   // one group has another group among its members
 	Disabled    int    // users with pwdAccountLockedTime (OpenLDAP's "inactive")
+
+	// Enterprise writes the enterprise shape instead (see enterprise.go), streaming, in bounded
+	// memory: users named from their index, manager chains (an 8-ary tree, ~log8(Users) levels),
+	// Groups groupOfNames of GroupMembers random members each, and with AllStaff one more
+	// groupOfNames, cn=all-staff, listing every user. Disabled and NestedGroup apply too.
+	Enterprise   bool
+	GroupMembers int  // members per group in the enterprise shape; 0 means DefaultGroupMembers
+	AllStaff     bool // the enterprise shape's all-staff group
 }
 
 const (
@@ -59,11 +67,15 @@ func Write(w io.Writer, o Options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	g := newGenerator(o)
 	bw := bufio.NewWriterSize(w, 1<<16)
 	writeBase(bw, o.Suffix, ReaderPassword)
 	entry(bw, "ou=people,"+o.Suffix, "objectClass", "top", "objectClass", "organizationalUnit", "ou", "people")
 	entry(bw, "ou=groups,"+o.Suffix, "objectClass", "top", "objectClass", "organizationalUnit", "ou", "groups")
+	if o.Enterprise {
+		newEnterprise(o).write(bw)
+		return bw.Flush()
+	}
+	g := newGenerator(o)
 	for i := range o.Users {
 		g.writeUser(bw, i)
 	}
@@ -86,6 +98,9 @@ func (o Options) validate() error {
 	}
 	if _, err := ldap.ParseDN(o.Suffix); err != nil {
 		errs = append(errs, fmt.Errorf("sampledata: suffix: %w", err))
+	}
+	if err := o.validateEnterprise(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -122,3 +123,117 @@ func BenchmarkLoad100k(b *testing.B) {
 		s.Stop(b)
 	}
 }
+
+// TestEnterpriseShape checks the enterprise shape's structure: every user in all-staff, groups of
+// GroupMembers distinct existing users, and one manager tree several levels deep.
+func TestEnterpriseShape(t *testing.T) {
+	o := sampledata.Options{Enterprise: true, AllStaff: true, Users: 5000, Groups: 40, Seed: 9, Disabled: 7}
+	out := string(generate(t, o))
+	if !bytes.Equal([]byte(out), generate(t, o)) {
+		t.Fatal("same options produced different output")
+	}
+	users := map[string]bool{}
+	order := map[string]int{} // file order
+	manager := map[string]string{}
+	groups := map[string][]string{}
+	disabled := 0
+	for _, rec := range strings.Split(strings.TrimSpace(out), "\n\n") {
+		lines := strings.Split(rec, "\n")
+		dn, _ := strings.CutPrefix(lines[0], "dn: ")
+		order[dn] = len(order)
+		for _, l := range lines[1:] {
+			switch {
+			case strings.HasPrefix(l, "objectClass: inetOrgPerson"):
+				users[dn] = true
+			case strings.HasPrefix(l, "manager: "):
+				manager[dn] = l[len("manager: "):]
+			case strings.HasPrefix(l, "member: "):
+				groups[dn] = append(groups[dn], l[len("member: "):])
+			case strings.HasPrefix(l, "pwdAccountLockedTime: "):
+				disabled++
+			}
+		}
+	}
+	if len(users) != o.Users || disabled != o.Disabled {
+		t.Fatalf("%d users (%d disabled), want %d (%d)", len(users), disabled, o.Users, o.Disabled)
+	}
+	for i := range o.Users {
+		if dn := sampledata.UserDN(o, i); !users[dn] {
+			t.Fatalf("UserDN(%d) = %q is not in the file", i, dn)
+		}
+	}
+	if len(groups) != o.Groups+1 {
+		t.Fatalf("%d groups, want %d and all-staff", len(groups), o.Groups)
+	}
+	for dn, members := range groups {
+		want := sampledata.DefaultGroupMembers
+		if dn == sampledata.AllStaffDN(o) {
+			want = o.Users
+		}
+		seen := map[string]bool{}
+		for _, m := range members {
+			if !users[m] || seen[m] {
+				t.Fatalf("%s: member %q is not a user or is listed twice", dn, m)
+			}
+			seen[m] = true
+		}
+		if len(seen) != want {
+			t.Errorf("%s: %d members, want %d", dn, len(seen), want)
+		}
+	}
+	if len(manager) != o.Users-1 {
+		t.Fatalf("%d users with a manager, want all but the CEO (%d)", len(manager), o.Users-1)
+	}
+	deepest, later := 0, 0
+	for u := range users {
+		depth := 0
+		for m, ok := manager[u]; ok; m, ok = manager[m] {
+			if !users[m] {
+				t.Fatalf("%s: manager %q is not a user", u, m)
+			}
+			if depth++; depth > o.Users {
+				t.Fatalf("%s: a manager cycle", u)
+			}
+		}
+		deepest = max(deepest, depth)
+		if m, ok := manager[u]; ok && order[m] > order[u] {
+			later++
+		}
+	}
+	if deepest < 4 {
+		t.Errorf("manager chains are at most %d deep, want several levels", deepest)
+	}
+	if later == 0 {
+		t.Error("every manager comes before its reports; want file order to differ from tree order")
+	}
+	if !strings.Contains(out, "sn:: ") {
+		t.Error("no base64 (non-ASCII) values")
+	}
+}
+
+// TestEnterpriseStreams: 200k users with all-staff allocate a bounded amount whatever the count.
+func TestEnterpriseStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	var heap runtime.MemStats
+	peak := uint64(0)
+	w := writerFunc(func(p []byte) (int, error) {
+		runtime.ReadMemStats(&heap)
+		peak = max(peak, heap.HeapInuse)
+		return len(p), nil
+	})
+	runtime.GC()
+	runtime.ReadMemStats(&heap)
+	before := heap.HeapInuse
+	if err := sampledata.Write(w, sampledata.Options{Enterprise: true, AllStaff: true, Users: 200_000, Groups: 2000, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if grew := int64(peak) - int64(before); grew > 32<<20 {
+		t.Errorf("heap grew by %d MB while writing 200k users; want bounded memory", grew>>20)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
