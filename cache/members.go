@@ -116,18 +116,20 @@ type memberPlan struct {
 
 func (p *memberPlan) size() int { return len(p.removed) + len(p.changed) + len(p.added) }
 
-// take removes up to n changes from p and returns them: removals first, then changes, then
-// additions.
+// take removes up to n changes from p and returns them: additions first, then changes, then
+// removals. A group written in slices thus grows before it shrinks: between two slices a
+// member may be in it a little early or leave it a little late, never leave it early, which
+// would revoke access that the directory still grants.
 func (p *memberPlan) take(n int) memberPlan {
 	var part memberPlan
-	k := min(n, len(p.removed))
-	part.removed, p.removed = p.removed[:k:k], p.removed[k:]
+	k := min(n, len(p.added))
+	part.added, p.added = p.added[:k:k], p.added[k:]
 	n -= k
 	k = min(n, len(p.changed))
 	part.changed, p.changed = p.changed[:k:k], p.changed[k:]
 	n -= k
-	k = min(n, len(p.added))
-	part.added, p.added = p.added[:k:k], p.added[k:]
+	k = min(n, len(p.removed))
+	part.removed, p.removed = p.removed[:k:k], p.removed[k:]
 	return part
 }
 
