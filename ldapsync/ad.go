@@ -230,15 +230,12 @@ func (p *pass) deleteIDs(ctx context.Context, ids []string) error {
 		if _, again := p.seen[id]; again {
 			continue
 		}
-		for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-			_, err := p.s.store.Get(ctx, t, id)
-			if err == nil {
-				p.deletes[id] = t
-				break
-			}
-			if !isNotFound(err) {
-				return err
-			}
+		ref, err := p.s.store.Ref(ctx, id)
+		switch {
+		case err == nil && (ref.Type == scim.UserType || ref.Type == scim.GroupType):
+			p.deletes[id] = ref.Type
+		case err != nil && !isNotFound(err):
+			return err
 		}
 	}
 	return nil

@@ -232,9 +232,9 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 			continue
 		}
 		// Count only what the cache holds: the server may report entries we never had.
-		if _, err := p.s.store.Get(ctx, typ, id); err == nil {
+		if ref, err := p.s.store.Ref(ctx, id); err == nil && ref.Type == typ {
 			p.deletes[id] = typ
-		} else if !errors.Is(err, cache.ErrNotFound) {
+		} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return nil, err
 		}
 	}

@@ -56,8 +56,10 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		now := time.Now().UTC()
 		for id, typ := range p.deletes {
 			h := cache.Hold{ID: id, Type: typ, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
-			if r, err := p.s.store.Get(ctx, typ, id); err == nil {
-				h.DN, h.Name = r.DN, displayOf(r)
+			if rs, err := p.s.store.GetMany(ctx, typ, []string{id}, false); err != nil {
+				return err
+			} else if len(rs) == 1 {
+				h.DN, h.Name = rs[0].DN, displayOf(rs[0])
 			}
 			holds = append(holds, h)
 		}
@@ -80,18 +82,20 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	b.Upserts = append(b.Upserts, p.batch...)
 	b.SourceHashes = p.batchSrc
-	vgs, err := p.virtualGroups(ctx)
+	edits := memberEdits{}
+	vgs, err := p.virtualGroups(ctx, edits)
 	if err != nil {
 		return err
 	}
 	b.Upserts = append(b.Upserts, vgs...)
 	p.batch = nil
-	if b.Upserts, err = pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes); err != nil {
+	if err := pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes, edits); err != nil {
 		return err
 	}
-	if err := p.refreshCopies(ctx, &b); err != nil {
+	if err := p.refreshCopies(ctx, &b, edits); err != nil {
 		return err
 	}
+	b.MemberEdits = edits.list()
 	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
 	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
 		if holds == nil {
@@ -119,43 +123,40 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 // longer a member even when its group was not re-read: without refint the group still names a
 // DN that resolves to nothing, and with refint slapd rewrites the group without changing its
 // entryCSN or modifyTimestamp, so no delta pass would ever show it.
-func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, deletes []string) ([]*scim.Resource, error) {
+//
+// A group the batch upserts loses them from its member list; any other group that lists them
+// (the member index says which) gets a member edit naming only them, so a deletion costs as
+// much whatever the size of its groups.
+func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, deletes []string, edits memberEdits) error {
 	if len(deletes) == 0 {
-		return upserts, nil
+		return nil
 	}
 	gone := make(map[string]bool, len(deletes))
 	for _, id := range deletes {
 		gone[id] = true
 	}
-	queued := map[string]*scim.Resource{}
+	queued := map[string]bool{}
 	for _, r := range upserts {
 		if r.Type == scim.GroupType {
-			queued[r.ID] = r
+			queued[r.ID] = true
+			if slices.ContainsFunc(r.Members, func(m scim.Member) bool { return gone[m.Value] }) {
+				// A copy: a resource from a plan's dry-run store shares its members with the plan.
+				r.Members = slices.DeleteFunc(slices.Clone(r.Members), func(m scim.Member) bool { return gone[m.Value] })
+			}
 		}
 	}
 	for _, id := range deletes {
 		groups, err := store.GroupsOf(ctx, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, g := range groups {
-			if gone[g.ID] {
-				continue
+			if !gone[g.ID] && !queued[g.ID] {
+				edits.remove(g.ID, id)
 			}
-			r := queued[g.ID]
-			if r == nil {
-				if r, err = store.Get(ctx, scim.GroupType, g.ID); errors.Is(err, cache.ErrNotFound) {
-					continue
-				} else if err != nil {
-					return nil, err
-				}
-				queued[g.ID] = r
-				upserts = append(upserts, r)
-			}
-			r.Members = slices.DeleteFunc(r.Members, func(m scim.Member) bool { return gone[m.Value] })
 		}
 	}
-	return upserts, nil
+	return nil
 }
 
 // noteRename records, in a delta pass, an entry whose display name differs from the cached one.
@@ -168,7 +169,7 @@ func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 		return err
 	}
 	if d := displayOf(r); d != old.Display {
-		p.renamed[r.ID] = d
+		p.renamed[r.ID] = scim.Member{Value: r.ID, Type: r.Type, Display: d}
 	}
 	return nil
 }
@@ -180,8 +181,9 @@ func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 // reports is invisible to syncrepl; without it, their manager DN names nothing. (Deleted
 // members are pruned from groups by pruneMembers.) The groups come from the member index, the
 // reports from the manager index. A refreshed report's source record gets the new manager too,
-// so the next full pass does not see it as stale again.
-func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
+// so the next full pass does not see it as stale again. A group the batch does not upsert gets a
+// member edit naming only the renamed member, whatever the group's size.
+func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEdits) error {
 	if p.full || len(p.renamed)+len(b.Deletes) == 0 {
 		return nil
 	}
@@ -210,7 +212,8 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 		b.Upserts = append(b.Upserts, r)
 		return r, false, nil
 	}
-	for id, disp := range p.renamed {
+	for _, id := range slices.Sorted(maps.Keys(p.renamed)) {
+		m := p.renamed[id]
 		groups, err := p.s.store.GroupsOf(ctx, id)
 		if err != nil {
 			return err
@@ -219,19 +222,16 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 			if deleted[g.ID] {
 				continue
 			}
-			r, _, err := load(scim.GroupType, g.ID)
-			if err != nil {
-				return err
-			}
-			if r == nil {
+			r := queued[g.ID]
+			if r == nil || r.Type != scim.GroupType {
+				edits.set(g.ID, m)
 				continue
 			}
-			// A copy: a resource from a plan's dry-run store shares its members with the plan.
-			r.Members = slices.Clone(r.Members)
-			for i := range r.Members {
-				if r.Members[i].Value == id {
-					r.Members[i].Display = disp
-				}
+			// The batch restates the group: change its list. A copy: a resource from a plan's
+			// dry-run store shares its members with the plan.
+			if i := slices.IndexFunc(r.Members, func(x scim.Member) bool { return x.Value == id }); i >= 0 && r.Members[i].Display != m.Display {
+				r.Members = slices.Clone(r.Members)
+				r.Members[i].Display = m.Display
 			}
 		}
 	}
@@ -274,7 +274,7 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch) error {
 		if deleted[m] {
 			delete(ext, "manager")
 		} else {
-			now = cache.Ref{ID: m, Display: p.renamed[m]}
+			now = cache.Ref{ID: m, Display: p.renamed[m].Display}
 			mgr = maps.Clone(mgr)
 			mgr["displayName"] = now.Display
 			ext["manager"] = mgr

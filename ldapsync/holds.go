@@ -52,9 +52,9 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	remaining := slices.DeleteFunc(slices.Clone(holds), func(h cache.Hold) bool {
 		return slices.Contains(deletes, h.ID) || slices.ContainsFunc(deact, func(r *scim.Resource) bool { return r.ID == h.ID })
 	})
-	upserts, err := pruneMembers(ctx, store, deact, deletes)
-	if err != nil {
+	edits := memberEdits{}
+	if err := pruneMembers(ctx, store, deact, deletes, edits); err != nil {
 		return cache.Result{}, err
 	}
-	return store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: upserts, Deletes: deletes, Holds: &remaining})
+	return store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: deact, MemberEdits: edits.list(), Deletes: deletes, Holds: &remaining})
 }

@@ -42,7 +42,7 @@ type pass struct {
 	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
 	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
 	vgOut         map[string][]string          // virtual group id → users this pass found not matching
-	renamed       map[string]string            // id → new display name, of entries a delta pass renamed
+	renamed       map[string]scim.Member       // id → the entry as a member with its new display, of entries a delta pass renamed
 	apply         *applier                     // background cache writer, started on the first flush
 	now           time.Time                    // the pass's start, for accountExpires
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
@@ -65,7 +65,7 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		vgOut:     map[string][]string{},
 		tentative: map[string]cache.Ref{},
 		batchSrc:  map[string][]byte{},
-		renamed:   map[string]string{},
+		renamed:   map[string]scim.Member{},
 	}
 	// Virtual groups come from rules, not the directory: never reconcile them away.
 	for _, id := range s.rules.virtualIDs() {

@@ -84,10 +84,7 @@ type dryStore struct {
 }
 
 func (d *dryStore) Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error) {
-	d.mu.Lock()
-	r, ok := d.overlay[id]
-	gone := d.gone[id]
-	d.mu.Unlock()
+	r, ok, gone := d.overlaid(id)
 	switch {
 	case gone:
 		return nil, cache.ErrNotFound
@@ -99,11 +96,104 @@ func (d *dryStore) Get(ctx context.Context, typ scim.ResourceType, id string) (*
 	return d.Store.Get(ctx, typ, id)
 }
 
+// overlaid returns what this plan would have written to id so far: the resource, or gone.
+func (d *dryStore) overlaid(id string) (r *scim.Resource, ok, gone bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok = d.overlay[id]
+	return r, ok, d.gone[id]
+}
+
+func (d *dryStore) GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error) {
+	out := make([]*scim.Resource, 0, len(ids))
+	for _, id := range ids {
+		r, ok, gone := d.overlaid(id)
+		switch {
+		case gone:
+			continue
+		case ok && r.Type == typ:
+			c := *r
+			c.Attributes = maps.Clone(r.Attributes)
+			if !withMembers {
+				c.Members = nil
+			}
+			out = append(out, &c)
+			continue
+		}
+		rs, err := d.Store.GetMany(ctx, typ, []string{id}, withMembers)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+func (d *dryStore) Ref(ctx context.Context, id string) (cache.Ref, error) {
+	r, ok, gone := d.overlaid(id)
+	switch {
+	case gone:
+		return cache.Ref{}, cache.ErrNotFound
+	case ok:
+		return cache.Ref{ID: id, Type: r.Type, Display: displayOf(r)}, nil
+	}
+	return d.Store.Ref(ctx, id)
+}
+
+func (d *dryStore) ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error {
+	r, ok, gone := d.overlaid(gid)
+	switch {
+	case gone:
+		return nil
+	case ok:
+		for _, m := range sortedByID(r.Members) {
+			if m.Value > after {
+				if err := fn(m); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return d.Store.ForEachMember(ctx, gid, after, fn)
+}
+
+// current returns the resource typ/id as this plan would have left it so far, without its
+// members, and a function that streams those in id order; nil when there is none.
+func (d *dryStore) current(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, func(func(scim.Member) error) error, error) {
+	rs, err := d.GetMany(ctx, typ, []string{id}, false)
+	if err != nil || len(rs) == 0 {
+		return nil, nil, err
+	}
+	members := func(fn func(scim.Member) error) error { return d.ForEachMember(ctx, id, "", fn) }
+	return rs[0], members, nil
+}
+
+// storedMember returns member id of group gid as this plan would have left it, reading only
+// the members whose ids sort between id without its last character and id.
+func (d *dryStore) storedMember(ctx context.Context, gid, id string) (scim.Member, bool, error) {
+	var found scim.Member
+	ok := false
+	err := d.ForEachMember(ctx, gid, id[:len(id)-1], func(m scim.Member) error {
+		if m.Value >= id {
+			found, ok = m, m.Value == id
+			return errStopMembers
+		}
+		return nil
+	})
+	if errors.Is(err, errStopMembers) {
+		err = nil
+	}
+	return found, ok, err
+}
+
+var errStopMembers = errors.New("stop")
+
 func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, error) {
 	var res cache.Result
 	for _, r := range b.Upserts {
-		old, err := d.Get(ctx, r.Type, r.ID)
-		if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		old, members, err := d.current(ctx, r.Type, r.ID)
+		if err != nil {
 			return res, err
 		}
 		e := PlanEntry{Type: r.Type, ID: r.ID, Name: displayOf(r), DN: r.DN}
@@ -112,7 +202,9 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 			e.Action, e.Why = PlanCreate, "new in the directory"
 			res.Created++
 		default:
-			e.Diff = diffResources(old, r)
+			if e.Diff, err = diffResources(old, r, members); err != nil {
+				return res, err
+			}
 			if len(e.Diff) == 0 {
 				res.Unchanged++
 				continue
@@ -126,6 +218,15 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 			}
 		}
 		d.record(e, r)
+	}
+	for _, ed := range b.MemberEdits {
+		changed, err := d.edit(ctx, ed)
+		if err != nil {
+			return res, err
+		}
+		if changed {
+			res.Updated++
+		}
 	}
 	for _, id := range b.Deletes {
 		r, err := d.getAny(ctx, id)
@@ -151,12 +252,83 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 	return res, ctx.Err()
 }
 
-func (d *dryStore) getAny(ctx context.Context, id string) (*scim.Resource, error) {
-	r, err := d.Get(ctx, scim.UserType, id)
-	if errors.Is(err, cache.ErrNotFound) {
-		r, err = d.Get(ctx, scim.GroupType, id)
+// edit records what a member edit would change, as the cache applies it (removals first, a set
+// of a member removed by the same edit ignored), reading only the members it names.
+func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (bool, error) {
+	g, _, err := d.current(ctx, scim.GroupType, ed.Group)
+	if err != nil || g == nil {
+		return false, err // an edit of a missing group is ignored
 	}
-	return r, err
+	removed, added, relabeled := []string{}, []string{}, []string(nil)
+	gone := map[string]bool{}
+	set := map[string]scim.Member{}
+	for _, id := range ed.Remove {
+		if _, ok, err := d.storedMember(ctx, ed.Group, id); err != nil {
+			return false, err
+		} else if ok && !gone[id] {
+			gone[id] = true
+			removed = append(removed, id)
+		}
+	}
+	for _, m := range sortedByID(ed.Set) {
+		if gone[m.Value] {
+			continue
+		}
+		old, ok, err := d.storedMember(ctx, ed.Group, m.Value)
+		switch {
+		case err != nil:
+			return false, err
+		case !ok:
+			added = append(added, m.Value)
+		case old != m:
+			relabeled = append(relabeled, m.Value)
+		}
+		set[m.Value] = m
+	}
+	slices.Sort(removed)
+	e := PlanEntry{Action: PlanUpdate, Type: scim.GroupType, ID: ed.Group, Name: displayOf(g), DN: g.DN, Why: "changed in the directory"}
+	if len(removed)+len(added) > 0 {
+		e.Diff = append(e.Diff, AttrDiff{"members", removed, added})
+	}
+	if len(relabeled) > 0 {
+		e.Diff = append(e.Diff, AttrDiff{"members.display", nil, relabeled})
+	}
+	if len(e.Diff) == 0 {
+		return false, nil
+	}
+	// A group this plan already holds in full stays in full: later reads see the edit.
+	var next *scim.Resource
+	if r, ok, _ := d.overlaid(ed.Group); ok {
+		c := *r
+		c.Members = nil
+		for _, m := range r.Members {
+			if _, reset := set[m.Value]; !gone[m.Value] && !reset {
+				c.Members = append(c.Members, m)
+			}
+		}
+		for _, m := range set {
+			c.Members = append(c.Members, m)
+		}
+		slices.SortFunc(c.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
+		next = &c
+	}
+	d.record(e, next)
+	return true, nil
+}
+
+func (d *dryStore) getAny(ctx context.Context, id string) (*scim.Resource, error) {
+	ref, err := d.Ref(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := d.GetMany(ctx, ref.Type, []string{id}, false)
+	if err == nil && len(rs) == 0 {
+		err = cache.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
 }
 
 func (d *dryStore) record(e PlanEntry, r *scim.Resource) {
@@ -170,8 +342,10 @@ func (d *dryStore) record(e PlanEntry, r *scim.Resource) {
 	d.changes = append(d.changes, e)
 }
 
-// diffResources lists the top-level attributes that differ between two versions.
-func diffResources(old, cur *scim.Resource) []AttrDiff {
+// diffResources lists the top-level attributes that differ between two versions. oldMembers
+// streams old's members in id order: they are compared with cur's in one merge, so a big
+// group is never held in memory twice.
+func diffResources(old, cur *scim.Resource, oldMembers func(func(scim.Member) error) error) ([]AttrDiff, error) {
 	var out []AttrDiff
 	if old.ExternalID != cur.ExternalID {
 		out = append(out, AttrDiff{"externalId", nilIfEmpty(old.ExternalID), nilIfEmpty(cur.ExternalID)})
@@ -192,47 +366,49 @@ func diffResources(old, cur *scim.Resource) []AttrDiff {
 			out = append(out, AttrDiff{k, a, b})
 		}
 	}
-	if removed, added := memberDiff(old.Members, cur.Members); len(removed)+len(added) > 0 {
+	if cur.Type != scim.GroupType {
+		return out, nil
+	}
+	removed, added, relabeled, err := memberDiff(oldMembers, cur.Members)
+	if err != nil {
+		return nil, err
+	}
+	if len(removed)+len(added) > 0 {
 		out = append(out, AttrDiff{"members", removed, added})
 	}
-	if ids := memberRelabels(old.Members, cur.Members); len(ids) > 0 {
-		out = append(out, AttrDiff{"members.display", nil, ids})
+	if len(relabeled) > 0 {
+		out = append(out, AttrDiff{"members.display", nil, relabeled})
 	}
-	return out
+	return out, nil
 }
 
-// memberRelabels returns the ids of the members in both lists whose type or display changed,
-// as the cache's audit records them.
-func memberRelabels(old, cur []scim.Member) []string {
-	o := make(map[string]scim.Member, len(old))
-	for _, m := range old {
-		o[m.Value] = m
+// memberDiff compares the members old streams in id order with cur, in one merge: the ids
+// removed and added, and the ids in both whose type or display changed (as the cache's audit
+// records them), each in id order.
+func memberDiff(old func(func(scim.Member) error) error, cur []scim.Member) (removed, added, relabeled []string, err error) {
+	removed, added = []string{}, []string{}
+	cur = sortedByID(cur)
+	i := 0
+	if old != nil {
+		err = old(func(m scim.Member) error {
+			for ; i < len(cur) && cur[i].Value < m.Value; i++ {
+				added = append(added, cur[i].Value)
+			}
+			if i < len(cur) && cur[i].Value == m.Value {
+				if cur[i] != m {
+					relabeled = append(relabeled, m.Value)
+				}
+				i++
+				return nil
+			}
+			removed = append(removed, m.Value)
+			return nil
+		})
 	}
-	var ids []string
-	for _, m := range cur {
-		if p, ok := o[m.Value]; ok && p != m {
-			ids = append(ids, m.Value)
-		}
+	for ; i < len(cur); i++ {
+		added = append(added, cur[i].Value)
 	}
-	return ids
-}
-
-func memberDiff(old, cur []scim.Member) (removed, added []string) {
-	o := map[string]bool{}
-	for _, m := range old {
-		o[m.Value] = true
-	}
-	for _, m := range cur {
-		if !o[m.Value] {
-			added = append(added, m.Value)
-		}
-		delete(o, m.Value)
-	}
-	removed = append([]string{}, slices.Sorted(maps.Keys(o))...)
-	if added == nil {
-		added = []string{}
-	}
-	return removed, added
+	return removed, added, relabeled, err
 }
 
 func sameJSON(a, b any) bool {

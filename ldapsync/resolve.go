@@ -135,10 +135,15 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 		return err
 	}
 	for _, rc := range stale {
-		r, err := p.s.store.Get(ctx, rc.typ, rc.id)
+		// Without members: resolve restates a group's members from its references.
+		rs, err := p.s.store.GetMany(ctx, rc.typ, []string{rc.id}, false)
 		if err != nil {
 			return err
 		}
+		if len(rs) == 0 {
+			return fmt.Errorf("%s %s: %w", rc.typ, rc.id, cache.ErrNotFound)
+		}
+		r := rs[0]
 		if ext, ok := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any); ok {
 			delete(ext, "manager")
 		}
@@ -222,14 +227,12 @@ func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool
 	if !ok {
 		return cache.Ref{}, false, nil
 	}
-	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		r, err := p.s.store.Get(ctx, t, id)
-		if err == nil {
-			return cache.Ref{ID: id, Type: t, Display: displayOf(r)}, true, nil
-		}
-		if !isNotFound(err) {
-			return cache.Ref{}, false, err
-		}
+	ref, err := p.s.store.Ref(ctx, id)
+	if isNotFound(err) || err == nil && ref.Type != scim.UserType && ref.Type != scim.GroupType {
+		return cache.Ref{}, false, nil
 	}
-	return cache.Ref{}, false, nil
+	if err != nil {
+		return cache.Ref{}, false, err
+	}
+	return ref, true, nil
 }

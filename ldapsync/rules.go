@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -201,31 +202,55 @@ func (p *pass) evalRules(u *scim.Resource) {
 // virtualGroups brings every virtual group up to date with the users this pass evaluated: the
 // cached members, minus those that no longer match, plus those that do. Users the pass did not
 // evaluate (unchanged) keep their membership.
-func (p *pass) virtualGroups(ctx context.Context) ([]*scim.Resource, error) {
+//
+// A cached group gets a member edit naming only the users evaluated in this pass, so its other
+// members are neither read nor written, whatever their number. Only a group that is new, or
+// whose display name changed (the same name in another case), is restated as a whole, its
+// cached members streamed.
+func (p *pass) virtualGroups(ctx context.Context, edits memberEdits) ([]*scim.Resource, error) {
 	if p.s.rules == nil {
 		return nil, nil
 	}
 	var out []*scim.Resource
-	for name, id := range p.s.rules.groups {
-		g, err := p.s.store.Get(ctx, scim.GroupType, id)
-		if errors.Is(err, cache.ErrNotFound) {
-			g = &scim.Resource{Type: scim.GroupType, ID: id}
-		} else if err != nil {
+	for _, name := range slices.Sorted(maps.Keys(p.s.rules.groups)) {
+		id := p.s.rules.groups[name]
+		// The users evaluated in this pass: in wins when one was evaluated twice, as before.
+		in := make(map[string]scim.Member, len(p.vgIn[id]))
+		for _, m := range p.vgIn[id] {
+			in[m.Value] = m
+		}
+		ref, err := p.s.store.Ref(ctx, id)
+		switch {
+		case err == nil && ref.Type == scim.GroupType && ref.Display == name:
+			for _, uid := range p.vgOut[id] {
+				if _, ok := in[uid]; !ok {
+					edits.remove(id, uid)
+				}
+			}
+			for _, uid := range slices.Sorted(maps.Keys(in)) {
+				edits.set(id, in[uid])
+			}
+			continue
+		case err != nil && !errors.Is(err, cache.ErrNotFound):
 			return nil, err
 		}
-		g.Attributes = map[string]any{"displayName": name}
-		members := map[string]scim.Member{}
-		for _, m := range g.Members {
-			members[m.Value] = m
+		g := &scim.Resource{Type: scim.GroupType, ID: id, Attributes: map[string]any{"displayName": name}}
+		if err == nil {
+			left := make(map[string]bool, len(p.vgOut[id]))
+			for _, uid := range p.vgOut[id] {
+				left[uid] = true
+			}
+			err := p.s.store.ForEachMember(ctx, id, "", func(m scim.Member) error {
+				if _, ok := in[m.Value]; !ok && !left[m.Value] {
+					g.Members = append(g.Members, m)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
 		}
-		for _, uid := range p.vgOut[id] {
-			delete(members, uid)
-		}
-		for _, m := range p.vgIn[id] {
-			members[m.Value] = m
-		}
-		g.Members = g.Members[:0]
-		for _, m := range members {
+		for _, m := range in {
 			g.Members = append(g.Members, m)
 		}
 		slices.SortFunc(g.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })

@@ -28,7 +28,12 @@ type Store interface {
 	Ref(ctx context.Context, id string) (cache.Ref, error)
 	GroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
 	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
+	// Get loads a group with every member: only for users, or groups known to be small.
 	Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error)
+	// GetMany with withMembers false reads groups without their members, whatever their size.
+	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
+	// ForEachMember streams a group's members in id order, in constant memory.
+	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
