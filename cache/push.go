@@ -19,7 +19,9 @@ import (
 
 // PushState is what a target holds of one resource, as far as ldapscim knows: the target's id
 // for it and the document last sent, so an unchanged resource is not sent again and an update
-// can be sent as a minimal PATCH.
+// can be sent as a minimal PATCH. A group's Sent holds its own attributes only; its members
+// are keys of their own (SentMembers). An empty Hash on a group means its membership at the
+// target is uncertain (a membership change was under way): the next delivery re-reads it.
 type PushState struct {
 	Type     scim.ResourceType `json:"type"`
 	TargetID string            `json:"targetId"`
@@ -65,9 +67,17 @@ type PushAudit struct {
 // transaction.
 type PushOutcome struct {
 	ID string
-	// State, if non-nil, replaces what the target holds of ID; DropState removes it.
+	// State, if non-nil, replaces what the target holds of ID; DropState removes it, and the
+	// member keys of ID with it.
 	State     *PushState
 	DropState bool
+	// Group membership as the target holds it, one key per member (SentMembers): DropSent
+	// removes every member key of ID first, SentRemoved removes those of some member ids,
+	// SentAdded sets some (member id → target id). An outcome with more member keys than one
+	// transaction takes is written in slices before the rest (see RecordPush).
+	DropSent    bool
+	SentRemoved []string
+	SentAdded   []SentMember
 	// DeadLetter, if non-nil, is stored; otherwise a dead letter of ID is removed (a later
 	// delivery supersedes it) unless KeepDeadLetter is set.
 	DeadLetter     *DeadLetter
@@ -183,9 +193,13 @@ func (s *Store) PushStates(ctx context.Context, target string, ids []string) (ma
 	return out, err
 }
 
-// RecordPush writes the outcomes of deliveries to target (states, dead letters, due deletions,
-// audit records) in one transaction. Errors: ErrInvalid, ErrTooBig, ErrConflict, ErrClosed.
-// Safe for concurrent use.
+// RecordPush writes the outcomes of deliveries to target (states, member keys, dead letters,
+// due deletions, audit records) in one transaction. When their member keys are more than one
+// transaction takes (the store's member slice, 5000), the outcomes with member keys first get
+// their states marked uncertain (Hash cleared), then their member keys are written in slices of
+// their own transactions, and everything else in a last one: a crash in between leaves an
+// uncertain state, which the next delivery re-reads from the target. Errors: ErrInvalid,
+// ErrTooBig, ErrConflict, ErrClosed, ctx.Err(). Safe for concurrent use.
 func (s *Store) RecordPush(ctx context.Context, target string, outs []PushOutcome) error {
 	if target == "" {
 		return fmt.Errorf("%w: empty target name", ErrInvalid)
@@ -193,9 +207,35 @@ func (s *Store) RecordPush(ctx context.Context, target string, outs []PushOutcom
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	slice := max(1, s.memberSlice)
+	work := 0
+	for i := range outs {
+		o := &outs[i]
+		if o.ID == "" {
+			return fmt.Errorf("%w: push outcome without id", ErrInvalid)
+		}
+		work += o.memberWork()
+		if o.dropsSent() && work <= slice {
+			n, err := s.countSent(ctx, target, o.ID, slice+1)
+			if err != nil {
+				return err
+			}
+			work += n
+		}
+	}
+	inline := work <= slice
+	if !inline {
+		for i := range outs {
+			if o := &outs[i]; o.memberWork() > 0 || o.dropsSent() {
+				if err := s.recordSentSlices(ctx, target, o, slice); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	_, err := s.write(func(w *writer) error {
 		for i := range outs {
-			if err := w.recordPush(target, &outs[i]); err != nil {
+			if err := w.recordPush(ctx, target, &outs[i], inline, slice); err != nil {
 				return err
 			}
 		}
@@ -204,9 +244,22 @@ func (s *Store) RecordPush(ctx context.Context, target string, outs []PushOutcom
 	return err
 }
 
-func (w *writer) recordPush(target string, o *PushOutcome) error {
-	if o.ID == "" {
-		return fmt.Errorf("%w: push outcome without id", ErrInvalid)
+// recordPush writes o in w; with members it writes its member keys too (at most slice of
+// them, which RecordPush checked).
+func (w *writer) recordPush(ctx context.Context, target string, o *PushOutcome, members bool, slice int) error {
+	if members {
+		if o.dropsSent() {
+			all, err := w.dropSent(ctx, target, o.ID, slice)
+			if err != nil {
+				return err
+			}
+			if !all {
+				return fmt.Errorf("%w: member keys of %s changed while recorded", ErrConflict, o.ID)
+			}
+		}
+		if err := w.writeSent(target, o, o.SentRemoved, o.SentAdded); err != nil {
+			return err
+		}
 	}
 	if o.State != nil || o.DropState {
 		if err := w.replacePushState(target, o.ID, o.State); err != nil {

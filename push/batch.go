@@ -26,6 +26,12 @@ type batch struct {
 	// sourceMembers are the new member sets of changed scope source groups, stored last.
 	sourceMembers map[string][]string
 	srcGroups     map[string]bool
+	// grecs are the batch's journal records of each group, in order; memberUsers the batch's
+	// users that are members of each group; levelGroups the groups to compare in full
+	// (members.go).
+	grecs       map[string][]groupRec
+	memberUsers map[string][]string
+	levelGroups map[string]bool
 }
 
 func (b *batch) run(ctx context.Context) error {
@@ -148,32 +154,6 @@ func (b *batch) expandSourceGroups(ctx context.Context) error {
 		b.sourceMembers[gid] = members
 	}
 	return nil
-}
-
-// transitiveUsers returns the users in group gid and its nested groups.
-func (t *Target) transitiveUsers(ctx context.Context, gid string) ([]string, error) {
-	users := map[string]bool{}
-	seen := map[string]bool{gid: true}
-	todo := []string{gid}
-	for len(todo) > 0 {
-		gs, err := t.st.GetMany(ctx, scim.GroupType, todo, true)
-		if err != nil {
-			return nil, wrapStore("groups", err)
-		}
-		todo = nil
-		for _, g := range gs {
-			for _, m := range g.Members {
-				switch {
-				case m.Type == scim.GroupType && !seen[m.Value]:
-					seen[m.Value] = true
-					todo = append(todo, m.Value)
-				case m.Type != scim.GroupType:
-					users[m.Value] = true
-				}
-			}
-		}
-	}
-	return sortedKeys(users), nil
 }
 
 // userWork is one user's delivery within a batch.

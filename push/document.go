@@ -180,22 +180,15 @@ func setAttr(d document, name string, v any) {
 	}
 }
 
-// groupDocument is the document of a group whose members are at the target under memberIDs.
-func groupDocument(r *scim.Resource, members []member) document {
-	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.Value, b.Value) })
-	list := make([]any, len(members))
-	for i, m := range members {
-		list[i] = map[string]any{"value": m.Value}
-	}
-	d := document{"schemas": []string{scim.SchemaGroup}, "displayName": r.DisplayName(), "members": list}
+// groupDocument is the document of a group's own attributes; its members are sent and kept
+// apart (members.go).
+func groupDocument(r *scim.Resource) document {
+	d := document{"schemas": []string{scim.SchemaGroup}, "displayName": r.DisplayName()}
 	if r.ExternalID != "" {
 		d["externalId"] = r.ExternalID
 	}
 	return d
 }
-
-// member is a group member at the target.
-type member struct{ Value string }
 
 // membersOf reads the member target ids of a group document (sent or fetched).
 func membersOf(d document) []string {

@@ -2,9 +2,9 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,9 +37,13 @@ func (b *batch) addGroupsOfUsers(ctx context.Context) error {
 	if err != nil {
 		return wrapStore("groups of", err)
 	}
-	for _, refs := range m {
+	if b.memberUsers == nil {
+		b.memberUsers = map[string][]string{}
+	}
+	for uid, refs := range m {
 		for _, r := range refs {
 			b.groups[r.ID] = true
+			b.memberUsers[r.ID] = append(b.memberUsers[r.ID], uid)
 		}
 	}
 	return nil
@@ -74,7 +78,13 @@ func (b *batch) pushGroups(ctx context.Context) error {
 			if !t.cfg.FlattenGroups {
 				wave = 1 // members are only known after loading; nested ones are rare
 			}
-			waves[wave] = append(waves[wave], func(ctx context.Context) error { return t.syncGroup(ctx, tk, id, states[id], states) })
+			waves[wave] = append(waves[wave], func(ctx context.Context) error {
+				dw, err := b.deltaWork(ctx, id)
+				if err != nil {
+					return err
+				}
+				return t.syncGroup(ctx, tk, id, states[id], dw)
+			})
 		}
 		for _, id := range part {
 			st, has := states[id]
@@ -102,45 +112,16 @@ func (b *batch) matchGroup(ctx context.Context, id string) bool {
 	return err == nil && len(rs) == 1 && b.t.cfg.groupScope.Match(rs[0])
 }
 
-// groupMembers returns the target ids of g's members that exist at the target: users ldapscim
-// pushed, and (without flatten_groups) pushed groups; with flatten_groups, the users of nested
-// groups instead.
-func (t *Target) groupMembers(ctx context.Context, g *scim.Resource) ([]member, error) {
-	var ids []string
-	for _, m := range g.Members {
-		if m.Type == scim.GroupType && t.cfg.FlattenGroups {
-			users, err := t.transitiveUsers(ctx, m.Value)
-			if err != nil {
-				return nil, err
-			}
-			ids = append(ids, users...)
-			continue
-		}
-		ids = append(ids, m.Value)
-	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	states, err := t.st.PushStates(ctx, t.cfg.Name, ids)
-	if err != nil {
-		return nil, wrapStore("push state", err)
-	}
-	out := make([]member, 0, len(states))
-	for _, id := range ids {
-		if s, ok := states[id]; ok && s.TargetID != "" {
-			out = append(out, member{Value: s.TargetID})
-		}
-	}
-	return out, nil
-}
-
-// syncGroup creates or adopts group id at the target, renames it, and sends membership
-// changes as add/remove diffs in chunks. Before membership changes it stores the state with an
-// empty hash: if they are interrupted (crash, dropped connection), the next attempt reads the
-// group's members from the target instead of trusting what it sent, so no member is added twice.
-func (t *Target) syncGroup(ctx context.Context, tk *task, id string, st cache.PushState, _ map[string]cache.PushState) error {
-	has := st.TargetID != ""
+// syncGroup creates or adopts group id at the target, renames it, and sends its membership
+// changes as add/remove PATCHes in chunks of membership_chunk. What the target holds of the
+// membership is one key per member (cache.SentMember), so a change of k members reads and
+// writes O(k) keys (see members.go for when the whole group is compared instead). Before
+// membership changes it stores the state with an empty hash: if they are interrupted (crash,
+// dropped connection, dead letter), the next attempt reads the group's members from the target
+// instead of trusting what it sent, so no member is added twice and no removal is lost.
+func (t *Target) syncGroup(ctx context.Context, tk *task, id string, st cache.PushState, dw deltaWork) error {
 	return t.rp.run(ctx, tk, func(ctx context.Context, tk *task) (cache.PushOutcome, error) {
-		rs, err := t.st.GetMany(ctx, scim.GroupType, []string{id}, true)
+		rs, err := t.st.GetMany(ctx, scim.GroupType, []string{id}, false)
 		if err != nil {
 			return cache.PushOutcome{}, wrapStore("group", err)
 		}
@@ -148,44 +129,98 @@ func (t *Target) syncGroup(ctx context.Context, tk *task, id string, st cache.Pu
 			return cache.PushOutcome{}, errStopTask
 		}
 		g := rs[0]
-		members, err := t.groupMembers(ctx, g)
-		if err != nil {
-			return cache.PushOutcome{}, err
-		}
-		doc := groupDocument(g, members)
+		doc := groupDocument(g)
 		hash, raw := doc.hash()
-		if has && st.Hash == hash {
-			return cache.PushOutcome{}, errStopTask
-		}
+		has := st.TargetID != ""
 		var cur document
-		if !has {
+		var targetSet []string // the target's member ids, when it is what to compare with
+		useSet := false
+		switch {
+		case !has:
 			tid, got, err := t.createGroup(ctx, tk, g, doc)
 			if err != nil {
 				return cache.PushOutcome{}, err
 			}
-			st, cur, has = cache.PushState{Type: scim.GroupType, TargetID: tid}, got, true
-		} else if st.Hash == "" || tk.ambiguous {
+			st, cur, useSet = cache.PushState{Type: scim.GroupType, TargetID: tid}, got, true
+			targetSet = membersOf(got)
+		case st.Hash == "" || tk.ambiguous:
 			resp, err := tk.call(ctx, t.c, "read", "GET", "/Groups/"+st.TargetID, nil)
 			var he *HTTPError
 			if errors.As(err, &he) && he.Status == 404 {
-				has = false
+				st = cache.PushState{} // gone: create it again on the next attempt
 			}
 			if err != nil {
 				return cache.PushOutcome{}, err
 			}
-			cur = sanitize(decodeDoc(resp.body), true)
-		} else {
+			cur, useSet = sanitize(decodeDoc(resp.body), true), true
+			targetSet = membersOf(cur)
+		case hasMembers(st.Sent):
+			// Written before members had keys of their own: its member list is what the target
+			// holds, once; the outcome moves it to member keys.
+			cur, useSet = decodeDoc(st.Sent), true
+			targetSet = membersOf(cur)
+		default:
 			cur = decodeDoc(st.Sent)
 		}
-		if err := t.updateGroup(ctx, tk, &st, cur, doc); err != nil {
+		delete(cur, "members")
+		var ch memberChange
+		if useSet || dw.level {
+			ch, err = t.levelMembers(ctx, id, targetSet, useSet)
+		} else {
+			ch, err = t.deltaMembers(ctx, id, dw.candidates)
+		}
+		if err != nil {
+			return cache.PushOutcome{}, err
+		}
+		attrOps := t.prof.diffOps(cur, doc)
+		if !useSet && st.Hash == hash && ch.empty() {
+			return cache.PushOutcome{}, errStopTask
+		}
+		path := "/Groups/" + st.TargetID
+		if len(ch.add)+len(ch.remove) > 0 {
+			// Mark the membership as uncertain until every chunk is through.
+			_, sent := cur.hash()
+			mark := cache.PushState{Type: scim.GroupType, TargetID: st.TargetID, Sent: sent, Active: true}
+			if err := t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{{ID: tk.id, State: &mark, KeepDeadLetter: true}}); err != nil {
+				return cache.PushOutcome{}, wrapStore("record", err)
+			}
+			st = mark
+		}
+		fail := func(err error) (cache.PushOutcome, error) {
 			var he *HTTPError
 			if errors.As(err, &he) && he.Status == 404 {
-				has = false
+				st = cache.PushState{}
 			}
 			return cache.PushOutcome{}, err
 		}
-		return cache.PushOutcome{State: &cache.PushState{Type: scim.GroupType, TargetID: st.TargetID, Hash: hash, Sent: raw, Active: true}}, nil
+		if len(attrOps) > 0 {
+			if _, err := tk.call(ctx, t.c, "update", "PATCH", path, patchBody(attrOps)); err != nil {
+				return fail(err)
+			}
+		}
+		for _, ops := range t.prof.memberOps(ch.add, ch.remove, t.cfg.MembershipChunk) {
+			if _, err := tk.call(ctx, t.c, "membership", "PATCH", path, patchBody(ops)); err != nil {
+				return fail(err)
+			}
+		}
+		tid := st.TargetID
+		st = cache.PushState{Type: scim.GroupType, TargetID: tid, Hash: hash, Sent: raw, Active: true}
+		return cache.PushOutcome{State: &st, SentAdded: ch.sentAdded, SentRemoved: ch.sentRemoved}, nil
 	})
+}
+
+// hasMembers reports whether a stored group document lists members (the format before
+// members had keys of their own).
+func hasMembers(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	var d map[string]json.RawMessage
+	if json.Unmarshal(raw, &d) != nil {
+		return false
+	}
+	_, ok := d["members"]
+	return ok
 }
 
 // createGroup adopts the group with the same displayName or POSTs it without members. It
@@ -234,49 +269,4 @@ func (t *Target) createGroup(ctx context.Context, tk *task, g *scim.Resource, do
 	id, _ := match["id"].(string)
 	tk.audit = append(tk.audit, cache.PushAudit{Time: time.Now(), Seq: tk.seq, Op: "adopt", TargetID: id})
 	return id, sanitize(match, true), nil
-}
-
-// updateGroup PATCHes the group's attributes (a rename is a PATCH of displayName), then its
-// membership in chunks of the profile's size.
-func (t *Target) updateGroup(ctx context.Context, tk *task, st *cache.PushState, cur, doc document) error {
-	path := "/Groups/" + st.TargetID
-	if ops := t.prof.diffOps(cur, doc); len(ops) > 0 {
-		if _, err := tk.call(ctx, t.c, "update", "PATCH", path, patchBody(ops)); err != nil {
-			return err
-		}
-	}
-	have, want := membersOf(cur), membersOf(doc)
-	add, remove := minus(want, have), minus(have, want)
-	if len(add)+len(remove) == 0 {
-		return nil
-	}
-	// Mark the membership as uncertain until every chunk is through (see syncGroup).
-	_, sent := cur.hash()
-	mark := cache.PushState{Type: scim.GroupType, TargetID: st.TargetID, Sent: sent, Active: true}
-	if err := t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{{ID: tk.id, State: &mark, KeepDeadLetter: true}}); err != nil {
-		return wrapStore("record", err)
-	}
-	*st = mark
-	for _, ops := range t.prof.memberOps(add, remove, t.cfg.MembershipChunk) {
-		if _, err := tk.call(ctx, t.c, "membership", "PATCH", path, patchBody(ops)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// minus returns the sorted a without the sorted b.
-func minus(a, b []string) []string {
-	var out []string
-	j := 0
-	for _, v := range a {
-		for j < len(b) && b[j] < v {
-			j++
-		}
-		if j < len(b) && b[j] == v {
-			continue
-		}
-		out = append(out, v)
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -18,6 +19,9 @@ type PlanChange struct {
 	Name   string            `json:"name"`
 	Why    string            `json:"why"`
 	Attrs  []string          `json:"attrs,omitempty"` // the top-level attributes an update changes
+	// MembersAdded and MembersRemoved count a group's membership changes at the target.
+	MembersAdded   int `json:"membersAdded,omitempty"`
+	MembersRemoved int `json:"membersRemoved,omitempty"`
 }
 
 // Plan compares every cached user, and group when the target takes groups, with what the
@@ -56,7 +60,7 @@ func (t *Target) Plan(ctx context.Context) ([]PlanChange, error) {
 }
 
 func (t *Target) planChunk(ctx context.Context, b *batch, typ scim.ResourceType, ids []string) ([]PlanChange, error) {
-	rs, err := t.st.GetMany(ctx, typ, ids, typ == scim.GroupType)
+	rs, err := t.st.GetMany(ctx, typ, ids, false)
 	if err != nil {
 		return nil, wrapStore("resources", err)
 	}
@@ -83,12 +87,7 @@ func (t *Target) planChunk(ctx context.Context, b *batch, typ scim.ResourceType,
 			}
 		} else {
 			want = t.cfg.groupScope == nil || t.cfg.groupScope.Match(r)
-			if want {
-				var members []member
-				if members, err = t.groupMembers(ctx, r); err == nil {
-					doc = groupDocument(r, members)
-				}
-			}
+			doc = groupDocument(r)
 		}
 		if err != nil {
 			return nil, err
@@ -101,6 +100,14 @@ func (t *Target) planChunk(ctx context.Context, b *batch, typ scim.ResourceType,
 			}
 		case want && typ == scim.UserType && !st.Active:
 			c.Action, c.Why = "reactivate", "back in scope or enabled again"
+		case want && typ == scim.GroupType:
+			ok, err := t.planGroup(ctx, &c, st, doc)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
 		case want:
 			hash, _ := doc.hash()
 			if hash == st.Hash {
@@ -127,6 +134,31 @@ func (t *Target) planChunk(ctx context.Context, b *batch, typ scim.ResourceType,
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// planGroup fills in c for a group the target holds, with the level comparison a delivery
+// makes (members.go), read-only; false when nothing would be sent.
+func (t *Target) planGroup(ctx context.Context, c *PlanChange, st cache.PushState, doc document) (bool, error) {
+	sent := decodeDoc(st.Sent)
+	c.Action, c.Why = "update", "changed since it was last sent"
+	if st.Hash == "" {
+		// An interrupted membership change: the worker re-reads the group from the target.
+		c.Why, c.Attrs = "membership uncertain after an interrupted change: re-read from the target", []string{"members"}
+		return true, nil
+	}
+	useSet := hasMembers(st.Sent)
+	ch, err := t.levelMembers(ctx, c.ID, membersOf(sent), useSet)
+	if err != nil {
+		return false, err
+	}
+	delete(sent, "members")
+	c.Attrs = changedAttrs(sent, doc)
+	c.MembersAdded, c.MembersRemoved = len(ch.add), len(ch.remove)
+	if len(ch.add)+len(ch.remove) > 0 {
+		c.Attrs = append(c.Attrs, "members")
+		slices.Sort(c.Attrs)
+	}
+	return len(c.Attrs) > 0, nil
 }
 
 func displayName(r *scim.Resource) string {

@@ -23,11 +23,17 @@ type Store interface {
 	GroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
 	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
 	Audit(ctx context.Context, id string) ([]cache.AuditRecord, error)
+	AuditAt(ctx context.Context, id string, seq uint64) (cache.AuditRecord, error)
+	Members(ctx context.Context, gid, after string, limit int) ([]scim.Member, error)
+	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
+	MemberSet(ctx context.Context, gid string, memberIDs []string) (map[string]bool, error)
 
 	PushCursor(ctx context.Context, target string) (uint64, error)
 	SetPushCursor(ctx context.Context, target string, seq uint64) error
 	PushStates(ctx context.Context, target string, ids []string) (map[string]cache.PushState, error)
 	RecordPush(ctx context.Context, target string, outs []cache.PushOutcome) error
+	SentMembers(ctx context.Context, target, gid, after string, limit int) ([]cache.SentMember, error)
+	SentMemberIDs(ctx context.Context, target, gid string, memberIDs []string) (map[string]string, error)
 	DueDeletes(ctx context.Context, target string, now time.Time, limit int) ([]string, error)
 	SourceMembers(ctx context.Context, target, groupID string) ([]string, error)
 	SetSourceMembers(ctx context.Context, target, groupID string, ids []string) error
@@ -149,18 +155,20 @@ func (t *Target) PushOnce(ctx context.Context) (int, error) {
 // Sync brings the named resources at the target in line with the cache now (dead-letter
 // replay). Types are looked up; unknown ids are deprovisioned as deleted.
 func (t *Target) Sync(ctx context.Context, users, groups []string) error {
-	b := &batch{t: t, seq: map[string]uint64{}, users: set(users), groups: set(groups)}
+	b := &batch{t: t, seq: map[string]uint64{}, users: set(users), groups: set(groups), levelGroups: set(groups)}
 	return b.run(ctx)
 }
 
 func (t *Target) pushBatch(ctx context.Context, recs []cache.JournalRecord) error {
-	b := &batch{t: t, seq: make(map[string]uint64, len(recs)), users: map[string]bool{}, groups: map[string]bool{}}
+	b := &batch{t: t, seq: make(map[string]uint64, len(recs)), users: map[string]bool{}, groups: map[string]bool{},
+		grecs: map[string][]groupRec{}}
 	for _, r := range recs {
 		b.seq[r.ID] = r.Seq
 		if r.Type == scim.UserType {
 			b.users[r.ID] = true
 		} else {
 			b.groups[r.ID] = true
+			b.grecs[r.ID] = append(b.grecs[r.ID], groupRec{seq: r.Seq, op: r.Op, members: slices.Contains(r.Changed, "members")})
 		}
 	}
 	return b.run(ctx)
