@@ -1,6 +1,7 @@
 package scimapi
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -46,13 +47,16 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 		v := c.Request.URL.Query()
 		attrs, excluded := splitList(v.Get("attributes")), splitList(v.Get("excludedAttributes"))
 		p := newProjection(rs, attrs, excluded)
-		withMembers := rs.Type == scim.GroupType && p.want(scim.SchemaGroup, membersAttr).ok
+		if rs.Type == scim.GroupType && p.want(scim.SchemaGroup, membersAttr).ok {
+			s.getGroupStreaming(c, id, p)
+			return
+		}
 		head, err := s.store.JournalHead(ctx)
 		if err != nil {
 			s.writeError(c, err)
 			return
 		}
-		list, err := s.getMany(ctx, rs.Type, []string{id}, withMembers, head)
+		list, err := s.getMany(ctx, rs.Type, []string{id}, head)
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -62,17 +66,12 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			return
 		}
 		r := list[0]
-		tag := etag(r)
-		c.Header("ETag", tag)
-		if im := c.GetHeader("If-Match"); im != "" && !etagMatch(im, tag, false) {
-			s.writeError(c, errorf(http.StatusPreconditionFailed, "", "the resource's version is %s", tag))
+		if err := s.conditional(c, r); err != nil {
+			if err != errNotModified {
+				s.writeError(c, err)
+			}
 			return
 		}
-		if inm := c.GetHeader("If-None-Match"); inm != "" && etagMatch(inm, tag, true) {
-			c.Status(http.StatusNotModified)
-			return
-		}
-		c.Header("Location", s.location(rs.Type, id))
 		// A user under the default projection may be rendered already (hot.go).
 		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
 		if cacheable {
@@ -95,6 +94,42 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			s.hot.setBody(head, id, body)
 		}
 		c.Data(http.StatusOK, contentType, body)
+	}
+}
+
+// errNotModified stops a GET that answered 304.
+var errNotModified = errors.New("not modified")
+
+// conditional sets ETag and Location of r and evaluates If-Match (412, an *Error) and
+// If-None-Match (304 written, errNotModified).
+func (s *Server) conditional(c *gin.Context, r *scim.Resource) error {
+	tag := etag(r)
+	c.Header("ETag", tag)
+	if im := c.GetHeader("If-Match"); im != "" && !etagMatch(im, tag, false) {
+		return errorf(http.StatusPreconditionFailed, "", "the resource's version is %s", tag)
+	}
+	if inm := c.GetHeader("If-None-Match"); inm != "" && etagMatch(inm, tag, true) {
+		c.Status(http.StatusNotModified)
+		return errNotModified
+	}
+	c.Header("Location", s.location(r.Type, r.ID))
+	return nil
+}
+
+// getGroupStreaming answers GET /Groups/{id} with the group's members, streamed (stream.go):
+// the version, and so the ETag and the conditional headers, come from the same snapshot as the
+// members, before any of them is read.
+func (s *Server) getGroupStreaming(c *gin.Context, id string, p *projection) {
+	o := newStream(c, 4096)
+	err := s.streamGroup(c.Request.Context(), o, id, nil, p, func(g *scim.Resource) error { return s.conditional(c, g) })
+	switch {
+	case err == errNotModified:
+	case errors.Is(err, errGone):
+		s.writeError(c, errNotFound(string(scim.GroupType), id))
+	case err != nil:
+		s.fail(o, err)
+	default:
+		s.finish(o)
 	}
 }
 

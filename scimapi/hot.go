@@ -116,12 +116,14 @@ func (h *hotCache) setBody(head uint64, id string, body []byte) {
 	}
 }
 
-// getMany is Store.GetMany through the hot cache: users come from it when they are there as
-// of head, the rest from the store (and then go into it, if they are few). Groups always come
-// from the store: one can hold 50k members.
-func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool, head uint64) ([]*scim.Resource, error) {
+// getMany is Store.GetMany without members through the hot cache: users come from it when
+// they are there as of head, the rest from the store (and then go into it, if they are few).
+// Groups always come from the store and never go into the cache, and no caller ever gets a
+// group's members in a slice: they are streamed (stream.go) or decided member by member
+// (memberfilter.go), since a group can have a million of them.
+func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []string, head uint64) ([]*scim.Resource, error) {
 	if typ != scim.UserType {
-		return s.store.GetMany(ctx, typ, ids, withMembers)
+		return s.store.GetMany(ctx, typ, ids, false)
 	}
 	found := make(map[string]*scim.Resource, len(ids))
 	var miss []string
@@ -133,7 +135,7 @@ func (s *Server) getMany(ctx context.Context, typ scim.ResourceType, ids []strin
 		}
 	}
 	if len(miss) > 0 {
-		list, err := s.store.GetMany(ctx, typ, miss, withMembers)
+		list, err := s.store.GetMany(ctx, typ, miss, false)
 		if err != nil {
 			return nil, err
 		}

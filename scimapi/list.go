@@ -107,7 +107,8 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 		s.writeError(c, err)
 		return
 	}
-	buf := make([]byte, 0, 512+1024*len(res))
+	w := newStream(c, 512+1024*len(res))
+	buf := w.buf
 	buf = append(buf, `{"schemas":["`+schemaListResponse+`"],"totalResults":`...)
 	buf = strconv.AppendInt(buf, int64(total), 10)
 	buf = append(buf, `,"itemsPerPage":`...)
@@ -120,22 +121,32 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 		buf = appendString(buf, s.nextCursor(o, q, end, page[len(page)-1]))
 	}
 	buf = append(buf, `,"Resources":[`...)
+	w.buf = buf
+	streamMembers := projs[scim.GroupType].want(scim.SchemaGroup, membersAttr).ok
 	for i, r := range res {
 		if i > 0 {
-			buf = append(buf, ',')
+			w.buf = append(w.buf, ',')
 		}
-		if body := bodies[r.ID]; body != nil && r.Type == scim.UserType {
-			buf = append(buf, body...)
-			continue
+		if r.Type == scim.GroupType && streamMembers {
+			if err := s.streamGroup(ctx, w, r.ID, r, projs[r.Type], nil); err != nil {
+				s.fail(w, err)
+				return
+			}
+		} else if body := bodies[r.ID]; body != nil && r.Type == scim.UserType {
+			w.buf = append(w.buf, body...)
+		} else {
+			n := len(w.buf)
+			w.buf = s.appendResource(w.buf, r, groups[r.ID], projs[r.Type])
+			if bodies != nil && r.Type == scim.UserType {
+				s.hot.setBody(q.head, r.ID, slices.Clone(w.buf[n:]))
+			}
 		}
-		n := len(buf)
-		buf = s.appendResource(buf, r, groups[r.ID], projs[r.Type])
-		if bodies != nil && r.Type == scim.UserType {
-			s.hot.setBody(q.head, r.ID, slices.Clone(buf[n:]))
+		if err := w.maybeFlush(); err != nil {
+			s.abort(w, err)
 		}
 	}
-	buf = append(buf, "]}"...)
-	c.Data(http.StatusOK, contentType, buf)
+	w.buf = append(w.buf, "]}"...)
+	s.finish(w)
 }
 
 // query matches and orders.
@@ -235,13 +246,12 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 	for _, rs := range []*scim.ResourceSchema{scim.UserResource, scim.GroupResource} {
 		p := newProjection(rs, q.attributes, q.excluded)
 		projs[rs.Type] = p
-		withMembers := rs.Type == scim.GroupType && p.want(scim.SchemaGroup, membersAttr).ok
 		var need []string
 		for _, it := range page {
 			if it.typ != rs.Type {
 				continue
 			}
-			if r := o.reuse(it, withMembers); r != nil {
+			if r := o.reuse(it); r != nil {
 				byItem[it] = r
 			} else {
 				need = append(need, it.id)
@@ -250,7 +260,8 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 		if len(need) == 0 {
 			continue
 		}
-		list, err := s.getMany(ctx, rs.Type, need, withMembers, q.head)
+		// Groups without members: respondList streams them (stream.go).
+		list, err := s.getMany(ctx, rs.Type, need, q.head)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
@@ -288,13 +299,13 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 	return res, groups, bodies, projs, nil
 }
 
-// reuse returns a resource the query already loaded, if it has what the page needs.
-func (o *order) reuse(it item, withMembers bool) *scim.Resource {
-	if r := o.loaded[it]; r != nil && (!withMembers || it.typ != scim.GroupType) {
+// reuse returns a resource the query already loaded.
+func (o *order) reuse(it item) *scim.Resource {
+	if r := o.loaded[it]; r != nil {
 		return r
 	}
 	for _, run := range o.runs {
-		if run.typ != it.typ || run.kept == nil || (withMembers && it.typ == scim.GroupType && !run.withMembers) {
+		if run.typ != it.typ || run.kept == nil {
 			continue
 		}
 		i := sort.Search(len(run.kept), func(i int) bool { return run.kept[i].ID >= it.id })

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -26,8 +27,22 @@ func (s *Server) location(typ scim.ResourceType, id string) string {
 }
 
 // appendResource renders r as its SCIM representation under projection p. groups are a user's
-// groups (from the member index; never stored on the user).
+// groups (from the member index; never stored on the user). A group's members come from
+// r.Members; the API streams them instead (stream.go), between appendHead and appendTail.
 func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []groupRef, p *projection) []byte {
+	buf = s.appendHead(buf, r, groups, p)
+	if r.Type == scim.GroupType {
+		if sl := p.want(scim.SchemaGroup, membersAttr); sl.ok && len(r.Members) > 0 {
+			buf = append(buf, `,"members":`...)
+			buf = s.appendMembers(buf, r.Members, sl)
+		}
+	}
+	return s.appendTail(buf, r, p)
+}
+
+// appendHead renders r up to where a group's "members" go: schemas, id, externalId, the core
+// attributes and a user's groups.
+func (s *Server) appendHead(buf []byte, r *scim.Resource, groups []groupRef, p *projection) []byte {
 	rs := scim.SchemaFor(r.Type)
 	buf = append(buf, `{"schemas":[`...)
 	buf = appendString(buf, rs.Schema.ID)
@@ -50,12 +65,12 @@ func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []groupRef,
 			buf = s.appendRefs(buf, groups, sl)
 		}
 	}
-	if r.Type == scim.GroupType {
-		if sl := p.want(scim.SchemaGroup, membersAttr); sl.ok && len(r.Members) > 0 {
-			buf = append(buf, `,"members":`...)
-			buf = s.appendMembers(buf, r.Members, sl)
-		}
-	}
+	return buf
+}
+
+// appendTail renders what follows a group's "members": extensions, meta and the closing brace.
+func (s *Server) appendTail(buf []byte, r *scim.Resource, p *projection) []byte {
+	rs := scim.SchemaFor(r.Type)
 	for _, e := range rs.Extensions {
 		buf = s.appendExtension(buf, r, e.Schema, p)
 	}
@@ -359,4 +374,81 @@ func schemaAttr(sc *scim.Schema, name string) *scim.Attribute {
 		return nil
 	}
 	return a
+}
+
+// memberFields is which sub-attributes of a group's members a selection renders, decided once
+// per group rather than once per member.
+type memberFields struct{ value, display, ref, typ bool }
+
+func memberFieldsOf(sl sel) memberFields {
+	return memberFields{value: sl.sub("value", nil), display: sl.sub("display", nil),
+		ref: sl.sub("$ref", nil), typ: sl.sub("type", nil)}
+}
+
+// appendMemberBytes renders one streamed member exactly as appendMemberObj renders a stored
+// one, without allocating.
+func (s *Server) appendMemberBytes(buf []byte, m cache.MemberBytes, f memberFields) []byte {
+	buf = append(buf, '{')
+	n := len(buf)
+	if f.value && len(m.ID) > 0 {
+		buf = append(buf, `"value":`...)
+		buf = appendStringBytes(buf, m.ID)
+	}
+	if f.display && len(m.Display) > 0 {
+		if len(buf) > n {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"display":`...)
+		buf = appendStringBytes(buf, m.Display)
+	}
+	if f.ref && m.Type != "" {
+		if len(buf) > n {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"$ref":`...)
+		buf = s.appendLocation(buf, m.Type, m.ID)
+	}
+	if f.typ && m.Type != "" {
+		if len(buf) > n {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `"type":`...)
+		buf = appendString(buf, string(m.Type))
+	}
+	return append(buf, '}')
+}
+
+// appendLocation appends the JSON string of s.location(typ, id) without building it.
+func (s *Server) appendLocation(buf []byte, typ scim.ResourceType, id []byte) []byte {
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return appendString(buf, s.location(typ, string(id)))
+		}
+	}
+	prefix := s.userLoc
+	if typ == scim.GroupType {
+		prefix = s.groupLoc
+	}
+	buf = append(buf, prefix...)
+	buf = append(buf, id...)
+	return append(buf, '"')
+}
+
+// locPrefix is the JSON string of the location of a resource of typ with an empty id, without
+// its closing quote.
+func (s *Server) locPrefix(typ scim.ResourceType) []byte {
+	q := appendString(nil, s.location(typ, ""))
+	return q[:len(q)-1]
+}
+
+// appendStringBytes is appendString for bytes.
+func appendStringBytes(buf []byte, b []byte) []byte {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+			return appendString(buf, string(b))
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, b...)
+	return append(buf, '"')
 }

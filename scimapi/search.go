@@ -38,11 +38,18 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 		}
 	}
 	needGroups := rs.Type == scim.UserType && mentions(e, "groups")
-	needMembers := rs.Type == scim.GroupType && mentions(e, "members")
-	out := &matched{typ: rs.Type, withMembers: needMembers}
+	// Groups are read without members; a filter on members is decided member by member
+	// (memberfilter.go).
+	var mf *memberFilter
+	if rs.Type == scim.GroupType && mentions(e, "members") {
+		if mf, err = s.newMemberFilter(ctx, e); err != nil {
+			return nil, err
+		}
+	}
+	out := &matched{typ: rs.Type}
 	keep := len(cand) <= matchBatch
 	for start := 0; start < len(cand); start += matchBatch {
-		batch, err := s.getMany(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], needMembers, head)
+		batch, err := s.getMany(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], head)
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +59,15 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 			}
 		}
 		for _, r := range batch {
-			if !m.Match(r) {
+			ok := false
+			if mf != nil {
+				if ok, err = mf.match(ctx, r); err != nil {
+					return nil, err
+				}
+			} else {
+				ok = m.Match(r)
+			}
+			if !ok {
 				continue
 			}
 			out.ids = append(out.ids, r.ID)
@@ -70,10 +85,9 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 
 // matched is the result of a filter over one resource type.
 type matched struct {
-	typ         scim.ResourceType
-	ids         []string         // sorted
-	kept        []*scim.Resource // the matches, when few enough to keep; else nil
-	withMembers bool             // kept groups carry their members
+	typ  scim.ResourceType
+	ids  []string         // sorted
+	kept []*scim.Resource // the matches (groups without members), when few enough to keep; else nil
 }
 
 // fillGroups sets the "groups" attribute of users for the filter to see. It replaces each user

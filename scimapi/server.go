@@ -42,6 +42,13 @@ type Store interface {
 	TransitiveGroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]cache.Ref, error)
 	// ModifiedSince calls fn with every id of typ modified after t.
 	ModifiedSince(ctx context.Context, typ scim.ResourceType, t time.Time, fn func(id string) error) error
+	// StreamGroup reads group gid (without members) and then streams its members, in id
+	// order, from one snapshot; found is false when there is no such group. The API renders
+	// big groups with it in constant memory (stream.go).
+	StreamGroup(ctx context.Context, gid string, head func(*scim.Resource) error, member func(cache.MemberBytes) error) (found bool, err error)
+	// Member returns member memberID of group gid with one key read; ok false when it is not
+	// a direct member.
+	Member(ctx context.Context, gid, memberID string) (m scim.Member, ok bool, err error)
 }
 
 // Server is the SCIM API. Create it with New; it is an http.Handler.
@@ -54,6 +61,8 @@ type Server struct {
 	hot   *hotCache
 	gin   *gin.Engine
 
+	userLoc, groupLoc []byte // locPrefix of users and groups (render.go)
+
 	observers []RequestObserver // observe.go
 }
 
@@ -64,6 +73,7 @@ func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
 		ids: newIDSnapshots(store), hot: newHotCache(hotUsers)}
+	s.userLoc, s.groupLoc = s.locPrefix(scim.UserType), s.locPrefix(scim.GroupType)
 	for _, o := range opts {
 		o(s)
 	}
@@ -96,6 +106,9 @@ func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 func (s *Server) recovery(c *gin.Context) {
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { //nolint:errorlint // a sentinel value, never wrapped
+				panic(p) // a stream aborted on purpose (stream.go): net/http drops the connection
+			}
 			s.writeError(c, fmt.Errorf("panic: %v", p))
 		}
 	}()
