@@ -6,6 +6,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
@@ -71,7 +72,7 @@ func streamMembers(ctx context.Context, txn *badger.Txn, gid string, fn func(Mem
 		id := item.Key()[len(prefix):]
 		err := item.Value(func(v []byte) error {
 			if len(v) < 1 || typeOf(v[0]) == "" {
-				return ErrCorrupt
+				return fmt.Errorf("%w: member of group %s", ErrCorrupt, gid)
 			}
 			if err := fn(MemberBytes{ID: id, Type: typeOf(v[0]), Display: v[1:]}); err != nil {
 				return callbackError{err}

@@ -12,19 +12,20 @@ import (
 )
 
 // A group filter that names members is evaluated without loading any member list. Every
-// comparison or value path on members (an "atom") is a statement about the member set, and is
-// one of two kinds (the filter semantics of scim/filter/match.go):
-//   - existential — false without members, true when one member satisfies it (eq, co, sw, pr,
-//     gt, ..., ne null, members[...]);
-//   - universal — true without members, false when one member does not satisfy it (ne: "no
-//     value equals"; eq null: "absent").
+// comparison or value path on members (an "atom") is a statement about the member set that can
+// be decided member by member, following the semantics of scim/filter/match.go:
+//   - a value path (members[...]) holds when one member satisfies its filter;
+//   - a comparison looks at the members whose compared value is present: when there are none,
+//     it has its value on a group without members (true for ne and eq null, else false); when
+//     there are, pr and ne null hold and eq null does not, and any other operator holds when
+//     one of those members satisfies it (ne too: "a value that differs", as match.go has it).
 //
-// So an atom is decided member by member. members.value eq "x" (also `members eq "x"` and
-// `members[value eq "x"]`) is decided by the member → groups index, read once per request; a
-// value path that also requires value eq "x" (`members[value eq "x" and type eq "User"]`)
-// reads that one member key; any other atom streams the group's members and stops at the first
-// member that decides it, holding one member at a time. The rest of the filter is evaluated on
-// the group without members, and "and"/"or" evaluate the cheap terms first.
+// members.value eq "x" (also `members eq "x"` and `members[value eq "x"]`) is decided by the
+// member → groups index, read once per request; a value path that also requires value eq "x"
+// (`members[value eq "x" and type eq "User"]`) reads that one member key; any other atom streams
+// the group's members from the store, one at a time, and stops at the first member that decides
+// it. The rest of the filter is evaluated on the group without members, and "and"/"or" try their
+// cheap terms first.
 
 type atomKind uint8
 
@@ -39,7 +40,11 @@ type atom struct {
 	kind  atomKind
 	m     *filter.Matcher // the atom alone, compiled for groups
 	id    string          // atomID, atomIDPlus
-	empty bool            // atomStream: the atom's value without members (true: universal)
+	empty bool            // atomStream: the atom's value without members
+	// atomStream comparisons: pres matches a group whose one member has the compared value
+	// present; byPresence (pr, eq null, ne null) says the first such member decides.
+	pres       *filter.Matcher
+	byPresence bool
 }
 
 type memberFilter struct {
@@ -113,6 +118,16 @@ func (f *memberFilter) prepare(e filter.Expr) error {
 			}
 		} else {
 			a.empty = m.Match(&scim.Resource{Type: scim.GroupType})
+			if c, ok := e.(*filter.Compare); ok {
+				p := &filter.Compare{Attr: c.Attr, Op: filter.OpPr}
+				if c.Op != filter.OpPr && p.Attr.Sub == "" {
+					p.Attr.Sub = "value" // as Compile reads `members eq "x"`
+				}
+				if a.pres, err = filter.Compile(p, scim.GroupResource); err != nil {
+					return err
+				}
+				a.byPresence = c.Op == filter.OpPr || c.Value.Kind == filter.KindNull
+			}
 		}
 	}
 	f.atoms[e] = a
@@ -227,18 +242,24 @@ func (f *memberFilter) eval(ctx context.Context, e filter.Expr, g *scim.Resource
 		}
 		return a.m.Match(&scim.Resource{Type: scim.GroupType, ID: g.ID, Members: []scim.Member{m}}), nil
 	case atomStream:
-		v := a.empty
+		v, present := false, false
 		one := &scim.Resource{Type: scim.GroupType, ID: g.ID, Members: make([]scim.Member, 1)}
 		_, err := f.s.store.StreamGroup(ctx, g.ID, func(*scim.Resource) error { return nil }, func(m cache.MemberBytes) error {
 			one.Members[0] = scim.Member{Value: string(m.ID), Type: m.Type, Display: string(m.Display)}
-			if a.m.Match(one) != a.empty {
-				v = !a.empty
+			if a.pres != nil && !a.pres.Match(one) {
+				return nil // does not count
+			}
+			present = true
+			if v = a.m.Match(one); v || a.byPresence {
 				return errDecided
 			}
 			return nil
 		})
 		if err != nil && !errors.Is(err, errDecided) {
 			return false, err
+		}
+		if !present {
+			return a.empty, nil
 		}
 		return v, nil
 	}
