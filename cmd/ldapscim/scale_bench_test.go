@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
@@ -53,7 +54,7 @@ func BenchmarkScale(b *testing.B) {
 				}
 				for _, s := range r.steps {
 					if s.err != nil {
-						b.Errorf("%d users: %s: %v", n, s.name, s.err)
+						b.Errorf("%d users: %s: %s", n, s.name, clip(s.err.Error(), 2000))
 					}
 				}
 				b.StartTimer()
@@ -439,7 +440,7 @@ func (r *scaleResult) print(w io.Writer) {
 	}
 	for _, s := range r.steps {
 		if s.err != nil {
-			fmt.Fprintf(w, "| %-62s | FAILED: %s\n", s.name, firstLine(s.err))
+			fmt.Fprintf(w, "| %-62s | FAILED: %s\n", s.name, clip(firstLine(s.err), 240))
 			continue
 		}
 		fmt.Fprintf(w, "| %-62s | %8.3f s | %9.0f MB | %7.0f MB | %-28s |\n", s.name, s.m.wall.Seconds(),
@@ -448,6 +449,18 @@ func (r *scaleResult) print(w io.Writer) {
 			fmt.Fprintf(w, "|   %-60s |\n", s.note)
 		}
 	}
+}
+
+// clip shortens s to about n bytes: some errors carry a hex dump of a whole cache value.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " …"
 }
 
 func mb(bytes int64) float64 { return float64(bytes) / (1 << 20) }
