@@ -220,12 +220,14 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 		d.record(e, r)
 	}
 	for _, ed := range b.MemberEdits {
-		changed, err := d.edit(ctx, ed)
-		if err != nil {
+		found, changed, err := d.edit(ctx, ed)
+		switch {
+		case err != nil:
 			return res, err
-		}
-		if changed {
+		case changed:
 			res.Updated++
+		case found:
+			res.Unchanged++ // as a virtual group restated unchanged was before edits
 		}
 	}
 	for _, id := range b.Deletes {
@@ -254,17 +256,17 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 
 // edit records what a member edit would change, as the cache applies it (removals first, a set
 // of a member removed by the same edit ignored), reading only the members it names.
-func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (bool, error) {
+func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (found, changed bool, err error) {
 	g, _, err := d.current(ctx, scim.GroupType, ed.Group)
 	if err != nil || g == nil {
-		return false, err // an edit of a missing group is ignored
+		return false, false, err // an edit of a missing group is ignored
 	}
 	removed, added, relabeled := []string{}, []string{}, []string(nil)
 	gone := map[string]bool{}
 	set := map[string]scim.Member{}
 	for _, id := range ed.Remove {
 		if _, ok, err := d.storedMember(ctx, ed.Group, id); err != nil {
-			return false, err
+			return true, false, err
 		} else if ok && !gone[id] {
 			gone[id] = true
 			removed = append(removed, id)
@@ -277,7 +279,7 @@ func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (bool, error) 
 		old, ok, err := d.storedMember(ctx, ed.Group, m.Value)
 		switch {
 		case err != nil:
-			return false, err
+			return true, false, err
 		case !ok:
 			added = append(added, m.Value)
 		case old != m:
@@ -294,7 +296,7 @@ func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (bool, error) 
 		e.Diff = append(e.Diff, AttrDiff{"members.display", nil, relabeled})
 	}
 	if len(e.Diff) == 0 {
-		return false, nil
+		return true, false, nil
 	}
 	// A group this plan already holds in full stays in full: later reads see the edit.
 	var next *scim.Resource
@@ -313,7 +315,7 @@ func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (bool, error) 
 		next = &c
 	}
 	d.record(e, next)
-	return true, nil
+	return true, true, nil
 }
 
 func (d *dryStore) getAny(ctx context.Context, id string) (*scim.Resource, error) {
