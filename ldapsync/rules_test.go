@@ -1,10 +1,12 @@
 package ldapsync_test
 
 import (
+	"context"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -140,5 +142,61 @@ func TestExplainShowsEveryTermAndTheValueItTested(t *testing.T) {
 	}
 	if !reflect.DeepEqual(lines, want) {
 		t.Fatalf("explain lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A delta pass changes a virtual group by the users it evaluated only: the group's other members
+// are neither loaded nor streamed, and the audit names only the user who moved. A rule whose
+// group name changes case (the same id) restates the group with its members kept.
+func TestVirtualGroupDeltaEditsOnlyTheEvaluatedUsers(t *testing.T) {
+	ctx := context.Background()
+	cfgs := []ldapsync.RuleConfig{{Name: "eng", When: `department eq "Engineering"`, Groups: []string{"Engineering (all)"}}}
+	rules, err := ldapsync.CompileRules(cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := smallEnv(t, nil)
+	cs := &countingStore{Store: e.store}
+	s, err := ldapsync.New(e.cfg, e.safe, cs, testLogger(t), ldapsync.WithRules(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gid := ldapsync.VirtualGroupID("Engineering (all)")
+	bob := e.user("bob")
+	e.sl.Modify(t, "dn: uid=bob,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: departmentNumber\ndepartmentNumber: Sales\n")
+	cs.reset()
+	if sum, err := s.SyncOnce(ctx); err != nil || sum.Full || sum.Read != 1 {
+		t.Fatalf("delta: %+v, %v", sum, err)
+	}
+	if loads, streamed := cs.reads(gid); loads+streamed != 0 {
+		t.Fatalf("the delta loaded the virtual group %d times and streamed %d of its members", loads, streamed)
+	}
+	if got := memberNames(e.group("Engineering (all)")); !reflect.DeepEqual(got, []string{"User:Ann Smith"}) {
+		t.Fatalf("Engineering (all) after bob moved: %v", got)
+	}
+	audit, err := e.store.Audit(ctx, gid)
+	if err != nil || len(audit) == 0 {
+		t.Fatalf("audit: %v, %v", audit, err)
+	}
+	if got, want := asJSON(audit[len(audit)-1].Diff), asJSON([]cache.AttrChange{{Path: "members", Old: []string{bob.ID}}}); got != want {
+		t.Fatalf("audit of bob's move: %s, want %s", got, want)
+	}
+
+	cfgs[0].Groups = []string{"ENGINEERING (ALL)"}
+	if rules, err = ldapsync.CompileRules(cfgs); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = ldapsync.New(e.cfg, e.safe, cs, testLogger(t), ldapsync.WithRules(rules)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := e.group("ENGINEERING (ALL)")
+	if g.ID != gid || g.DisplayName() != "ENGINEERING (ALL)" || !reflect.DeepEqual(memberNames(g), []string{"User:Ann Smith"}) {
+		t.Fatalf("renamed virtual group %s %q: %v", g.ID, g.DisplayName(), memberNames(g))
 	}
 }
