@@ -29,6 +29,5 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.writeError(c, errorf(http.StatusUnauthorized, "", "the bearer token is not valid"))
 		return
 	}
-	c.Set("scimapi.token", s.cfg.Tokens[match].Name)
 	c.Next()
 }

@@ -8,10 +8,12 @@ package scimapi
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -89,18 +91,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.gin.Serve
 
 const contentType = "application/scim+json"
 
-const requestIDKey = "scimapi.requestID"
-
-// withRequestID gives every request an id for the logs and for 5xx details.
-func withRequestID(c *gin.Context) {
+// requestIDs number requests from a random start: unique within the process and not
+// guessable across restarts, without a crypto/rand read per request.
+var requestIDs = func() *atomic.Uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	id := hex.EncodeToString(b[:])
-	c.Set(requestIDKey, id)
-	c.Header("X-Request-Id", id)
+	n := new(atomic.Uint64)
+	n.Store(binary.BigEndian.Uint64(b[:]))
+	return n
+}()
+
+// withRequestID gives every request an id for the logs and for 5xx details, in the
+// X-Request-Id response header (where requestID reads it back: no per-request map).
+func withRequestID(c *gin.Context) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], requestIDs.Add(1))
+	c.Writer.Header()["X-Request-Id"] = []string{hex.EncodeToString(b[:])}
 }
 
-func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+func requestID(c *gin.Context) string { return c.Writer.Header().Get("X-Request-Id") }
 
 // recovery turns a panic into a logged 500 instead of a dropped connection.
 func (s *Server) recovery(c *gin.Context) {
