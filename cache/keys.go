@@ -40,6 +40,8 @@ package cache
 //	    'l' id NUL seq              JSON DeadLetter of journal record seq of id (webhooks: per event)
 //	    'e' nanos id                empty; a deletion due at nanos (deactivate_then_delete)
 //	    's' groupID                 JSON []string: members of a scope source group last seen
+//	    'm' groupID NUL memberID    the member's id at the target: one key per member the
+//	                                target's copy of the group holds (pushmembers.go)
 //	'q' id NUL target NUL nanos seq JSON PushAudit: one push attempt (8-byte BE nanos, 8-byte seq)
 
 import (

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,8 +58,15 @@ type Event struct {
 	Changes      []cache.AttrChange `json:"changes,omitempty"`
 	Members      []string           `json:"members,omitempty"` // membership.* events: the member ids
 	// Resource is the resource as the cache holds it when the event is sent (null once deleted).
-	Resource map[string]any `json:"resource"`
+	// A group carries its members up to webhookMembers of them; a bigger one carries none and
+	// sets MembersOmitted (its changes come as membership.* events; the SCIM API streams it).
+	Resource       map[string]any `json:"resource"`
+	MembersOmitted bool           `json:"membersOmitted,omitempty"`
 }
+
+// webhookMembers is the most members a group event's resource carries: an event is one HTTP
+// body, and a group of a million members would make every one of its events 100 MB.
+const webhookMembers = 10000
 
 var eventTypes = []string{"user.created", "user.updated", "user.deactivated", "user.deleted",
 	"group.created", "group.updated", "group.deleted", "membership.added", "membership.removed"}
@@ -232,21 +240,22 @@ func (w *Webhook) events(ctx context.Context, rec cache.JournalRecord) ([]Event,
 	}
 	ev := Event{ID: fmt.Sprintf("%s-%d", w.cfg.Name, rec.Seq), Type: kind + "." + op, Time: rec.Time, Seq: rec.Seq,
 		ResourceType: rec.Type, ResourceID: rec.ID, Changed: rec.Changed}
-	audit, err := w.st.Audit(ctx, rec.ID)
-	if err != nil {
+	a, err := w.st.AuditAt(ctx, rec.ID, rec.Seq)
+	switch {
+	case err == nil:
+		ev.Changes = a.Diff
+	case !errors.Is(err, cache.ErrNotFound):
 		return nil, wrapStore("audit", err)
 	}
-	for _, a := range audit {
-		if a.Seq == rec.Seq {
-			ev.Changes = a.Diff
-		}
-	}
 	if rec.Op != cache.OpDeleted {
-		rs, err := w.st.GetMany(ctx, rec.Type, []string{rec.ID}, true)
+		rs, err := w.st.GetMany(ctx, rec.Type, []string{rec.ID}, false)
 		if err != nil {
 			return nil, wrapStore("resource", err)
 		}
 		if len(rs) == 1 {
+			if ev.MembersOmitted, err = w.loadMembers(ctx, rs[0]); err != nil {
+				return nil, err
+			}
 			ev.Resource = render(rs[0])
 		}
 	}
@@ -269,6 +278,23 @@ func (w *Webhook) events(ctx context.Context, rec cache.JournalRecord) ([]Event,
 		break
 	}
 	return events, nil
+}
+
+// loadMembers fills in the members of group r unless it has more than webhookMembers, which it
+// reports as omitted; it stops reading at the first member too many.
+func (w *Webhook) loadMembers(ctx context.Context, r *scim.Resource) (omitted bool, err error) {
+	if r.Type != scim.GroupType {
+		return false, nil
+	}
+	members, err := w.st.Members(ctx, r.ID, "", webhookMembers+1)
+	if err != nil {
+		return false, wrapStore("members", err)
+	}
+	if len(members) > webhookMembers {
+		return true, nil
+	}
+	r.Members = members
+	return false, nil
 }
 
 func toStrings(v any) []string {
@@ -296,7 +322,7 @@ func render(r *scim.Resource) map[string]any {
 	if r.ExternalID != "" {
 		out["externalId"] = r.ExternalID
 	}
-	if r.Type == scim.GroupType {
+	if r.Type == scim.GroupType && r.Members != nil {
 		out["members"] = r.Members
 	}
 	return out
