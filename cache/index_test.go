@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -327,5 +328,25 @@ func TestOpenBuildsTheManagerIndexOfAnOlderCache(t *testing.T) {
 	ids, err := s.Lookup(context.Background(), IndexManager, userID(0))
 	if err != nil || len(ids) != 50 {
 		t.Fatalf("reports of user 0 after reopening: %d %v", len(ids), err)
+	}
+}
+
+func TestResolveDNsAnswersEachInOneSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	mustApply(t, s, Batch{Upserts: []*scim.Resource{user(1), user(2), group(3, 1)}})
+	dns := []string{user(2).DN, "uid=nobody,dc=example,dc=com", "", strings.ToUpper(group(3).DN), user(1).DN}
+	refs, ok, err := s.ResolveDNs(ctx, dns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{userID(2), "", "", groupID(3), userID(1)}
+	for i := range dns {
+		if ok[i] != (want[i] != "") || refs[i].ID != want[i] {
+			t.Errorf("ResolveDNs(%q) = %+v %v, want %q", dns[i], refs[i], ok[i], want[i])
+		}
+		if one, found, _ := s.ResolveDN(ctx, dns[i]); found != ok[i] || one != refs[i] {
+			t.Errorf("ResolveDN(%q) = %+v, ResolveDNs gave %+v", dns[i], one, refs[i])
+		}
 	}
 }

@@ -392,3 +392,40 @@ func (s *Store) ForEachSourceHash(ctx context.Context, fn func(id string, h []by
 		})
 	})
 }
+
+// ResolveDNs is ResolveDN for many DNs at once, from one snapshot: refs[i] and ok[i] answer
+// dns[i]. A group's member list costs one transaction instead of one per member.
+// Errors: ErrClosed, ErrCorrupt, ctx.Err(). Safe for concurrent use.
+func (s *Store) ResolveDNs(ctx context.Context, dns []string) (refs []Ref, ok []bool, err error) {
+	refs, ok = make([]Ref, len(dns)), make([]bool, len(dns))
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		for i, d := range dns {
+			if i%1024 == 1023 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			norm := normalizeDN(d)
+			if norm == "" {
+				continue
+			}
+			item, err := txn.Get(dnKey(norm))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) (err error) {
+				refs[i], err = decodeDNValue(v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			ok[i] = true
+		}
+		return nil
+	})
+	return refs, ok, err
+}
