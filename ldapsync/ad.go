@@ -227,7 +227,7 @@ func (p *pass) tombstones(ctx context.Context, base, filter string) error {
 // deleteIDs marks for deletion the ids the cache holds, unless this pass read them again.
 func (p *pass) deleteIDs(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		if _, again := p.seen[id]; again {
+		if p.wasRead(id) {
 			continue
 		}
 		ref, err := p.s.store.Ref(ctx, id)

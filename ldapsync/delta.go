@@ -228,7 +228,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		return nil, &partialError{why: "syncrepl search ended without a Sync Done control"}
 	}
 	for _, id := range deleted {
-		if _, again := p.seen[id]; again {
+		if p.wasRead(id) {
 			continue
 		}
 		// Count only what the cache holds: the server may report entries we never had.
@@ -248,7 +248,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(present))
 		err := p.s.store.ForEachID(ctx, typ, func(id string) error {
 			_, isPresent := present[id]
-			_, isRead := p.seen[id]
+			isRead := p.wasRead(id)
 			if !isPresent && !isRead {
 				p.deletes[id] = typ
 			}

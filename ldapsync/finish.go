@@ -41,7 +41,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	if !replaceHolds {
 		// A delta pass keeps earlier holds, except for entries it has just read again.
 		for _, h := range old {
-			if _, seen := p.seen[h.ID]; !seen {
+			if !p.wasRead(h.ID) {
 				if _, del := p.deletes[h.ID]; !del {
 					holds = append(holds, h)
 				}

@@ -5,11 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"strings"
+	"hash/maphash"
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -25,20 +24,21 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	byDN          map[string]cache.Ref // normalized DN → entries read in this pass
-	byUID         map[string]cache.Ref // case-folded uid → users read in this pass (posixGroup memberUid)
-	seen          map[string]struct{}  // ids read in this pass
+	ents          entries             // entries read in this pass, by DN, id and uid (entries.go)
+	virtual       map[string]struct{} // ids of virtual groups: never reconciled away
 	batch         []*scim.Resource
 	pending       []pendingResource            // entries waiting for references to entries read later
 	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes       map[string]scim.ResourceType // ids this pass would delete
 	maxMod        string                       // highest modifyTimestamp seen
-	srcLoaded     <-chan error                 // the source records' loading, until waitSources has seen it
-	tentative     map[string]cache.Ref         // DN key → what the cache gave before the read confirmed it
+	noSources     bool                         // the cache has no users, so no source records (a first sync)
+	srcBatch      map[string][]byte            // stored source records of the users being processed (full passes)
+	tentative     map[key12]cache.Ref          // DN key → what the cache gave before the read confirmed it
 	usedTentative bool                         // the resource being resolved used a tentative reference
 	recheck       []recheck                    // resources that used tentative references
-	src           map[string]srcRecord         // stored source records of users (full passes)
-	mgrChecks     []mgrCheck                   // skipped users whose manager is confirmed after the read
+	mgrChecks     chunked[mgrCheck]            // skipped users whose manager is confirmed after the read: read already
+	mgrChecksDN   chunked[mgrCheckDN]          // and: not read yet, or none
+	mgrSeed       maphash.Seed                 // of mgrCheck.want
 	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
 	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
 	vgOut         map[string][]string          // virtual group id → users this pass found not matching
@@ -57,21 +57,28 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	p := &pass{
 		s: s, conn: conn, full: full, id: id, now: time.Now(),
 		sum:       Summary{Pass: id, Full: full},
-		byDN:      map[string]cache.Ref{},
-		byUID:     map[string]cache.Ref{},
-		seen:      map[string]struct{}{},
+		virtual:   map[string]struct{}{},
+		mgrSeed:   maphash.MakeSeed(),
 		deletes:   map[string]scim.ResourceType{},
 		vgIn:      map[string][]scim.Member{},
 		vgOut:     map[string][]string{},
-		tentative: map[string]cache.Ref{},
+		tentative: map[key12]cache.Ref{},
 		batchSrc:  map[string][]byte{},
 		renamed:   map[string]scim.Member{},
 	}
 	// Virtual groups come from rules, not the directory: never reconcile them away.
 	for _, id := range s.rules.virtualIDs() {
-		p.seen[id] = struct{}{}
+		p.virtual[id] = struct{}{}
 	}
 	return p
+}
+
+// wasRead reports whether this pass read the entry with this id (or it is a virtual group).
+func (p *pass) wasRead(id string) bool {
+	if _, ok := p.virtual[id]; ok {
+		return true
+	}
+	return p.ents.read(id)
 }
 
 func hash(b []byte) []byte {
@@ -102,15 +109,14 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	}
 	var digest [16]byte
 	if typ == scim.UserType {
-		if err := p.waitSources(); err != nil {
-			return err
-		}
 		digest = p.digest(entryDN, e)
 		if p.s.cfg.ExpiredAccountsInactive {
 			digest = adExpiryDigest(digest, e, p.now)
 		}
-		if p.src != nil && p.unchanged(id, entryDN, e, digest) {
-			return nil
+		if p.full && !p.noSources {
+			if same, err := p.unchanged(ctx, id, entryDN, e, digest); err != nil || same {
+				return err
+			}
 		}
 	}
 	var (
@@ -156,15 +162,16 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 }
 
 // remember records an entry read in this pass, for reference resolution and reconciliation.
-func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) {
-	p.byDN[dn.Normalize(entryDN)] = ref
-	p.seen[ref.ID] = struct{}{}
-	delete(p.deletes, ref.ID)
+// It returns the entry's record number.
+func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) uint32 {
+	var uids []string
 	if ref.Type == scim.UserType {
 		for _, u := range e.Get("uid") {
-			p.byUID[strings.ToLower(str(u))] = ref
+			uids = append(uids, str(u))
 		}
 	}
+	delete(p.deletes, ref.ID)
+	return p.ents.add(ref, dnKey(entryDN), uids)
 }
 
 // setSource records the source record a user is to be stored with.
@@ -230,14 +237,14 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		}
 	}
 	p.sum.Mode = wm.Mode
-	// Load the source records while the read starts; entries wait for them (waitSources).
-	srcLoaded := make(chan error, 1)
-	go func() { srcLoaded <- p.loadSources(ctx) }()
-	p.srcLoaded = srcLoaded
-	readErr := p.readAll(ctx)
-	if err := p.waitSources(); err != nil {
+	// Users are compared with their stored source records, fetched a batch at a time as they
+	// are read (srchash.go). Without cached users there are none: skip the look-ups.
+	users, err := p.s.store.Count(ctx, scim.UserType)
+	if err != nil {
 		return err
 	}
+	p.noSources = users == 0
+	readErr := p.readAll(ctx)
 	if readErr != nil {
 		if !errors.Is(readErr, errPartial) {
 			return readErr
@@ -260,6 +267,8 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		}
 		return readErr
 	}
+	// Every reference is resolved: only which ids were read matters now.
+	p.ents.dropLookups()
 	if err := p.findDeletions(ctx); err != nil {
 		return err
 	}
@@ -282,27 +291,17 @@ func (p *pass) close() {
 	}
 }
 
-// findDeletions marks for deletion every cached resource the complete read did not see. Every
-// cached user has a source record, so when there are as many records as users their ids are
-// the users' ids and the cache need not be scanned again.
+// findDeletions marks for deletion every cached resource the complete read did not see.
 func (p *pass) findDeletions(ctx context.Context) error {
 	mark := func(t scim.ResourceType) func(id string) error {
 		return func(id string) error {
-			if _, ok := p.seen[id]; !ok {
+			if !p.wasRead(id) {
 				p.deletes[id] = t
 			}
 			return nil
 		}
 	}
-	users, err := p.s.store.Count(ctx, scim.UserType)
-	if err != nil {
-		return err
-	}
-	if users == len(p.src) {
-		for id := range p.src {
-			_ = mark(scim.UserType)(id)
-		}
-	} else if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
+	if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
 		return err
 	}
 	return p.s.store.ForEachID(ctx, scim.GroupType, mark(scim.GroupType))

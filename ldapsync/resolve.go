@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -20,6 +19,7 @@ type recheck struct {
 	typ    scim.ResourceType
 	rf     refs
 	digest [16]byte
+	mgr    *cache.Ref // set instead of rf for a skipped user: what its manager DN resolves to now
 }
 
 // pendingResource is a resource waiting for its references, kept encoded: on a first sync about
@@ -41,13 +41,8 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 			return false, cache.Ref{}, err
 		}
 		mgr = ref
-		if ok && ref.Type == scim.UserType && ref.ID != r.ID {
-			ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
-			if ext == nil {
-				ext = map[string]any{}
-				r.Attributes[scim.SchemaEnterpriseUser] = ext
-			}
-			ext["manager"] = map[string]any{"value": ref.ID, "displayName": ref.Display}
+		if ok {
+			setManager(r, ref)
 		}
 	}
 	if r.Type != scim.GroupType {
@@ -80,14 +75,26 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	return true, mgr, nil
 }
 
+// setManager makes ref r's manager, if it is another user.
+func setManager(r *scim.Resource, ref cache.Ref) {
+	if ref.Type == scim.UserType && ref.ID != r.ID {
+		ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+		if ext == nil {
+			ext = map[string]any{}
+			r.Attributes[scim.SchemaEnterpriseUser] = ext
+		}
+		ext["manager"] = map[string]any{"value": ref.ID, "displayName": ref.Display}
+	}
+}
+
 // lookupDN finds the entry a DN names: first among entries read in this pass, then in the cache.
 // In a full pass the cache's answer is tentative until the read is over (the entry may have gone,
 // or its DN may now name another entry): it is recorded and checked by verifyTentative. A full
 // pass whose read was complete does not ask the cache at the end: a DN it did not read names no
 // entry.
 func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, bool, error) {
-	key := dn.Normalize(d)
-	if ref, ok := p.byDN[key]; ok {
+	key := dnKey(d)
+	if ref, ok := p.ents.byDNKey(key); ok {
 		return ref, true, nil
 	}
 	if p.full && final && p.sum.Partial == "" {
@@ -115,15 +122,21 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 			if d == "" {
 				continue
 			}
-			k := dn.Normalize(d)
-			if t, ok := p.tentative[k]; ok && p.byDN[k] != t {
-				stale = append(stale, rc)
-				break
+			k := dnKey(d)
+			if t, ok := p.tentative[k]; ok {
+				if now, _ := p.ents.byDNKey(k); now != t {
+					stale = append(stale, rc)
+					break
+				}
 			}
 		}
 	}
 	p.recheck, p.tentative = nil, nil
-	stale = append(stale, p.staleManagers()...)
+	mgrs, err := p.staleManagers(ctx)
+	if err != nil {
+		return err
+	}
+	stale = append(stale, mgrs...)
 	if len(stale) == 0 {
 		return nil
 	}
@@ -147,8 +160,11 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 		if ext, ok := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any); ok {
 			delete(ext, "manager")
 		}
-		_, mgr, err := p.resolve(ctx, r, rc.rf, true)
-		if err != nil {
+		var mgr cache.Ref
+		if rc.mgr != nil {
+			mgr = *rc.mgr
+			setManager(r, mgr)
+		} else if _, mgr, err = p.resolve(ctx, r, rc.rf, true); err != nil {
 			return err
 		}
 		p.setSource(r, rc.digest, mgr)
@@ -160,7 +176,7 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 }
 
 func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref, bool, error) {
-	if ref, ok := p.byUID[strings.ToLower(uid)]; ok {
+	if ref, ok := p.ents.byUIDValue(uid); ok {
 		return ref, true, nil
 	}
 	if p.full && (!final || p.sum.Partial == "") {

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 
+	"hash/maphash"
+
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/dn"
+	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -75,65 +77,138 @@ func (p *pass) digest(entryDN string, e attrGetter) [16]byte {
 	return [16]byte(h.Sum(sum[:0]))
 }
 
-// loadSources reads the stored source records for a full pass.
-func (p *pass) loadSources(ctx context.Context) error {
-	p.src = map[string]srcRecord{}
-	return p.s.store.ForEachSourceHash(ctx, func(id string, b []byte) error {
-		if r, ok := decodeSrc(b); ok {
-			p.src[id] = r
-		}
-		return nil
-	})
-}
-
-// waitSources waits until the source records are loaded, once; p.src is usable after it.
-func (p *pass) waitSources() error {
-	if p.srcLoaded == nil {
-		return nil
+// storedSource returns the stored source record of a user read in a full pass, nil if it has
+// none. The bulk reader fetches the records of each batch of entries in one transaction before
+// the batch is processed (srcBatch); other reads fetch them one at a time. Nothing is loaded up
+// front: a pass keeps no source records beyond the batch in hand.
+func (p *pass) storedSource(ctx context.Context, id string) ([]byte, error) {
+	if b, ok := p.srcBatch[id]; ok {
+		return b, nil
 	}
-	err := <-p.srcLoaded
-	p.srcLoaded = nil
-	return err
+	m, err := p.s.store.SourceHashes(ctx, []string{id})
+	return m[id], err
 }
 
-// mgrCheck is a skipped user whose manager reference is confirmed after the read.
+// fetchSources returns the stored source records of a batch of entries, with a nil value for
+// every id that has none.
+func (p *pass) fetchSources(ctx context.Context, es []*ldapwire.Entry) (map[string][]byte, error) {
+	ids := make([]string, 0, len(es))
+	for _, e := range es {
+		if id, ok := p.s.idOf(e); ok {
+			ids = append(ids, id)
+		}
+	}
+	m, err := p.s.store.SourceHashes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = make(map[string][]byte, len(ids))
+	}
+	for _, id := range ids {
+		if _, ok := m[id]; !ok {
+			m[id] = nil
+		}
+	}
+	return m, nil
+}
+
+// A skipped user whose manager reference is confirmed after the read is kept in 16 or 24
+// bytes: its record, its manager's and a 64-bit hash of the stored reference's id and display.
+// The manager is its record when it was read already (mgrCheck: at the end the check looks
+// up that record's DN again, in case a later entry took it over), else the key of its DN
+// (mgrCheckDN; zero: no manager DN). A hash collision (2^-64 a check) would miss one changed
+// manager display until the user's entry changes.
 type mgrCheck struct {
-	id     string
-	mgrDN  string
-	want   cache.Ref
-	digest [16]byte
+	rec, mgr uint32
+	want     [8]byte
+}
+
+type mgrCheckDN struct {
+	rec  uint32
+	mgr  key12
+	want [8]byte
+}
+
+func (p *pass) refHash(ref cache.Ref) [8]byte {
+	var h maphash.Hash
+	h.SetSeed(p.mgrSeed)
+	h.WriteString(ref.ID)
+	h.WriteByte(0)
+	h.WriteString(ref.Display)
+	var out [8]byte
+	binary.LittleEndian.PutUint64(out[:], h.Sum64())
+	return out
 }
 
 // unchanged reports whether a user read in a full pass has the entry it was last stored from,
 // and if so records it as read without normalizing it.
-func (p *pass) unchanged(id, entryDN string, e attrGetter, digest [16]byte) bool {
-	stored, ok := p.src[id]
-	if !ok || stored.digest != digest {
-		return false
+func (p *pass) unchanged(ctx context.Context, id, entryDN string, e attrGetter, digest [16]byte) (bool, error) {
+	b, err := p.storedSource(ctx, id)
+	if err != nil {
+		return false, err
 	}
-	p.remember(cache.Ref{ID: id, Type: scim.UserType, Display: p.s.users.display(e)}, entryDN, e)
+	stored, ok := decodeSrc(b)
+	if !ok || stored.digest != digest {
+		return false, nil
+	}
+	n := p.remember(cache.Ref{ID: id, Type: scim.UserType, Display: p.s.users.display(e)}, entryDN, e)
 	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.mgr.ID != "" {
-		p.mgrChecks = append(p.mgrChecks, mgrCheck{id: id, mgrDN: mgrDN, want: stored.mgr, digest: digest})
+		want := p.refHash(stored.mgr)
+		var k key12
+		if mgrDN != "" {
+			k = dnKey(mgrDN)
+			if m, ok := p.ents.lookupDN(k); ok {
+				p.mgrChecks.add(mgrCheck{rec: n, mgr: m, want: want})
+				return true, nil
+			}
+		}
+		p.mgrChecksDN.add(mgrCheckDN{rec: n, mgr: k, want: want})
 	}
 	p.sum.Unchanged++
-	return true
+	return true, nil
 }
 
 // staleManagers returns the skipped users whose manager DN no longer resolves to the stored
-// reference. Call it when the read is complete.
-func (p *pass) staleManagers() []recheck {
+// reference, with the reference it resolves to now and their stored digest. Call it when the
+// read is complete.
+func (p *pass) staleManagers(ctx context.Context) ([]recheck, error) {
 	var stale []recheck
-	for _, c := range p.mgrChecks {
+	check := func(rec uint32, mgr key12, want [8]byte) {
 		var got cache.Ref
-		if c.mgrDN != "" {
-			got = p.byDN[dn.Normalize(c.mgrDN)]
+		if mgr != (key12{}) {
+			got, _ = p.ents.byDNKey(mgr)
 		}
-		if got.ID != c.want.ID || got.Display != c.want.Display {
-			stale = append(stale, recheck{id: c.id, typ: scim.UserType, rf: refs{manager: c.mgrDN}, digest: c.digest})
+		if p.refHash(got) != want {
+			stale = append(stale, recheck{id: p.ents.ref(rec).ID, typ: scim.UserType, mgr: &got})
 		}
 	}
-	p.mgrChecks = nil
-	return stale
+	for i := uint32(0); i < p.mgrChecks.n; i++ {
+		c := p.mgrChecks.at(i)
+		check(c.rec, p.ents.recs.at(c.mgr).dn, c.want)
+	}
+	for i := uint32(0); i < p.mgrChecksDN.n; i++ {
+		c := p.mgrChecksDN.at(i)
+		check(c.rec, c.mgr, c.want)
+	}
+	p.mgrChecks, p.mgrChecksDN = chunked[mgrCheck]{}, chunked[mgrCheckDN]{}
+	if len(stale) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(stale))
+	for i, rc := range stale {
+		ids[i] = rc.id
+	}
+	srcs, err := p.s.store.SourceHashes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range stale {
+		// The user was skipped as unchanged: its digest is the stored one.
+		rec, _ := decodeSrc(srcs[stale[i].id])
+		stale[i].digest = rec.digest
+	}
+	return stale, nil
 }
 
 // managerDN returns the entry's manager DN, or "".
