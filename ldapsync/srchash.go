@@ -153,6 +153,7 @@ func (p *pass) unchanged(ctx context.Context, id, entryDN string, e attrGetter, 
 		return false, nil
 	}
 	n := p.remember(cache.Ref{ID: id, Type: scim.UserType, Display: p.s.users.display(e)}, entryDN, e)
+	p.sum.Unchanged++
 	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.mgr.ID != "" {
 		want := p.refHash(stored.mgr)
 		var k key12
@@ -165,7 +166,6 @@ func (p *pass) unchanged(ctx context.Context, id, entryDN string, e attrGetter, 
 		}
 		p.mgrChecksDN.add(mgrCheckDN{rec: n, mgr: k, want: want})
 	}
-	p.sum.Unchanged++
 	return true, nil
 }
 

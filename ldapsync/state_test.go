@@ -25,7 +25,9 @@ type mapEntry map[string][][]byte
 
 func (m mapEntry) Get(name string) [][]byte { return m[strings.ToLower(name)] }
 
-func syntheticUser(i int) (id, entryDN string, e mapEntry) {
+func syntheticUser(i int) (id, entryDN string, e mapEntry) { return syntheticReport(i, i/10) }
+
+func syntheticReport(i, mgr int) (id, entryDN string, e mapEntry) {
 	h := sha256.Sum256(fmt.Appendf(nil, "user %d", i))
 	id = uuidString([16]byte(h[:16]))
 	entryDN = fmt.Sprintf("uid=user%07d,ou=people,dc=example,dc=com", i)
@@ -34,7 +36,7 @@ func syntheticUser(i int) (id, entryDN string, e mapEntry) {
 		"uid":         {fmt.Appendf(nil, "user%07d", i)},
 		"cn":          {fmt.Appendf(nil, "Given%d Family%d", i, i)},
 		"displayname": {fmt.Appendf(nil, "Given%d Family%d", i, i)},
-		"manager":     {fmt.Appendf(nil, "uid=user%07d,ou=people,dc=example,dc=com", i/10)},
+		"manager":     {fmt.Appendf(nil, "uid=user%07d,ou=people,dc=example,dc=com", mgr)},
 	}
 	return id, entryDN, e
 }
@@ -66,14 +68,19 @@ type stateInput struct {
 }
 
 // Users as the reader would hand them, each with the source record a steady full pass finds
-// stored: unchanged, with a manager. User i's manager is user i/10: a tenth of the managers are
-// read before their reports, as in a directory loaded top-down.
+// stored: unchanged, with a manager. Half the users have a manager read before them (user
+// i/10), half one read after them (as a first sync that reads in creation order would meet
+// managers created after their reports).
 func stateInputs(n int) []stateInput {
 	ins := make([]stateInput, n)
 	for i := range ins {
-		id, d, e := syntheticUser(i)
-		mid, _, _ := syntheticUser(i / 10)
-		ins[i] = stateInput{id, d, e, encodeSrc([16]byte{1}, cache.Ref{ID: mid, Display: fmt.Sprintf("Given%d Family%d", i/10, i/10)})}
+		m := i / 10
+		if i%2 == 1 {
+			m = (i*7 + 3) % n
+		}
+		id, d, e := syntheticReport(i, m)
+		mid, _, _ := syntheticUser(m)
+		ins[i] = stateInput{id, d, e, encodeSrc([16]byte{1}, cache.Ref{ID: mid, Display: fmt.Sprintf("Given%d Family%d", m, m)})}
 	}
 	return ins
 }
@@ -104,6 +111,9 @@ func measureState(t testing.TB, n int) (newSkipped, newRead, oldSkipped, oldRead
 		p.srcBatch = nil
 		if got, ok := p.ents.byDNKey(dnKey(ins[n/2].dn)); !ok || got.ID != ins[n/2].id {
 			t.Fatalf("lookup by DN: %+v %v", got, ok)
+		}
+		if p.sum.Unchanged != n || p.mgrChecks.n == 0 || p.mgrChecksDN.n == 0 {
+			t.Fatalf("%d unchanged, %d+%d manager checks", p.sum.Unchanged, p.mgrChecks.n, p.mgrChecksDN.n)
 		}
 		if p.mgrChecks.n+p.mgrChecksDN.n != uint32(n) {
 			t.Fatalf("%d+%d manager checks", p.mgrChecks.n, p.mgrChecksDN.n)
