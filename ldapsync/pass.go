@@ -28,6 +28,7 @@ type pass struct {
 	virtual       map[string]struct{} // ids of virtual groups: never reconciled away
 	batch         []*scim.Resource
 	pending       []pendingResource            // entries waiting for references to entries read later
+	spill         *pendingFile                 // and, beyond pendingSpillAfter, all of them (pending.go)
 	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
 	deletes       map[string]scim.ResourceType // ids this pass would delete
 	maxMod        string                       // highest modifyTimestamp seen
@@ -151,8 +152,7 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 			if err != nil {
 				return err
 			}
-			p.pending = append(p.pending, pendingResource{enc, rf, digest})
-			return nil
+			return p.addPending(pendingResource{enc, rf, digest})
 		}
 		p.setSource(r, digest, mgr)
 	} else {
@@ -286,6 +286,7 @@ func maxTimestamp(prev *watermark, seen string) string {
 // close waits for the background writer and releases the bulk-read connection.
 func (p *pass) close() {
 	_ = p.drain() // on error paths only; the pass already reports its first error
+	p.spill.close()
 	if p.wire != nil {
 		p.wire.Close()
 	}

@@ -197,10 +197,9 @@ func (p *pass) lookupUID(ctx context.Context, uid string, final bool) (cache.Ref
 
 // resolvePending resolves every entry that waited for references, now that the read is over.
 func (p *pass) resolvePending(ctx context.Context) error {
-	pending := p.pending
-	p.pending = nil
-	for i, pr := range pending {
-		pending[i].raw = nil
+	pending, spill := p.pending, p.spill
+	p.pending, p.spill = nil, nil
+	do := func(pr pendingResource) error {
 		r := &scim.Resource{}
 		if err := json.Unmarshal(pr.raw, r); err != nil {
 			return err
@@ -210,7 +209,14 @@ func (p *pass) resolvePending(ctx context.Context) error {
 			return err
 		}
 		p.setSource(r, pr.digest, mgr)
-		if err := p.queue(ctx, r); err != nil {
+		return p.queue(ctx, r)
+	}
+	if spill != nil {
+		return spill.each(do)
+	}
+	for i, pr := range pending {
+		pending[i].raw = nil
+		if err := do(pr); err != nil {
 			return err
 		}
 	}

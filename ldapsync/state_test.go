@@ -270,3 +270,34 @@ func TestEntriesTable(t *testing.T) {
 		t.Fatalf("after long: %+v", ref)
 	}
 }
+
+// Pending resources beyond pendingSpillAfter go to a temporary file and come back in order.
+func TestPendingSpill(t *testing.T) {
+	p := newStatePass(t)
+	defer p.spill.close()
+	old := pendingSpillAfter
+	pendingSpillAfter = 2
+	defer func() { pendingSpillAfter = old }()
+	var want []pendingResource
+	for i := range 5 {
+		pr := pendingResource{raw: fmt.Appendf(nil, `{"id":"%d"}`, i), digest: [16]byte{byte(i)},
+			rf: refs{manager: fmt.Sprintf("uid=m%d", i)}}
+		if i%2 == 0 {
+			pr.rf = refs{memberDNs: []string{"cn=a", ""}, memberUIDs: []string{"x"}}
+		}
+		want = append(want, pr)
+		if err := p.addPending(pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.spill == nil || p.pending != nil {
+		t.Fatalf("not spilled: %d in memory", len(p.pending))
+	}
+	var got []pendingResource
+	if err := p.spill.each(func(pr pendingResource) error { got = append(got, pr); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
