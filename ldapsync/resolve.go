@@ -48,14 +48,21 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	if r.Type != scim.GroupType {
 		return true, mgr, nil
 	}
-	members := make(map[string]scim.Member, len(rf.memberDNs)+len(rf.memberUIDs))
-	for _, d := range rf.memberDNs {
-		ref, ok, err := p.lookupDN(ctx, d, final)
-		if err != nil || (!ok && !final) {
+	members := make([]scim.Member, 0, len(rf.memberDNs)+len(rf.memberUIDs))
+	for start := 0; start < len(rf.memberDNs); start += resolveChunk {
+		chunk := rf.memberDNs[start:min(start+resolveChunk, len(rf.memberDNs))]
+		pre, err := p.prefetchDNs(ctx, chunk, final)
+		if err != nil {
 			return false, mgr, err
 		}
-		if ok && ref.ID != r.ID {
-			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+		for i, d := range chunk {
+			ref, ok, err := p.lookupDNFrom(ctx, d, final, pre.at(i))
+			if err != nil || (!ok && !final) {
+				return false, mgr, err
+			}
+			if ok && ref.ID != r.ID {
+				members = append(members, scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display})
+			}
 		}
 	}
 	for _, u := range rf.memberUIDs {
@@ -64,15 +71,63 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 			return false, mgr, err
 		}
 		if ok {
-			members[ref.ID] = scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display}
+			members = append(members, scim.Member{Value: ref.ID, Type: ref.Type, Display: ref.Display})
 		}
 	}
-	r.Members = make([]scim.Member, 0, len(members))
-	for _, m := range members {
-		r.Members = append(r.Members, m)
-	}
-	slices.SortFunc(r.Members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
+	// Sorted by id, one member per id (two DNs or a DN and a uid may name the same entry).
+	slices.SortStableFunc(members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
+	r.Members = slices.CompactFunc(members, func(a, b scim.Member) bool { return a.Value == b.Value })
 	return true, mgr, nil
+}
+
+// resolveChunk is how many member DNs of a group are resolved against the cache in one
+// snapshot: a group of a million members costs a thousand reads, not a million, and the
+// answers held at once stay small.
+const resolveChunk = 1024
+
+// preResolved holds the cache's answers for a chunk of DNs; nil when the cache was not asked.
+type preResolved struct {
+	refs []cache.Ref
+	ok   []bool
+}
+
+// at returns the answer for the i-th DN of the chunk, or nil.
+func (pr *preResolved) at(i int) *cachedDN {
+	if pr == nil {
+		return nil
+	}
+	return &cachedDN{ref: pr.refs[i], ok: pr.ok[i]}
+}
+
+// cachedDN is the cache's answer for one DN.
+type cachedDN struct {
+	ref cache.Ref
+	ok  bool
+}
+
+// prefetchDNs asks the cache, in one snapshot, for the DNs of chunk that lookupDN would ask it
+// for: those not read in this pass, unless the pass is a complete full pass at its end (which
+// never asks). It returns nil when there are none.
+func (p *pass) prefetchDNs(ctx context.Context, chunk []string, final bool) (*preResolved, error) {
+	if p.full && final && p.sum.Partial == "" {
+		return nil, nil
+	}
+	ask := make([]string, len(chunk))
+	n := 0
+	for i, d := range chunk {
+		if _, ok := p.ents.byDNKey(dnKey(d)); !ok {
+			ask[i] = d
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	refs, ok, err := p.s.store.ResolveDNs(ctx, ask)
+	if err != nil {
+		return nil, err
+	}
+	return &preResolved{refs: refs, ok: ok}, nil
 }
 
 // setManager makes ref r's manager, if it is another user.
@@ -93,6 +148,11 @@ func setManager(r *scim.Resource, ref cache.Ref) {
 // pass whose read was complete does not ask the cache at the end: a DN it did not read names no
 // entry.
 func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, bool, error) {
+	return p.lookupDNFrom(ctx, d, final, nil)
+}
+
+// lookupDNFrom is lookupDN with the cache's answer for d already read (pre), or nil to ask.
+func (p *pass) lookupDNFrom(ctx context.Context, d string, final bool, pre *cachedDN) (cache.Ref, bool, error) {
 	key := dnKey(d)
 	if ref, ok := p.ents.byDNKey(key); ok {
 		return ref, true, nil
@@ -100,7 +160,14 @@ func (p *pass) lookupDN(ctx context.Context, d string, final bool) (cache.Ref, b
 	if p.full && final && p.sum.Partial == "" {
 		return cache.Ref{}, false, nil
 	}
-	ref, ok, err := p.s.store.ResolveDN(ctx, d)
+	var ref cache.Ref
+	var ok bool
+	var err error
+	if pre != nil {
+		ref, ok = pre.ref, pre.ok
+	} else {
+		ref, ok, err = p.s.store.ResolveDN(ctx, d)
+	}
 	if err == nil && !ok && !p.full {
 		ref, ok, err = p.resolveDNOnServer(ctx, d)
 	}

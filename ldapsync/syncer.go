@@ -25,6 +25,8 @@ type Store interface {
 	Apply(ctx context.Context, b cache.Batch) (cache.Result, error)
 	Watermark(ctx context.Context, source string) ([]byte, error)
 	ResolveDN(ctx context.Context, dn string) (cache.Ref, bool, error)
+	// ResolveDNs is ResolveDN for many DNs, from one snapshot.
+	ResolveDNs(ctx context.Context, dns []string) ([]cache.Ref, []bool, error)
 	Ref(ctx context.Context, id string) (cache.Ref, error)
 	GroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
 	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
