@@ -304,10 +304,13 @@ func (s *Store) planGroup(ctx context.Context, e *encoded) (memberPlan, error) {
 	return plan, err
 }
 
-// addEdit queues a member edit: the changes it makes, from a snapshot, as one item or in slices.
+// addEdit queues a member edit: the changes it makes, from a snapshot, as one item or in
+// slices. An edit that changes nothing counts its group as unchanged.
 func (a *applier) addEdit(ctx context.Context, ed MemberEdit) error {
-	if err := a.flush(ctx, false); err != nil { // the plan must see every earlier write
-		return err
+	if a.ids[ed.Group] { // the plan must see the queued writes of the same group
+		if err := a.flush(ctx, false); err != nil {
+			return err
+		}
 	}
 	var plan memberPlan
 	err := a.s.view(ctx, func(txn *badger.Txn) error {
@@ -318,17 +321,26 @@ func (a *applier) addEdit(ctx context.Context, ed MemberEdit) error {
 		plan, err = planEdit(txn, ed)
 		return err
 	})
-	if errors.Is(err, ErrNotFound) || err == nil && plan.size() == 0 {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("Group %s: %w", ed.Group, err)
+	case plan.size() == 0:
+		a.total.Unchanged++
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("Group %s: %w", ed.Group, err)
-	}
-	return a.slices(ctx, ed.Group, &plan, func(w *writer, part memberPlan, first, _ bool) error {
+	write := func(w *writer, part memberPlan, first bool) error {
 		if err := w.writeGroup(ed.Group, nil, part, first); err != nil {
 			return fmt.Errorf("Group %s: %w", ed.Group, err)
 		}
 		return nil
+	}
+	if plan.size() <= a.s.memberSlice {
+		return a.add(ctx, item{id: ed.Group, ops: plan.size(), write: func(w *writer) error { return write(w, plan, true) }})
+	}
+	return a.slices(ctx, ed.Group, &plan, func(w *writer, part memberPlan, first, _ bool) error {
+		return write(w, part, first)
 	})
 }
 

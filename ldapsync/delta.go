@@ -145,10 +145,23 @@ func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter stri
 //     has refreshDeletes=FALSE. Every cached resource of this type that was neither present nor
 //     sent is then deleted — but only if the search completed and present UUIDs were sent;
 //   - SyncDone with an empty cookie means nothing changed: keep the previous cookie.
+//
+// Groups are asked for without their member attributes, and every changed group is then read
+// again on its own through ldapwire: go-ldap builds a packet tree of every value, about 1 KB of
+// memory per member, so one change of an all-staff group of a million members would cost more
+// than a gigabyte. ldapwire decodes the member values in place.
 func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byte) ([]byte, error) {
 	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
+	var changedGroups []string // DNs, read again after the syncrepl search
 	if typ == scim.GroupType {
-		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs()
+		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrsWithoutMembers()
+	}
+	readChanged := func(dn string, e *ldap.Entry) error {
+		if typ == scim.GroupType {
+			changedGroups = append(changedGroups, dn)
+			return nil
+		}
+		return p.read(ctx, typ, dn, ldapEntry{e})
 	}
 	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
 	var (
@@ -203,7 +216,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		}
 		st, _ := ldap.FindControl(resp.Controls(), ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
 		if st == nil {
-			return p.read(ctx, typ, e.DN, ldapEntry{e})
+			return readChanged(e.DN, e)
 		}
 		setCookie(st.Cookie)
 		id := st.EntryUUID.String()
@@ -214,10 +227,13 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 			presentOn = true
 			present[id] = struct{}{}
 		default:
-			return p.read(ctx, typ, e.DN, ldapEntry{e})
+			return readChanged(e.DN, e)
 		}
 		return nil
 	})
+	if err == nil {
+		err = p.rereadGroups(ctx, changedGroups)
+	}
 	if err != nil {
 		if ldap.IsErrorWithCode(err, 4096) { // e-syncRefreshRequired
 			return nil, errRefreshRequired
@@ -262,4 +278,21 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		newCookie = cookie
 	}
 	return newCookie, nil
+}
+
+// rereadGroups reads the groups at dns again with every attribute the pass needs, each with a
+// base search, through the pass's usual reader. A group that is gone by now is skipped: the
+// next delta reports its deletion or its new DN.
+func (p *pass) rereadGroups(ctx context.Context, dns []string) error {
+	for _, dn := range dns {
+		err := p.search(ctx, scim.GroupType, dn, ldap.ScopeBaseObject, "(objectClass=*)", p.s.groupAttrs())
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			p.s.log.Info("a changed group is gone before it could be read; the next pass sees why", "dn", dn)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reading group %q: %w", dn, err)
+		}
+	}
+	return nil
 }

@@ -42,6 +42,18 @@ func guidString(g []byte) string {
 func (s *Syncer) userAttrs() []string  { return s.uattrs }
 func (s *Syncer) groupAttrs() []string { return s.gattrs }
 
+// groupAttrsWithoutMembers is groupAttrs without the attributes that list members.
+func (s *Syncer) groupAttrsWithoutMembers() []string {
+	members := append(append([]string{}, s.cfg.Groups.MemberAttributes...), s.cfg.Groups.MemberUIDAttributes...)
+	out := make([]string, 0, len(s.gattrs))
+	for _, a := range s.gattrs {
+		if !containsFold(members, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func dedupFold(in []string) []string {
 	var out []string
 	for _, a := range in {
@@ -65,25 +77,27 @@ func (p *pass) readAll(ctx context.Context) error {
 }
 
 func (p *pass) readType(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
-	var err error
-	if p.s.cfg.BindDN == "" && strings.HasPrefix(p.s.cfg.URL, "ldapi:") {
-		// SASL EXTERNAL needs go-ldap; ldapwire only does simple binds.
-		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, p.s.searchControls())
-		err = p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
-			return p.read(ctx, typ, e.DN, ldapEntry{e})
-		})
-	} else {
-		err = p.wireSearch(ctx, typ, base, filter, attrs)
-	}
-	if err != nil {
+	if err := p.search(ctx, typ, base, ldap.ScopeWholeSubtree, filter, attrs); err != nil {
 		return fmt.Errorf("reading %ss under %q: %w", strings.ToLower(string(typ)), base, err)
 	}
 	return nil
 }
 
+// search reads the entries of one search into the pass, through ldapwire where it can.
+func (p *pass) search(ctx context.Context, typ scim.ResourceType, base string, scope int, filter string, attrs []string) error {
+	if p.s.cfg.BindDN == "" && strings.HasPrefix(p.s.cfg.URL, "ldapi:") {
+		// SASL EXTERNAL needs go-ldap; ldapwire only does simple binds.
+		req := ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, p.s.searchControls())
+		return p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+			return p.read(ctx, typ, e.DN, ldapEntry{e})
+		})
+	}
+	return p.wireSearch(ctx, typ, base, scope, filter, attrs)
+}
+
 // wireSearch is the bulk read: a paged search through ldapwire, which decodes entries without
 // building go-ldap's packet trees (most of a full pass's time is decoding).
-func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filter string, attrs []string) error {
+func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base string, scope int, filter string, attrs []string) error {
 	if p.wire == nil {
 		tlsCfg, err := p.s.cfg.tlsConfig()
 		if err != nil {
@@ -103,7 +117,7 @@ func (p *pass) wireSearch(ctx context.Context, typ scim.ResourceType, base, filt
 	}
 	proc := p.startProcessing(ctx, typ)
 	res, err := p.wire.Search(ctx, ldapwire.SearchRequest{
-		BaseDN: base, Scope: ldap.ScopeWholeSubtree, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
+		BaseDN: base, Scope: scope, Filter: filter, Attributes: attrs, PageSize: p.s.cfg.PageSize,
 		Controls: p.s.searchControls(),
 	}, proc.add)
 	if perr := proc.finish(); perr != nil && (err == nil || errors.Is(err, perr)) {
