@@ -12,7 +12,10 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -140,14 +143,76 @@ func PassResult(sum ldapsync.Summary, err error) string {
 // HTTPObserver returns a request observer for the HTTP server named server; it has the
 // signature scimapi.WithRequestObserver wants. route is the matched route pattern ("" when no
 // route matched), so ids never become label values.
+//
+// Every label value comes from a fixed set, whatever the client sends (unauthenticated
+// requests are observed too): the method is one of HTTPMethods or "other", the status a
+// three-digit number or "other", and the route a pattern (at most maxRoutes distinct ones per
+// observer, each at most maxRouteLen bytes; beyond that "other"), "" being "unmatched".
 func (m *Metrics) HTTPObserver(server string) func(route, method string, status int, d time.Duration) {
+	routes := &routeSet{seen: map[string]bool{}}
 	return func(route, method string, status int, d time.Duration) {
-		if route == "" {
-			route = "unmatched"
-		}
-		m.httpRequests.WithLabelValues(server, route, method, strconv.Itoa(status)).Inc()
+		route = routes.label(route)
+		method = MethodLabel(method)
+		m.httpRequests.WithLabelValues(server, route, method, StatusLabel(status)).Inc()
 		m.httpDuration.WithLabelValues(server, route, method).Observe(d.Seconds())
 	}
+}
+
+// HTTPMethods are the request methods that are label values as they are; any other is "other".
+var HTTPMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions,
+}
+
+// MethodLabel maps a request method to its label value: one of HTTPMethods, else "other".
+// Methods are case-sensitive (RFC 9110), so "get" is "other" too.
+func MethodLabel(method string) string {
+	for _, k := range HTTPMethods {
+		if method == k {
+			return k
+		}
+	}
+	return "other"
+}
+
+// StatusLabel maps an HTTP status to its label value: the number for 100-599, else "other".
+func StatusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
+}
+
+const (
+	maxRoutes   = 64  // distinct route label values per HTTP observer
+	maxRouteLen = 128 // bytes of a route label value
+)
+
+// routeSet bounds the route label values of one observer: route patterns come from the
+// server's route table, so they are few; the bound keeps a mistake there (a raw path passed
+// for a pattern) from growing the scrape without limit.
+type routeSet struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (s *routeSet) label(route string) string {
+	switch {
+	case route == "":
+		return "unmatched"
+	case len(route) > maxRouteLen || !strings.HasPrefix(route, "/") || !utf8.ValidString(route):
+		return "other"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen[route] {
+		return route
+	}
+	if len(s.seen) >= maxRoutes {
+		return "other"
+	}
+	s.seen[route] = true
+	return route
 }
 
 // ObservePush records one request to push target: status is the HTTP status, 0 when no
@@ -156,7 +221,7 @@ func (m *Metrics) HTTPObserver(server string) func(route, method string, status 
 func (m *Metrics) ObservePush(target string, status int, d time.Duration) {
 	s := "error"
 	if status > 0 {
-		s = strconv.Itoa(status)
+		s = StatusLabel(status)
 	}
 	m.pushResults.WithLabelValues(target, s).Inc()
 	m.pushDuration.WithLabelValues(target).Observe(d.Seconds())

@@ -1,6 +1,7 @@
 package scimapi
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -10,8 +11,10 @@ import (
 type Option func(*Server)
 
 // RequestObserver is told of every request once it is answered: the matched route pattern
-// (e.g. "/scim/v2/Users/:id"; "" when no route matched, so ids never appear), the method, the
-// status and the time it took. It runs on the request's goroutine.
+// (e.g. "/scim/v2/Users/:id"; "" when no route matched, so ids and paths never appear), the
+// method (one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, else "other": the server answers
+// any method token, before authentication, so it must not reach a label as sent), the status
+// and the time it took. It runs on the request's goroutine.
 type RequestObserver func(route, method string, status int, d time.Duration)
 
 // WithRequestObserver adds a request observer (metrics).
@@ -29,6 +32,16 @@ func (s *Server) observe(c *gin.Context) {
 	c.Next()
 	d := time.Since(start)
 	for _, o := range s.observers {
-		o(c.FullPath(), c.Request.Method, c.Writer.Status(), d)
+		o(c.FullPath(), observedMethod(c.Request.Method), c.Writer.Status(), d)
 	}
+}
+
+// observedMethod maps a request method to a fixed set: a known method, else "other".
+func observedMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
