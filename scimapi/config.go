@@ -28,6 +28,10 @@ type Config struct {
 	MaxRequestBytes int64 `toml:"max_request_bytes"`
 	// MaxURLBytes caps the request target, path and query (414 beyond it).
 	MaxURLBytes int `toml:"max_url_bytes"`
+	// MaxConcurrentRequests caps the requests served at once (503 with Retry-After beyond it):
+	// a page of max_results users is a few MB, and clients that never read their answers
+	// would otherwise hold one each.
+	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
 	// Tokens are the bearer tokens the API accepts.
 	Tokens []Token `toml:"tokens"`
 	// Groups is what a user's "groups" lists: "direct" memberships only, or "transitive":
@@ -59,6 +63,8 @@ func DefaultConfig() Config {
 		Groups:          GroupsDirect,
 		MaxRequestBytes: 1 << 20,
 		MaxURLBytes:     8 << 10,
+
+		MaxConcurrentRequests: 64,
 	}
 }
 
@@ -139,6 +145,9 @@ func (c *Config) Validate() []error {
 	}
 	if c.MaxResults < 1 {
 		errs = append(errs, fmt.Errorf("scim.max_results: %d must be at least 1", c.MaxResults))
+	}
+	if c.MaxConcurrentRequests < 1 {
+		errs = append(errs, fmt.Errorf("scim.max_concurrent_requests: %d must be at least 1", c.MaxConcurrentRequests))
 	}
 	if c.MaxRequestBytes < 1024 {
 		errs = append(errs, fmt.Errorf("scim.max_request_bytes: %d must be at least 1024", c.MaxRequestBytes))

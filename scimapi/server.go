@@ -66,6 +66,8 @@ type Server struct {
 	userLoc, groupLoc []byte // locPrefix of users and groups (render.go)
 
 	observers []RequestObserver // observe.go
+
+	inFlight chan struct{} // a slot per request being served (limits)
 }
 
 // New builds the API over store. cfg must have passed Validate and ResolveTokens.
@@ -74,7 +76,7 @@ func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
-		ids: newIDSnapshots(store), hot: newHotCache(hotUsers)}
+		ids: newIDSnapshots(store), hot: newHotCache(hotUsers), inFlight: make(chan struct{}, max(cfg.MaxConcurrentRequests, 1))}
 	s.userLoc, s.groupLoc = s.locPrefix(scim.UserType), s.locPrefix(scim.GroupType)
 	for _, o := range opts {
 		o(s)
@@ -124,9 +126,18 @@ func (s *Server) recovery(c *gin.Context) {
 	c.Next()
 }
 
-// limits answers 414 for a request target longer than max_url_bytes and 413 for a body larger
-// than max_request_bytes, and caps the body reader so a lying Content-Length cannot get past.
+// limits answers 503 beyond max_concurrent_requests requests at once, 414 for a request target
+// longer than max_url_bytes and 413 for a body larger than max_request_bytes, and caps the body
+// reader so a lying Content-Length cannot get past.
 func (s *Server) limits(c *gin.Context) {
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	default:
+		c.Header("Retry-After", "1")
+		s.writeError(c, errorf(http.StatusServiceUnavailable, "", "more than %d requests at once; retry later", cap(s.inFlight)))
+		return
+	}
 	if len(c.Request.RequestURI) > s.cfg.MaxURLBytes {
 		s.writeError(c, errorf(http.StatusRequestURITooLong, "", "the request URL is longer than %d bytes; use POST .search", s.cfg.MaxURLBytes))
 		return

@@ -2,6 +2,8 @@ package filter
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -253,6 +255,32 @@ func BenchmarkParseComplex(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(rfcExamples[16]); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A filter of more than MaxTerms attribute expressions is refused at the first one too many,
+// in an or chain as in a complex value filter; MaxTerms of them parse.
+func TestParseTermLimit(t *testing.T) {
+	terms := func(n int, term string) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(term, i)
+		}
+		return strings.Join(parts, " or ")
+	}
+	if _, err := Parse(terms(MaxTerms, `userName co "x%d"`)); err != nil {
+		t.Fatalf("%d terms: %v", MaxTerms, err)
+	}
+	for _, f := range []string{
+		terms(MaxTerms+1, `userName co "x%d"`),
+		"emails[" + terms(MaxTerms+1, `value sw "x%d"`) + "]",
+		terms(45000, `displayName co "%d"`),
+	} {
+		_, err := Parse(f)
+		var fe *Error
+		if !errors.As(err, &fe) || !strings.Contains(fe.Error(), "more than 256 attribute expressions") {
+			t.Fatalf("Parse(%d bytes) = %v, want the term limit", len(f), err)
 		}
 	}
 }
