@@ -21,16 +21,24 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	if err := p.drain(); err != nil {
 		return err
 	}
-	total := 0
+	// Users and groups are counted separately (DESIGN invariant 5): a few groups deleted next
+	// to many users are still all the groups.
+	totals := map[scim.ResourceType]int{}
+	counts := map[scim.ResourceType]int{scim.UserType: len(p.deact)}
 	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
 		n, err := p.s.store.Count(ctx, t)
 		if err != nil {
 			return err
 		}
-		total += n
+		totals[t] = n
 	}
-	n := len(p.deletes) + len(p.deact)
-	held := n > 0 && (n > p.s.safety.MaxDeletes || float64(n) > p.s.safety.MaxDeletePercent/100*float64(total))
+	for _, t := range p.deletes {
+		counts[t]++
+	}
+	held := map[scim.ResourceType]bool{
+		scim.UserType:  p.s.overThreshold(counts[scim.UserType], totals[scim.UserType]) || len(p.heldUsers) > 0,
+		scim.GroupType: p.s.overThreshold(counts[scim.GroupType], totals[scim.GroupType]),
+	}
 
 	b := cache.Batch{Source: Source, Pass: p.id}
 	old, err := p.s.store.Holds(ctx)
@@ -48,21 +56,33 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 			}
 		}
 	}
-	if held {
-		why := fmt.Sprintf("pass would delete or deactivate %d of %d resources (limit: %d or %g%%)",
-			n, total, p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
+	now := time.Now().UTC()
+	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		if !held[t] || counts[t] == 0 {
+			continue
+		}
+		noun := strings.ToLower(string(t)) + "s"
+		why := fmt.Sprintf("pass would delete or deactivate %d of %d %s (limit: %d or %g%%)",
+			counts[t], totals[t], noun, p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
 		p.s.log.Error("holding deletions until an admin approves them (ldapscim deletes list / approve)",
-			"pass", p.id, "deletes", len(p.deletes), "deactivations", len(p.deact), "total", total)
-		now := time.Now().UTC()
-		for id, typ := range p.deletes {
-			h := cache.Hold{ID: id, Type: typ, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
-			if rs, err := p.s.store.GetMany(ctx, typ, []string{id}, false); err != nil {
+			"pass", p.id, "type", t, "held", counts[t], "total", totals[t])
+		for _, id := range slices.Sorted(maps.Keys(p.deletes)) {
+			if p.deletes[id] != t {
+				continue
+			}
+			h := cache.Hold{ID: id, Type: t, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
+			if rs, err := p.s.store.GetMany(ctx, t, []string{id}, false); err != nil {
 				return err
 			} else if len(rs) == 1 {
 				h.DN, h.Name = rs[0].DN, displayOf(rs[0])
 			}
 			holds = append(holds, h)
 		}
+		p.sum.Held += counts[t]
+	}
+	if held[scim.UserType] {
+		why := fmt.Sprintf("pass would delete or deactivate %d of %d users (limit: %d or %g%%)",
+			counts[scim.UserType], totals[scim.UserType], p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
 		for _, r := range p.deact {
 			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
 				Reason: holdDeactivate + ": " + why, HeldAt: now})
@@ -72,14 +92,15 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 			delete(p.batchSrc, r.ID)
 			b.Upserts = append(b.Upserts, r)
 		}
-		p.sum.Held = n
 	} else {
 		b.Upserts = append(b.Upserts, p.deact...)
-		for id := range p.deletes {
+	}
+	for id, t := range p.deletes {
+		if !held[t] {
 			b.Deletes = append(b.Deletes, id)
 		}
-		slices.Sort(b.Deletes)
 	}
+	slices.Sort(b.Deletes)
 	b.Upserts = append(b.Upserts, p.batch...)
 	b.SourceHashes = p.batchSrc
 	edits := memberEdits{}

@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -56,5 +57,84 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	if err := pruneMembers(ctx, store, deact, deletes, edits); err != nil {
 		return cache.Result{}, err
 	}
-	return store.Apply(ctx, cache.Batch{Source: Source, Pass: pass, Upserts: deact, MemberEdits: edits.list(), Deletes: deletes, Holds: &remaining})
+	b := cache.Batch{Source: Source, Pass: pass, Upserts: deact, Deletes: deletes, Holds: &remaining}
+	if err := dropHeldManagers(ctx, store, &b); err != nil {
+		return cache.Result{}, err
+	}
+	b.MemberEdits = edits.list()
+	return store.Apply(ctx, b)
+}
+
+// dropHeldManagers removes, from the reports of the users b deletes, the manager that a pass
+// kept while the deletion was held (DESIGN invariant 5), and from their source records, so the
+// next full pass does not see them as stale. Reports are found with the manager index.
+func dropHeldManagers(ctx context.Context, store Store, b *cache.Batch) error {
+	deleted := make(map[string]bool, len(b.Deletes))
+	for _, id := range b.Deletes {
+		deleted[id] = true
+	}
+	queued := make(map[string]*scim.Resource, len(b.Upserts))
+	for _, r := range b.Upserts {
+		queued[r.ID] = r
+	}
+	var ids []string
+	managerOf := map[string]string{}
+	for _, m := range b.Deletes {
+		reports, err := store.Lookup(ctx, cache.IndexManager, m)
+		if err != nil {
+			return err
+		}
+		for _, id := range reports {
+			if !deleted[id] {
+				if _, seen := managerOf[id]; !seen {
+					ids = append(ids, id)
+				}
+				managerOf[id] = m
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	srcs, err := store.SourceHashes(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r, inBatch := queued[id], true
+		if r == nil {
+			inBatch = false
+			var err error
+			r, err = store.Get(ctx, scim.UserType, id)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		ext, _ := r.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+		mgr, _ := ext["manager"].(map[string]any)
+		if mgr == nil || mgr["value"] != managerOf[id] {
+			continue
+		}
+		ext = maps.Clone(ext)
+		delete(ext, "manager")
+		if len(ext) == 0 {
+			delete(r.Attributes, scim.SchemaEnterpriseUser)
+		} else {
+			r.Attributes[scim.SchemaEnterpriseUser] = ext
+		}
+		if !inBatch {
+			queued[id] = r
+			b.Upserts = append(b.Upserts, r)
+		}
+		if rec, ok := decodeSrc(srcs[id]); ok {
+			if b.SourceHashes == nil {
+				b.SourceHashes = map[string][]byte{}
+			}
+			b.SourceHashes[id] = encodeSrc(rec.digest, cache.Ref{})
+		}
+	}
+	return nil
 }

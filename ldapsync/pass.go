@@ -47,6 +47,9 @@ type pass struct {
 	apply         *applier                     // background cache writer, started on the first flush
 	now           time.Time                    // the pass's start, for accountExpires
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
+	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
+	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
+	heldMgr       map[string]cache.Ref         // report id → its held manager
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {

@@ -73,6 +73,10 @@ func (p *pass) readAll(ctx context.Context) error {
 	if err := p.resolvePending(ctx); err != nil {
 		return err
 	}
+	// Whether the users not read will be held is known now, before any group is resolved.
+	if err := p.decideUserHolds(ctx); err != nil {
+		return err
+	}
 	return p.readType(ctx, scim.GroupType, p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs())
 }
 

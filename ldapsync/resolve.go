@@ -40,6 +40,10 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 		if err != nil || (!ok && !final) {
 			return false, cache.Ref{}, err
 		}
+		if !ok && final {
+			// A held deletion keeps its reports' manager (DESIGN invariant 5).
+			ref, ok = p.heldManager(r.ID)
+		}
 		mgr = ref
 		if ok {
 			setManager(r, ref)
@@ -77,6 +81,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	// Sorted by id, one member per id (two DNs or a DN and a uid may name the same entry).
 	slices.SortStableFunc(members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
 	r.Members = slices.CompactFunc(members, func(a, b scim.Member) bool { return a.Value == b.Value })
+	p.keepHeldMembers(r)
 	return true, mgr, nil
 }
 
@@ -230,6 +235,9 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 		var mgr cache.Ref
 		if rc.mgr != nil {
 			mgr = *rc.mgr
+			if held, ok := p.heldManager(rc.id); ok && mgr.ID == "" {
+				mgr = held
+			}
 			setManager(r, mgr)
 		} else if _, mgr, err = p.resolve(ctx, r, rc.rf, true); err != nil {
 			return err
