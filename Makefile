@@ -31,6 +31,7 @@ bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./internal/ldapwire/
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

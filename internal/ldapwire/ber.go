@@ -87,13 +87,15 @@ func parseLength(b []byte) (n, size int, err error) {
 	if k == 0 || k > 4 || len(b) < 1+k {
 		return 0, 0, errMalformed
 	}
+	// Accumulate unsigned: four octets of 0xff overflow a 32-bit int into a negative length.
+	var u uint64
 	for _, c := range b[1 : 1+k] {
-		n = n<<8 | int(c)
+		u = u<<8 | uint64(c)
 	}
-	if n > maxMessageSize {
+	if u > maxMessageSize {
 		return 0, 0, errMalformed
 	}
-	return n, 1 + k, nil
+	return int(u), 1 + k, nil
 }
 
 // parseInt decodes a two's-complement INTEGER or ENUMERATED of at most 4

@@ -131,3 +131,27 @@ func FuzzDecode(f *testing.F) {
 		decodeAll(data, 4096)
 	})
 }
+
+// Lengths are decoded unsigned: the largest four-octet length must be refused as over the
+// limit on every platform, not wrap to a negative int on a 32-bit one (GOARCH=386 go test).
+func TestParseLengthRefusesHugeLengths(t *testing.T) {
+	for _, tc := range []struct {
+		in   []byte
+		n    int
+		fail bool
+	}{
+		{[]byte{0x05}, 5, false},
+		{[]byte{0x82, 0x01, 0x00}, 256, false},
+		{[]byte{0x84, 0x04, 0x00, 0x00, 0x00}, 64 << 20, false},
+		{[]byte{0x84, 0x04, 0x00, 0x00, 0x01}, 0, true},
+		{[]byte{0x84, 0xff, 0xff, 0xff, 0xff}, 0, true},
+		{[]byte{0x84, 0x80, 0x00, 0x00, 0x00}, 0, true},
+		{[]byte{0x85, 0x01, 0x00, 0x00, 0x00, 0x00}, 0, true},
+		{[]byte{0x80}, 0, true},
+	} {
+		n, _, err := parseLength(tc.in)
+		if (err != nil) != tc.fail || (!tc.fail && n != tc.n) {
+			t.Errorf("parseLength(% x) = %d, %v; want %d, fail %v", tc.in, n, err, tc.n, tc.fail)
+		}
+	}
+}
