@@ -156,7 +156,10 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP serves one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	s.mux.ServeHTTP(w, r)
+}
 
 // ShutdownTimeout is how long Serve lets in-flight requests (a running pass) finish.
 const ShutdownTimeout = 10 * time.Second

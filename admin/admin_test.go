@@ -125,6 +125,8 @@ type call struct {
 	method, path, body string
 	remote             string // default: a non-loopback address
 	auth               string // Authorization header
+	host               string // Host; default 127.0.0.1:9090, as the CLI sends it
+	header             http.Header
 }
 
 func (f *fixture) do(t *testing.T, c call) (*httptest.ResponseRecorder, map[string]any) {
@@ -135,6 +137,16 @@ func (f *fixture) do(t *testing.T, c call) (*httptest.ResponseRecorder, map[stri
 	}
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)
+	}
+	req.Host = "127.0.0.1:9090"
+	if c.host != "" {
+		req.Host = c.host
+	}
+	if c.body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	rec := httptest.NewRecorder()
 	f.srv.ServeHTTP(rec, req)

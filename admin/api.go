@@ -3,7 +3,6 @@ package admin
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -106,9 +105,7 @@ type Selection struct {
 // ids returns nil for "all", as ApproveHolds and DropDeadLetters want it.
 func readSelection(w http.ResponseWriter, r *http.Request) ([]string, bool) {
 	var sel Selection
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sel); err != nil {
+	if err := decodeJSON(r, &sel, 1<<20, false); err != nil {
 		writeError(w, http.StatusBadRequest, "want a JSON body {\"ids\":[...]} or {\"all\":true}: "+err.Error())
 		return nil, false
 	}
@@ -215,7 +212,7 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req PlanRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+	if err := decodeJSON(r, &req, 1<<16, true); err != nil {
 		writeError(w, http.StatusBadRequest, "body: want {\"full\": bool, \"target\": name}: "+err.Error())
 		return
 	}

@@ -8,15 +8,31 @@ import (
 	"strings"
 )
 
-// protect guards the status page, the metrics and the admin API (Config documents the rules).
+// protect guards the status page, the metrics and the admin API (Config documents the rules,
+// guard.go the browser defences it applies first).
 // The token comes as `Authorization: Bearer <token>`, or as the password of HTTP Basic auth so
 // a browser can open /status (any user name). It is compared as a SHA-256 in constant time
 // and never logged.
 func (s *Server) protect(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.AllowLoopback && isLoopback(r.RemoteAddr) {
-			h(w, r)
+		if msg := crossSite(r); msg != "" {
+			writeError(w, http.StatusForbidden, msg)
 			return
+		}
+		if status, msg := badContentType(r); status != 0 {
+			writeError(w, status, msg)
+			return
+		}
+		if s.cfg.AllowLoopback && isLoopback(r.RemoteAddr) {
+			if s.localHost(r) {
+				h(w, r)
+				return
+			}
+			if _, ok := token(r); !ok {
+				misdirected(w, r)
+				return
+			}
+			// A foreign Host with a token: the token decides, as for a remote client.
 		}
 		if !s.cfg.hasTok {
 			writeError(w, http.StatusForbidden, "only loopback clients may use this: no [admin] token is configured")

@@ -23,6 +23,14 @@ const DefaultListen = "127.0.0.1:9090"
 // a loopback address while AllowLoopback is true, so an admin on the host (and a Prometheus on
 // the same host) needs no set-up. Put a reverse proxy on the same host in front of the admin
 // listener only with allow_loopback = false: to this server, every proxied request looks local.
+//
+// Because a web page in the admin's browser is a loopback client too, the protected endpoints
+// also refuse (see guard.go): a loopback request without the token whose Host is not
+// localhost, a loopback address, the listen host or the connection's local address (421; DNS
+// rebinding; with the token any Host is accepted); any request whose Origin is not this
+// server or whose Sec-Fetch-Site is not same-origin or none (403, token or not); a POST body
+// not declared Content-Type: application/json (415) or with unknown fields or trailing data
+// (400). A reverse proxy must therefore pass Host through unchanged.
 type Config struct {
 	// Listen is host:port; "" turns the admin server off.
 	Listen string `toml:"listen"`
