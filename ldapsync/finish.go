@@ -102,6 +102,12 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	slices.Sort(b.Deletes)
 	b.Upserts = append(b.Upserts, p.batch...)
+	if held[scim.GroupType] {
+		// A held group stays a member of the groups that list it (nested groups).
+		if err := p.keepHeldGroups(ctx, b.Upserts); err != nil {
+			return err
+		}
+	}
 	b.SourceHashes = p.batchSrc
 	edits := memberEdits{}
 	vgs, err := p.virtualGroups(ctx, edits)

@@ -247,3 +247,43 @@ func (e *env) checkUntouchedGroups(head uint64) {
 }
 
 var _ = cache.Hold{}
+
+// A held group deletion keeps the deleted group a member of the groups that list it.
+func TestHeldGroupDeletionKeepsNestedMembership(t *testing.T) {
+	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{heldDir(t, heldUsers)}},
+		func(_ *ldapsync.Config, s *ldapsync.SafetyConfig) { s.MaxDeletes, s.MaxDeletePercent = 5, 20 })
+	e.sl.Add(t, `dn: cn=outer,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: outer
+member: cn=odd,ou=groups,dc=example,dc=com
+member: uid=u00,ou=people,dc=example,dc=com
+`)
+	e.sync(true)
+	ctx := context.Background()
+	outer, odd := e.group("outer"), e.group("odd")
+	if ok, _ := e.store.IsMember(ctx, outer.ID, odd.ID); !ok {
+		t.Fatal("odd is not a member of outer after the first sync")
+	}
+	head := e.journalHead()
+	e.sl.Modify(t, "dn: cn=odd,ou=groups,dc=example,dc=com\nchangetype: delete\n")
+	for _, full := range []bool{true, false} {
+		sum := e.sync(full)
+		if holds, _ := e.store.Holds(ctx); len(holds) != 1 || sum.Deleted != 0 || full && sum.Held != 1 {
+			t.Fatalf("full=%v: deleting 1 of 3 groups over a 20%% limit: %+v", full, sum)
+		}
+		if ok, err := e.store.IsMember(ctx, outer.ID, odd.ID); err != nil || !ok {
+			t.Fatalf("full=%v: the held group odd left outer (%v)", full, err)
+		}
+		for _, r := range e.journal() {
+			if r.Seq > head {
+				t.Fatalf("full=%v: a pass that held its deletion journaled %s %s %s", full, r.Op, r.Type, r.ID)
+			}
+		}
+	}
+	if _, err := ldapsync.ApproveHolds(ctx, e.store, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := e.store.IsMember(ctx, outer.ID, odd.ID); ok {
+		t.Fatal("approved deletion of odd left it in outer")
+	}
+}

@@ -2,6 +2,7 @@ package ldapsync
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 
@@ -76,7 +77,50 @@ func (p *pass) decideUserHolds(ctx context.Context) error {
 // keepHeldMembers adds to group r the held users the cache has it list. r.Members is sorted by
 // id with one member per id.
 func (p *pass) keepHeldMembers(r *scim.Resource) {
-	held := p.heldIn[r.ID]
+	addMembers(r, p.heldIn[r.ID])
+}
+
+// keepHeldGroups adds back, to the groups that upserts restate, the groups whose deletion
+// finish holds and that the cache has them list (nested groups). It costs O(memberships of
+// the held groups).
+func (p *pass) keepHeldGroups(ctx context.Context, upserts []*scim.Resource) error {
+	in := map[string][]scim.Member{}
+	for _, id := range slices.Sorted(maps.Keys(p.deletes)) {
+		if p.deletes[id] != scim.GroupType {
+			continue
+		}
+		parents, err := p.s.store.GroupsOf(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(parents) == 0 {
+			continue
+		}
+		ref, err := p.s.store.Ref(ctx, id)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, g := range parents {
+			in[g.ID] = append(in[g.ID], scim.Member{Value: id, Type: scim.GroupType, Display: ref.Display})
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	for _, r := range upserts {
+		if r.Type == scim.GroupType {
+			addMembers(r, in[r.ID])
+		}
+	}
+	return nil
+}
+
+// addMembers adds the members of held that r does not list. r.Members is sorted by id with one
+// member per id, and stays so.
+func addMembers(r *scim.Resource, held []scim.Member) {
 	if len(held) == 0 {
 		return
 	}
