@@ -102,9 +102,17 @@ var errNotModified = errors.New("not modified")
 
 // conditional sets ETag and Location of r and evaluates If-Match (412, an *Error) and
 // If-None-Match (304 written, errNotModified).
+//
+// A body cut down by attributes or excludedAttributes is another representation of the same
+// version, so its ETag is weak (RFC 9110 §8.8.1): a cache must not take it for the whole
+// resource. If-Match still compares the version itself.
 func (s *Server) conditional(c *gin.Context, r *scim.Resource) error {
 	tag := etag(r)
-	c.Header("ETag", tag)
+	if q := c.Request.URL.Query(); q.Has("attributes") || q.Has("excludedAttributes") {
+		c.Header("ETag", "W/"+tag)
+	} else {
+		c.Header("ETag", tag)
+	}
 	if im := c.GetHeader("If-Match"); im != "" && !etagMatch(im, tag, false) {
 		return errorf(http.StatusPreconditionFailed, "", "the resource's version is %s", tag)
 	}

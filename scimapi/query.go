@@ -72,6 +72,9 @@ func (s *Server) queryFromBody(c *gin.Context) (*listQuery, error) {
 	if err := dec.Decode(&req); err != nil {
 		return nil, errorf(http.StatusBadRequest, scimInvalidSyntax, "the body is not a SearchRequest: %s", jsonProblem(err))
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errorf(http.StatusBadRequest, scimInvalidSyntax, "the body has data after the SearchRequest")
+	}
 	if !containsFold(req.Schemas, schemaSearchRequest) {
 		return nil, errorf(http.StatusBadRequest, scimInvalidSyntax, "schemas must contain %q", schemaSearchRequest)
 	}

@@ -2,6 +2,7 @@ package scimapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -19,19 +20,29 @@ func (s *Server) routes(r *gin.Engine) {
 	v2 := r.Group(Prefix, s.authenticate)
 	users, groups := scim.UserResource, scim.GroupResource
 
-	v2.GET("/Users", s.list(users))
-	v2.GET("/Users/:id", s.get(users))
+	// Every GET answers HEAD too (net/http sends no body for HEAD).
+	get := func(path string, h gin.HandlerFunc) {
+		v2.GET(path, h)
+		v2.HEAD(path, h)
+	}
+	get("/Users", s.list(users))
+	get("/Users/:id", s.get(users))
 	v2.POST("/Users/.search", s.search(users))
-	v2.GET("/Groups", s.list(groups))
-	v2.GET("/Groups/:id", s.get(groups))
+	get("/Groups", s.list(groups))
+	get("/Groups/:id", s.get(groups))
 	v2.POST("/Groups/.search", s.search(groups))
 	v2.POST("/.search", s.search(nil))
 
-	v2.GET("/ServiceProviderConfig", s.serviceProviderConfig)
-	v2.GET("/ResourceTypes", s.resourceTypes)
-	v2.GET("/ResourceTypes/:name", s.resourceType)
-	v2.GET("/Schemas", s.schemas)
-	v2.GET("/Schemas/:urn", s.schema)
+	get("/ServiceProviderConfig", s.serviceProviderConfig)
+	get("/ResourceTypes", s.resourceTypes)
+	get("/ResourceTypes/:name", s.resourceType)
+	get("/Schemas", s.schemas)
+	get("/Schemas/:urn", s.schema)
+	// RFC 7644 §3.11: /Me needs an authenticated subject that is a resource; tokens here are
+	// clients, not users.
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		v2.Handle(m, "/Me", s.noMe)
+	}
 
 	// ldapscim is read-only: the directory is the source of truth.
 	for _, p := range []string{"/Users", "/Groups", "/Bulk"} {
@@ -46,6 +57,32 @@ func (s *Server) routes(r *gin.Engine) {
 
 func (s *Server) notImplemented(c *gin.Context) {
 	s.writeError(c, errorf(http.StatusNotImplemented, "", "ldapscim is read-only: change the directory instead"))
+}
+
+func (s *Server) noMe(c *gin.Context) {
+	s.writeError(c, errorf(http.StatusNotImplemented, "", "/Me is not supported: a bearer token names a client, not a user"))
+}
+
+// endpoints are the endpoint names under Prefix by their lower case: clients send them in any
+// case (Microsoft's SCIM validator asks for /scim/v2/users), RFC 7644 names them in one.
+var endpoints = map[string]string{"users": "Users", "groups": "Groups", "serviceproviderconfig": "ServiceProviderConfig",
+	"resourcetypes": "ResourceTypes", "schemas": "Schemas", "me": "Me", "bulk": "Bulk", ".search": ".search"}
+
+// canonicalPath spells the endpoint name of path as the routes do; other paths stay as they are.
+func canonicalPath(path string) string {
+	rest, ok := strings.CutPrefix(path, Prefix+"/")
+	if !ok {
+		return path
+	}
+	seg, tail, slash := strings.Cut(rest, "/")
+	canon, known := endpoints[strings.ToLower(seg)]
+	if !known || canon == seg {
+		return path
+	}
+	if slash {
+		return Prefix + "/" + canon + "/" + tail
+	}
+	return Prefix + "/" + canon
 }
 
 func (s *Server) notFound(c *gin.Context) {

@@ -89,7 +89,12 @@ func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
 }
 
 // ServeHTTP serves one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.gin.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := canonicalPath(r.URL.Path); p != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
+	s.gin.ServeHTTP(w, r)
+}
 
 const contentType = "application/scim+json"
 
