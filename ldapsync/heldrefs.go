@@ -37,6 +37,8 @@ func (p *pass) decideUserHolds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// findDeletions reuses the list: the ids are scanned once per pass.
+	p.unreadUsers, p.usersScanned = unread, true
 	total, err := p.s.store.Count(ctx, scim.UserType)
 	if err != nil {
 		return err

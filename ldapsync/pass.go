@@ -50,6 +50,8 @@ type pass struct {
 	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
 	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
 	heldMgr       map[string]cache.Ref         // report id → its held manager
+	unreadUsers   []string                     // full pass: cached users the read did not see
+	usersScanned  bool                         // unreadUsers is set (every user is read)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -305,7 +307,15 @@ func (p *pass) findDeletions(ctx context.Context) error {
 			return nil
 		}
 	}
-	if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
+	if p.usersScanned {
+		// decideUserHolds listed them once every user was read.
+		for _, id := range p.unreadUsers {
+			if err := mark(scim.UserType)(id); err != nil {
+				return err
+			}
+		}
+		p.unreadUsers = nil
+	} else if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
 		return err
 	}
 	return p.s.store.ForEachID(ctx, scim.GroupType, mark(scim.GroupType))
