@@ -148,10 +148,14 @@ func (c *Config) Validate() []error {
 	} else if len(c.URL) > 8 && strings.EqualFold(c.URL[:8], "ldapi://") {
 		// net/url rejects the percent-encoded socket path in the host; the clients parse it.
 		if _, err := url.PathUnescape(c.URL[8:]); err != nil {
-			add("url", "%q: the socket path does not unescape: %v", c.URL, err)
+			add("url", "%q: the socket path does not unescape: %v", redactURL(c.URL), err)
 		}
 	} else if u, err := url.Parse(c.URL); err != nil {
-		add("url", "%q does not parse: %v", c.URL, errors.Unwrap(err))
+		if strings.Contains(c.URL, "@") { // the parse error could quote a piece of a password
+			add("url", "%q does not parse (credentials in the URL are not allowed; set bind_dn and bind_password_file)", redactURL(c.URL))
+		} else {
+			add("url", "%q does not parse: %v", redactURL(c.URL), errors.Unwrap(err))
+		}
 	} else {
 		switch u.Scheme {
 		case "ldap", "ldapi":
@@ -163,7 +167,10 @@ func (c *Config) Validate() []error {
 			add("url", "scheme %q is not supported (use ldap://, ldaps:// or ldapi://)", u.Scheme)
 		}
 		if u.Scheme != "ldapi" && u.Host == "" {
-			add("url", "%q has no host", c.URL)
+			add("url", "%q has no host", redactURL(c.URL))
+		}
+		if u.User != nil {
+			add("url", "credentials in the URL are not allowed (they would be shown wherever the URL is); set bind_dn and bind_password_file (or $%s)", PasswordEnv)
 		}
 	}
 	switch c.Dialect {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/internal/redact"
 )
 
 // ldapConn is the part of go-ldap's client a pass uses (STYLE.md 4: declare what you call).
@@ -111,15 +113,9 @@ func tlsHint(rawURL string, err error) string {
 	return ""
 }
 
-// redactURL drops any userinfo from an LDAP URL before it goes into an error or a log.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = nil
-	return u.String()
-}
+// redactURL hides any userinfo and query values of an LDAP URL before it goes into an error, a
+// log or the status data.
+func redactURL(raw string) string { return redact.URL(raw) }
 
 // ldapEntry adapts go-ldap's entry to attrGetter.
 type ldapEntry struct{ *ldap.Entry }

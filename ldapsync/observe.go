@@ -43,7 +43,7 @@ type Endpoint struct {
 
 // Endpoint returns the directory the Syncer reads.
 func (s *Syncer) Endpoint() Endpoint {
-	return Endpoint{URL: s.cfg.URL, Dialect: s.cfg.Dialect, BindDN: s.cfg.BindDN}
+	return Endpoint{URL: redactURL(s.cfg.URL), Dialect: s.cfg.Dialect, BindDN: s.cfg.BindDN}
 }
 
 // SyncState is what the cache says about the last successful pass of the directory source.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
@@ -299,7 +300,7 @@ func checkURL(s string) error {
 		return errors.New("credentials in the URL are not allowed; use token or token_file")
 	}
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%q is not an http(s) URL", s)
+		return fmt.Errorf("%q is not an http(s) URL", redact.Host(s))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -248,7 +249,7 @@ type Status struct {
 
 // Status reports the target's health and progress.
 func (t *Target) Status(ctx context.Context) Status {
-	s := Status{Name: t.cfg.Name, Kind: "target", URL: t.cfg.URL, Delivered: t.delivered.Load(),
+	s := Status{Name: t.cfg.Name, Kind: "target", URL: redact.URL(t.cfg.URL), Delivered: t.delivered.Load(),
 		DeadLetters: t.deadLetters.Load(), Time: time.Now().UTC()}
 	s.Quarantined, s.Since, s.Failures = t.c.breaker.state()
 	s.Cursor, _ = t.st.PushCursor(ctx, t.cfg.Name)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -342,14 +343,7 @@ func (w *Webhook) Status(ctx context.Context) Status {
 }
 
 // redactURL keeps scheme and host: chat incoming-webhook URLs carry their secret in the path.
-func redactURL(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		if j := strings.IndexByte(u[i+3:], '/'); j >= 0 {
-			return u[:i+3+j] + "/…"
-		}
-	}
-	return u
-}
+func redactURL(u string) string { return redact.Host(u) }
 
 // Replay sends the events of the dead-lettered journal records of ids (nil: all) again.
 func (w *Webhook) Replay(ctx context.Context, ids []string) (int, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/admin"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 )
 
 // runAudit is `ldapscim audit --resource ID`: the history of one resource across sync (the
@@ -45,6 +46,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
+	return printAudit(stdout, id, h)
+}
+
+// printAudit is audit's table, in time order; every value from the cache and the targets is
+// escaped (termsafe).
+func printAudit(stdout io.Writer, id string, h admin.AuditHistory) error {
+	e := termsafe.Escape
 	syncs, pushes := h.Sync, h.Push
 	type row struct {
 		t    time.Time
@@ -56,7 +64,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, d := range a.Diff {
 			paths = append(paths, d.Path)
 		}
-		rows = append(rows, row{a.Time, fmt.Sprintf("sync\t%s\tseq %d\t%s\t\t%s", a.Op, a.Seq, a.Pass, strings.Join(paths, ","))})
+		rows = append(rows, row{a.Time, fmt.Sprintf("sync\t%s\tseq %d\t%s\t\t%s", e(string(a.Op)), a.Seq, e(a.Pass), e(strings.Join(paths, ",")))})
 	}
 	for _, p := range pushes {
 		status := ""
@@ -67,11 +75,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p.TargetID != "" {
 			detail = strings.TrimSpace("target id " + p.TargetID + " " + detail)
 		}
-		rows = append(rows, row{p.Time, fmt.Sprintf("push %s\t%s\t%s %s\t%s\t%s\t%s", p.Target, p.Op, p.Method, status,
-			p.Latency.Round(time.Millisecond), "", detail)})
+		rows = append(rows, row{p.Time, fmt.Sprintf("push %s\t%s\t%s %s\t%s\t%s\t%s", e(p.Target), e(p.Op), e(p.Method), status,
+			p.Latency.Round(time.Millisecond), "", e(detail))})
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(stdout, "no history for %s\n", id)
+		fmt.Fprintf(stdout, "no history for %s\n", e(id))
 		return nil
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].t.Before(rows[j].t) })

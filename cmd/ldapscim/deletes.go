@@ -7,6 +7,9 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 )
 
 func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,17 +43,7 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		if len(holds) == 0 {
-			fmt.Fprintln(stdout, "no held deletions")
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTYPE\tNAME\tDN\tHELD AT\tPASS\tREASON")
-		for _, h := range holds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.Type, h.Name, h.DN, h.HeldAt.Format(time.RFC3339), h.Pass, h.Reason)
-		}
-		tw.Flush()
-		fmt.Fprintf(stdout, "%d held. Apply with: ldapscim deletes approve --config %s --all (or list ids)\n", len(holds), path)
+		printHolds(stdout, holds, path)
 		return nil
 	}
 	if all {
@@ -62,4 +55,23 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "approved: deleted %d, deactivated %d\n", res.Deleted, res.Deactivated)
 	return nil
+}
+
+// printHolds is `deletes list`'s table. Every value from the directory is escaped (termsafe):
+// a name with terminal controls or a line break must not clear the screen or forge a row of
+// the list an admin approves from.
+func printHolds(w io.Writer, holds []cache.Hold, path string) {
+	if len(holds) == 0 {
+		fmt.Fprintln(w, "no held deletions")
+		return
+	}
+	e := termsafe.Escape
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTYPE\tNAME\tDN\tHELD AT\tPASS\tREASON")
+	for _, h := range holds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(h.ID), e(string(h.Type)), e(h.Name), e(h.DN),
+			h.HeldAt.Format(time.RFC3339), e(h.Pass), e(h.Reason))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d held. Apply with: ldapscim deletes approve --config %s --all (or list ids)\n", len(holds), e(path))
 }

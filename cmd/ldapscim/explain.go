@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scim"
@@ -93,33 +95,36 @@ func explain(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.L
 	return ex, nil
 }
 
+// printExplanation escapes every value from the directory and the cache (termsafe).
 func printExplanation(w io.Writer, ex *explanation) {
+	e := termsafe.Escape
 	attrs, _ := json.MarshalIndent(ex.Attributes, "  ", "  ")
-	fmt.Fprintf(w, "user %s (id %s)\n  dn: %s\n  externalId: %q\n  attributes: %s\n", ex.UserName, ex.ID, ex.DN, ex.ExternalID, attrs)
+	fmt.Fprintf(w, "user %s (id %s)\n  dn: %s\n  externalId: %s\n  attributes: %s\n", e(ex.UserName), e(ex.ID), e(ex.DN),
+		e(strconv.Quote(ex.ExternalID)), termsafe.Lines(string(attrs)))
 	if len(ex.Rules) == 0 {
 		fmt.Fprintln(w, "\nno [[rules]] configured")
 	}
 	for _, r := range ex.Rules {
 		verdict := "does not match"
 		if r.Matched {
-			verdict = fmt.Sprintf("MATCHES: roles %v, groups %v", r.Roles, r.Groups)
+			verdict = fmt.Sprintf("MATCHES: roles %v, groups %v", termsafe.Strings(r.Roles), termsafe.Strings(r.Groups))
 		}
-		fmt.Fprintf(w, "\nrule %q %s\n", r.Name, verdict)
+		fmt.Fprintf(w, "\nrule %s %s\n", e(strconv.Quote(r.Name)), verdict)
 		for _, t := range r.Terms {
 			mark := "no "
 			if t.Matched {
 				mark = "yes"
 			}
-			line := fmt.Sprintf("  %s%s %s", strings.Repeat("  ", t.Depth), mark, t.Expr)
+			line := fmt.Sprintf("  %s%s %s", strings.Repeat("  ", t.Depth), mark, e(t.Expr))
 			if t.Actual != "" {
-				line += "    (the user has " + t.Actual + ")"
+				line += "    (the user has " + e(t.Actual) + ")"
 			}
 			fmt.Fprintln(w, line)
 		}
 	}
 	fmt.Fprintf(w, "\ngroups (direct):")
 	for _, g := range ex.Groups {
-		fmt.Fprintf(w, " %s;", g.Display)
+		fmt.Fprintf(w, " %s;", e(g.Display))
 	}
 	fmt.Fprintln(w)
 	for _, t := range ex.Targets {
@@ -127,7 +132,7 @@ func printExplanation(w io.Writer, ex *explanation) {
 		if t.InScope {
 			verdict = "in scope"
 		}
-		fmt.Fprintf(w, "target %s: %s: %s\n", t.Target, verdict, t.Why)
+		fmt.Fprintf(w, "target %s: %s: %s\n", e(t.Target), verdict, e(t.Why))
 	}
 }
 

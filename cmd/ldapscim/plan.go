@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/push"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -107,9 +109,12 @@ func planTargets(ctx context.Context, cfg *config.File, st *cache.Store, log *sl
 	return out, nil
 }
 
+// printTargetPlans and printPlan escape every value from the directory, the cache and the
+// targets (termsafe).
 func printTargetPlans(w io.Writer, plans []targetPlan, staging bool) {
+	e := termsafe.Escape
 	for _, tp := range plans {
-		fmt.Fprintf(w, "\ntarget %s, compared with what it last received (before this pass's changes):\n", tp.Target)
+		fmt.Fprintf(w, "\ntarget %s, compared with what it last received (before this pass's changes):\n", e(tp.Target))
 		if staging {
 			fmt.Fprintln(w, "  ([safety] staging = true: serve would not push any of it)")
 		}
@@ -117,9 +122,9 @@ func printTargetPlans(w io.Writer, plans []targetPlan, staging bool) {
 			fmt.Fprintln(w, "  up to date")
 		}
 		for _, c := range tp.Changes {
-			fmt.Fprintf(w, "  %-10s %-5s %s: %s", c.Action, c.Type, c.Name, c.Why)
+			fmt.Fprintf(w, "  %-10s %-5s %s: %s", e(c.Action), e(string(c.Type)), e(c.Name), e(c.Why))
 			if len(c.Attrs) > 0 {
-				fmt.Fprintf(w, " (%s)", strings.Join(c.Attrs, ", "))
+				fmt.Fprintf(w, " (%s)", e(strings.Join(c.Attrs, ", ")))
 			}
 			fmt.Fprintln(w)
 		}
@@ -127,25 +132,26 @@ func printTargetPlans(w io.Writer, plans []targetPlan, staging bool) {
 }
 
 func printPlan(w io.Writer, rep *ldapsync.PlanReport) {
+	e := termsafe.Escape
 	s := rep.Summary
 	kind := "delta"
 	if s.Full {
 		kind = "full"
 	}
-	fmt.Fprintf(w, "plan of a %s pass (%s): read %d entries; nothing was written\n", kind, s.Mode, s.Read)
+	fmt.Fprintf(w, "plan of a %s pass (%s): read %d entries; nothing was written\n", kind, e(s.Mode), s.Read)
 	if s.Partial != "" {
-		fmt.Fprintf(w, "the read was partial, so the pass would delete nothing: %s\n", s.Partial)
+		fmt.Fprintf(w, "the read was partial, so the pass would delete nothing: %s\n", e(s.Partial))
 	}
 	counts := map[string]int{}
 	for _, c := range rep.Changes {
 		counts[c.Action]++
-		fmt.Fprintf(w, "%-10s %-5s %s", c.Action, c.Type, c.Name)
+		fmt.Fprintf(w, "%-10s %-5s %s", e(c.Action), e(string(c.Type)), e(c.Name))
 		if c.DN != "" {
-			fmt.Fprintf(w, " (%s)", c.DN)
+			fmt.Fprintf(w, " (%s)", e(c.DN))
 		}
-		fmt.Fprintf(w, ": %s\n", c.Why)
+		fmt.Fprintf(w, ": %s\n", e(c.Why))
 		for _, d := range c.Diff {
-			fmt.Fprintf(w, "    %s: %s -> %s\n", d.Attr, brief(d.Old), brief(d.New))
+			fmt.Fprintf(w, "    %s: %s -> %s\n", e(d.Attr), brief(d.Old), brief(d.New))
 		}
 	}
 	fmt.Fprintf(w, "would create %d, update %d, deactivate %d, delete %d, hold %d; %d unchanged\n",
@@ -153,7 +159,8 @@ func printPlan(w io.Writer, rep *ldapsync.PlanReport) {
 		counts[ldapsync.PlanDelete], counts[ldapsync.PlanHold], s.Unchanged)
 }
 
-// brief renders a value for a diff line: JSON, cut at 200 characters.
+// brief renders a value for a diff line: JSON, cut at 200 characters, escaped (JSON leaves
+// DEL, C1 and format characters such as U+202E as they are).
 func brief(v any) string {
 	if v == nil {
 		return "(absent)"
@@ -161,7 +168,11 @@ func brief(v any) string {
 	b, _ := json.Marshal(v)
 	s := string(b)
 	if len(s) > 200 {
-		s = s[:197] + "..."
+		n := 197
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
 	}
-	return strings.ReplaceAll(s, "\n", " ")
+	return termsafe.Escape(s)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -76,7 +77,7 @@ func printSummary(w io.Writer, s ldapsync.Summary) {
 		kind, s.Pass, s.Mode, s.Read, s.Created, s.Updated, s.Deactivated, s.Deleted, s.Held, s.Unchanged, s.Skipped,
 		s.Duration.Round(time.Millisecond))
 	if s.Partial != "" {
-		fmt.Fprintf(w, "partial read, nothing was deleted: %s\n", s.Partial)
+		fmt.Fprintf(w, "partial read, nothing was deleted: %s\n", termsafe.Escape(s.Partial))
 	}
 	if s.Held > 0 {
 		fmt.Fprintln(w, "deletions are held: review them with `ldapscim deletes list`, apply them with `ldapscim deletes approve`")

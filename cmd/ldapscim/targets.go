@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/internal/redact"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/push"
 )
 
@@ -81,7 +84,7 @@ type configured struct{ name, kind, url string }
 func configuredNames(cfg *config.File) []configured {
 	var out []configured
 	for _, t := range cfg.Targets {
-		out = append(out, configured{t.Name, "target", t.URL})
+		out = append(out, configured{t.Name, "target", redact.URL(t.URL)})
 	}
 	for _, w := range cfg.Webhooks {
 		if w.Format != "slack" {
@@ -103,7 +106,10 @@ func readStatusFile(cfg *config.File) []push.Status {
 	return rows
 }
 
+// printStatus and printDeadLetters escape every value from the cache, the status file and the
+// targets' answers (termsafe).
 func printStatus(w io.Writer, rows []push.Status) {
+	e := termsafe.Escape
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tCURSOR\tLAG\tDELIVERED\tDEAD LETTERS\tRESOURCES\tLAST ERROR")
 	for _, s := range rows {
@@ -117,8 +123,8 @@ func printStatus(w io.Writer, rows []push.Status) {
 		if s.DeadLetters > 0 {
 			dead = fmt.Sprintf("%d new", s.DeadLetters)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n", s.Name, s.Kind, state, s.Cursor,
-			s.JournalHead-min(s.Cursor, s.JournalHead), s.Delivered, dead, s.StoredMapped, s.LastError)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n", e(s.Name), e(s.Kind), state, s.Cursor,
+			s.JournalHead-min(s.Cursor, s.JournalHead), s.Delivered, dead, s.StoredMapped, e(s.LastError))
 	}
 	tw.Flush()
 }
@@ -237,14 +243,20 @@ func printDeadLetters(w io.Writer, dls []cache.DeadLetter) {
 		fmt.Fprintln(w, "no dead letters")
 		return
 	}
+	e := termsafe.Escape
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tOP\tSEQ\tSTATUS\tATTEMPTS\tTIME\tERROR\tTARGET SAID")
 	for _, d := range dls {
 		body := d.Body
 		if len(body) > 200 {
-			body = body[:200] + "…"
+			n := 200
+			for n > 0 && !utf8.RuneStart(body[n]) {
+				n--
+			}
+			body = body[:n] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.ID, d.Type, d.Op, d.Seq, d.Status, d.Attempts, d.Time.Format(time.RFC3339), d.Error, body)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e(d.ID), e(string(d.Type)), e(d.Op), d.Seq, d.Status, d.Attempts,
+			d.Time.Format(time.RFC3339), e(d.Error), e(body))
 	}
 	tw.Flush()
 }

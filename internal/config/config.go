@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/ldapscim/ldapscim/admin"
+	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
@@ -154,13 +156,33 @@ func decodeError(err error) error {
 	return &Error{Problems: []error{err}}
 }
 
-// Print writes the effective configuration as TOML, mappings merged with their defaults and
-// secrets shown as <secret>.
+// Print writes the effective configuration as TOML, mappings merged with their defaults,
+// secrets shown as <secret> and URLs redacted (Redacted).
 func (f *File) Print(w io.Writer) error {
-	eff := *f
+	eff := f.Redacted()
 	eff.LDAP.Users.Mapping = mergeMapping(ldapsync.DefaultUserMapping(f.LDAP.Dialect), f.LDAP.Users.Mapping)
 	eff.LDAP.Groups.Mapping = mergeMapping(ldapsync.DefaultGroupMapping(f.LDAP.Dialect), f.LDAP.Groups.Mapping)
 	return toml.NewEncoder(w).Encode(eff)
+}
+
+// Redacted returns a copy of f that is safe to print or marshal: the URLs it holds have their
+// credentials and query values masked (redact.URL), and webhook URLs, whose path is their
+// secret, keep only scheme and host (redact.Host). Secrets marshal as <secret> anyway.
+func (f *File) Redacted() File {
+	eff := *f
+	eff.LDAP.URL = redact.URL(f.LDAP.URL)
+	eff.Targets = slices.Clone(f.Targets)
+	for i := range eff.Targets {
+		eff.Targets[i].URL = redact.URL(eff.Targets[i].URL)
+		if eff.Targets[i].TokenURL != "" {
+			eff.Targets[i].TokenURL = redact.URL(eff.Targets[i].TokenURL)
+		}
+	}
+	eff.Webhooks = slices.Clone(f.Webhooks)
+	for i := range eff.Webhooks {
+		eff.Webhooks[i].URL = redact.Host(eff.Webhooks[i].URL)
+	}
+	return eff
 }
 
 func mergeMapping(defaults, overrides map[string]string) map[string]string {

@@ -14,6 +14,8 @@ import (
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/ldapscim/ldapscim/internal/redact"
 )
 
 // DialOptions says where and how to connect.
@@ -65,7 +67,7 @@ func Dial(ctx context.Context, o DialOptions) (*Conn, error) {
 	}
 	nc, err := dial(ctx, u, o)
 	if err != nil {
-		return nil, ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("ldapwire: dial %s: %w", o.URL, err))
+		return nil, ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("ldapwire: dial %s: %w", redact.URL(o.URL), err))
 	}
 	c := &Conn{conn: nc, timeout: o.Timeout}
 	c.rd.br = bufio.NewReaderSize(deadlineReader{c}, readBufferSize)
