@@ -263,12 +263,12 @@ func rangeInts(from, to int) []int {
 	return out
 }
 
-// A group of 20,000 members is created at the target with its members in membership_chunk
+// A group of 12,000 members (more than one cache slice) is created at the target with its members in membership_chunk
 // PATCHes; removing 100 and adding 100 then sends exactly those 200 changes (no read of the
 // group, no other member), SCIMMY ends with the exact member set, and no push value holds the
 // membership.
 func TestBigGroupDeltaSendsOnlyTheChange(t *testing.T) {
-	const n, chunk = 20000, 5000
+	const n, chunk = 12000, 3000
 	e := newBigEnv(t, n+100, true, func(tc *push.TargetConfig) { tc.MembershipChunk = chunk })
 	e.createGroup(0, n)
 	drain(t, e.tg)
