@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -21,9 +23,28 @@ type Hold struct {
 	Pass   string            `json:"pass,omitempty"`
 	Reason string            `json:"reason,omitempty"`
 	HeldAt time.Time         `json:"heldAt"`
+	// Kind is "" for a held deletion or deactivation of the resource, or HoldMembers for a
+	// held removal of Members (ids) from group ID (DESIGN invariant 5: mass membership
+	// removals are held like deletions). The two kinds are stored under distinct keys, so a
+	// group can have both.
+	Kind    string   `json:"kind,omitempty"`
+	Members []string `json:"members,omitempty"`
 }
 
-// Holds returns the held deletions, sorted by id. Errors: ErrClosed, ErrCorrupt. Safe for
+// HoldMembers is the Kind of a held mass removal of a group's members.
+const HoldMembers = "members"
+
+// key returns the hold's key: a members hold's key has a NUL after the kind byte, which no
+// resource id contains, so it cannot collide with a deletion hold.
+func (h Hold) key() []byte {
+	if h.Kind == HoldMembers {
+		return key(kindHold, "\x00m", h.ID)
+	}
+	return holdKey(h.ID)
+}
+
+// Holds returns the held deletions and member removals, sorted by id (a deletion hold before
+// a members hold of the same id). Errors: ErrClosed, ErrCorrupt. Safe for
 // concurrent use.
 func (s *Store) Holds(ctx context.Context) ([]Hold, error) {
 	holds := []Hold{}
@@ -36,6 +57,12 @@ func (s *Store) Holds(ctx context.Context) ([]Hold, error) {
 			holds = append(holds, h)
 			return nil
 		})
+	})
+	slices.SortStableFunc(holds, func(a, b Hold) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Kind, b.Kind)
 	})
 	return holds, err
 }
@@ -60,7 +87,7 @@ func (w *writer) replaceHolds(holds []Hold) error {
 		if err != nil {
 			return err
 		}
-		if err := w.set(holdKey(h.ID), v); err != nil {
+		if err := w.set(h.key(), v); err != nil {
 			return err
 		}
 	}
