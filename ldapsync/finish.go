@@ -123,8 +123,16 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		return err
 	}
 	b.MemberEdits = edits.list()
-	slices.SortFunc(holds, func(a, b cache.Hold) int { return strings.Compare(a.ID, b.ID) })
-	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool { return a.ID == b.ID && a.Reason == b.Reason }) {
+	holds = append(holds, p.memberHoldList()...)
+	slices.SortFunc(holds, func(a, b cache.Hold) int {
+		if c := strings.Compare(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Kind, b.Kind)
+	})
+	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool {
+		return a.ID == b.ID && a.Kind == b.Kind && a.Reason == b.Reason && slices.Equal(a.Members, b.Members)
+	}) {
 		if holds == nil {
 			holds = []cache.Hold{}
 		}
@@ -326,4 +334,5 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEd
 const (
 	holdDelete     = "delete"
 	holdDeactivate = "deactivate"
+	holdMembers    = "remove members"
 )

@@ -12,7 +12,8 @@ import (
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// ApproveHolds releases held deletions and deactivations (DESIGN invariant 5): ids nil means
+// ApproveHolds releases held deletions, deactivations and mass member removals (a member edit
+// of just the held ids) (DESIGN invariant 5): ids nil means
 // every held change. It needs no directory connection. It returns what was applied.
 func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result, error) {
 	holds, err := store.Holds(ctx)
@@ -27,11 +28,21 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	for _, id := range ids {
 		want[id] = true
 	}
-	for _, h := range holds {
+	edits := memberEdits{}
+	approved := map[int]bool{}
+	for i, h := range holds {
 		if ids != nil && !want[h.ID] {
 			continue
 		}
 		delete(want, h.ID)
+		approved[i] = true
+		if isMemberHold(h) {
+			// A held mass removal: a member edit of just the held ids.
+			for _, m := range h.Members {
+				edits.remove(h.ID, m)
+			}
+			continue
+		}
 		if strings.HasPrefix(h.Reason, holdDeactivate) {
 			r, err := store.Get(ctx, h.Type, h.ID)
 			if err != nil {
@@ -50,10 +61,15 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 		slices.Sort(unknown)
 		return cache.Result{}, fmt.Errorf("not held: %s", strings.Join(unknown, ", "))
 	}
-	remaining := slices.DeleteFunc(slices.Clone(holds), func(h cache.Hold) bool {
-		return slices.Contains(deletes, h.ID) || slices.ContainsFunc(deact, func(r *scim.Resource) bool { return r.ID == h.ID })
-	})
-	edits := memberEdits{}
+	var remaining []cache.Hold
+	for i, h := range holds {
+		if !approved[i] {
+			remaining = append(remaining, h)
+		}
+	}
+	if remaining == nil {
+		remaining = []cache.Hold{}
+	}
 	if err := pruneMembers(ctx, store, deact, deletes, edits); err != nil {
 		return cache.Result{}, err
 	}

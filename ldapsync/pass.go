@@ -50,6 +50,7 @@ type pass struct {
 	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
 	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
 	heldMgr       map[string]cache.Ref         // report id → its held manager
+	memberHolds   map[string]cache.Hold        // group id → its held mass member removal (massremoval.go)
 	unreadUsers   []string                     // full pass: cached users the read did not see
 	usersScanned  bool                         // unreadUsers is set (every user is read)
 }
@@ -62,15 +63,16 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	id := kind + "-" + time.Now().UTC().Format("20060102T150405.000Z")
 	p := &pass{
 		s: s, conn: conn, full: full, id: id, now: time.Now(),
-		sum:       Summary{Pass: id, Full: full},
-		virtual:   map[string]struct{}{},
-		mgrSeed:   maphash.MakeSeed(),
-		deletes:   map[string]scim.ResourceType{},
-		vgIn:      map[string][]scim.Member{},
-		vgOut:     map[string][]string{},
-		tentative: map[key12]cache.Ref{},
-		batchSrc:  map[string][]byte{},
-		renamed:   map[string]scim.Member{},
+		sum:         Summary{Pass: id, Full: full},
+		virtual:     map[string]struct{}{},
+		mgrSeed:     maphash.MakeSeed(),
+		deletes:     map[string]scim.ResourceType{},
+		vgIn:        map[string][]scim.Member{},
+		vgOut:       map[string][]string{},
+		tentative:   map[key12]cache.Ref{},
+		batchSrc:    map[string][]byte{},
+		renamed:     map[string]scim.Member{},
+		memberHolds: map[string]cache.Hold{},
 	}
 	// Virtual groups come from rules, not the directory: never reconcile them away.
 	for _, id := range s.rules.virtualIDs() {

@@ -140,6 +140,20 @@ func (d *dryStore) Ref(ctx context.Context, id string) (cache.Ref, error) {
 	return d.Store.Ref(ctx, id)
 }
 
+// MemberCount counts what ForEachMember streams for a group this plan has written or deleted.
+func (d *dryStore) MemberCount(ctx context.Context, gid string) (int, error) {
+	_, ok, gone := d.overlaid(gid)
+	if !ok && !gone {
+		return d.Store.MemberCount(ctx, gid)
+	}
+	if gone {
+		return 0, cache.ErrNotFound
+	}
+	n := 0
+	err := d.ForEachMember(ctx, gid, "", func(scim.Member) error { n++; return nil })
+	return n, err
+}
+
 func (d *dryStore) ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error {
 	r, ok, gone := d.overlaid(gid)
 	switch {
@@ -245,7 +259,7 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 			return res, err
 		}
 		for _, h := range *b.Holds {
-			if slices.ContainsFunc(held, func(o cache.Hold) bool { return o.ID == h.ID }) {
+			if slices.ContainsFunc(held, func(o cache.Hold) bool { return o.ID == h.ID && o.Kind == h.Kind }) {
 				continue
 			}
 			d.record(PlanEntry{Action: PlanHold, Type: h.Type, ID: h.ID, Name: h.Name, DN: h.DN, Why: h.Reason}, nil)

@@ -82,6 +82,9 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	slices.SortStableFunc(members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
 	r.Members = slices.CompactFunc(members, func(a, b scim.Member) bool { return a.Value == b.Value })
 	p.keepHeldMembers(r)
+	if err := p.holdMassRemoval(ctx, r); err != nil {
+		return false, mgr, err
+	}
 	return true, mgr, nil
 }
 

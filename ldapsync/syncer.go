@@ -36,6 +36,8 @@ type Store interface {
 	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
 	// ForEachMember streams a group's members in id order, in constant memory.
 	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
+	// MemberCount returns how many direct members a group has (ErrNotFound: no such group).
+	MemberCount(ctx context.Context, gid string) (int, error)
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)

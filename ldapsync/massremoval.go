@@ -1,0 +1,107 @@
+package ldapsync
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Mass membership removals are held the same way as deletions (DESIGN invariant 5). A pass
+// that would remove more than massRemovalFloor members of a group, and more than
+// max_delete_percent of the members the cache has it list, keeps those members in the group
+// (nothing is journaled or pushed for them), applies everything else, and records a members
+// hold that `ldapscim deletes approve` applies as a member edit of just those ids. max_deletes
+// does not apply: it counts resources of a type, not members of one group. Members that leave
+// because the pass deletes them are not counted (their deletion is counted, and held, as a
+// deletion), nor are held users, which keepHeldMembers has already added back.
+
+// massRemovalFloor is how many members a pass may always remove from one group.
+const massRemovalFloor = 10
+
+// massRemoval reports whether removing n of a group's total members crosses the threshold.
+func (s *Syncer) massRemoval(n, total int) bool {
+	return n > massRemovalFloor && float64(n) > s.safety.MaxDeletePercent/100*float64(total)
+}
+
+// holdMassRemoval runs once group r is resolved (r.Members sorted by id, one per id): if the
+// members the cache has r list and r no longer does cross the threshold, it adds them back to
+// r and records a members hold. It reads the stored members only when even removing all of
+// them could cross it, streaming them in id order against r.Members.
+func (p *pass) holdMassRemoval(ctx context.Context, r *scim.Resource) error {
+	delete(p.memberHolds, r.ID)
+	total, err := p.s.store.MemberCount(ctx, r.ID)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !p.s.massRemoval(total, total) {
+		return nil
+	}
+	var removed []scim.Member
+	i := 0
+	err = p.s.store.ForEachMember(ctx, r.ID, "", func(m scim.Member) error {
+		for i < len(r.Members) && r.Members[i].Value < m.Value {
+			i++
+		}
+		if i < len(r.Members) && r.Members[i].Value == m.Value {
+			return nil
+		}
+		if !p.leaving(m) {
+			removed = append(removed, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !p.s.massRemoval(len(removed), total) {
+		return nil
+	}
+	addMembers(r, removed)
+	ids := make([]string, len(removed))
+	for i, m := range removed {
+		ids[i] = m.Value
+	}
+	p.s.log.Error("holding a mass removal of group members until an admin approves it (ldapscim deletes list / approve)",
+		"pass", p.id, "group", r.ID, "name", displayOf(r), "held", len(ids), "members", total)
+	p.memberHolds[r.ID] = cache.Hold{ID: r.ID, Type: scim.GroupType, DN: r.DN, Name: displayOf(r), Pass: p.id,
+		Kind: cache.HoldMembers, Members: ids, HeldAt: time.Now().UTC(),
+		Reason: fmt.Sprintf("%s: pass would remove %d of %d members (limit: %d or %g%%)",
+			holdMembers, len(ids), total, massRemovalFloor, p.s.safety.MaxDeletePercent)}
+	return nil
+}
+
+// leaving reports whether stored member m leaves its groups because this pass deletes it.
+func (p *pass) leaving(m scim.Member) bool {
+	if _, del := p.deletes[m.Value]; del {
+		return true
+	}
+	if !p.full {
+		return false
+	}
+	// A full pass reads every user before any group: a user it did not read is deleted (or
+	// held, and then added back already). A group not read is deleted unless read later.
+	if m.Type == scim.UserType {
+		return p.usersScanned && !p.wasRead(m.Value)
+	}
+	return !p.wasRead(m.Value)
+}
+
+// memberHoldList returns the members holds of this pass.
+func (p *pass) memberHoldList() []cache.Hold {
+	out := make([]cache.Hold, 0, len(p.memberHolds))
+	for _, h := range p.memberHolds {
+		out = append(out, h)
+	}
+	return out
+}
+
+// isMemberHold reports whether h holds a removal of members.
+func isMemberHold(h cache.Hold) bool {
+	return h.Kind == cache.HoldMembers
+}
