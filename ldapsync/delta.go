@@ -147,9 +147,9 @@ func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter stri
 //   - SyncDone with an empty cookie means nothing changed: keep the previous cookie.
 //
 // Groups are asked for without their member attributes, and every changed group is then read
-// again on its own through ldapwire: go-ldap builds a packet tree of every value, about 1 KB of
-// memory per member, so one change of an all-staff group of a million members would cost more
-// than a gigabyte. ldapwire decodes the member values in place.
+// again on its own through ldapwire: go-ldap builds a packet tree of every value. Measured at
+// 1M users, a delta after 100 removals from the all-staff group peaked at 1,249 MB anonymous
+// through go-ldap and at 368 MB this way. ldapwire decodes the member values in place.
 func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byte) ([]byte, error) {
 	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
 	var changedGroups []string // DNs, read again after the syncrepl search

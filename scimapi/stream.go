@@ -11,7 +11,7 @@ import (
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// Streaming. A group can have a million members (~150 MB of JSON), so the API never holds a
+// Streaming. A group can have a million members (about 170 MB of JSON; 200,000 measured 34.5 MB), so the API never holds a
 // group's members: it renders a group up to "members", then renders its members straight from
 // the cache (Store.StreamGroup, one snapshot with the group's version) into a buffer that goes
 // to the client every flushAt bytes, then the rest. Memory is O(flushAt) whatever the group's
