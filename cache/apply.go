@@ -30,7 +30,7 @@ type Batch struct {
 	Holds *[]Hold
 	// SourceHashes, optional, maps an upserted id to a digest of the directory entry it came
 	// from. It is stored with the resource (also when the content is unchanged) and read back
-	// with ForEachSourceHash, so a sync source can skip entries that did not change.
+	// with SourceHashes, so a sync source can skip entries that did not change.
 	SourceHashes map[string][]byte
 }
 

@@ -377,22 +377,6 @@ func (s *Store) SourceHashes(ctx context.Context, ids []string) (map[string][]by
 	return out, err
 }
 
-// ForEachSourceHash calls fn with every stored source hash (see Batch.SourceHashes), in id
-// order. h is only valid during the call. Errors: ErrClosed, fn's error. Safe for concurrent use.
-func (s *Store) ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error {
-	prefix := []byte{kindSource}
-	return s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, prefix, nil, false, func(k []byte, item *badger.Item) error {
-			return item.Value(func(v []byte) error {
-				if err := fn(string(k[len(prefix):]), v); err != nil {
-					return callbackError{err}
-				}
-				return nil
-			})
-		})
-	})
-}
-
 // ResolveDNs is ResolveDN for many DNs at once, from one snapshot: refs[i] and ok[i] answer
 // dns[i]. A group's member list costs one transaction instead of one per member.
 // Errors: ErrClosed, ErrCorrupt, ctx.Err(). Safe for concurrent use.

@@ -5,15 +5,22 @@ import (
 	"context"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
+// sourceHashes returns every stored source hash, by scanning their keys.
 func sourceHashes(t *testing.T, s *Store) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	err := s.ForEachSourceHash(context.Background(), func(id string, h []byte) error {
-		out[id] = bytes.Clone(h)
-		return nil
+	ctx := context.Background()
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindSource}, nil, false, func(k []byte, item *badger.Item) error {
+			return item.Value(func(v []byte) error {
+				out[string(k[1:])] = bytes.Clone(v)
+				return nil
+			})
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,6 @@ type Store interface {
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
-	ForEachSourceHash(ctx context.Context, fn func(id string, h []byte) error) error
 	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
 }
 
