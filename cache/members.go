@@ -36,7 +36,8 @@ type memberSummary struct {
 }
 
 func memberHash(m scim.Member) [hashLen]byte {
-	buf := make([]byte, 0, 2+len(m.Value)+len(m.Display))
+	var stack [128]byte // most members fit: no allocation per member of a million-member group
+	buf := stack[:0]
 	buf = append(buf, typeByte(m.Type))
 	buf = append(buf, m.Value...)
 	buf = append(buf, 0)
