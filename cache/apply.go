@@ -44,7 +44,11 @@ type MemberEdit struct {
 }
 
 // Result counts what an Apply did.
-type Result struct{ Created, Updated, Deactivated, Deleted, Unchanged int }
+type Result struct {
+	Created, Updated, Deactivated, Deleted, Unchanged int
+	// MembersAdded and MembersRemoved count group memberships written, in any group.
+	MembersAdded, MembersRemoved int
+}
 
 func (r *Result) add(o Result) {
 	r.Created += o.Created
@@ -52,6 +56,8 @@ func (r *Result) add(o Result) {
 	r.Deactivated += o.Deactivated
 	r.Deleted += o.Deleted
 	r.Unchanged += o.Unchanged
+	r.MembersAdded += o.MembersAdded
+	r.MembersRemoved += o.MembersRemoved
 }
 
 // Apply writes b into the store in transactions of up to about a thousand resources each. A
@@ -603,6 +609,8 @@ func (w *writer) writeGroup(id string, e *encoded, part memberPlan, first bool) 
 	if err := w.writeMembers(id, part, &sum); err != nil {
 		return err
 	}
+	w.res.MembersAdded += len(part.added)
+	w.res.MembersRemoved += len(part.removed)
 	var changed []string
 	var diff []AttrChange
 	var contentHash [hashLen]byte

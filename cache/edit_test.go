@@ -26,7 +26,7 @@ func TestMemberEdits(t *testing.T) {
 			Set: []scim.Member{{Value: userID(9), Type: scim.UserType, Display: "Renamed"}, {Value: userID(5000), Type: scim.UserType, Display: "New"}}},
 		{Group: groupID(404), Remove: []string{userID(1)}},
 	}})
-	if res != (Result{Updated: 1}) || writes > 20 {
+	if res != (Result{Updated: 1, MembersAdded: 1, MembersRemoved: 2}) || writes > 20 {
 		t.Fatalf("edit: %+v, %d keys written", res, writes)
 	}
 	n := checkGroupMembers(t, s, groupID(1))

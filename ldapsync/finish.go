@@ -123,7 +123,10 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		return err
 	}
 	b.MemberEdits = edits.list()
-	holds = append(holds, p.memberHoldList()...)
+	for _, h := range p.memberHoldList() {
+		holds = append(holds, h)
+		p.sum.HeldMembers += len(h.Members)
+	}
 	slices.SortFunc(holds, func(a, b cache.Hold) int {
 		if c := strings.Compare(a.ID, b.ID); c != 0 {
 			return c

@@ -53,16 +53,18 @@ type Progress func(stage string, entries int)
 
 // Summary is what one pass did.
 type Summary struct {
-	Pass        string        `json:"pass"`
-	Full        bool          `json:"full"`
-	Mode        string        `json:"mode"` // syncrepl or modifytimestamp
-	Read        int           `json:"read"`
-	Created     int           `json:"created"`
-	Updated     int           `json:"updated"`
-	Deactivated int           `json:"deactivated"`
-	Deleted     int           `json:"deleted"`
-	Unchanged   int           `json:"unchanged"`
-	Held        int           `json:"held"`
+	Pass        string `json:"pass"`
+	Full        bool   `json:"full"`
+	Mode        string `json:"mode"` // syncrepl or modifytimestamp
+	Read        int    `json:"read"`
+	Created     int    `json:"created"`
+	Updated     int    `json:"updated"`
+	Deactivated int    `json:"deactivated"`
+	Deleted     int    `json:"deleted"`
+	Unchanged   int    `json:"unchanged"`
+	Held        int    `json:"held"` // deletions and deactivations held
+	// HeldMembers counts the group members a held mass removal kept (DESIGN invariant 5).
+	HeldMembers int           `json:"heldMembers"`
 	Skipped     int           `json:"skipped"`
 	Partial     string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
 	Duration    time.Duration `json:"duration"`
@@ -226,6 +228,6 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	}
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
-		"deleted", p.sum.Deleted, "held", p.sum.Held, "duration", p.sum.Duration.Round(time.Millisecond))
+		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "duration", p.sum.Duration.Round(time.Millisecond))
 	return p.sum, nil
 }

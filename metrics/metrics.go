@@ -67,7 +67,7 @@ func New(store Store, targets func() []string) *Metrics {
 		}, []string{"kind"}),
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ldapscim_sync_entries_total",
-			Help: "Directory entries handled by sync passes, by outcome: read, created, updated, deactivated, deleted, held, unchanged, skipped.",
+			Help: "Directory entries handled by sync passes, by outcome: read, created, updated, deactivated, deleted, held (deletions and deactivations), held_members (group members a held mass removal kept), unchanged, skipped.",
 		}, []string{"outcome"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ldapscim_http_requests_total",
@@ -121,7 +121,8 @@ func (m *Metrics) ObservePass(sum ldapsync.Summary, err error) {
 	m.passDuration.WithLabelValues(kind).Observe(sum.Duration.Seconds())
 	for outcome, n := range map[string]int{
 		"read": sum.Read, "created": sum.Created, "updated": sum.Updated, "deactivated": sum.Deactivated,
-		"deleted": sum.Deleted, "held": sum.Held, "unchanged": sum.Unchanged, "skipped": sum.Skipped,
+		"deleted": sum.Deleted, "held": sum.Held, "held_members": sum.HeldMembers, "unchanged": sum.Unchanged,
+		"skipped": sum.Skipped,
 	} {
 		// Add(0) too, so every outcome series exists from the first pass on.
 		m.entries.WithLabelValues(outcome).Add(float64(n))

@@ -93,7 +93,7 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 		sl.Modify(t, "dn: uid="+u+",ou=people,dc=example,dc=com\nchangetype: delete\n")
 	}
 	out, _, err = runCLI(t, "sync", "--config", cfg, "--full")
-	if err != nil || !strings.HasPrefix(out, "full pass") || !strings.Contains(out, "held 3") || !strings.Contains(out, "deletions are held") {
+	if err != nil || !strings.HasPrefix(out, "full pass") || !strings.Contains(out, "held 3") || !strings.Contains(out, "changes are held") {
 		t.Fatalf("full sync through serve: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, "deletes", "list", "--config", cfg)
@@ -109,11 +109,11 @@ func TestCLIUsesTheRunningServe(t *testing.T) {
 		t.Fatalf("approve an unknown id: %v", err)
 	}
 	out, _, err = runCLI(t, "deletes", "approve", "--config", cfg, id[1])
-	if err != nil || out != "approved: deleted 1, deactivated 0\n" {
+	if err != nil || out != "approved: deleted 1, deactivated 0, removed 0 group member(s)\n" {
 		t.Fatalf("approve one through serve: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, "deletes", "approve", "--config", cfg, "--all")
-	if err != nil || out != "approved: deleted 2, deactivated 0\n" {
+	if err != nil || out != "approved: deleted 2, deactivated 0, removed 0 group member(s)\n" {
 		t.Fatalf("approve all through serve: %v\n%s", err, out)
 	}
 	// audit reads a person's history through serve as well: u17 was created, then deleted.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,8 +54,17 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "approved: deleted %d, deactivated %d\n", res.Deleted, res.Deactivated)
+	fmt.Fprintf(stdout, "approved: deleted %d, deactivated %d, removed %d group member(s)\n",
+		res.Deleted, res.Deactivated, res.MembersRemoved)
 	return nil
+}
+
+// heldWhat says what a hold keeps: the resource, or some members of a group.
+func heldWhat(h cache.Hold) string {
+	if h.Kind == cache.HoldMembers {
+		return fmt.Sprintf("%d member(s)", len(h.Members))
+	}
+	return "the " + strings.ToLower(string(h.Type))
 }
 
 // printHolds is `deletes list`'s table. Every value from the directory is escaped (termsafe):
@@ -67,9 +77,9 @@ func printHolds(w io.Writer, holds []cache.Hold, path string) {
 	}
 	e := termsafe.Escape
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTYPE\tNAME\tDN\tHELD AT\tPASS\tREASON")
+	fmt.Fprintln(tw, "ID\tTYPE\tHELD\tNAME\tDN\tHELD AT\tPASS\tREASON")
 	for _, h := range holds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(h.ID), e(string(h.Type)), e(h.Name), e(h.DN),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(h.ID), e(string(h.Type)), heldWhat(h), e(h.Name), e(h.DN),
 			h.HeldAt.Format(time.RFC3339), e(h.Pass), e(h.Reason))
 	}
 	tw.Flush()

@@ -92,11 +92,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // heldAlert tells the alert webhooks when a pass holds deletions or deactivations.
 func heldAlert(p *push.Pusher, configPath string) func(ldapsync.Summary, error) {
 	return func(sum ldapsync.Summary, _ error) {
-		if sum.Held == 0 {
+		if sum.Held == 0 && sum.HeldMembers == 0 {
 			return
 		}
 		p.Alert(push.Alert{Kind: "held_deletions", Target: ldapsync.Source, Text: fmt.Sprintf(
-			"ldapscim pass %s holds %d deletion(s)/deactivation(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
-			sum.Pass, sum.Held, configPath, configPath)})
+			"ldapscim pass %s holds %d deletion(s)/deactivation(s) and %d group member removal(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
+			sum.Pass, sum.Held, sum.HeldMembers, configPath, configPath)})
 	}
 }

@@ -79,7 +79,10 @@ func printSummary(w io.Writer, s ldapsync.Summary) {
 	if s.Partial != "" {
 		fmt.Fprintf(w, "partial read, nothing was deleted: %s\n", termsafe.Escape(s.Partial))
 	}
-	if s.Held > 0 {
-		fmt.Fprintln(w, "deletions are held: review them with `ldapscim deletes list`, apply them with `ldapscim deletes approve`")
+	if s.HeldMembers > 0 {
+		fmt.Fprintf(w, "held member removals %d: mass removals from groups kept the members\n", s.HeldMembers)
+	}
+	if s.Held > 0 || s.HeldMembers > 0 {
+		fmt.Fprintln(w, "changes are held: review them with `ldapscim deletes list`, apply them with `ldapscim deletes approve`")
 	}
 }
