@@ -32,6 +32,10 @@ type Batch struct {
 	// from. It is stored with the resource (also when the content is unchanged) and read back
 	// with SourceHashes, so a sync source can skip entries that did not change.
 	SourceHashes map[string][]byte
+	// KeepMembers names upserted groups whose Members are not restated: their stored members
+	// stay as they are (MemberEdits change them), and only the other attributes are written.
+	// Such a group must be stored already.
+	KeepMembers map[string]bool
 }
 
 // MemberEdit changes some members of group Group. Removing an id that is not a member, and
@@ -239,7 +243,13 @@ func (a *applier) addGroup(ctx context.Context, e *encoded) error {
 			return err
 		}
 	}
-	plan, err := a.s.planGroup(ctx, e)
+	var plan memberPlan
+	var err error
+	if a.b.KeepMembers[e.res.ID] {
+		err = a.s.keepMembers(ctx, e)
+	} else {
+		plan, err = a.s.planGroup(ctx, e)
+	}
 	if err != nil {
 		return fmt.Errorf("Group %s: %w", e.res.ID, err)
 	}
@@ -308,6 +318,32 @@ func (s *Store) planGroup(ctx context.Context, e *encoded) (memberPlan, error) {
 		return err
 	})
 	return plan, err
+}
+
+// keepMembers gives e the stored group's members summary, so that e writes the group's other
+// attributes and leaves its members alone (Batch.KeepMembers).
+func (s *Store) keepMembers(ctx context.Context, e *encoded) error {
+	return s.view(ctx, func(txn *badger.Txn) error {
+		item, err := txn.Get(resourceKey('G', e.res.ID))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("%w: members kept of a group that is not stored", ErrInvalid)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			h, _, err := splitHeader(v)
+			if err != nil {
+				return err
+			}
+			if h.format != formatGroup {
+				return fmt.Errorf("%w: group in an old format", ErrCorrupt)
+			}
+			e.members, e.summary = nil, h.summary
+			e.hash = versionHash(e.contentHash, e.summary)
+			return nil
+		})
+	})
 }
 
 // addEdit queues a member edit: the changes it makes, from a snapshot, as one item or in

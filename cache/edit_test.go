@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 
@@ -67,5 +68,45 @@ func TestMemberEdits(t *testing.T) {
 	}
 	if n := checkGroupMembers(t, s, groupID(1)); n != 999 {
 		t.Fatalf("%d members after the big edit, want 999", n)
+	}
+}
+
+// An upsert with KeepMembers writes a group's other attributes and leaves its members to the
+// batch's member edits: the version still covers the members, an unchanged group is counted as
+// unchanged, and a group that is not stored is refused rather than created empty.
+func TestKeepMembers(t *testing.T) {
+	s := openMem(t)
+	mustApply(t, s, Batch{Upserts: []*scim.Resource{group(1, 1, 2, 3)}})
+	before, err := s.Get(context.Background(), scim.GroupType, groupID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := group(1)
+	renamed.Attributes["displayName"] = "Renamed"
+	keep := map[string]bool{groupID(1): true}
+	res := mustApply(t, s, Batch{Upserts: []*scim.Resource{renamed}, KeepMembers: keep,
+		MemberEdits: []MemberEdit{{Group: groupID(1), Remove: []string{userID(2)}}}})
+	if res.Updated != 2 || res.MembersRemoved != 1 || res.MembersAdded != 0 {
+		t.Fatalf("rename and edit: %+v", res)
+	}
+	if n := checkGroupMembers(t, s, groupID(1)); n != 2 {
+		t.Fatalf("%d members, want 2", n)
+	}
+	after, err := s.Get(context.Background(), scim.GroupType, groupID(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.DisplayName() != "Renamed" || after.Meta.Version == before.Meta.Version {
+		t.Fatalf("after: %q version %q (before %q)", after.DisplayName(), after.Meta.Version, before.Meta.Version)
+	}
+	if res := mustApply(t, s, Batch{Upserts: []*scim.Resource{renamed}, KeepMembers: keep}); res != (Result{Unchanged: 1}) {
+		t.Fatalf("the same attributes again: %+v", res)
+	}
+	if n := checkGroupMembers(t, s, groupID(1)); n != 2 {
+		t.Fatalf("%d members after an unchanged upsert, want 2", n)
+	}
+	_, err = s.Apply(context.Background(), Batch{Upserts: []*scim.Resource{group(2)}, KeepMembers: map[string]bool{groupID(2): true}})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("keeping the members of a group not stored: %v", err)
 	}
 }

@@ -17,7 +17,8 @@ func (p *pass) flush(ctx context.Context) error {
 	if p.apply == nil {
 		p.apply = startApplier(ctx, p.s.store)
 	}
-	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc})
+	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc,
+		KeepMembers: p.keptMembers()})
 	p.batch = make([]*scim.Resource, 0, flushSize)
 	p.batchSrc = map[string][]byte{}
 	return err

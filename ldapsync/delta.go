@@ -82,6 +82,11 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 	}
 	wm := *prev
 	p.sum.Mode = prev.Mode
+	p.readInFull = map[string]bool{}
+	for _, id := range prev.ReadInFull {
+		p.readInFull[id] = true
+	}
+	wm.ReadInFull = nil
 	var err error
 	if prev.Mode == TrackSyncrepl {
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
@@ -105,6 +110,7 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		}
 		return err
 	}
+	wm.ReadInFull = p.goneGroups
 	return p.finish(ctx, &wm, false)
 }
 
@@ -152,13 +158,13 @@ func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter stri
 // through go-ldap and at 368 MB this way. ldapwire decodes the member values in place.
 func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byte) ([]byte, error) {
 	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
-	var changedGroups []string // DNs, read again after the syncrepl search
+	var changedGroups []changedGroup // read again (or replayed) after the syncrepl search
 	if typ == scim.GroupType {
 		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrsWithoutMembers()
 	}
 	readChanged := func(dn string, e *ldap.Entry) error {
 		if typ == scim.GroupType {
-			changedGroups = append(changedGroups, dn)
+			changedGroups = append(changedGroups, changedGroup{dn: dn, e: e})
 			return nil
 		}
 		return p.read(ctx, typ, dn, ldapEntry{e})
@@ -232,7 +238,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		return nil
 	})
 	if err == nil {
-		err = p.rereadGroups(ctx, changedGroups)
+		err = p.rereadGroups(ctx, changedGroups, cookie)
 	}
 	if err != nil {
 		if ldap.IsErrorWithCode(err, 4096) { // e-syncRefreshRequired
@@ -280,14 +286,35 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 	return newCookie, nil
 }
 
-// rereadGroups reads the groups at dns again with every attribute the pass needs, each with a
-// base search, through the pass's usual reader. A group that is gone by now is skipped: the
-// next delta reports its deletion or its new DN.
-func (p *pass) rereadGroups(ctx context.Context, dns []string) error {
-	for _, dn := range dns {
+// rereadGroups applies the changed groups a syncrepl search sent without their members. Each is
+// replayed from the accesslog when the log allows it (accesslog.go), else read again with every
+// attribute the pass needs, with a base search through the pass's usual reader. A group that is
+// gone by now is skipped: the next delta reports its deletion or its new DN. prev is the cookie
+// the search started from.
+func (p *pass) rereadGroups(ctx context.Context, groups []changedGroup, prev []byte) error {
+	var log *accessLog
+	if len(groups) > 0 {
+		var why string
+		if log, why = p.openAccessLog(ctx, prev); log == nil {
+			p.s.log.Debug("changed groups are read in full", "why", why)
+		}
+	}
+	for _, g := range groups {
+		if log != nil {
+			if ok, err := p.replayGroup(ctx, g, log); err != nil || ok {
+				if err != nil {
+					return fmt.Errorf("replaying group %q from the accesslog: %w", g.dn, err)
+				}
+				continue
+			}
+		}
+		dn := g.dn
 		err := p.search(ctx, scim.GroupType, dn, ldap.ScopeBaseObject, "(objectClass=*)", p.s.groupAttrs())
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			p.s.log.Info("a changed group is gone before it could be read; the next pass sees why", "dn", dn)
+			if id, ok := p.s.idOf(ldapEntry{g.e}); ok {
+				p.goneGroups = append(p.goneGroups, id)
+			}
 			continue
 		}
 		if err != nil {

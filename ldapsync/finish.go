@@ -108,15 +108,17 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 			return err
 		}
 	}
-	b.SourceHashes = p.batchSrc
+	b.SourceHashes, b.KeepMembers = p.batchSrc, p.keptMembers()
 	edits := memberEdits{}
+	p.addLoggedEdits(edits)
 	vgs, err := p.virtualGroups(ctx, edits)
 	if err != nil {
 		return err
 	}
 	b.Upserts = append(b.Upserts, vgs...)
 	p.batch = nil
-	if err := pruneMembers(ctx, p.s.store, b.Upserts, b.Deletes, edits); err != nil {
+	restated := slices.DeleteFunc(slices.Clone(b.Upserts), func(r *scim.Resource) bool { return p.keepMembers[r.ID] })
+	if err := pruneMembers(ctx, p.s.store, restated, b.Deletes, edits); err != nil {
 		return err
 	}
 	if err := p.refreshCopies(ctx, &b, edits); err != nil {
@@ -261,7 +263,7 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEd
 				continue
 			}
 			r := queued[g.ID]
-			if r == nil || r.Type != scim.GroupType {
+			if r == nil || r.Type != scim.GroupType || p.keepMembers[g.ID] {
 				edits.set(g.ID, m)
 				continue
 			}

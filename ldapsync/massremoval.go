@@ -67,13 +67,19 @@ func (p *pass) holdMassRemoval(ctx context.Context, r *scim.Resource) error {
 	for i, m := range removed {
 		ids[i] = m.Value
 	}
+	p.recordMemberHold(r.ID, r.DN, displayOf(r), ids, total)
+	return nil
+}
+
+// recordMemberHold records this pass's hold of the removal of members ids (sorted) from group
+// gid, which has total members in the cache.
+func (p *pass) recordMemberHold(gid, gdn, name string, ids []string, total int) {
 	p.s.log.Error("holding a mass removal of group members until an admin approves it (ldapscim deletes list / approve)",
-		"pass", p.id, "group", r.ID, "name", displayOf(r), "held", len(ids), "members", total)
-	p.memberHolds[r.ID] = cache.Hold{ID: r.ID, Type: scim.GroupType, DN: r.DN, Name: displayOf(r), Pass: p.id,
+		"pass", p.id, "group", gid, "name", name, "held", len(ids), "members", total)
+	p.memberHolds[gid] = cache.Hold{ID: gid, Type: scim.GroupType, DN: gdn, Name: name, Pass: p.id,
 		Kind: cache.HoldMembers, Members: ids, HeldAt: time.Now().UTC(),
 		Reason: fmt.Sprintf("%s: pass would remove %d of %d members (limit: %d or %g%%)",
 			holdMembers, len(ids), total, massRemovalFloor, p.s.safety.MaxDeletePercent)}
-	return nil
 }
 
 // leaving reports whether stored member m leaves its groups because this pass deletes it.

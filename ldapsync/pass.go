@@ -51,6 +51,11 @@ type pass struct {
 	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
 	heldMgr       map[string]cache.Ref         // report id → its held manager
 	memberHolds   map[string]cache.Hold        // group id → its held mass member removal (massremoval.go)
+	holdsBefore   map[string]bool              // groups with a members hold in the cache, loaded when needed
+	keepMembers   map[string]bool              // groups replayed from the accesslog: members not restated (accesslog.go)
+	logEdits      map[string]loggedEdit        // group id → its replayed member change
+	readInFull    map[string]bool              // delta: groups the previous delta could not read (watermark.ReadInFull)
+	goneGroups    []string                     // delta: changed groups gone before they could be read
 	unreadUsers   []string                     // full pass: cached users the read did not see
 	usersScanned  bool                         // unreadUsers is set (every user is read)
 }
@@ -73,6 +78,8 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		batchSrc:    map[string][]byte{},
 		renamed:     map[string]scim.Member{},
 		memberHolds: map[string]cache.Hold{},
+		keepMembers: map[string]bool{},
+		logEdits:    map[string]loggedEdit{},
 	}
 	// Virtual groups come from rules, not the directory: never reconcile them away.
 	for _, id := range s.rules.virtualIDs() {

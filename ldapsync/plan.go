@@ -172,6 +172,12 @@ func (d *dryStore) ForEachMember(ctx context.Context, gid, after string, fn func
 	return d.Store.ForEachMember(ctx, gid, after, fn)
 }
 
+// IsMember answers from what this plan has written, as storedMember does.
+func (d *dryStore) IsMember(ctx context.Context, gid, id string) (bool, error) {
+	_, ok, err := d.storedMember(ctx, gid, id)
+	return ok, err
+}
+
 // current returns the resource typ/id as this plan would have left it so far, without its
 // members, and a function that streams those in id order; nil when there is none.
 func (d *dryStore) current(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, func(func(scim.Member) error) error, error) {
@@ -216,6 +222,9 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 			e.Action, e.Why = PlanCreate, "new in the directory"
 			res.Created++
 		default:
+			if b.KeepMembers[r.ID] {
+				members = nil // the batch's member edits say what changes
+			}
 			if e.Diff, err = diffResources(old, r, members); err != nil {
 				return res, err
 			}
@@ -225,6 +234,11 @@ func (d *dryStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, erro
 			}
 			e.Action, e.Why = PlanUpdate, "changed in the directory"
 			res.Updated++
+			if b.KeepMembers[r.ID] {
+				// Not overlaid: its members stay the stored ones, which the edits change.
+				d.record(e, nil)
+				continue
+			}
 			if old.Active() && !r.Active() {
 				e.Action, e.Why = PlanDeactivate, "disabled in the directory"
 				res.Updated--
@@ -382,7 +396,7 @@ func diffResources(old, cur *scim.Resource, oldMembers func(func(scim.Member) er
 			out = append(out, AttrDiff{k, a, b})
 		}
 	}
-	if cur.Type != scim.GroupType {
+	if cur.Type != scim.GroupType || oldMembers == nil {
 		return out, nil
 	}
 	removed, added, relabeled, err := memberDiff(oldMembers, cur.Members)

@@ -38,6 +38,8 @@ type Store interface {
 	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
 	// MemberCount returns how many direct members a group has (ErrNotFound: no such group).
 	MemberCount(ctx context.Context, gid string) (int, error)
+	// IsMember reports whether memberID is a direct member of group gid.
+	IsMember(ctx context.Context, gid, memberID string) (bool, error)
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
@@ -64,10 +66,13 @@ type Summary struct {
 	Unchanged   int    `json:"unchanged"`
 	Held        int    `json:"held"` // deletions and deactivations held
 	// HeldMembers counts the group members a held mass removal kept (DESIGN invariant 5).
-	HeldMembers int           `json:"heldMembers"`
-	Skipped     int           `json:"skipped"`
-	Partial     string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
-	Duration    time.Duration `json:"duration"`
+	HeldMembers int `json:"heldMembers"`
+	Skipped     int `json:"skipped"`
+	// Replayed counts changed groups whose members came from the accesslog (accesslog.go)
+	// instead of a full read of the group.
+	Replayed int           `json:"replayedGroups,omitempty"`
+	Partial  string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
+	Duration time.Duration `json:"duration"`
 }
 
 func (s *Summary) add(r cache.Result) {
@@ -149,6 +154,10 @@ type watermark struct {
 	MaxModify    string    `json:"maxModify,omitempty"` // highest modifyTimestamp the server showed us
 	LastFull     time.Time `json:"lastFull"`
 	AD           *adMark   `json:"ad,omitempty"` // Active Directory: the DC and its USN or DirSync cookie
+	// ReadInFull names groups a syncrepl delta reported changed but could not read (gone
+	// by then): the next delta reads them in full rather than replay them from the accesslog,
+	// since their changes before this cookie are not in the cache.
+	ReadInFull []string `json:"readInFull,omitempty"`
 	// LastPass is when the pass that wrote this watermark applied its changes (see LastSync).
 	LastPass time.Time `json:"lastPass,omitzero"`
 }
@@ -228,6 +237,6 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	}
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
-		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "duration", p.sum.Duration.Round(time.Millisecond))
+		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "replayedGroups", p.sum.Replayed, "duration", p.sum.Duration.Round(time.Millisecond))
 	return p.sum, nil
 }
