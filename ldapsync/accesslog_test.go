@@ -2,6 +2,7 @@ package ldapsync_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -204,4 +205,24 @@ func TestDeltaReplaysGroupMembersFromTheAccessLog(t *testing.T) {
 	// A group with a members hold is read in full; without one, replayed again.
 	modify(mid, "add: member", "member: "+udn(5))
 	delta("after approval", 1)
+
+	// A group the previous delta could not read (renamed or deleted between its syncrepl
+	// search and its read) is read in full by the next delta, once.
+	raw, err := st.Watermark(ctx, ldapsync.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wm map[string]any
+	if err := json.Unmarshal(raw, &wm); err != nil {
+		t.Fatal(err)
+	}
+	wm["readInFull"] = []string{bigID}
+	raw, _ = json.Marshal(wm)
+	if _, err := st.Apply(ctx, cache.Batch{Source: ldapsync.Source, Pass: "test", Watermark: raw}); err != nil {
+		t.Fatal(err)
+	}
+	modify(big, "delete: member", "member: "+udn(20))
+	delta("a group the previous delta could not read", 0)
+	modify(big, "delete: member", "member: "+udn(21))
+	delta("the delta after it", 1)
 }
