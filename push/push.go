@@ -24,10 +24,11 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 )
 
-// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending.
+// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending, a
+// target refusing our credentials.
 // Webhooks with format "slack" receive them.
 type Alert struct {
-	Kind   string `json:"kind"` // dead_letter, quarantine, held_deletions
+	Kind   string `json:"kind"` // dead_letter, quarantine, target_unauthorized, held_deletions
 	Target string `json:"target"`
 	Text   string `json:"text"`
 }
