@@ -380,3 +380,51 @@ func TestTokenEndpointDownKeepsChanges(t *testing.T) {
 	p.down.Store(false)
 	assertDelivered(t, e, tg, got, []string{"alice", "bob"})
 }
+
+// A webhook receiver that refuses our signature (401, its secret rotated first) is the same
+// target-level failure: the webhook is quarantined, no event is dead-lettered, and every event
+// arrives exactly once when the receiver accepts again.
+func TestWebhookUnauthorizedKeepsEvents(t *testing.T) {
+	e := newEnv(t, userLDIF("fay", "Fay", "Fox", "Ops", "")+userLDIF("gus", "Gus", "Gray", "Ops", ""))
+	var refuse atomic.Bool
+	refuse.Store(true)
+	var mu sync.Mutex
+	var seqs []uint64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev push.Event
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		seqs = append(seqs, ev.Seq)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook"), MaxAttempts: 2,
+		BackoffBase: confval.Duration(20 * time.Millisecond), QuarantineRetry: confval.Duration(100 * time.Millisecond),
+		PollInterval: confval.Duration(50 * time.Millisecond)}}
+	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := &alerts{}
+	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), got.add)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = wh.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the quarantine", func() bool { st := wh.Status(ctx); return st.Quarantined || st.DeadLetters > 0 })
+	time.Sleep(400 * time.Millisecond)
+	if dls, _ := e.store.DeadLetters(ctx, "hook"); len(dls) != 0 || wh.Status(ctx).DeadLetters != 0 {
+		t.Fatalf("a 401 must not dead-letter events: %+v", dls)
+	}
+	refuse.Store(false)
+	waitFor(t, "the events", func() bool { st := wh.Status(ctx); return !st.Quarantined && st.Cursor == st.JournalHead })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seqs) != 2 || seqs[0] == seqs[1] { // two users: in parallel, each in order
+		t.Fatalf("want both user.created events once: %v", seqs)
+	}
+}
