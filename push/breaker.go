@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 // (Retry-After on a 429 or 503), and quarantines a target whose requests failed `after` times
 // in a row. A quarantined target gets one probe request every `retry`; the first success ends
 // the quarantine. Attempts that fail while quarantined do not count towards max_attempts, so a
-// target that is down does not turn its whole backlog into dead letters.
+// target that is down does not turn its whole backlog into dead letters. A target that refuses
+// our credentials is quarantined at once (trip): it is the target, not the change, that fails.
 type breaker struct {
 	after int
 	retry time.Duration
@@ -24,6 +26,10 @@ type breaker struct {
 	nextProbe   time.Time
 	probing     bool
 	pauseUntil  time.Time
+	// cause says why the quarantine is in force ("" when it is not); unauthorized marks one
+	// that trip started (credentials refused).
+	cause        string
+	unauthorized bool
 }
 
 // wait blocks until a request may be sent: no pause in force and, when quarantined, this
@@ -53,8 +59,10 @@ func (b *breaker) wait(ctx context.Context) error {
 	}
 }
 
-// record notes the outcome of a request; retryAfter > 0 pauses every request that long.
-func (b *breaker) record(ok bool, retryAfter time.Duration) {
+// record notes the outcome of a request: failed is nil when the target answered as a working
+// target does, else the failure. retryAfter > 0 pauses every request that long.
+func (b *breaker) record(failed error, retryAfter time.Duration) {
+	ok := failed == nil
 	b.mu.Lock()
 	now := time.Now()
 	if retryAfter > 0 && now.Add(retryAfter).After(b.pauseUntil) {
@@ -65,13 +73,14 @@ func (b *breaker) record(ok bool, retryAfter time.Duration) {
 	if ok {
 		b.failures = 0
 		changed = b.quarantined
-		b.quarantined = false
+		b.quarantined, b.cause, b.unauthorized = false, "", false
 	} else {
 		b.failures++
 		if b.quarantined {
 			b.nextProbe = now.Add(b.retry)
 		} else if b.failures >= b.after {
 			b.quarantined, b.since, b.nextProbe, changed = true, now, now.Add(b.retry), true
+			b.cause = fmt.Sprintf("%d requests in a row failed, the last with: %v", b.failures, failed)
 		}
 	}
 	q, since := b.quarantined, b.since
@@ -79,6 +88,36 @@ func (b *breaker) record(ok bool, retryAfter time.Duration) {
 	if changed && b.onChange != nil {
 		b.onChange(q, since)
 	}
+}
+
+// trip quarantines the target now, for cause (which names no secret): it refused our
+// credentials, so every request would fail until they are fixed. The next probe is one
+// quarantine interval away. onChange also hears of a quarantine that was already in force for
+// another cause, so the alert says the credentials are the problem now.
+func (b *breaker) trip(cause string) {
+	b.mu.Lock()
+	now := time.Now()
+	b.failures++
+	b.probing = false
+	changed := !b.quarantined || !b.unauthorized
+	if !b.quarantined {
+		b.quarantined, b.since = true, now
+	}
+	b.nextProbe = now.Add(b.retry)
+	b.cause, b.unauthorized = cause, true
+	since := b.since
+	b.mu.Unlock()
+	if changed && b.onChange != nil {
+		b.onChange(true, since)
+	}
+}
+
+// reason returns why the quarantine is in force ("" when it is not), and whether it is
+// because the target refused our credentials.
+func (b *breaker) reason() (cause string, unauthorized bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cause, b.unauthorized
 }
 
 // release gives up a probe that was cancelled before it got an answer.

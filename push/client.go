@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -45,13 +44,19 @@ func (e *HTTPError) Error() string {
 }
 
 // Permanent reports whether retrying the same request cannot help: a 4xx other than 404, 409,
-// 408 and 429.
+// 408 and 429, and other than 401 and 403, which refuse our credentials, not the change (the
+// target is quarantined instead, see client.account).
 func (e *HTTPError) Permanent() bool {
 	switch e.Status {
 	case http.StatusNotFound, http.StatusConflict, http.StatusTooManyRequests, http.StatusRequestTimeout:
 		return false
 	}
-	return e.Status >= 400 && e.Status < 500
+	return e.Status >= 400 && e.Status < 500 && !e.unauthorized()
+}
+
+// unauthorized reports whether the target refused our credentials.
+func (e *HTTPError) unauthorized() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 }
 
 // transportError is a request that got no answer (connection refused or dropped, timeout).
@@ -75,10 +80,6 @@ type client struct {
 	breaker  *breaker
 	auth     authenticator
 	header   http.Header // extra headers on every request
-}
-
-type authenticator interface {
-	authorize(ctx context.Context, req *http.Request) error
 }
 
 func newHTTPClient(timeout time.Duration, conc int, insecure bool) *http.Client {
@@ -113,74 +114,124 @@ func (c *client) observe(status int, d time.Duration) {
 }
 
 // do sends one request (body marshalled as JSON when non-nil) and returns a 2xx response or an
-// *HTTPError / *transportError.
+// *HTTPError / *transportError / *credentialError.
 func (c *client) do(ctx context.Context, method, path string, body any) (*response, error) {
 	if err := c.breaker.wait(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		c.breaker.release()
-		return nil, err
-	}
-	var rd io.Reader
+	resp, err := c.send(ctx, method, path, body)
+	c.account(ctx, method, path, err)
+	return resp, err
+}
+
+// send makes the request. When the target refuses the credentials (401 or 403) it renews them
+// once (a new OAuth2 token, a secret file read again) and, if they changed, sends it once more.
+func (c *client) send(ctx context.Context, method, path string, body any) (*response, error) {
+	var payload []byte
 	if raw, ok := body.(rawJSON); ok {
-		rd = bytes.NewReader(raw)
+		payload = raw
 	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			c.breaker.release()
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	resp, sent, err := c.roundTrip(ctx, method, path, payload, body != nil)
+	var he *HTTPError
+	if c.auth == nil || !errors.As(err, &he) || !he.unauthorized() {
+		return resp, err
+	}
+	retry, rerr := c.auth.renew(ctx, sent)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if !retry {
+		return nil, err
+	}
+	resp, _, err = c.roundTrip(ctx, method, path, payload, body != nil)
+	return resp, err
+}
+
+// roundTrip waits for the rate limiter and sends one request. It returns a 2xx response or an
+// *HTTPError / *transportError / *credentialError / ctx error, and the Authorization value it
+// sent.
+func (c *client) roundTrip(ctx context.Context, method, path string, payload []byte, hasBody bool) (*response, string, error) {
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, "", err
+	}
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		c.breaker.release()
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set("Accept", "application/scim+json, application/json")
-	if body != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/scim+json")
 	}
 	for k, v := range c.header {
 		req.Header[k] = v
 	}
+	var authz string
 	if c.auth != nil {
-		if err := c.auth.authorize(ctx, req); err != nil {
-			if ctx.Err() != nil {
-				c.breaker.release()
-				return nil, ctx.Err()
-			}
-			c.breaker.record(false, 0) // no token, no request: the target is unusable for now
-			return nil, err
+		if authz, err = c.auth.header(ctx); err != nil {
+			return nil, "", err
 		}
+		req.Header.Set("Authorization", authz)
 	}
 	sent := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			c.breaker.release()
-			return nil, ctx.Err()
+			return nil, authz, ctx.Err()
 		}
 		c.observe(0, time.Since(sent))
-		c.breaker.record(false, 0)
-		return nil, &transportError{method, shortPath(path), scrub(err)}
+		return nil, authz, &transportError{method, shortPath(path), scrub(err)}
 	}
 	c.observe(resp.StatusCode, time.Since(sent))
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		c.breaker.record(false, 0)
-		return nil, &transportError{method, shortPath(path), scrub(err)}
+		return nil, authz, &transportError{method, shortPath(path), scrub(err)}
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		c.breaker.record(true, 0)
-		return &response{status: resp.StatusCode, body: data, header: resp.Header}, nil
+		return &response{status: resp.StatusCode, body: data, header: resp.Header}, authz, nil
 	}
-	he := decodeError(method, shortPath(path), resp, data)
-	// A 4xx answer other than 429 means the target is up; 429 and 5xx count as failures.
-	c.breaker.record(!(he.Status == 429 || he.Status >= 500), he.RetryAfter)
-	return nil, he
+	return nil, authz, decodeError(method, shortPath(path), resp, data)
+}
+
+// account tells the breaker how a request ended. Refused credentials quarantine the target at
+// once: every other request would be refused too, and its changes must stay queued rather than
+// become dead letters. A token endpoint that cannot be reached counts as a failed request.
+func (c *client) account(ctx context.Context, method, path string, err error) {
+	var (
+		he *HTTPError
+		ce *credentialError
+		te *transportError
+	)
+	switch {
+	case err == nil:
+		c.breaker.record(nil, 0)
+	case ctx.Err() != nil:
+		c.breaker.release()
+	case errors.As(err, &ce) && ce.refused:
+		c.breaker.trip(ce.msg)
+	case errors.As(err, &he) && he.unauthorized():
+		c.breaker.trip(fmt.Sprintf("the target refused the credentials: HTTP %d to %s %s", he.Status, method, shortPath(path)))
+	case errors.As(err, &he):
+		// A 4xx answer other than 429 means the target is up; 429 and 5xx count as failures.
+		if he.Status != 429 && he.Status < 500 {
+			err = nil
+		}
+		c.breaker.record(err, he.RetryAfter)
+	case errors.As(err, &ce), errors.As(err, &te):
+		c.breaker.record(err, 0)
+	default:
+		c.breaker.release() // no request was sent (an unencodable body)
+	}
 }
 
 func decodeError(method, path string, resp *http.Response, data []byte) *HTTPError {
@@ -238,74 +289,6 @@ func scrub(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// bearer authenticates with a static token.
-type bearer string
-
-func (b bearer) authorize(_ context.Context, req *http.Request) error {
-	req.Header.Set("Authorization", "Bearer "+string(b))
-	return nil
-}
-
-// clientCredentials gets and caches an OAuth2 access token (RFC 6749 §4.4).
-type clientCredentials struct {
-	tokenURL, id, secret string
-	scopes               []string
-	http                 *http.Client
-
-	mu      sync.Mutex
-	token   string
-	expires time.Time
-}
-
-func (c *clientCredentials) authorize(ctx context.Context, req *http.Request) error {
-	tok, err := c.get(ctx)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	return nil
-}
-
-func (c *clientCredentials) get(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.token != "" && time.Now().Before(c.expires) {
-		return c.token, nil
-	}
-	form := url.Values{"grant_type": {"client_credentials"}}
-	if len(c.scopes) > 0 {
-		form.Set("scope", strings.Join(c.scopes, " "))
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(c.id), url.QueryEscape(c.secret))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return "", &transportError{"POST", "token_url", scrub(err)}
-	}
-	defer resp.Body.Close()
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &tr) != nil || tr.AccessToken == "" {
-		// The body of a failed token request names the error; it holds no secret of ours.
-		return "", &HTTPError{Method: "POST", Path: "token_url", Status: resp.StatusCode, Detail: "OAuth2 token request failed", Body: truncate(string(data))}
-	}
-	c.token = tr.AccessToken
-	life := time.Duration(tr.ExpiresIn) * time.Second
-	if life <= 0 {
-		life = time.Hour
-	}
-	// Renew a minute early (or at 90% for short-lived tokens).
-	c.expires = time.Now().Add(life - min(time.Minute, life/10))
-	return c.token, nil
 }
 
 func truncate(s string) string {

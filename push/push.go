@@ -6,8 +6,9 @@
 // idempotent by the state the cache keeps per target and resource (the target's id and the
 // hash and content of what was last sent), by looking a user up before creating it, and by
 // adopting on 409. A change that cannot be delivered after max_attempts, or that the target
-// refuses (4xx), becomes a dead letter with the target's answer; a target that keeps failing
-// is quarantined and probed slowly until it recovers. Every attempt is recorded in the push
+// refuses (4xx), becomes a dead letter with the target's answer; a target that keeps failing,
+// or that refuses our credentials (401/403 after one renewal), is quarantined and probed slowly
+// until it recovers, its changes kept queued. Every attempt is recorded in the push
 // audit trail. Nothing here reads LDAP.
 package push
 
@@ -24,10 +25,11 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 )
 
-// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending.
+// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending, a
+// target refusing our credentials.
 // Webhooks with format "slack" receive them.
 type Alert struct {
-	Kind   string `json:"kind"` // dead_letter, quarantine, held_deletions
+	Kind   string `json:"kind"` // dead_letter, quarantine, target_unauthorized, held_deletions
 	Target string `json:"target"`
 	Text   string `json:"text"`
 }

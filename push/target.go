@@ -72,11 +72,7 @@ func NewTarget(cfg TargetConfig, st Store, log *slog.Logger, alert func(Alert)) 
 	b := &breaker{after: cfg.QuarantineAfter, retry: cfg.QuarantineRetry.D(), onChange: t.quarantineChanged}
 	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
 		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
-	if cfg.TokenURL != "" {
-		t.c.auth = &clientCredentials{tokenURL: cfg.TokenURL, id: cfg.ClientID, secret: cfg.ClientSecret.Reveal(), scopes: cfg.Scopes, http: hc}
-	} else {
-		t.c.auth = bearer(cfg.Token.Reveal())
-	}
+	t.c.auth = newAuthenticator(cfg, hc)
 	t.rp = retryPolicy{maxAttempts: cfg.MaxAttempts, base: cfg.BackoffBase.D(), max: cfg.BackoffMax.D(), breaker: b,
 		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {
 			if out.DeadLetter == nil {
@@ -99,16 +95,27 @@ func (t *Target) onDead(dl *cache.DeadLetter) {
 	}
 }
 
+// quarantineChanged logs and alerts a quarantine starting or ending. One that started because
+// the target refused our credentials is a "target_unauthorized" alert: someone must fix them.
 func (t *Target) quarantineChanged(q bool, since time.Time) {
-	text := fmt.Sprintf("push target %s recovered", t.cfg.Name)
+	kind, text := "quarantine", fmt.Sprintf("push target %s recovered", t.cfg.Name)
+	cause, unauthorized := t.c.breaker.reason()
 	if q {
-		text = fmt.Sprintf("push target %s quarantined: requests keep failing; retrying every %s", t.cfg.Name, t.cfg.QuarantineRetry.D())
-		t.log.Error("target quarantined", "retry_every", t.cfg.QuarantineRetry.D())
-	} else {
+		t.lastError.Store(cause)
+	}
+	switch {
+	case q && unauthorized:
+		kind = "target_unauthorized"
+		text = fmt.Sprintf("push target %s quarantined: %s; changes stay queued; retrying every %s", t.cfg.Name, cause, t.cfg.QuarantineRetry.D())
+		t.log.Error("target quarantined: credentials refused", "cause", cause, "retry_every", t.cfg.QuarantineRetry.D())
+	case q:
+		text = fmt.Sprintf("push target %s quarantined: %s; retrying every %s", t.cfg.Name, cause, t.cfg.QuarantineRetry.D())
+		t.log.Error("target quarantined", "cause", cause, "retry_every", t.cfg.QuarantineRetry.D())
+	default:
 		t.log.Info("target recovered", "quarantined_for", time.Since(since).Round(time.Second))
 	}
 	if t.alert != nil {
-		t.alert(Alert{Kind: "quarantine", Target: t.cfg.Name, Text: text})
+		t.alert(Alert{Kind: kind, Target: t.cfg.Name, Text: text})
 	}
 }
 
@@ -231,20 +238,23 @@ func (t *Target) deleteAtTarget(ctx context.Context, tk *task, st cache.PushStat
 
 // Status is a target's or webhook's health for `ldapscim targets status`.
 type Status struct {
-	Name         string    `json:"name"`
-	Kind         string    `json:"kind"` // target or webhook
-	URL          string    `json:"url"`
-	Cursor       uint64    `json:"cursor"`
-	JournalHead  uint64    `json:"journalHead"`
-	Delivered    int64     `json:"delivered"`
-	DeadLetters  int64     `json:"deadLettersSinceStart"`
-	Quarantined  bool      `json:"quarantined"`
-	Since        time.Time `json:"quarantinedSince,omitzero"`
-	Failures     int       `json:"failuresInARow"`
-	LastError    string    `json:"lastError,omitempty"`
-	Time         time.Time `json:"time"`
-	StoredDead   int       `json:"deadLetters"`
-	StoredMapped int       `json:"resources"`
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"` // target or webhook
+	URL         string    `json:"url"`
+	Cursor      uint64    `json:"cursor"`
+	JournalHead uint64    `json:"journalHead"`
+	Delivered   int64     `json:"delivered"`
+	DeadLetters int64     `json:"deadLettersSinceStart"`
+	Quarantined bool      `json:"quarantined"`
+	Since       time.Time `json:"quarantinedSince,omitzero"`
+	Failures    int       `json:"failuresInARow"`
+	// QuarantineReason says why the target is quarantined (credentials refused, requests
+	// failing); empty when it is not.
+	QuarantineReason string    `json:"quarantineReason,omitempty"`
+	LastError        string    `json:"lastError,omitempty"`
+	Time             time.Time `json:"time"`
+	StoredDead       int       `json:"deadLetters"`
+	StoredMapped     int       `json:"resources"`
 }
 
 // Status reports the target's health and progress.
@@ -252,6 +262,9 @@ func (t *Target) Status(ctx context.Context) Status {
 	s := Status{Name: t.cfg.Name, Kind: "target", URL: redact.URL(t.cfg.URL), Delivered: t.delivered.Load(),
 		DeadLetters: t.deadLetters.Load(), Time: time.Now().UTC()}
 	s.Quarantined, s.Since, s.Failures = t.c.breaker.state()
+	if s.Quarantined {
+		s.QuarantineReason, _ = t.c.breaker.reason()
+	}
 	s.Cursor, _ = t.st.PushCursor(ctx, t.cfg.Name)
 	s.JournalHead, _ = t.st.JournalHead(ctx)
 	if v, ok := t.lastError.Load().(string); ok {

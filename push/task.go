@@ -97,8 +97,8 @@ func (rp *retryPolicy) eventSeq(tk *task) uint64 {
 }
 
 // call sends one request for tk through c and records it in tk's audit trail. A failure counts
-// as an attempt unless the target is quarantined (then it is the target, not the change, that
-// is failing).
+// as an attempt unless the target is quarantined or refused or lacks credentials (then it is the
+// target, not the change, that is failing).
 func (tk *task) call(ctx context.Context, c *client, op, method, path string, body any) (*response, error) {
 	start := time.Now()
 	resp, err := c.do(ctx, method, path, body)
@@ -120,7 +120,7 @@ func (tk *task) call(ctx context.Context, c *client, op, method, path string, bo
 		case errors.As(err, &te):
 			tk.ambiguous = true
 		}
-		if q, _, _ := c.breaker.state(); !q {
+		if q, _, _ := c.breaker.state(); !q && !targetLevel(err) {
 			tk.attempts++
 		}
 	}

@@ -116,6 +116,9 @@ func printStatus(w io.Writer, rows []push.Status) {
 		state := "ok"
 		if s.Quarantined {
 			state = "quarantined since " + s.Since.Format(time.RFC3339)
+			if s.QuarantineReason != "" {
+				state += ": " + e(s.QuarantineReason)
+			}
 		} else if s.Failures > 0 {
 			state = fmt.Sprintf("retrying (%d failures in a row)", s.Failures)
 		}

@@ -116,7 +116,7 @@ func TestPrintersEscapeValues(t *testing.T) {
 	checkEscaped(t, "audit", b.String())
 
 	b.Reset()
-	printStatus(&b, []push.Status{{Name: "okta", Kind: "target", LastError: "500: " + evil}})
+	printStatus(&b, []push.Status{{Name: "okta", Kind: "target", LastError: "500: " + evil, Quarantined: true, QuarantineReason: evil}})
 	checkEscaped(t, "targets status", b.String())
 
 	b.Reset()
