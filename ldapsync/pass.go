@@ -53,6 +53,7 @@ type pass struct {
 	memberHolds   map[string]cache.Hold        // group id → its held mass member removal (massremoval.go)
 	unreadUsers   []string                     // full pass: cached users the read did not see
 	usersScanned  bool                         // unreadUsers is set (every user is read)
+	dups          dupNames                     // users written whose userName another user holds (dupnames.go)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {

@@ -66,6 +66,9 @@ type Summary struct {
 	Skipped     int           `json:"skipped"`
 	Partial     string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
 	Duration    time.Duration `json:"duration"`
+
+	// DuplicateUserNames counts the users this pass wrote whose userName another user holds.
+	DuplicateUserNames int `json:"duplicateUserNames,omitempty"`
 }
 
 func (s *Summary) add(r cache.Result) {
@@ -227,5 +230,6 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
 		"deleted", p.sum.Deleted, "held", p.sum.Held, "duration", p.sum.Duration.Round(time.Millisecond))
+	s.warnDuplicates(p.id, p.dups)
 	return p.sum, nil
 }

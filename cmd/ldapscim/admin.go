@@ -204,7 +204,7 @@ func (r serveReports) Plan(ctx context.Context, full bool, target string) (any, 
 
 func (r serveReports) Explain(ctx context.Context, user string) (any, error) {
 	ex, err := explain(ctx, r.cfg, r.st, r.log, user)
-	if errors.Is(err, errNoSuchUser) {
+	if errors.Is(err, errNoSuchUser) || errors.Is(err, errAmbiguousUser) {
 		return nil, admin.BadRequestError{Msg: err.Error()}
 	}
 	if err != nil {
