@@ -28,6 +28,19 @@ const (
 	TrackDirSync         = "dirsync"         // Active Directory: the DirSync control with a stored cookie
 )
 
+// tracks reports whether a watermark written in mode serves delta passes under the configured
+// change_tracking. auto keeps whichever of syncrepl and modifytimestamp the last full pass
+// chose; any other setting wants exactly its own mode.
+func (s *Syncer) tracks(mode string) bool {
+	switch {
+	case s.cfg.Dialect == DialectActiveDirectory:
+		return mode == s.adMode()
+	case s.cfg.ChangeTracking == TrackAuto:
+		return mode == TrackSyncrepl || mode == TrackModifyTimestamp
+	}
+	return mode == s.cfg.ChangeTracking
+}
+
 // Config is the [ldap] section: where the directory is and how to read it.
 type Config struct {
 	URL                string           `toml:"url"`

@@ -202,6 +202,11 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 		case wm.Fingerprint != s.fingerprint():
 			s.log.Info("directory or mapping settings changed since the last pass; running a full pass")
 			full = true
+		case !s.tracks(wm.Mode):
+			// The stored cookie or timestamp belongs to the other method: meaningless to this one.
+			s.log.Info("change_tracking changed since the last full pass; running a full pass to start the new method",
+				"change_tracking", s.cfg.ChangeTracking, "watermark_mode", wm.Mode)
+			full = true
 		}
 	}
 	conn, err := s.dial(ctx)
