@@ -140,14 +140,34 @@ func DefaultSchedule() ScheduleConfig { return ScheduleConfig{Delta: "@every 1m"
 // DefaultSafety returns the [safety] defaults.
 func DefaultSafety() SafetyConfig { return SafetyConfig{MaxDeletes: 100, MaxDeletePercent: 5} }
 
-// ResolveSecrets loads the bind password from bind_password_file or $LDAPSCIM_LDAP_BIND_PASSWORD.
+// ResolveSecrets loads the bind password from the first line of bind_password_file, else
+// $LDAPSCIM_LDAP_BIND_PASSWORD, else keeps bind_password.
 func (c *Config) ResolveSecrets() error {
-	s, err := confval.LoadSecret(c.BindPassword, c.BindPasswordFile, PasswordEnv)
-	if err != nil {
-		return fmt.Errorf("ldap.bind_password_file: %w", err)
+	if c.BindPasswordFile != "" {
+		pw, err := firstLine(c.BindPasswordFile)
+		if err != nil {
+			return fmt.Errorf("ldap.bind_password_file: %w", err)
+		}
+		c.BindPassword = confval.NewSecret(pw)
+		return nil
 	}
-	c.BindPassword = s
+	c.BindPassword, _ = confval.LoadSecret(c.BindPassword, "", PasswordEnv) // no file: cannot fail
 	return nil
+}
+
+// firstLine returns the first line of a secret file without its CR/LF: what follows (a comment,
+// a second secret for a rotation) is not part of the password. Its errors never quote the file.
+func firstLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("the first line of secret file %s is empty", path)
+	}
+	return line, nil
 }
 
 // Validate returns every problem in the section, each prefixed with its key path.
