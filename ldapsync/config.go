@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -168,6 +169,34 @@ func firstLine(path string) (string, error) {
 		return "", fmt.Errorf("the first line of secret file %s is empty", path)
 	}
 	return line, nil
+}
+
+// Warnings returns the settings that work but expose the bind password or the directory's
+// answers: a simple bind in clear text and an unverified server certificate. They never quote
+// a secret.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.BindDN != "" && clearText(c.URL, c.StartTLS) {
+		w = append(w, fmt.Sprintf("ldap: simple bind as %q over ldap:// without start_tls: the password crosses the network in clear text (use ldaps:// or start_tls = true)", c.BindDN))
+	}
+	if c.InsecureSkipVerify {
+		w = append(w, "ldap.insecure_skip_verify: the server certificate is not verified, so whoever is on the path can pose as the directory and learn the bind password (set ca_file instead)")
+	}
+	return w
+}
+
+// clearText reports whether rawURL is plain ldap:// to another host without StartTLS. A
+// loopback host is exempt: the password never leaves the machine (nor does it over ldapi://).
+func clearText(rawURL string, startTLS bool) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "ldap") || startTLS {
+		return false
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); ip != nil {
+		return !ip.IsLoopback()
+	}
+	return !strings.EqualFold(h, "localhost")
 }
 
 // Validate returns every problem in the section, each prefixed with its key path.

@@ -120,6 +120,7 @@ func setupOrAdmin(ctx context.Context, path string, stderr io.Writer) (*config.F
 		return nil, nil, nil, nil, err
 	}
 	log := newLogger(cfg.Log, stderr)
+	warnConfig(log, cfg)
 	c, refused := adminClient(ctx, cfg)
 	if c != nil {
 		log.Debug("using the admin API of the running serve", "listen", cfg.Admin.Listen)
