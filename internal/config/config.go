@@ -126,19 +126,19 @@ func Parse(raw []byte) (*File, error) {
 	f.LDAP.Users.Mapping, f.LDAP.Groups.Mapping = nil, nil
 	scimDefaults := scimapi.DefaultConfig()
 	f.SCIM = &scimDefaults
-	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&f)
+	// The syntax first (its error ends the parse), then every key, so that each value of the
+	// wrong type is a problem of its own (decodeEach).
+	var doc toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&doc)
 	if err != nil {
 		return nil, decodeError(err)
 	}
+	errs := decodeEach(md, doc, &f, "")
 	if !md.IsDefined("scim") {
 		f.SCIM = nil
 	}
 	dialectDefaults(&f.LDAP, md)
 	f.inline = f.inlineSecrets()
-	var errs []error
-	for _, k := range md.Undecoded() {
-		errs = append(errs, fmt.Errorf("%s: unknown key", k))
-	}
 	if err := f.LDAP.ResolveSecrets(); err != nil {
 		errs = append(errs, err)
 	}
