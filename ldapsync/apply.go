@@ -30,6 +30,7 @@ func (p *pass) drain() error {
 		return nil
 	}
 	res, err := p.apply.wait()
+	p.dups.merge(p.apply.dups)
 	p.apply = nil
 	p.sum.add(res)
 	return err
@@ -41,7 +42,8 @@ type applier struct {
 	ch   chan cache.Batch
 	done chan struct{}
 	res  cache.Result
-	err  error // set before done is closed
+	dups dupNames // of the users written
+	err  error    // set before done is closed
 }
 
 func startApplier(ctx context.Context, store Store) *applier {
@@ -58,7 +60,9 @@ func startApplier(ctx context.Context, store Store) *applier {
 			a.res.Deactivated += res.Deactivated
 			a.res.Deleted += res.Deleted
 			a.res.Unchanged += res.Unchanged
-			a.err = err
+			if a.err = err; err == nil {
+				a.err = a.dups.check(ctx, store, batch.Upserts)
+			}
 		}
 	}()
 	return a

@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -27,6 +28,19 @@ const (
 	TrackUSN             = "usn"             // Active Directory: uSNChanged above the DC's last highestCommittedUSN, tombstones
 	TrackDirSync         = "dirsync"         // Active Directory: the DirSync control with a stored cookie
 )
+
+// tracks reports whether a watermark written in mode serves delta passes under the configured
+// change_tracking. auto keeps whichever of syncrepl and modifytimestamp the last full pass
+// chose; any other setting wants exactly its own mode.
+func (s *Syncer) tracks(mode string) bool {
+	switch {
+	case s.cfg.Dialect == DialectActiveDirectory:
+		return mode == s.adMode()
+	case s.cfg.ChangeTracking == TrackAuto:
+		return mode == TrackSyncrepl || mode == TrackModifyTimestamp
+	}
+	return mode == s.cfg.ChangeTracking
+}
 
 // Config is the [ldap] section: where the directory is and how to read it.
 type Config struct {
@@ -127,14 +141,62 @@ func DefaultSchedule() ScheduleConfig { return ScheduleConfig{Delta: "@every 1m"
 // DefaultSafety returns the [safety] defaults.
 func DefaultSafety() SafetyConfig { return SafetyConfig{MaxDeletes: 100, MaxDeletePercent: 5} }
 
-// ResolveSecrets loads the bind password from bind_password_file or $LDAPSCIM_LDAP_BIND_PASSWORD.
+// ResolveSecrets loads the bind password from the first line of bind_password_file, else
+// $LDAPSCIM_LDAP_BIND_PASSWORD, else keeps bind_password.
 func (c *Config) ResolveSecrets() error {
-	s, err := confval.LoadSecret(c.BindPassword, c.BindPasswordFile, PasswordEnv)
-	if err != nil {
-		return fmt.Errorf("ldap.bind_password_file: %w", err)
+	if c.BindPasswordFile != "" {
+		pw, err := firstLine(c.BindPasswordFile)
+		if err != nil {
+			return fmt.Errorf("ldap.bind_password_file: %w", err)
+		}
+		c.BindPassword = confval.NewSecret(pw)
+		return nil
 	}
-	c.BindPassword = s
+	c.BindPassword, _ = confval.LoadSecret(c.BindPassword, "", PasswordEnv) // no file: cannot fail
 	return nil
+}
+
+// firstLine returns the first line of a secret file without its CR/LF: what follows (a comment,
+// a second secret for a rotation) is not part of the password. Its errors never quote the file.
+func firstLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimRight(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("the first line of secret file %s is empty", path)
+	}
+	return line, nil
+}
+
+// Warnings returns the settings that work but expose the bind password or the directory's
+// answers: a simple bind in clear text and an unverified server certificate. They never quote
+// a secret.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.BindDN != "" && clearText(c.URL, c.StartTLS) {
+		w = append(w, fmt.Sprintf("ldap: simple bind as %q over ldap:// without start_tls: the password crosses the network in clear text (use ldaps:// or start_tls = true)", c.BindDN))
+	}
+	if c.InsecureSkipVerify {
+		w = append(w, "ldap.insecure_skip_verify: the server certificate is not verified, so whoever is on the path can pose as the directory and learn the bind password (set ca_file instead)")
+	}
+	return w
+}
+
+// clearText reports whether rawURL is plain ldap:// to another host without StartTLS. A
+// loopback host is exempt: the password never leaves the machine (nor does it over ldapi://).
+func clearText(rawURL string, startTLS bool) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "ldap") || startTLS {
+		return false
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); ip != nil {
+		return !ip.IsLoopback()
+	}
+	return !strings.EqualFold(h, "localhost")
 }
 
 // Validate returns every problem in the section, each prefixed with its key path.

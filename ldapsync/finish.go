@@ -156,6 +156,10 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	res, err := p.s.store.Apply(ctx, b)
 	p.sum.add(res)
+	if err == nil {
+		err = p.dups.check(ctx, p.s.store, b.Upserts)
+	}
+	p.sum.DuplicateUserNames = p.dups.count
 	return err
 }
 

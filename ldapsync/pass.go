@@ -58,6 +58,7 @@ type pass struct {
 	goneGroups    []string                     // delta: changed groups gone before they could be read
 	unreadUsers   []string                     // full pass: cached users the read did not see
 	usersScanned  bool                         // unreadUsers is set (every user is read)
+	dups          dupNames                     // users written whose userName another user holds (dupnames.go)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {

@@ -73,6 +73,9 @@ type Summary struct {
 	Replayed int           `json:"replayedGroups,omitempty"`
 	Partial  string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
 	Duration time.Duration `json:"duration"`
+
+	// DuplicateUserNames counts the users this pass wrote whose userName another user holds.
+	DuplicateUserNames int `json:"duplicateUserNames,omitempty"`
 }
 
 func (s *Summary) add(r cache.Result) {
@@ -210,6 +213,11 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 		case wm.Fingerprint != s.fingerprint():
 			s.log.Info("directory or mapping settings changed since the last pass; running a full pass")
 			full = true
+		case !s.tracks(wm.Mode):
+			// The stored cookie or timestamp belongs to the other method: meaningless to this one.
+			s.log.Info("change_tracking changed since the last full pass; running a full pass to start the new method",
+				"change_tracking", s.cfg.ChangeTracking, "watermark_mode", wm.Mode)
+			full = true
 		}
 	}
 	conn, err := s.dial(ctx)
@@ -238,5 +246,6 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
 		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "replayedGroups", p.sum.Replayed, "duration", p.sum.Duration.Round(time.Millisecond))
+	s.warnDuplicates(p.id, p.dups)
 	return p.sum, nil
 }

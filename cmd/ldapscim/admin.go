@@ -120,6 +120,7 @@ func setupOrAdmin(ctx context.Context, path string, stderr io.Writer) (*config.F
 		return nil, nil, nil, nil, err
 	}
 	log := newLogger(cfg.Log, stderr)
+	warnConfig(log, cfg)
 	c, refused := adminClient(ctx, cfg)
 	if c != nil {
 		log.Debug("using the admin API of the running serve", "listen", cfg.Admin.Listen)
@@ -204,7 +205,7 @@ func (r serveReports) Plan(ctx context.Context, full bool, target string) (any, 
 
 func (r serveReports) Explain(ctx context.Context, user string) (any, error) {
 	ex, err := explain(ctx, r.cfg, r.st, r.log, user)
-	if errors.Is(err, errNoSuchUser) {
+	if errors.Is(err, errNoSuchUser) || errors.Is(err, errAmbiguousUser) {
 		return nil, admin.BadRequestError{Msg: err.Error()}
 	}
 	if err != nil {

@@ -136,9 +136,14 @@ func printExplanation(w io.Writer, ex *explanation) {
 	}
 }
 
-var errNoSuchUser = errors.New("no user with id or userName")
+// Errors of findUser: the caller's mistake, not a failure (the admin API answers 400).
+var (
+	errNoSuchUser    = errors.New("no user with id or userName")
+	errAmbiguousUser = errors.New("ambiguous userName")
+)
 
-// findUser looks a user up by id, then by userName.
+// findUser looks a user up by id, then by userName. A userName several users hold (the same
+// uid in two OUs) names none of them: errAmbiguousUser lists their ids to explain one by.
 func findUser(ctx context.Context, st *cache.Store, key string) (*scim.Resource, error) {
 	u, err := st.Get(ctx, scim.UserType, key)
 	if err == nil {
@@ -151,8 +156,13 @@ func findUser(ctx context.Context, st *cache.Store, key string) (*scim.Resource,
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) != 1 {
+	switch {
+	case len(ids) == 0:
 		return nil, fmt.Errorf("%w %q", errNoSuchUser, key)
+	case len(ids) > 1:
+		shown := ids[:min(len(ids), 10)]
+		return nil, fmt.Errorf("%w %q: %d users hold it (ids %s); explain one of them by id",
+			errAmbiguousUser, key, len(ids), strings.Join(shown, ", "))
 	}
 	return st.Get(ctx, scim.UserType, ids[0])
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 )
 
 const usage = `ldapscim syncs an LDAP directory into a SCIM 2.0 cache.
@@ -111,11 +112,19 @@ func setup(path string, stderr io.Writer) (*config.File, *slog.Logger, *cache.St
 		return nil, nil, nil, err
 	}
 	log := newLogger(cfg.Log, stderr)
+	warnConfig(log, cfg)
 	st, err := openCache(cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return cfg, log, st, nil
+}
+
+// warnConfig logs what in the config works but weakens security (config.File.Warnings).
+func warnConfig(log *slog.Logger, cfg *config.File) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("the configuration weakens security", "why", w)
+	}
 }
 
 // openCache opens the cache, explaining the usual reason it fails: another process has it.
@@ -140,5 +149,8 @@ func runCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "# %s is valid. Effective configuration (secrets shown as <secret>):\n", path)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "# WARNING: %s\n", termsafe.Escape(w))
+	}
 	return cfg.Print(stdout)
 }

@@ -37,6 +37,9 @@ type File struct {
 	// Targets are [[targets]] and Webhooks [[webhooks]]: push provisioning (package push).
 	Targets  []push.TargetConfig  `toml:"targets"`
 	Webhooks []push.WebhookConfig `toml:"webhooks"`
+
+	inline   []string // keys whose secret is written in the file itself (not a *_file or the environment)
+	warnings []string // about the file itself (Load), beside those of its settings (Warnings)
 }
 
 // Cache is [cache].
@@ -69,7 +72,51 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(raw)
+	f, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o004 != 0 && len(f.inline) > 0 {
+		f.warnings = append(f.warnings, fmt.Sprintf("%s is readable by every local user and holds %s inline: chmod 600 it, or move the secret to a *_file or the environment",
+			path, strings.Join(f.inline, ", ")))
+	}
+	return f, nil
+}
+
+// Warnings returns what works but weakens security, for the log at start-up and check-config:
+// a world-readable file with inline secrets, a bind in clear text, certificates not verified.
+// They name keys, never a secret.
+func (f *File) Warnings() []string {
+	w := append(slices.Clone(f.warnings), f.LDAP.Warnings()...)
+	for i, t := range f.Targets {
+		if t.TLSInsecureSkipVerify {
+			w = append(w, fmt.Sprintf("targets[%d] (%s).tls_insecure_skip_verify: the target's certificate is not verified, so whoever is on the path can pose as it and learn its token", i, t.Name))
+		}
+	}
+	return w
+}
+
+// inlineSecrets lists the keys whose secret the file holds itself: read before the *_file
+// and environment values are resolved into the same fields.
+func (f *File) inlineSecrets() []string {
+	var keys []string
+	if f.LDAP.BindPassword.IsSet() {
+		keys = append(keys, "ldap.bind_password")
+	}
+	for i, t := range f.Targets {
+		if t.Token.IsSet() {
+			keys = append(keys, fmt.Sprintf("targets[%d].token", i))
+		}
+		if t.ClientSecret.IsSet() {
+			keys = append(keys, fmt.Sprintf("targets[%d].client_secret", i))
+		}
+	}
+	for i, w := range f.Webhooks {
+		if w.Secret.IsSet() {
+			keys = append(keys, fmt.Sprintf("webhooks[%d].secret", i))
+		}
+	}
+	return keys
 }
 
 // Parse decodes and validates a configuration.
@@ -79,18 +126,19 @@ func Parse(raw []byte) (*File, error) {
 	f.LDAP.Users.Mapping, f.LDAP.Groups.Mapping = nil, nil
 	scimDefaults := scimapi.DefaultConfig()
 	f.SCIM = &scimDefaults
-	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&f)
+	// The syntax first (its error ends the parse), then every key, so that each value of the
+	// wrong type is a problem of its own (decodeEach).
+	var doc toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(raw)).Decode(&doc)
 	if err != nil {
 		return nil, decodeError(err)
 	}
+	errs := decodeEach(md, doc, &f, "")
 	if !md.IsDefined("scim") {
 		f.SCIM = nil
 	}
 	dialectDefaults(&f.LDAP, md)
-	var errs []error
-	for _, k := range md.Undecoded() {
-		errs = append(errs, fmt.Errorf("%s: unknown key", k))
-	}
+	f.inline = f.inlineSecrets()
 	if err := f.LDAP.ResolveSecrets(); err != nil {
 		errs = append(errs, err)
 	}

@@ -32,7 +32,7 @@ func Compile(e Expr, rs *scim.ResourceSchema) (*Matcher, error) {
 // Match reports whether r satisfies the filter. It never fails: a filter that compiled can be
 // evaluated against any resource, and an attribute r lacks simply does not match.
 func (m *Matcher) Match(r *scim.Resource) bool {
-	return m.root == nil || m.root.match(r, nil)
+	return m.root == nil || m.root.match(newEval(r), nil)
 }
 
 // Match is Compile followed by Matcher.Match, for a single resource. The error is about the

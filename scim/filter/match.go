@@ -23,15 +23,56 @@ import (
 //     as its text when that is unambiguous, and otherwise does not match (ne: matches).
 
 type node interface {
-	// match evaluates the node on r; elem is the current element inside a value path.
-	match(r *scim.Resource, elem any) bool
+	// match evaluates the node on ev.r; elem is the current element inside a value path.
+	match(ev *eval, elem any) bool
+}
+
+// eval is the state of one Match: the resource, and the string values lower-cased so far. A
+// case-insensitive co, sw, ew or ordering needs the value lower-cased; a filter of many such
+// terms on one attribute would otherwise lower-case (and allocate) the same value once per term.
+// The value buffers are reused for the same reason: a getter's buffer escapes, so a buffer
+// declared per comparison was allocated per term.
+type eval struct {
+	r      *scim.Resource
+	k, v   string            // the first value lower-cased, and its lower case
+	hasK   bool              // k is set
+	folded map[string]string // the others, value → lower case
+	vals   []any             // a comparison's values (comparisons do not nest)
+	elems  []any             // a value path's elements (value paths do not nest)
+	buf    [8]any            // vals' first backing array
+}
+
+func newEval(r *scim.Resource) *eval {
+	ev := &eval{r: r}
+	ev.vals = ev.buf[:0]
+	return ev
+}
+
+// lower returns strings.ToLower(s), computing it once per distinct value and Match.
+func (ev *eval) lower(s string) string {
+	if ev.hasK && ev.k == s {
+		return ev.v
+	}
+	if l, ok := ev.folded[s]; ok {
+		return l
+	}
+	l := strings.ToLower(s)
+	switch {
+	case !ev.hasK:
+		ev.k, ev.v, ev.hasK = s, l, true
+	case ev.folded == nil:
+		ev.folded = map[string]string{s: l}
+	default:
+		ev.folded[s] = l
+	}
+	return l
 }
 
 type andNode []node
 
-func (n andNode) match(r *scim.Resource, elem any) bool {
+func (n andNode) match(ev *eval, elem any) bool {
 	for _, t := range n {
-		if !t.match(r, elem) {
+		if !t.match(ev, elem) {
 			return false
 		}
 	}
@@ -40,9 +81,9 @@ func (n andNode) match(r *scim.Resource, elem any) bool {
 
 type orNode []node
 
-func (n orNode) match(r *scim.Resource, elem any) bool {
+func (n orNode) match(ev *eval, elem any) bool {
 	for _, t := range n {
-		if t.match(r, elem) {
+		if t.match(ev, elem) {
 			return true
 		}
 	}
@@ -51,7 +92,7 @@ func (n orNode) match(r *scim.Resource, elem any) bool {
 
 type notNode struct{ x node }
 
-func (n notNode) match(r *scim.Resource, elem any) bool { return !n.x.match(r, elem) }
+func (n notNode) match(ev *eval, elem any) bool { return !n.x.match(ev, elem) }
 
 // valuePathNode matches when one element of a complex attribute satisfies filter.
 type valuePathNode struct {
@@ -59,10 +100,10 @@ type valuePathNode struct {
 	filter node
 }
 
-func (n *valuePathNode) match(r *scim.Resource, _ any) bool {
-	var arr [8]any
-	for _, e := range n.elems(r, nil, arr[:0]) {
-		if n.filter.match(r, e) {
+func (n *valuePathNode) match(ev *eval, _ any) bool {
+	ev.elems = n.elems(ev.r, nil, ev.elems[:0])
+	for _, e := range ev.elems {
+		if n.filter.match(ev, e) {
 			return true
 		}
 	}
@@ -82,16 +123,16 @@ type cmpNode struct {
 	t     time.Time
 }
 
-func (c *cmpNode) match(r *scim.Resource, elem any) bool {
-	var arr [8]any
-	vals := c.get(r, elem, arr[:0])
+func (c *cmpNode) match(ev *eval, elem any) bool {
+	vals := c.get(ev.r, elem, ev.vals[:0])
+	ev.vals = vals
 	present := false
 	for _, v := range vals {
 		if isEmpty(v) {
 			continue
 		}
 		present = true
-		if c.op != OpPr && !c.null && c.test(v) {
+		if c.op != OpPr && !c.null && c.test(ev, v) {
 			return true
 		}
 	}
@@ -105,7 +146,7 @@ func (c *cmpNode) match(r *scim.Resource, elem any) bool {
 }
 
 // test compares one non-empty value with the operand.
-func (c *cmpNode) test(v any) bool {
+func (c *cmpNode) test(ev *eval, v any) bool {
 	switch c.typ {
 	case scim.TypeBoolean:
 		b, ok := leafBool(v)
@@ -130,17 +171,17 @@ func (c *cmpNode) test(v any) bool {
 	if !ok {
 		return c.op == OpNe
 	}
-	return c.testString(s)
+	return c.testString(ev, s)
 }
 
-func (c *cmpNode) testString(s string) bool {
+func (c *cmpNode) testString(ev *eval, s string) bool {
 	switch {
 	case c.op == OpEq && !c.exact:
 		return strings.EqualFold(s, c.s)
 	case c.op == OpNe && !c.exact:
 		return !strings.EqualFold(s, c.s)
 	case !c.exact:
-		s = strings.ToLower(s)
+		s = ev.lower(s)
 	}
 	switch c.op {
 	case OpCo:
