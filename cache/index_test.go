@@ -350,3 +350,24 @@ func TestResolveDNsAnswersEachInOneSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// CountIndexed answers for many values from one snapshot, folded as the index folds them, and
+// stops counting at two.
+func TestCountIndexed(t *testing.T) {
+	s := openMem(t)
+	a, b, c := user(1), user(2), user(3)
+	b.Attributes["userName"] = a.UserName()
+	c.Attributes["userName"] = strings.ToUpper(a.UserName())
+	mustApply(t, s, Batch{Upserts: []*scim.Resource{a, b, c, user(4)}})
+	counts, err := s.CountIndexed(context.Background(), IndexUserName,
+		[]string{user(4).UserName(), "nobody", a.UserName(), strings.ToUpper(user(4).UserName())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{1, 0, 2, 1}; !slices.Equal(counts, want) {
+		t.Fatalf("counts %v, want %v", counts, want)
+	}
+	if _, err := s.CountIndexed(context.Background(), IndexDN, []string{"x"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("IndexDN: %v", err)
+	}
+}

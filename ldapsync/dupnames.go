@@ -21,21 +21,24 @@ type dupNames struct {
 	sample []string // at most dupSampleSize userNames, for the log
 }
 
-// check looks up the userName of every user in upserts, which the cache already holds.
+// check looks up the userName of every user in upserts, which the cache already holds, in one
+// snapshot.
 func (d *dupNames) check(ctx context.Context, store Store, upserts []*scim.Resource) error {
+	var names []string
 	for _, r := range upserts {
-		if r.Type != scim.UserType {
-			continue
+		if r.Type == scim.UserType && r.UserName() != "" {
+			names = append(names, r.UserName())
 		}
-		name := r.UserName()
-		if name == "" {
-			continue
-		}
-		ids, err := store.Lookup(ctx, cache.IndexUserName, name)
-		if err != nil {
-			return err
-		}
-		if len(ids) > 1 {
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	counts, err := store.CountIndexed(ctx, cache.IndexUserName, names)
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		if counts[i] > 1 {
 			d.count++
 			if len(d.sample) < dupSampleSize && !slices.Contains(d.sample, name) {
 				d.sample = append(d.sample, name)

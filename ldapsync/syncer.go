@@ -38,6 +38,8 @@ type Store interface {
 	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
 	// MemberCount returns how many direct members a group has (ErrNotFound: no such group).
 	MemberCount(ctx context.Context, gid string) (int, error)
+	// CountIndexed counts, up to 2, the ids index idx holds each of values for.
+	CountIndexed(ctx context.Context, idx cache.Index, values []string) ([]int, error)
 	// IsMember reports whether memberID is a direct member of group gid.
 	IsMember(ctx context.Context, gid, memberID string) (bool, error)
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
