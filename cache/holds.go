@@ -13,7 +13,7 @@ import (
 )
 
 // Hold is a deletion that a sync pass held back because it crossed the deletion threshold
-// (DESIGN invariant 5). It waits for an admin to approve it (ldapsync.ApproveHolds, which
+// (invariant 5, docs/architecture.md). It waits for an admin to approve it (ldapsync.ApproveHolds, which
 // deletes through Apply and prunes group members) or for the next pass to replace the set.
 type Hold struct {
 	ID     string            `json:"id"`
@@ -24,7 +24,7 @@ type Hold struct {
 	Reason string            `json:"reason,omitempty"`
 	HeldAt time.Time         `json:"heldAt"`
 	// Kind is "" for a held deletion or deactivation of the resource, or HoldMembers for a
-	// held removal of Members (ids) from group ID (DESIGN invariant 5: mass membership
+	// held removal of Members (ids) from group ID (invariant 5, docs/architecture.md: mass membership
 	// removals are held like deletions). The two kinds are stored under distinct keys, so a
 	// group can have both.
 	Kind    string   `json:"kind,omitempty"`

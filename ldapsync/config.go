@@ -91,7 +91,7 @@ type ScheduleConfig struct {
 	Full  string `toml:"full"`
 }
 
-// SafetyConfig is [safety]: the deletion threshold (DESIGN invariant 5).
+// SafetyConfig is [safety]: the deletion threshold (invariant 5, docs/architecture.md).
 type SafetyConfig struct {
 	MaxDeletes       int     `toml:"max_deletes"`
 	MaxDeletePercent float64 `toml:"max_delete_percent"`

@@ -18,7 +18,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/redact"
 )
 
-// ldapConn is the part of go-ldap's client a pass uses (STYLE.md 4: declare what you call).
+// ldapConn is the part of go-ldap's client a pass uses (the consumer declares what it calls, no more).
 type ldapConn interface {
 	Search(req *ldap.SearchRequest) (*ldap.SearchResult, error)
 	SearchAsync(ctx context.Context, req *ldap.SearchRequest, bufferSize int) ldap.Response
@@ -123,7 +123,7 @@ type ldapEntry struct{ *ldap.Entry }
 func (e ldapEntry) Get(name string) [][]byte { return e.GetEqualFoldRawAttributeValues(name) }
 
 // errPartial marks a read that did not see everything: a size or time limit, a missing paging
-// cookie, a referral, a dropped connection. Such a read never deletes (DESIGN invariant 4).
+// cookie, a referral, a dropped connection. Such a read never deletes (invariant 4, docs/architecture.md).
 var errPartial = errors.New("partial read")
 
 // partialError says why a read was partial.

@@ -115,7 +115,7 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 }
 
 // modifiedSince reads entries changed since the server timestamp ts, minus the overlap window
-// (DESIGN invariant 7: the server's clock, never ours). Deletions are invisible to it; full
+// (invariant 7, docs/architecture.md: the server's clock, never ours). Deletions are invisible to it; full
 // passes find them.
 func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 	since := "19700101000000Z"

@@ -16,12 +16,12 @@ import (
 
 // finish decides deactivations and deletions against the threshold and applies the rest of the
 // pass together with the watermark (nil: keep the old one) and the held-deletion set in one
-// cache batch, so the watermark never runs ahead of the data (DESIGN invariant 2).
+// cache batch, so the watermark never runs ahead of the data (invariant 2, docs/architecture.md).
 func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) error {
 	if err := p.drain(); err != nil {
 		return err
 	}
-	// Users and groups are counted separately (DESIGN invariant 5): a few groups deleted next
+	// Users and groups are counted separately (invariant 5, docs/architecture.md): a few groups deleted next
 	// to many users are still all the groups.
 	totals := map[scim.ResourceType]int{}
 	counts := map[scim.ResourceType]int{scim.UserType: len(p.deact)}

@@ -24,7 +24,7 @@ func (e *env) watermark() []byte {
 	return w
 }
 
-// DESIGN invariant 4: a slapd that stops at 500 entries must not make 100 users disappear.
+// Invariant 4 (docs/architecture.md): a slapd that stops at 500 entries must not make 100 users disappear.
 func TestSizeLimitedReadDeletesNothing(t *testing.T) {
 	ldif := testenv.SampleLDIF(t, sampledata.Options{Users: 600, Groups: 5, Seed: 7})
 	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{ldif}, DefaultSizeLimit: true}, nil)

@@ -123,7 +123,7 @@ func (e *env) journalHead() uint64 {
 	return head
 }
 
-// DESIGN invariant 5: a users base DN pointed at a sub-OU (an admin's typo) holds the deletion
+// Invariant 5 (docs/architecture.md): a users base DN pointed at a sub-OU (an admin's typo) holds the deletion
 // of every other user, and the same pass must not strip them from their groups or from their
 // reports' manager.
 func TestHeldUserDeletionsKeepMembershipsWrongBaseDN(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// A held deletion changes nothing else about the resource (DESIGN invariant 5): its group
+// A held deletion changes nothing else about the resource (invariant 5, docs/architecture.md): its group
 // memberships and its reports' manager stay until it is approved. A full pass reads every user
 // before any group, so once the users are read it knows which cached users it did not see and
 // whether their deletion will be held. Groups resolved from then on keep the held users the

@@ -13,7 +13,7 @@ import (
 )
 
 // ApproveHolds releases held deletions, deactivations and mass member removals (a member edit
-// of just the held ids) (DESIGN invariant 5): ids nil means
+// of just the held ids) (invariant 5, docs/architecture.md): ids nil means
 // every held change. It needs no directory connection. It returns what was applied.
 func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result, error) {
 	holds, err := store.Holds(ctx)
@@ -82,7 +82,7 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 }
 
 // dropHeldManagers removes, from the reports of the users b deletes, the manager that a pass
-// kept while the deletion was held (DESIGN invariant 5), and from their source records, so the
+// kept while the deletion was held (invariant 5, docs/architecture.md), and from their source records, so the
 // next full pass does not see them as stale. Reports are found with the manager index.
 func dropHeldManagers(ctx context.Context, store Store, b *cache.Batch) error {
 	deleted := make(map[string]bool, len(b.Deletes))

@@ -26,7 +26,7 @@ import (
 // Sources that reference other entries by DN, resolved to ids.
 const managerPath = scim.SchemaEnterpriseUser + ":manager"
 
-// defaultUserMappings are DESIGN.md's default mappings per dialect.
+// defaultUserMappings are the default mappings per dialect (config.toml.example lists them).
 var defaultUserMappings = map[string]map[string]string{
 	DialectOpenLDAP: {
 		"userName":                             "uid",

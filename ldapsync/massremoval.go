@@ -9,7 +9,7 @@ import (
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// Mass membership removals are held the same way as deletions (DESIGN invariant 5). A pass
+// Mass membership removals are held the same way as deletions (invariant 5, docs/architecture.md). A pass
 // that would remove more than massRemovalFloor members of a group, and more than
 // max_delete_percent of the members the cache has it list, keeps those members in the group
 // (nothing is journaled or pushed for them), applies everything else, and records a members

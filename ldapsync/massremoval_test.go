@@ -39,7 +39,7 @@ func (e *env) memberCount(name string) int {
 	return n
 }
 
-// DESIGN invariant 5: a pass that would remove 30 of a group's 40 members holds the removal:
+// Invariant 5 (docs/architecture.md): a pass that would remove 30 of a group's 40 members holds the removal:
 // the group keeps them, nothing is journaled for them, and approving applies it.
 func testMassRemovalHeld(t *testing.T, full bool) {
 	e := heldEnv(t)

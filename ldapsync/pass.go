@@ -203,7 +203,7 @@ func (p *pass) skip(entryDN, why string) {
 
 // queue adds a resolved resource to the batch. A user that the cache has active and the
 // directory now shows inactive is set aside: deactivations count against the deletion
-// threshold (DESIGN invariant 5) and are decided at the end of the pass.
+// threshold (invariant 5, docs/architecture.md) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
 	p.evalRules(r)
 	if !p.full {

@@ -41,7 +41,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 			return false, cache.Ref{}, err
 		}
 		if !ok && final {
-			// A held deletion keeps its reports' manager (DESIGN invariant 5).
+			// A held deletion keeps its reports' manager (invariant 5, docs/architecture.md).
 			ref, ok = p.heldManager(r.ID)
 		}
 		mgr = ref

@@ -8,7 +8,7 @@ import (
 )
 
 // Scheduler triggers passes on the [schedule] cron specs. It only decides when; Syncer decides
-// what (STYLE.md 6). A pass still running when the next one is due makes that one skip.
+// what, and SyncOnce is the unit tests run. A pass still running when the next one is due makes that one skip.
 type Scheduler struct {
 	cron *cron.Cron
 	log  *slog.Logger

@@ -67,7 +67,7 @@ type Summary struct {
 	Deleted     int    `json:"deleted"`
 	Unchanged   int    `json:"unchanged"`
 	Held        int    `json:"held"` // deletions and deactivations held
-	// HeldMembers counts the group members a held mass removal kept (DESIGN invariant 5).
+	// HeldMembers counts the group members a held mass removal kept (invariant 5, docs/architecture.md).
 	HeldMembers int `json:"heldMembers"`
 	Skipped     int `json:"skipped"`
 	// Replayed counts changed groups whose members came from the accesslog (accesslog.go)

@@ -12,7 +12,7 @@ import (
 // Prefix is where the API lives; [scim] base_url names the same place as clients reach it.
 const Prefix = "/scim/v2"
 
-// routes is the whole URL space of the API (DESIGN.md "SCIM API under /scim/v2").
+// routes is the whole URL space of the API: the SCIM 2.0 endpoints under /scim/v2 (RFC 7644 §3).
 func (s *Server) routes(r *gin.Engine) {
 	r.Use(s.observe, s.recovery, withRequestID, s.limits)
 	r.NoRoute(s.notFound)

@@ -22,7 +22,7 @@ import (
 )
 
 // This file is a private stand-in for internal/testenv.StartSlapd, written
-// while that package was being built; it follows shared/ref/directories.md.
+// while that package was being built; it follows docs/directories.md.
 
 const (
 	testSuffix = "dc=example,dc=com"
