@@ -93,7 +93,7 @@ func (s *Store) RaiseAlert(ctx context.Context, sink string, a StoredAlert, limi
 }
 
 // ResolveAlert marks the open alert of kind, target and key of sink resolved, with text to
-// deliver; it reports whether one was open. Errors: ErrClosed, ErrCorrupt. Safe for concurrent
+// deliver ("resolved: " and the alert's text when empty); it reports whether one was open. Errors: ErrClosed, ErrCorrupt. Safe for concurrent
 // use.
 func (s *Store) ResolveAlert(ctx context.Context, sink, kind, target, k, text string) (bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -115,6 +115,9 @@ func (s *Store) ResolveAlert(ctx context.Context, sink, kind, target, k, text st
 			return err
 		}
 		found = true
+		if text == "" {
+			text = "resolved: " + a.Text
+		}
 		a.Resolved, a.ResolvedText, a.Attempts, a.NextAt = true, text, 0, time.Time{}
 		if err := w.putAlert(sink, &a); err != nil {
 			return err

@@ -63,6 +63,10 @@ func TestAlertLifecycle(t *testing.T) {
 	if got, _ = s.Alerts(ctx, "chat"); len(got) != 1 || got[0].Seq != 2 {
 		t.Fatalf("a delivered resolved text removes the record: %+v", got)
 	}
+	s.ResolveAlert(ctx, "chat", "quarantine", "crm", "", "")
+	if got, _ = s.Alerts(ctx, "chat"); got[0].ResolvedText != "resolved: crm quarantined" {
+		t.Fatalf("default resolved text: %q", got[0].ResolvedText)
+	}
 }
 
 // A sink holds at most limit records; the oldest go, and their conditions may open again.

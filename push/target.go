@@ -95,7 +95,7 @@ func (t *Target) onDead(dl *cache.DeadLetter) {
 	t.lastError.Store(dl.Error)
 	t.log.Warn("dead letter", "id", dl.ID, "op", dl.Op, "status", dl.Status, "attempts", dl.Attempts, "error", dl.Error)
 	if t.alert != nil {
-		t.alert(Alert{Kind: "dead_letter", Target: t.cfg.Name, Text: fmt.Sprintf("push to %s: %s %s dead-lettered after %d attempt(s): %s", t.cfg.Name, dl.Op, dl.ID, dl.Attempts, dl.Error)})
+		t.alert(Alert{Kind: "dead_letter", Target: t.cfg.Name, Key: dl.ID, Text: fmt.Sprintf("push to %s: %s %s dead-lettered after %d attempt(s): %s", t.cfg.Name, dl.Op, dl.ID, dl.Attempts, dl.Error)})
 	}
 }
 
@@ -108,7 +108,7 @@ func (t *Target) quarantineChanged(q bool, since time.Time) {
 		t.log.Info("target recovered", "quarantined_for", time.Since(since).Round(time.Second))
 	}
 	if t.alert != nil {
-		t.alert(Alert{Kind: "quarantine", Target: t.cfg.Name, Text: text})
+		t.alert(Alert{Kind: "quarantine", Target: t.cfg.Name, Text: text, Resolved: !q})
 	}
 }
 
