@@ -131,18 +131,33 @@ func (s *alertSink) deliver(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, err
 		}
-		i := 0
-		for i < len(recs) && !recs[i].Pending() {
-			i++
+		sent := 0
+		for _, a := range recs {
+			if !a.Pending() {
+				continue
+			}
+			if a.NextAt.After(time.Now()) {
+				return a.NextAt, nil
+			}
+			if next, err := s.send(ctx, a); err != nil || !next.IsZero() {
+				return next, err
+			}
+			sent++
 		}
-		if i == len(recs) {
+		if sent == 0 { // else look again: alerts raised or resolved meanwhile
 			return time.Time{}, nil
 		}
-		a := recs[i]
-		if a.NextAt.After(time.Now()) {
-			return a.NextAt, nil
+	}
+}
+
+// send delivers what of a is pending: its text, then its resolved text. On a failure it
+// returns when to try again.
+func (s *alertSink) send(ctx context.Context, a cache.StoredAlert) (time.Time, error) {
+	for _, resolved := range []bool{false, true} {
+		if resolved && !a.Resolved || !resolved && a.Sent {
+			continue
 		}
-		text, resolved := a.Text, a.Sent
+		text := a.Text
 		if resolved {
 			text = a.ResolvedText
 		}
@@ -155,7 +170,9 @@ func (s *alertSink) deliver(ctx context.Context) (time.Time, error) {
 		if err := s.st.AlertDelivered(ctx, s.cfg.Name, a.Seq, resolved); err != nil {
 			return time.Time{}, err
 		}
+		a.Sent, a.Attempts = true, 0
 	}
+	return time.Time{}, nil
 }
 
 // failed records a failed delivery of a and returns when to try again. A text the webhook
