@@ -102,13 +102,13 @@ func (s *alertSink) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		wait := time.Minute // store errors: try again later
-		if err != nil {
-			s.log.Warn("alerts not read from the cache", "err", err)
-		} else if !next.IsZero() {
+		wait := time.Hour // nothing waits: a raise or a resolve wakes the sink
+		switch {
+		case err != nil:
+			s.log.Warn("alert store failed; trying again in a minute", "err", err)
+			wait = time.Minute
+		case !next.IsZero():
 			wait = max(time.Until(next), 0)
-		} else {
-			wait = time.Hour // nothing waits; a raise or resolve wakes the sink
 		}
 		t := time.NewTimer(wait)
 		select {
