@@ -43,6 +43,11 @@ package cache
 //	    'm' groupID NUL memberID    the member's id at the target: one key per member the
 //	                                target's copy of the group holds (pushmembers.go)
 //	'q' id NUL target NUL nanos seq JSON PushAudit: one push attempt (8-byte BE nanos, 8-byte seq)
+//	'n' sub sink ...                alerts of a chat webhook (alert sink) by name (alerts.go), sub is:
+//	    'a' sink NUL seq            JSON StoredAlert, in the order raised (8-byte BE seq)
+//	    'o' sink NUL kind NUL target NUL key  8-byte BE seq of the open alert of that condition
+//	    'c' sink                    counter: the last seq given out
+//	    'n' sink                    counter: how many records the sink holds (its bound)
 
 import (
 	"encoding/binary"
@@ -67,6 +72,7 @@ const (
 	kindSource    = 's'
 	kindPush      = 'p'
 	kindPushAudit = 'q'
+	kindAlert     = 'n'
 )
 
 var (

@@ -142,18 +142,6 @@ func running(t *testing.T, tg *push.Target) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// waitFor polls cond until it holds, failing with what after 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // writeSecret replaces a secret file's content.
 func writeSecret(t *testing.T, path, v string) {
 	t.Helper()

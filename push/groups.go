@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,7 +60,8 @@ func (b *batch) pushGroups(ctx context.Context) error {
 	if err != nil {
 		return wrapStore("push state", err)
 	}
-	// Groups with nested groups go second, so the nested ones exist first.
+	// Without flatten_groups, groups go out in the second wave, concurrently: a group can go
+	// before a nested group of it exists at the target, and completeParents then adds it.
 	waves := make([][]func(context.Context) error, 2)
 	for start := 0; start < len(ids); start += 256 {
 		part := ids[start:min(start+256, len(ids))]
@@ -104,7 +106,74 @@ func (b *batch) pushGroups(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return b.completeParents(ctx, ids, states)
+}
+
+// completeParents adds the batch's groups that have just reached the target (created, or
+// created again under a new id) to the groups that list them. A group's membership at the
+// target lists only members the target holds, and a nested group may reach it after the
+// group above it: later in the same wave, or in a later batch when the group above is not in
+// this one at all. Nothing else would bring the group above back until it changed again. Each
+// parent compares only the arrived groups among its members, so this is O(k) whatever the
+// parent's size. Users need no such step: addGroupsOfUsers brings the groups of the batch's
+// users in before the groups go out. With flatten_groups groups list users only.
+func (b *batch) completeParents(ctx context.Context, ids []string, before map[string]cache.PushState) error {
+	t := b.t
+	if t.cfg.FlattenGroups {
+		return nil
+	}
+	arrived, err := b.arrivedGroups(ctx, ids, before)
+	if err != nil || len(arrived) == 0 {
+		return err
+	}
+	m, err := t.st.GroupsOfMany(ctx, arrived)
+	if err != nil {
+		return wrapStore("groups of", err)
+	}
+	children := map[string][]string{}
+	for cid, refs := range m {
+		for _, r := range refs {
+			children[r.ID] = append(children[r.ID], cid)
+		}
+	}
+	parents := make([]string, 0, len(children))
+	for pid := range children {
+		parents = append(parents, pid)
+	}
+	states, err := t.st.PushStates(ctx, t.cfg.Name, parents)
+	if err != nil {
+		return wrapStore("push state", err)
+	}
+	var jobs []func(context.Context) error
+	for pid, cids := range children {
+		st, at := states[pid]
+		// A parent the target does not hold gets every member when it is created.
+		if !at || st.TargetID == "" || t.cfg.groupScope != nil && !b.matchGroup(ctx, pid) {
+			continue
+		}
+		slices.Sort(cids)
+		tk := &task{id: pid, typ: scim.GroupType, seq: b.seq[pid], op: "group"}
+		jobs = append(jobs, func(ctx context.Context) error {
+			return t.syncGroup(ctx, tk, pid, st, deltaWork{candidates: cids})
+		})
+	}
+	return pool(ctx, t.cfg.Concurrency, jobs)
+}
+
+// arrivedGroups returns the groups of ids whose id at the target is not the one they had
+// before the batch (states before).
+func (b *batch) arrivedGroups(ctx context.Context, ids []string, before map[string]cache.PushState) ([]string, error) {
+	after, err := b.t.st.PushStates(ctx, b.t.cfg.Name, ids)
+	if err != nil {
+		return nil, wrapStore("push state", err)
+	}
+	var out []string
+	for _, id := range ids {
+		if tid := after[id].TargetID; tid != "" && tid != before[id].TargetID {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 func (b *batch) matchGroup(ctx context.Context, id string) bool {

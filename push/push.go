@@ -25,13 +25,31 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 )
 
-// Alert is a problem an admin should see: a dead letter, a quarantine starting or ending, a
-// target refusing our credentials.
-// Webhooks with format "slack" receive them.
+// Alert is a problem an admin should see: a dead letter, a quarantine, a target refusing our
+// credentials, held changes.
+// Webhooks with format "slack" receive them. Kind, Target and Key name the condition: while it
+// is open, raising it again sends nothing; an Alert with Resolved set clears it and sends Text
+// (or "resolved: " and the alert's text when Text is empty).
 type Alert struct {
-	Kind   string `json:"kind"` // dead_letter, quarantine, target_unauthorized, held_deletions
-	Target string `json:"target"`
-	Text   string `json:"text"`
+	Kind     string `json:"kind"` // AlertDeadLetter, AlertQuarantine, AlertUnauthorized, AlertHeldDeletions
+	Target   string `json:"target"`
+	Key      string `json:"key,omitempty"` // within the target: a resource id, an event
+	Text     string `json:"text"`
+	Resolved bool   `json:"resolved,omitempty"`
+}
+
+// Alert kinds.
+const (
+	AlertDeadLetter    = "dead_letter"         // Key: the resource id (targets), id@seq (webhooks)
+	AlertQuarantine    = "quarantine"          // Key: ""
+	AlertUnauthorized  = "target_unauthorized" // a quarantine because the target refused our credentials; Key: ""
+	AlertHeldDeletions = "held_deletions"      // Target: the sync source, Key: ""
+)
+
+// PusherStore is what a Pusher needs from the cache: its workers' Store and the alerts'.
+type PusherStore interface {
+	Store
+	AlertStore
 }
 
 // Pusher runs every target and webhook worker.
@@ -39,18 +57,21 @@ type Pusher struct {
 	targets []*Target
 	hooks   []*Webhook
 	alerts  []*alertSink
+	st      AlertStore
 	log     *slog.Logger
+	// checkNow asks the alert check loop for a CheckAlerts now.
+	checkNow chan struct{}
 	// StatusFile, if set, is rewritten with every worker's Status every few seconds, so
 	// `ldapscim targets status` can report while serve holds the cache.
 	StatusFile string
 }
 
 // New builds the workers; targets and hooks must have passed Prepare.
-func New(targets []TargetConfig, hooks []WebhookConfig, st Store, log *slog.Logger) *Pusher {
-	p := &Pusher{log: log.With("component", "push")}
+func New(targets []TargetConfig, hooks []WebhookConfig, st PusherStore, log *slog.Logger) *Pusher {
+	p := &Pusher{log: log.With("component", "push"), st: st, checkNow: make(chan struct{}, 1)}
 	for _, h := range hooks {
 		if h.Format == "slack" {
-			p.alerts = append(p.alerts, newAlertSink(h, p.log))
+			p.alerts = append(p.alerts, newAlertSink(h, st, p.log))
 		}
 	}
 	for _, tc := range targets {
@@ -77,16 +98,57 @@ func (p *Pusher) ObserveRequests(fn func(name string, status int, d time.Duratio
 	}
 }
 
-// Alert sends a to every alert webhook (format "slack"), best effort, while Run runs.
+// Alert stores a for every alert webhook (format "slack"), which sends it while Run runs; with a.Resolved it resolves the open alert of a's condition instead. Safe for
+// concurrent use.
 func (p *Pusher) Alert(a Alert) { p.alert(a) }
 
 func (p *Pusher) alert(a Alert) {
+	// Callers are workers in the middle of a delivery, without a context for this; the cache
+	// answers at once.
+	ctx := context.Background()
 	for _, s := range p.alerts {
-		s.send(a)
+		if a.Resolved {
+			s.resolve(ctx, a, a.Text)
+		} else {
+			s.raise(ctx, a)
+		}
 	}
 }
 
-// Run runs every worker until ctx is done, then waits for them.
+// CheckAlertsSoon asks a running Run for a CheckAlerts, without waiting for it.
+func (p *Pusher) CheckAlertsSoon() {
+	select {
+	case p.checkNow <- struct{}{}:
+	default:
+	}
+}
+
+// runAlerts sends the alerts and checks the open ones until ctx is done, then waits.
+func (p *Pusher) runAlerts(ctx context.Context) {
+	if len(p.alerts) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, s := range p.alerts {
+		wg.Go(func() { s.run(ctx) })
+	}
+	wg.Go(func() {
+		p.CheckAlerts(ctx) // conditions that cleared while ldapscim was down
+		p.checkAlertsLoop(ctx)
+	})
+	wg.Wait()
+}
+
+func (p *Pusher) isHook(name string) bool {
+	for _, h := range p.hooks {
+		if h.cfg.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs every worker and alert webhook until ctx is done, then waits for them.
 func (p *Pusher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, t := range p.targets {
@@ -95,9 +157,7 @@ func (p *Pusher) Run(ctx context.Context) {
 	for _, h := range p.hooks {
 		wg.Go(func() { _ = h.Run(ctx) })
 	}
-	for _, s := range p.alerts {
-		wg.Go(func() { s.run(ctx) })
-	}
+	wg.Go(func() { p.runAlerts(ctx) })
 	if p.StatusFile != "" {
 		wg.Go(func() { p.writeStatusLoop(ctx) })
 	}
@@ -158,9 +218,17 @@ func (p *Pusher) Targets() []string {
 }
 
 // Replay delivers target's dead letters of ids (nil: all of them) again, now, and returns
-// how many it tried; a delivered one leaves the list, a failing one is stored again with the
-// new error. Errors: an unknown target, store errors, ctx.Err().
+// how many it tried; a delivered one leaves the list (and its alert is resolved), a failing one
+// is stored again with the new error. Errors: an unknown target, store errors, ctx.Err().
 func (p *Pusher) Replay(ctx context.Context, target string, ids []string) (int, error) {
+	n, err := p.replay(ctx, target, ids)
+	if n > 0 {
+		p.CheckAlerts(ctx)
+	}
+	return n, err
+}
+
+func (p *Pusher) replay(ctx context.Context, target string, ids []string) (int, error) {
 	for _, t := range p.targets {
 		if t.cfg.Name == target {
 			return t.Replay(ctx, ids)

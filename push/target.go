@@ -91,21 +91,21 @@ func (t *Target) onDead(dl *cache.DeadLetter) {
 	t.lastError.Store(dl.Error)
 	t.log.Warn("dead letter", "id", dl.ID, "op", dl.Op, "status", dl.Status, "attempts", dl.Attempts, "error", dl.Error)
 	if t.alert != nil {
-		t.alert(Alert{Kind: "dead_letter", Target: t.cfg.Name, Text: fmt.Sprintf("push to %s: %s %s dead-lettered after %d attempt(s): %s", t.cfg.Name, dl.Op, dl.ID, dl.Attempts, dl.Error)})
+		t.alert(Alert{Kind: AlertDeadLetter, Target: t.cfg.Name, Key: dl.ID, Text: fmt.Sprintf("push to %s: %s %s dead-lettered after %d attempt(s): %s", t.cfg.Name, dl.Op, dl.ID, dl.Attempts, dl.Error)})
 	}
 }
 
 // quarantineChanged logs and alerts a quarantine starting or ending. One that started because
 // the target refused our credentials is a "target_unauthorized" alert: someone must fix them.
 func (t *Target) quarantineChanged(q bool, since time.Time) {
-	kind, text := "quarantine", fmt.Sprintf("push target %s recovered", t.cfg.Name)
+	kind, text := AlertQuarantine, fmt.Sprintf("push target %s recovered", t.cfg.Name)
 	cause, unauthorized := t.c.breaker.reason()
 	if q {
 		t.lastError.Store(cause)
 	}
 	switch {
 	case q && unauthorized:
-		kind = "target_unauthorized"
+		kind = AlertUnauthorized
 		text = fmt.Sprintf("push target %s quarantined: %s; changes stay queued; retrying every %s", t.cfg.Name, cause, t.cfg.QuarantineRetry.D())
 		t.log.Error("target quarantined: credentials refused", "cause", cause, "retry_every", t.cfg.QuarantineRetry.D())
 	case q:
@@ -115,7 +115,14 @@ func (t *Target) quarantineChanged(q bool, since time.Time) {
 		t.log.Info("target recovered", "quarantined_for", time.Since(since).Round(time.Second))
 	}
 	if t.alert != nil {
-		t.alert(Alert{Kind: kind, Target: t.cfg.Name, Text: text})
+		if q {
+			t.alert(Alert{Kind: kind, Target: t.cfg.Name, Text: text})
+		} else {
+			// Either kind may be open; resolving one that is not sends nothing.
+			for _, k := range []string{AlertQuarantine, AlertUnauthorized} {
+				t.alert(Alert{Kind: k, Target: t.cfg.Name, Text: text, Resolved: true})
+			}
+		}
 	}
 }
 

@@ -99,7 +99,11 @@ func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)
 	w := &Webhook{cfg: cfg, st: st, log: log.With("webhook", cfg.Name)}
 	b := &breaker{after: cfg.QuarantineAfter, retry: cfg.QuarantineRetry.D(), onChange: func(q bool, _ time.Time) {
 		if alert != nil {
-			alert(Alert{Kind: "quarantine", Target: cfg.Name, Text: fmt.Sprintf("webhook %s quarantined=%v", cfg.Name, q)})
+			text := fmt.Sprintf("webhook %s recovered", cfg.Name)
+			if q {
+				text = fmt.Sprintf("webhook %s quarantined: requests keep failing; retrying every %s", cfg.Name, cfg.QuarantineRetry.D())
+			}
+			alert(Alert{Kind: AlertQuarantine, Target: cfg.Name, Text: text, Resolved: !q})
 		}
 	}}
 	w.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, false), breaker: b,
@@ -111,7 +115,7 @@ func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)
 			w.lastError.Store(dl.Error)
 			w.log.Warn("dead letter", "id", dl.ID, "seq", dl.Seq, "error", dl.Error)
 			if alert != nil {
-				alert(Alert{Kind: "dead_letter", Target: cfg.Name, Text: fmt.Sprintf("webhook %s: event %d of %s dead-lettered: %s", cfg.Name, dl.Seq, dl.ID, dl.Error)})
+				alert(Alert{Kind: AlertDeadLetter, Target: cfg.Name, Key: eventKey(dl.ID, dl.Seq), Text: fmt.Sprintf("webhook %s: event %d of %s dead-lettered: %s", cfg.Name, dl.Seq, dl.ID, dl.Error)})
 			}
 		},
 		record: func(ctx context.Context, out cache.PushOutcome) error {

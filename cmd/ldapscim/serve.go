@@ -89,13 +89,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// heldAlert tells the alert webhooks when a pass holds deletions or deactivations.
+// heldAlert tells the alert webhooks when a pass holds deletions or deactivations. After any
+// pass it has the open alerts checked, so one about holds that a pass replaced is resolved.
 func heldAlert(p *push.Pusher, configPath string) func(ldapsync.Summary, error) {
 	return func(sum ldapsync.Summary, _ error) {
+		defer p.CheckAlertsSoon()
 		if sum.Held == 0 && sum.HeldMembers == 0 {
 			return
 		}
-		p.Alert(push.Alert{Kind: "held_deletions", Target: ldapsync.Source, Text: fmt.Sprintf(
+		p.Alert(push.Alert{Kind: push.AlertHeldDeletions, Target: ldapsync.Source, Text: fmt.Sprintf(
 			"ldapscim pass %s holds %d deletion(s)/deactivation(s) and %d group member removal(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
 			sum.Pass, sum.Held, sum.HeldMembers, configPath, configPath)})
 	}
