@@ -18,6 +18,10 @@ type Attr struct {
 type Entry struct {
 	DN    []byte
 	Attrs []Attr
+	// owned: DN, names and values are in a message buffer the connection will never reuse (a
+	// message bigger than bigKeep), so Clone need not copy the bytes, only the slices that
+	// point at them. A group of a million members is one such message of about 50 MB.
+	owned bool
 }
 
 // Get returns the values of the attribute whose description equals name,
@@ -92,14 +96,20 @@ func (e *Entry) Clone() *Entry {
 		}
 	}
 	// One backing array for all bytes and one for all value headers.
-	buf := make([]byte, 0, size)
+	var buf []byte
+	if !e.owned {
+		buf = make([]byte, 0, size)
+	}
 	vals := make([][]byte, 0, nvals)
 	take := func(b []byte) []byte {
+		if e.owned {
+			return b[:len(b):len(b)]
+		}
 		start := len(buf)
 		buf = append(buf, b...)
 		return buf[start:len(buf):len(buf)]
 	}
-	c := &Entry{DN: take(e.DN), Attrs: make([]Attr, len(e.Attrs))}
+	c := &Entry{DN: take(e.DN), Attrs: make([]Attr, len(e.Attrs)), owned: e.owned}
 	for i, a := range e.Attrs {
 		start := len(vals)
 		for _, v := range a.Values {
@@ -157,6 +167,22 @@ func decodeEntry(body []byte, e *Entry) error {
 		}
 	}
 	return nil
+}
+
+// keepValues is the most value slots a reused Entry keeps between entries: a group of a
+// million members would otherwise hold 24 MB of slice headers for the rest of the search.
+const keepValues = 64 << 10
+
+// release drops the slices of an entry that held more than keepValues values, and the
+// reference to a buffer the connection gave up (owned), once its callback has returned.
+func (e *Entry) release() {
+	n := 0
+	for _, a := range e.Attrs {
+		n += cap(a.Values)
+	}
+	if n > keepValues || e.owned {
+		*e = Entry{}
+	}
 }
 
 // appendAttr decodes one PartialAttribute into the next slot of e.Attrs,

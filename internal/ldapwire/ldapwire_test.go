@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -388,4 +389,55 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("got %v, want a certificate error", err)
 		}
 	})
+}
+
+// An entry bigger than bigKeep arrives in a buffer the connection never reuses: its clone
+// shares those bytes instead of copying 50 MB for a group of a million members, and stays
+// intact through later reads.
+func TestBigEntryCloneSharesItsBuffer(t *testing.T) {
+	const members = 120000 // about 5.6 MB of member values
+	s := startSlapd(t, func(w io.Writer) {
+		genDirectory(w, 20, 0)
+		fmt.Fprintf(w, "dn: cn=big,ou=groups,%s\nobjectClass: groupOfNames\ncn: big\n", testSuffix)
+		for m := range members {
+			fmt.Fprintf(w, "member: uid=user%06d,ou=people,%s\n", m, testSuffix)
+		}
+		fmt.Fprintln(w)
+	})
+	c := dialBound(t, s.URL)
+	var big, small *Entry
+	_, err := c.Search(context.Background(), SearchRequest{BaseDN: testSuffix, Scope: 2, Filter: "(|(cn=big)(uid=user000003))",
+		Attributes: []string{"member", "cn"}}, func(e *Entry) error {
+		if len(e.Get("member")) > 0 {
+			big = e.Clone()
+		} else {
+			small = e.Clone()
+		}
+		return nil
+	})
+	if err != nil || big == nil || small == nil {
+		t.Fatalf("search: %v (big %v, small %v)", err, big != nil, small != nil)
+	}
+	if !big.owned || small.owned {
+		t.Fatalf("owned: big %v, small %v; want only the big entry's buffer to be its own", big.owned, small.owned)
+	}
+	// More reads, big and small, reuse the connection's buffers.
+	for range 2 {
+		if _, err := c.Search(context.Background(), SearchRequest{BaseDN: testSuffix, Scope: 2, Filter: "(objectClass=*)",
+			Attributes: []string{"*"}}, func(*Entry) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := big.Get("member")
+	if len(got) != members {
+		t.Fatalf("%d members kept, want %d", len(got), members)
+	}
+	for _, m := range []int{0, 1, members / 2, members - 1} {
+		if want := fmt.Sprintf("uid=user%06d,ou=people,%s", m, testSuffix); string(got[m]) != want {
+			t.Fatalf("member %d is %q after later reads, want %q", m, got[m], want)
+		}
+	}
+	if string(small.Get("cn")[0]) != "Given3 Family3" || string(big.DN) != "cn=big,ou=groups,"+testSuffix {
+		t.Fatalf("clones changed: %s %q", big.DN, small.Get("cn"))
+	}
 }

@@ -55,6 +55,9 @@ type msgReader struct {
 	br      *bufio.Reader
 	pending int    // bytes of the previous message still to Discard
 	big     []byte // for messages larger than br's buffer
+	// owned is true when the last message's bytes are in a buffer the reader drops rather
+	// than reuses (one larger than bigKeep): they stay valid after the next read.
+	owned bool
 }
 
 // readBufferSize is large so one read syscall fetches many small entries.
@@ -73,6 +76,7 @@ func (r *msgReader) next() ([]byte, error) {
 	if cap(r.big) > bigKeep {
 		r.big = nil
 	}
+	r.owned = false
 	hdr, err := r.br.Peek(2)
 	if err != nil {
 		if len(hdr) > 0 && err == io.EOF {
@@ -110,6 +114,7 @@ func (r *msgReader) next() ([]byte, error) {
 	if _, err := io.ReadFull(r.br, b); err != nil {
 		return nil, unexpectedEOF(err)
 	}
+	r.owned = cap(r.big) > bigKeep
 	return b, nil
 }
 

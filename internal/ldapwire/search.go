@@ -123,6 +123,7 @@ func (c *Conn) searchPage(ctx context.Context, r *SearchRequest, filter *ber.Pac
 		}
 		switch m.op {
 		case tagSearchEntry:
+			c.entry.owned = c.rd.owned
 			if err := decodeEntry(m.body, &c.entry); err != nil {
 				return p, c.fail(ctx, malformed("SearchResultEntry"))
 			}
@@ -131,6 +132,7 @@ func (c *Conn) searchPage(ctx context.Context, r *SearchRequest, filter *ber.Pac
 				res.Entries++
 				p.cbErr = fn(&c.entry)
 			}
+			c.entry.release()
 			// The page may already sit in our buffer, where the deadline
 			// set on cancel cannot reach; ctx.Err is an atomic load.
 			if err := ctx.Err(); err != nil {
