@@ -1,0 +1,21 @@
+package cache
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// Badger's warnings reach the log, except the block-cache histogram it prints during any big
+// write with caches as small as ours, which goes to debug.
+func TestBadgerWarningsAreLoggedButNotTheCacheHistogram(t *testing.T) {
+	var buf bytes.Buffer
+	a := slogAdapter{slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	a.Warningf("Cache life expectancy (in seconds): \n -- Histogram: \nMin value: 0\n")
+	a.Warningf("Value log GC attempt %d failed", 3)
+	out := buf.String()
+	if strings.Contains(out, "Cache life expectancy") || !strings.Contains(out, "level=WARN msg=\"Value log GC attempt 3 failed\"") {
+		t.Fatalf("log:\n%s", out)
+	}
+}
