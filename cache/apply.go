@@ -324,25 +324,16 @@ func (s *Store) planGroup(ctx context.Context, e *encoded) (memberPlan, error) {
 // attributes and leaves its members alone (Batch.KeepMembers).
 func (s *Store) keepMembers(ctx context.Context, e *encoded) error {
 	return s.view(ctx, func(txn *badger.Txn) error {
-		item, err := txn.Get(resourceKey('G', e.res.ID))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		h, err := groupHeader(txn, e.res.ID)
+		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("%w: members kept of a group that is not stored", ErrInvalid)
 		}
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			h, _, err := splitHeader(v)
-			if err != nil {
-				return err
-			}
-			if h.format != formatGroup {
-				return fmt.Errorf("%w: group in an old format", ErrCorrupt)
-			}
-			e.members, e.summary = nil, h.summary
-			e.hash = versionHash(e.contentHash, e.summary)
-			return nil
-		})
+		e.members, e.summary = nil, h.summary
+		e.hash = versionHash(e.contentHash, e.summary)
+		return nil
 	})
 }
 

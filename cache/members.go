@@ -303,23 +303,31 @@ func (s *Store) IsMember(ctx context.Context, gid, memberID string) (bool, error
 // MemberCount returns how many direct members group gid has, from its stored summary.
 // Errors: ErrNotFound (no such group), ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) MemberCount(ctx context.Context, gid string) (int, error) {
-	var n int
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		item, err := txn.Get(resourceKey('G', gid))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			h, _, err := splitHeader(v)
-			if err != nil {
-				return err
-			}
-			if h.format != formatGroup {
-				return fmt.Errorf("%w: group %s in an old format", ErrCorrupt, gid)
-			}
-			n = int(h.summary.count)
-			return nil
-		})
+	var h header
+	err := s.view(ctx, func(txn *badger.Txn) (err error) {
+		h, err = groupHeader(txn, gid)
+		return err
 	})
-	return n, err
+	return int(h.summary.count), err
+}
+
+// groupHeader reads the header of stored group gid. Errors: ErrNotFound, ErrCorrupt (not a
+// group in the current format).
+func groupHeader(txn *badger.Txn, gid string) (header, error) {
+	var h header
+	item, err := txn.Get(resourceKey('G', gid))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return h, ErrNotFound
+	}
+	if err != nil {
+		return h, err
+	}
+	err = item.Value(func(v []byte) (err error) {
+		h, _, err = splitHeader(v)
+		return err
+	})
+	if err == nil && h.format != formatGroup {
+		err = fmt.Errorf("%w: group %s in an old format", ErrCorrupt, gid)
+	}
+	return h, err
 }

@@ -299,9 +299,9 @@ func (a slogAdapter) Errorf(f string, args ...any) {
 
 func (a slogAdapter) Warningf(f string, args ...any) {
 	msg := strings.TrimSpace(fmt.Sprintf(f, args...))
-	if strings.HasPrefix(msg, "Cache life expectancy") {
-		// A histogram Badger prints when its block cache turns over quickly, as it does on
-		// purpose here (small caches, a bulk write): nothing for an admin to act on.
+	if strings.HasPrefix(msg, "Cache life expectancy") || strings.HasPrefix(msg, "Block cache might be too small") {
+		// Badger's block-cache statistics, printed when the cache turns over quickly, as it
+		// does on purpose here (small caches, a bulk write): nothing for an admin to act on.
 		a.l.Debug(msg)
 		return
 	}
