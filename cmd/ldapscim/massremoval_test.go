@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,17 +96,9 @@ func TestMassMemberRemovalShownEverywhere(t *testing.T) {
 	}
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{ldifPath}})
 
-	var mu sync.Mutex
-	var alerts []string
-	chat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		alerts = append(alerts, string(b))
-		mu.Unlock()
-	}))
-	defer chat.Close()
+	chat := startChat(t)
 	addr := freeAddr(t)
-	cfg := writeConfig(t, sl, dir, fmt.Sprintf("[schedule]\ndelta = \"@every 1h\"\nfull = \"\"\n[admin]\nlisten = %q\n[[webhooks]]\nname = \"ops-chat\"\nurl = %q\nformat = \"slack\"\n", addr, chat.URL))
+	cfg := writeConfig(t, sl, dir, fmt.Sprintf("[schedule]\ndelta = \"@every 1h\"\nfull = \"\"\n[admin]\nlisten = %q\n[[webhooks]]\nname = \"ops-chat\"\nurl = %q\nformat = \"slack\"\n", addr, chat.srv.URL))
 	cfg = strings.Replace(mustRead(t, cfg), "max_delete_percent = 100.0", "max_delete_percent = 50.0", 1)
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -144,14 +134,13 @@ func TestMassMemberRemovalShownEverywhere(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mu.Lock()
+		alerts := chat.texts()
 		got := len(alerts) > 0 && strings.Contains(alerts[len(alerts)-1], "30 group member removal(s)")
-		mu.Unlock()
 		if got {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no alert naming the held member removals: %q", alerts)
+			t.Fatalf("no alert naming the held member removals: %q", chat.texts())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,15 +27,7 @@ func TestStagingAndHeldDeletionAlerts(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer target.Close()
-	var mu sync.Mutex
-	var alerts []string
-	chat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		alerts = append(alerts, string(b))
-		mu.Unlock()
-	}))
-	defer chat.Close()
+	chat := startChat(t)
 
 	for _, staging := range []bool{true, false} {
 		sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{"../../ldapsync/testdata/small.ldif"}})
@@ -52,7 +45,7 @@ poll_interval = "100ms"
 name = "ops-chat"
 url = %q
 format = "slack"
-`, addr, target.URL+"/scim/v2", chat.URL)
+`, addr, target.URL+"/scim/v2", chat.srv.URL)
 		cfg := adminConfig(t, sl, dir, dir+"/cache", extra)
 		if staging {
 			cfg = adminConfig(t, sl, dir, dir+"/cache", "staging = true\n"+extra)
@@ -70,9 +63,8 @@ format = "slack"
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("serve exit: %v\n%s", err, stderr.String())
 		}
-		mu.Lock()
+		alerts := chat.texts()
 		gotAlert := len(alerts) > 0 && strings.Contains(alerts[len(alerts)-1], "deletes approve --config "+cfg+" --all")
-		mu.Unlock()
 		if staging {
 			if n := targetRequests.Load(); n != 0 {
 				t.Fatalf("staging: the target got %d requests", n)
@@ -89,8 +81,7 @@ format = "slack"
 			t.Fatal("without staging the target got no request: the staging check proves nothing")
 		}
 		if !gotAlert {
-			mu.Lock()
-			t.Fatalf("no held-deletion alert; alerts: %q", alerts)
+			t.Fatalf("no held-deletion alert; alerts: %q", chat.texts())
 		}
 	}
 }
@@ -109,4 +100,29 @@ func waitFirstPass(t *testing.T, base string, stderr *testenv.Output) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("serve never became ready; stderr:\n%s", stderr.String())
+}
+
+// chat is an alert webhook receiver: every body it got, in order.
+type chat struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func startChat(t *testing.T) *chat {
+	c := &chat{}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.bodies = append(c.bodies, string(b))
+		c.mu.Unlock()
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+func (c *chat) texts() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.bodies)
 }
