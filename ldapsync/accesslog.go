@@ -185,10 +185,20 @@ func (p *pass) replayGroup(ctx context.Context, g changedGroup, log *accessLog) 
 	if err := p.holdLoggedRemovals(ctx, id, g.dn, g.e, ed); err != nil {
 		return false, err
 	}
+	// Set before the read: the read may flush the batch that upserts the group.
 	p.keepMembers[id] = true
 	p.logEdits[id] = ed
+	if err := p.read(ctx, scim.GroupType, g.dn, ldapEntry{g.e}); err != nil {
+		return true, err
+	}
+	if !p.wasRead(id) { // skipped (logged by read): a full read would skip it too
+		delete(p.keepMembers, id)
+		delete(p.logEdits, id)
+		delete(p.memberHolds, id)
+		return true, nil
+	}
 	p.sum.Replayed++
-	return true, p.read(ctx, scim.GroupType, g.dn, ldapEntry{g.e})
+	return true, nil
 }
 
 // loggedEdit is the net member change of a replayed group.
