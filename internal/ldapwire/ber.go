@@ -28,9 +28,11 @@ const (
 )
 
 // maxMessageSize bounds one LDAPMessage so garbage on the wire (or a hostile
-// server) cannot make us allocate gigabytes. 64 MiB is far above any real
-// entry, even a group with a million member values is ~50 MiB.
-const maxMessageSize = 64 << 20
+// server) cannot make us allocate gigabytes. OpenLDAP sends a group's members
+// in one message (it has no range retrieval): a million members are about
+// 50 MiB with short DNs and 85 MiB with AD-length ones (80 bytes), so 512 MiB
+// takes groups of several million members.
+const maxMessageSize = 512 << 20
 
 // errMalformed is the cause of every decoding failure. It is a sentinel so the
 // hot path never allocates; the caller wraps it once with context.

@@ -96,7 +96,7 @@ func (r *msgReader) next() ([]byte, error) {
 	}
 	n, _, err := parseLength(hdr[1:hlen])
 	if err != nil {
-		return nil, malformed("LDAPMessage length invalid or over 64 MiB")
+		return nil, malformed("LDAPMessage length invalid or over 512 MiB")
 	}
 	if total := hlen + n; total <= r.br.Size() {
 		b, err := r.br.Peek(total)
