@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -18,5 +19,19 @@ func TestBadgerWarningsAreLoggedButNotTheCacheHistogram(t *testing.T) {
 	out := buf.String()
 	if strings.Contains(out, "Cache life expectancy") || strings.Contains(out, "Block cache") || !strings.Contains(out, "level=WARN msg=\"Value log GC attempt 3 failed\"") {
 		t.Fatalf("log:\n%s", out)
+	}
+}
+
+// A cache another process (here: another Store) holds is ErrLocked, so the CLI can say that
+// `serve` has it without reading Badger's message.
+func TestOpenTwiceIsErrLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 }

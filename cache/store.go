@@ -18,9 +18,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -36,6 +39,8 @@ var (
 	ErrTooBig = errors.New("cache: change too big for one transaction")
 	// ErrConflict means a write kept conflicting with concurrent writes and was given up.
 	ErrConflict = errors.New("cache: write conflict")
+	// ErrLocked means another process has the cache open: Badger allows one (Open).
+	ErrLocked = errors.New("cache: in use by another process")
 	// ErrCorrupt means a stored record could not be decoded.
 	ErrCorrupt = errors.New("cache: corrupt record")
 )
@@ -57,7 +62,8 @@ type Options struct {
 // Store is the cache. Create it with Open; all methods are safe for concurrent use.
 // Close it once, after every other call has returned.
 type Store struct {
-	db *badger.DB
+	db   *badger.DB
+	lock *os.File // holds the flock that makes ErrLocked (nil in memory)
 	// wmu serializes write transactions: the journal sequence is read and bumped inside each
 	// transaction, so concurrent writers would only conflict and retry.
 	wmu   sync.Mutex
@@ -97,11 +103,16 @@ const (
 // Open opens (or creates) the store described by opts.
 func Open(opts Options) (*Store, error) {
 	bo := badgerOptions(opts)
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
+	s := &Store{db: db, lock: lock, now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
 	}
@@ -112,10 +123,12 @@ func Open(opts Options) (*Store, error) {
 	})
 	if err != nil {
 		db.Close()
+		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: reading the journal head: %v", opts.Dir, translate(err))
 	}
 	if err := s.upgradeIndexes(opts.Logger); err != nil {
 		db.Close()
+		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, translate(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,8 +200,33 @@ func (s *Store) Close() error {
 		if e := s.db.Close(); e != nil {
 			err = fmt.Errorf("cache: close: %v", e)
 		}
+		s.lock.Close()
 	})
 	return err
+}
+
+// lockDir takes an exclusive flock on dir/ldapscim.lock, held until Close: a second process
+// gets ErrLocked, a sentinel the CLI can test, where Badger's own lock only gives a message.
+// It returns nil for an in-memory store.
+func lockDir(dir string) (*os.File, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: open %q: %v", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "ldapscim.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open %q: %v", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %q", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("cache: open %q: locking: %v", dir, err)
+	}
+	return f, nil
 }
 
 // runGC reclaims value log space (big groups rewritten by updates) now and then.

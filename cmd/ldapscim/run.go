@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
@@ -131,7 +130,7 @@ func warnConfig(log *slog.Logger, cfg *config.File) {
 func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
 	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Logger: log})
 	if err != nil {
-		if strings.Contains(err.Error(), "lock") {
+		if errors.Is(err, cache.ErrLocked) {
 			return nil, fmt.Errorf("opening cache %s: %w (is `ldapscim serve` running on it? stop it first)", cfg.Cache.Dir, err)
 		}
 		return nil, fmt.Errorf("opening cache %s: %w", cfg.Cache.Dir, err)
