@@ -20,7 +20,7 @@ test: deps ## run every test (race detector, real slapd)
 
 bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000, SCALE_SIZES=10000,100000)
 	scripts/install-deps.sh wrk
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./scim/filter/ ./scimapi/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./internal/jsonappend/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
@@ -32,6 +32,9 @@ bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $${FUZZTIME:-60s} ./internal/ldapwire/
+	$(GO) test -run '^$$' -fuzz FuzzValue -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
+	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
+	$(GO) test -run '^$$' -fuzz FuzzFloat -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

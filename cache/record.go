@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -69,22 +70,22 @@ func encode(r *scim.Resource) (*encoded, error) {
 	slices.Sort(names)
 	buf := make([]byte, 0, 256+128*len(names))
 	buf = append(buf, `{"type":`...)
-	buf = appendString(buf, string(r.Type))
+	buf = jsonappend.String(buf, string(r.Type))
 	buf = append(buf, `,"externalId":`...)
-	buf = appendString(buf, r.ExternalID)
+	buf = jsonappend.String(buf, r.ExternalID)
 	buf = append(buf, `,"dn":`...)
-	buf = appendString(buf, r.DN)
+	buf = jsonappend.String(buf, r.DN)
 	buf = append(buf, `,"attributes":{`...)
 	spans := make([][2]int, len(names))
 	for i, k := range names {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendString(buf, k)
+		buf = jsonappend.String(buf, k)
 		buf = append(buf, ':')
 		start := len(buf)
 		var err error
-		if buf, err = appendValue(buf, r.Attributes[k]); err != nil {
+		if buf, err = jsonappend.Value(buf, r.Attributes[k]); err != nil {
 			return nil, fmt.Errorf("%w: %s %s: attribute %q: %v", ErrInvalid, r.Type, r.ID, k, err)
 		}
 		spans[i] = [2]int{start, len(buf)}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
 
@@ -62,14 +63,14 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	}
 	buf := make([]byte, 0, 256)
 	buf = append(buf, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":`...)
-	buf = appendString(buf, strconv.Itoa(se.Status))
+	buf = jsonappend.String(buf, strconv.Itoa(se.Status))
 	if se.ScimType != "" {
 		buf = append(buf, `,"scimType":`...)
-		buf = appendString(buf, se.ScimType)
+		buf = jsonappend.String(buf, se.ScimType)
 	}
 	if se.Detail != "" {
 		buf = append(buf, `,"detail":`...)
-		buf = appendString(buf, se.Detail)
+		buf = jsonappend.String(buf, se.Detail)
 	}
 	buf = append(buf, '}')
 	c.Abort()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
@@ -118,7 +119,7 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 		buf = strconv.AppendInt(buf, int64(q.startIndex), 10)
 	} else if end < total && len(page) > 0 {
 		buf = append(buf, `,"nextCursor":`...)
-		buf = appendString(buf, s.nextCursor(o, q, end, page[len(page)-1]))
+		buf = jsonappend.String(buf, s.nextCursor(o, q, end, page[len(page)-1]))
 	}
 	buf = append(buf, `,"Resources":[`...)
 	w.buf = buf

@@ -1,14 +1,12 @@
 package scimapi
 
 import (
-	"encoding/json"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -45,18 +43,18 @@ func (s *Server) appendResource(buf []byte, r *scim.Resource, groups []groupRef,
 func (s *Server) appendHead(buf []byte, r *scim.Resource, groups []groupRef, p *projection) []byte {
 	rs := scim.SchemaFor(r.Type)
 	buf = append(buf, `{"schemas":[`...)
-	buf = appendString(buf, rs.Schema.ID)
+	buf = jsonappend.String(buf, rs.Schema.ID)
 	for _, e := range rs.Extensions {
 		if m, _ := r.Attributes[e.Schema.ID].(map[string]any); len(m) > 0 {
 			buf = append(buf, ',')
-			buf = appendString(buf, e.Schema.ID)
+			buf = jsonappend.String(buf, e.Schema.ID)
 		}
 	}
 	buf = append(buf, `],"id":`...)
-	buf = appendString(buf, r.ID)
+	buf = jsonappend.String(buf, r.ID)
 	if r.ExternalID != "" && p.wantsTop(rs, "externalId").ok {
 		buf = append(buf, `,"externalId":`...)
-		buf = appendString(buf, r.ExternalID)
+		buf = jsonappend.String(buf, r.ExternalID)
 	}
 	buf = s.appendCore(buf, r, rs, p)
 	if r.Type == scim.UserType {
@@ -114,7 +112,7 @@ func (s *Server) appendCore(buf []byte, r *scim.Resource, rs *scim.ResourceSchem
 			continue
 		}
 		buf = append(buf, ',')
-		buf = appendString(buf, k)
+		buf = jsonappend.String(buf, k)
 		buf = append(buf, ':')
 		buf = appendFiltered(buf, r.Attributes[k], a, sl)
 	}
@@ -137,7 +135,7 @@ func (s *Server) appendExtension(buf []byte, r *scim.Resource, schema *scim.Sche
 	slices.Sort(keys)
 	start := len(buf)
 	buf = append(buf, ',')
-	buf = appendString(buf, schema.ID)
+	buf = jsonappend.String(buf, schema.ID)
 	buf = append(buf, ":{"...)
 	n := 0
 	for _, k := range keys {
@@ -153,7 +151,7 @@ func (s *Server) appendExtension(buf []byte, r *scim.Resource, schema *scim.Sche
 			buf = append(buf, ',')
 		}
 		n++
-		buf = appendString(buf, k)
+		buf = jsonappend.String(buf, k)
 		buf = append(buf, ':')
 		if mgr, ok := m[k].(map[string]any); ok && a.Name == "manager" {
 			buf = s.appendManager(buf, mgr, a, sl)
@@ -215,9 +213,9 @@ func (s *Server) appendMemberObj(buf []byte, id string, typ scim.ResourceType, d
 			buf = append(buf, ',')
 		}
 		n++
-		buf = appendString(buf, name)
+		buf = jsonappend.String(buf, name)
 		buf = append(buf, ':')
-		buf = appendString(buf, v)
+		buf = jsonappend.String(buf, v)
 	}
 	field("value", id)
 	field("display", display)
@@ -239,16 +237,16 @@ func (s *Server) appendMeta(buf []byte, r *scim.Resource, sl sel) []byte {
 			buf = append(buf, ',')
 		}
 		n++
-		buf = appendString(buf, name)
+		buf = jsonappend.String(buf, name)
 		buf = append(buf, ':')
 		buf = append(buf, v...)
 	}
 	var tmp [96]byte
-	field("resourceType", appendString(tmp[:0], string(r.Type)))
-	field("created", appendTime(tmp[:0], r.Meta.Created))
-	field("lastModified", appendTime(tmp[:0], r.Meta.LastModified))
-	field("location", appendString(tmp[:0], s.location(r.Type, r.ID)))
-	field("version", appendString(tmp[:0], etag(r)))
+	field("resourceType", jsonappend.String(tmp[:0], string(r.Type)))
+	field("created", jsonappend.Time(tmp[:0], r.Meta.Created))
+	field("lastModified", jsonappend.Time(tmp[:0], r.Meta.LastModified))
+	field("location", jsonappend.String(tmp[:0], s.location(r.Type, r.ID)))
+	field("version", jsonappend.String(tmp[:0], etag(r)))
 	return append(buf, '}')
 }
 
@@ -285,69 +283,15 @@ func filterMap(m map[string]any, a *scim.Attribute, sl sel) map[string]any {
 	return out
 }
 
-// appendString appends s as a JSON string.
-func appendString(buf []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
-			q, _ := json.Marshal(s)
-			return append(buf, q...)
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, s...)
-	return append(buf, '"')
-}
-
-func appendTime(buf []byte, t time.Time) []byte {
-	buf = append(buf, '"')
-	buf = t.UTC().AppendFormat(buf, time.RFC3339Nano)
-	return append(buf, '"')
-}
-
-// appendValue appends a JSON value of the shapes resources hold (string, bool, float64,
-// []any, map[string]any), falling back to encoding/json for anything else.
+// appendValue appends a stored attribute value. The cache encoded every such value when it
+// wrote it (jsonappend, the same encoder), so an error cannot happen here; if one did, the
+// value is written as null rather than leaving the document broken.
 func appendValue(buf []byte, v any) []byte {
-	switch x := v.(type) {
-	case nil:
-		return append(buf, "null"...)
-	case string:
-		return appendString(buf, x)
-	case bool:
-		return strconv.AppendBool(buf, x)
-	case float64:
-		return strconv.AppendFloat(buf, x, 'g', -1, 64)
-	case []any:
-		buf = append(buf, '[')
-		for i, e := range x {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendValue(buf, e)
-		}
-		return append(buf, ']')
-	case map[string]any:
-		var arr [8]string
-		keys := arr[:0]
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		buf = append(buf, '{')
-		for i, k := range keys {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = appendString(buf, k)
-			buf = append(buf, ':')
-			buf = appendValue(buf, x[k])
-		}
-		return append(buf, '}')
-	}
-	b, err := json.Marshal(v)
+	out, err := jsonappend.Value(buf, v)
 	if err != nil {
 		return append(buf, "null"...)
 	}
-	return append(buf, b...)
+	return out
 }
 
 // attrIndex finds top-level attribute definitions by their stored (RFC) spelling in O(1).
@@ -392,14 +336,14 @@ func (s *Server) appendMemberBytes(buf []byte, m cache.MemberBytes, f memberFiel
 	n := len(buf)
 	if f.value && len(m.ID) > 0 {
 		buf = append(buf, `"value":`...)
-		buf = appendStringBytes(buf, m.ID)
+		buf = jsonappend.StringBytes(buf, m.ID)
 	}
 	if f.display && len(m.Display) > 0 {
 		if len(buf) > n {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `"display":`...)
-		buf = appendStringBytes(buf, m.Display)
+		buf = jsonappend.StringBytes(buf, m.Display)
 	}
 	if f.ref && m.Type != "" {
 		if len(buf) > n {
@@ -413,7 +357,7 @@ func (s *Server) appendMemberBytes(buf []byte, m cache.MemberBytes, f memberFiel
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `"type":`...)
-		buf = appendString(buf, string(m.Type))
+		buf = jsonappend.String(buf, string(m.Type))
 	}
 	return append(buf, '}')
 }
@@ -422,7 +366,7 @@ func (s *Server) appendMemberBytes(buf []byte, m cache.MemberBytes, f memberFiel
 func (s *Server) appendLocation(buf []byte, typ scim.ResourceType, id []byte) []byte {
 	for _, c := range id {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
-			return appendString(buf, s.location(typ, string(id)))
+			return jsonappend.String(buf, s.location(typ, string(id)))
 		}
 	}
 	prefix := s.userLoc
@@ -437,18 +381,6 @@ func (s *Server) appendLocation(buf []byte, typ scim.ResourceType, id []byte) []
 // locPrefix is the JSON string of the location of a resource of typ with an empty id, without
 // its closing quote.
 func (s *Server) locPrefix(typ scim.ResourceType) []byte {
-	q := appendString(nil, s.location(typ, ""))
+	q := jsonappend.String(nil, s.location(typ, ""))
 	return q[:len(q)-1]
-}
-
-// appendStringBytes is appendString for bytes.
-func appendStringBytes(buf []byte, b []byte) []byte {
-	for _, c := range b {
-		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
-			return appendString(buf, string(b))
-		}
-	}
-	buf = append(buf, '"')
-	buf = append(buf, b...)
-	return append(buf, '"')
 }
