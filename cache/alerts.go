@@ -130,18 +130,7 @@ func (s *Store) ResolveAlert(ctx context.Context, sink, kind, target, k, text st
 // Alerts returns the records of sink in the order raised. Errors: ErrClosed, ErrCorrupt. Safe
 // for concurrent use.
 func (s *Store) Alerts(ctx context.Context, sink string) ([]StoredAlert, error) {
-	var out []StoredAlert
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, alertPrefix(sink), nil, false, func(_ []byte, item *badger.Item) error {
-			var a StoredAlert
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
-				return fmt.Errorf("%w: alert: %v", ErrCorrupt, err)
-			}
-			out = append(out, a)
-			return nil
-		})
-	})
-	return out, err
+	return listJSON[StoredAlert](ctx, s, alertPrefix(sink), "alert")
 }
 
 // AlertDelivered records that the text of alert seq of sink due next was delivered: its Text
@@ -273,13 +262,9 @@ func (w *writer) trimAlerts(sink string, delta, limit int) ([]StoredAlert, error
 	count := max(int(n)+delta, 0)
 	var dropped []StoredAlert
 	if limit > 0 && count > limit {
-		err = scan(context.Background(), w.txn, alertPrefix(sink), nil, false, func(_ []byte, item *badger.Item) error {
+		err = scanJSON(context.Background(), w.txn, alertPrefix(sink), nil, "alert", func(a StoredAlert) error {
 			if count <= limit {
 				return errStop
-			}
-			var a StoredAlert
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
-				return fmt.Errorf("%w: alert: %v", ErrCorrupt, err)
 			}
 			dropped = append(dropped, a)
 			count--

@@ -3,7 +3,6 @@ package cache
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -47,17 +46,7 @@ func (h Hold) key() []byte {
 // a members hold of the same id). Errors: ErrClosed, ErrCorrupt. Safe for
 // concurrent use.
 func (s *Store) Holds(ctx context.Context) ([]Hold, error) {
-	holds := []Hold{}
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, []byte{kindHold}, nil, false, func(_ []byte, item *badger.Item) error {
-			var h Hold
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
-				return fmt.Errorf("%w: hold: %v", ErrCorrupt, err)
-			}
-			holds = append(holds, h)
-			return nil
-		})
-	})
+	holds, err := listJSON[Hold](ctx, s, []byte{kindHold}, "hold")
 	slices.SortStableFunc(holds, func(a, b Hold) int {
 		if c := strings.Compare(a.ID, b.ID); c != 0 {
 			return c

@@ -369,18 +369,7 @@ func (s *Store) DueDeletes(ctx context.Context, target string, now time.Time, li
 // DeadLetters returns target's dead letters, sorted by resource id (a webhook's several of one
 // resource by journal seq). Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) DeadLetters(ctx context.Context, target string) ([]DeadLetter, error) {
-	out := []DeadLetter{}
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, pushKey('l', target), nil, false, func(_ []byte, item *badger.Item) error {
-			var dl DeadLetter
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &dl) }); err != nil {
-				return fmt.Errorf("%w: dead letter: %v", ErrCorrupt, err)
-			}
-			out = append(out, dl)
-			return nil
-		})
-	})
-	return out, err
+	return listJSON[DeadLetter](ctx, s, pushKey('l', target), "dead letter")
 }
 
 // DropDeadLetters removes target's dead letters of ids (nil: all of them) and returns how many
@@ -430,18 +419,7 @@ func (s *Store) DropDeadLetters(ctx context.Context, target string, ids []string
 // PushAudit returns every push attempt recorded for id, per target in time order. Errors:
 // ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) PushAudit(ctx context.Context, id string) ([]PushAudit, error) {
-	out := []PushAudit{}
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, pushAuditPrefix(id), nil, false, func(_ []byte, item *badger.Item) error {
-			var a PushAudit
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
-				return fmt.Errorf("%w: push audit: %v", ErrCorrupt, err)
-			}
-			out = append(out, a)
-			return nil
-		})
-	})
-	return out, err
+	return listJSON[PushAudit](ctx, s, pushAuditPrefix(id), "push audit")
 }
 
 // SourceMembers returns the members of scope source group groupID that target saw last.

@@ -47,6 +47,30 @@ func scan(ctx context.Context, txn *badger.Txn, prefix, seek []byte, keysOnly bo
 	return nil
 }
 
+// scanJSON is scan that decodes every value into a T (what names it in ErrCorrupt).
+func scanJSON[T any](ctx context.Context, txn *badger.Txn, prefix, seek []byte, what string, fn func(T) error) error {
+	return scan(ctx, txn, prefix, seek, false, func(_ []byte, item *badger.Item) error {
+		var v T
+		if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &v) }); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
+		}
+		return fn(v)
+	})
+}
+
+// listJSON returns every value under prefix decoded into a T, in key order, from one snapshot;
+// an empty slice when none.
+func listJSON[T any](ctx context.Context, s *Store, prefix []byte, what string) ([]T, error) {
+	out := []T{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scanJSON(ctx, txn, prefix, nil, what, func(v T) error {
+			out = append(out, v)
+			return nil
+		})
+	})
+	return out, err
+}
+
 func checkType(typ scim.ResourceType) (byte, error) {
 	tb := typeByte(typ)
 	if tb == 0 {
@@ -306,11 +330,7 @@ func (s *Store) ModifiedSince(ctx context.Context, typ scim.ResourceType, t time
 func (s *Store) Journal(ctx context.Context, afterSeq uint64, limit int) ([]JournalRecord, error) {
 	recs := []JournalRecord{}
 	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, []byte{kindJournal}, journalKey(afterSeq+1), false, func(_ []byte, item *badger.Item) error {
-			var rec JournalRecord
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-				return fmt.Errorf("%w: journal: %v", ErrCorrupt, err)
-			}
+		return scanJSON(ctx, txn, []byte{kindJournal}, journalKey(afterSeq+1), "journal", func(rec JournalRecord) error {
 			recs = append(recs, rec)
 			if limit > 0 && len(recs) >= limit {
 				return errStop
@@ -336,18 +356,7 @@ func (s *Store) JournalHead(ctx context.Context) (uint64, error) {
 // Audit returns the audit records of id, oldest first; an empty slice when none (the records
 // of a deleted resource stay). Errors: ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) Audit(ctx context.Context, id string) ([]AuditRecord, error) {
-	recs := []AuditRecord{}
-	err := s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, auditPrefix(id), nil, false, func(_ []byte, item *badger.Item) error {
-			var rec AuditRecord
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-				return fmt.Errorf("%w: audit: %v", ErrCorrupt, err)
-			}
-			recs = append(recs, rec)
-			return nil
-		})
-	})
-	return recs, err
+	return listJSON[AuditRecord](ctx, s, auditPrefix(id), "audit")
 }
 
 // Watermark returns the watermark stored for source, or nil, nil when none.
