@@ -139,7 +139,11 @@ func (p *pass) readByGUID(ctx context.Context, typ scim.ResourceType, id string)
 	if typ == scim.GroupType {
 		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs()
 	}
-	res, err := p.conn.Search(ldap.NewSearchRequest("<GUID="+id+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	conn, err := p.lookupConn(ctx)
+	if err != nil {
+		return false, classify(fmt.Errorf("re-reading %s: %w", id, err))
+	}
+	res, err := conn.Search(ldap.NewSearchRequest("<GUID="+id+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		filter, attrs, nil))
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 		return false, nil

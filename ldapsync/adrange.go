@@ -134,7 +134,11 @@ func (p *pass) fetchRange(ctx context.Context, entryDN, name string, low int) (r
 	if step := p.s.cfg.RangeStep; step > 0 {
 		want = fmt.Sprintf("%s;range=%d-%d", name, low, low+step-1)
 	}
-	res, err := p.conn.Search(ldap.NewSearchRequest(entryDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	conn, err := p.lookupConn(ctx)
+	if err != nil {
+		return rangeChunk{}, err
+	}
+	res, err := conn.Search(ldap.NewSearchRequest(entryDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{want}, nil))
 	if err != nil {
 		return rangeChunk{}, err

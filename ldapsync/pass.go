@@ -47,6 +47,7 @@ type pass struct {
 	apply         *applier                     // background cache writer, started on the first flush
 	now           time.Time                    // the pass's start, for accountExpires
 	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
+	side          ldapConn                     // single-entry lookups while a stream reads conn (lookupConn)
 	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
 	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
 	heldMgr       map[string]cache.Ref         // report id → its held manager
@@ -298,13 +299,33 @@ func maxTimestamp(prev *watermark, seen string) string {
 	return seen
 }
 
-// close waits for the background writer and releases the bulk-read connection.
+// close waits for the background writer and releases the bulk-read and lookup connections.
 func (p *pass) close() {
 	_ = p.drain() // on error paths only; the pass already reports its first error
 	p.spill.close()
 	if p.wire != nil {
 		p.wire.Close()
 	}
+	if p.side != nil {
+		p.side.Close()
+		p.side = nil
+	}
+}
+
+// lookupConn returns the connection for the single-entry searches a pass makes from inside a
+// stream it reads on p.conn: a member or manager DN to resolve, a range of a big group's
+// members, an object to re-read by GUID. On p.conn they would deadlock: go-ldap's reader
+// blocks delivering the stream's results once the stream's buffer is full, and the lookup's
+// answer waits behind them. Dialed on first use, closed with the pass.
+func (p *pass) lookupConn(ctx context.Context) (ldapConn, error) {
+	if p.side == nil {
+		c, err := p.s.dial(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.side = c
+	}
+	return p.side, nil
 }
 
 // findDeletions marks for deletion every cached resource the complete read did not see.

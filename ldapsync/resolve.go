@@ -312,7 +312,11 @@ func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool
 	if p.s.cfg.Dialect == DialectActiveDirectory {
 		idAttr = "objectGUID"
 	}
-	res, err := p.conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	conn, err := p.lookupConn(ctx)
+	if err != nil {
+		return cache.Ref{}, false, classify(fmt.Errorf("resolving %q: %w", d, err))
+	}
+	res, err := conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{idAttr}, nil))
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
 		return cache.Ref{}, false, nil
