@@ -244,6 +244,12 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		if ldap.IsErrorWithCode(err, 4096) { // e-syncRefreshRequired
 			return nil, errRefreshRequired
 		}
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) {
+			// slapd refuses a cookie newer than its own state ("consumer state is newer than
+			// provider!"): after a crash its contextCSN is its last checkpoint. Every later
+			// delta would be refused the same way; a full pass starts afresh.
+			return nil, fmt.Errorf("%w: %v", errRefreshRequired, err)
+		}
 		return nil, fmt.Errorf("syncrepl of %ss: %w", strings.ToLower(string(typ)), err)
 	}
 	if !done {

@@ -2,6 +2,7 @@ package ldapsync_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/ldapsync"
 )
 
 // A delta that streams many changed users, whose manager DN names an entry gone from the
@@ -57,4 +60,37 @@ func writeLDIF(t *testing.T, ldif string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// slapd refuses a cookie newer than its own state (LDAP 53, "consumer state is newer than
+// provider!"), as after a crash that set its contextCSN back to its last checkpoint. Every delta
+// would be refused alike: the pass runs a full reconciliation instead, and deltas work again.
+func TestCookieNewerThanTheServerRunsAFullPass(t *testing.T) {
+	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{"testdata/small.ldif"}}, nil)
+	e.sync(true)
+	ctx := context.Background()
+	raw, err := e.store.Watermark(ctx, ldapsync.Source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wm map[string]any
+	if err := json.Unmarshal(raw, &wm); err != nil {
+		t.Fatal(err)
+	}
+	future := []byte("rid=000,csn=20991231000000.000000Z#000000#000#000000")
+	wm["usersCookie"], wm["groupsCookie"] = future, future
+	raw, _ = json.Marshal(wm)
+	if _, err := e.store.Apply(ctx, cache.Batch{Source: ldapsync.Source, Pass: "test", Watermark: raw}); err != nil {
+		t.Fatal(err)
+	}
+	e.sl.Modify(t, "dn: uid=ann,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: After the crash\n")
+	if sum := e.sync(false); !sum.Full {
+		t.Fatalf("the refused cookie gave %+v, want a full pass", sum)
+	}
+	if got := e.user("ann").Attributes["title"]; got != "After the crash" {
+		t.Fatalf("ann's title %v", got)
+	}
+	if sum := e.sync(false); sum.Full {
+		t.Fatalf("the delta after the full pass: %+v", sum)
+	}
 }
