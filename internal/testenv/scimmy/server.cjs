@@ -113,6 +113,11 @@ app.get("/_state", (req, res) => {
 	if (!authorized(req)) return res.status(401).end();
 	res.json({users: [...users.values()], groups: [...groups.values()], stats});
 });
+// GET /_stats: the counters alone, cheap enough to poll while thousands of users are stored.
+app.get("/_stats", (req, res) => {
+	if (!authorized(req)) return res.status(401).end();
+	res.json(stats);
+});
 app.use("/scim/v2", new SCIMMYRouters({
 	type: "bearer",
 	docUri: "https://example.invalid/scimmy-test",
