@@ -98,9 +98,12 @@ func watermarkCSNs(t testing.TB, raw []byte) []string {
 }
 
 // watermarkAhead counts the directory entries that changed before the stored watermark (their
-// entryCSN is at or below the cookie's CSN) whose current state the cache lacks: a watermark
-// stored ahead of its data, which a delta pass would never repair. ref is the current state.
-func watermarkAhead(t testing.TB, cs testenv.CacheState, dir map[string]entry, ref map[string]string) int {
+// entryCSN is at or below the cookie's CSN) whose current state (ref) the cache lacks: a
+// watermark stored ahead of its data, which a delta pass would never repair. An entry that did
+// not change itself in this round (not in self) may still hold its version from before the
+// round (prev): its SCIM form depends on other entries (a deleted member, a renamed manager)
+// whose changes came after the watermark.
+func watermarkAhead(t testing.TB, cs testenv.CacheState, dir map[string]entry, ref, prev map[string]string, self map[string]bool) int {
 	t.Helper()
 	csns := watermarkCSNs(t, cs.Watermark)
 	if len(csns) == 0 {
@@ -112,11 +115,31 @@ func watermarkAhead(t testing.TB, cs testenv.CacheState, dir map[string]entry, r
 		if e.group {
 			wm = csns[1]
 		}
-		if wm != "" && e.csn <= wm && cs.Versions[id] != ref[id] {
-			ahead++
+		if wm == "" || e.csn > wm || cs.Versions[id] == ref[id] {
+			continue
 		}
+		if !self[id] && prev != nil && cs.Versions[id] == prev[id] {
+			continue
+		}
+		t.Logf("watermark ahead: %s (%s, csn %s ≤ %s) is at version %q, want %q", id, e.dn, e.csn, wm, cs.Versions[id], ref[id])
+		ahead++
 	}
 	return ahead
+}
+
+// idsOf maps DNs to the entries' ids (entryUUIDs).
+func idsOf(dir map[string]entry, dns []string) map[string]bool {
+	byDN := map[string]string{}
+	for id, e := range dir {
+		byDN[strings.ToLower(e.dn)] = id
+	}
+	out := map[string]bool{}
+	for _, dn := range dns {
+		if id, ok := byDN[strings.ToLower(dn)]; ok {
+			out[id] = true
+		}
+	}
+	return out
 }
 
 // pushProgress opens a stopped serve's cache and returns the target's cursor and the journal

@@ -31,19 +31,20 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	o := sampledata.Options{Enterprise: true, Users: sz.users, Groups: 20, Seed: 7}
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, o)}})
 	sc := testenv.StartScimmy(t)
-	s := setup{dir: t.TempDir(), sl: sl, admin: testenv.FreeAddr(t), targetURL: sc.URL, token: sc.Token}
+	s := setup{dir: t.TempDir(), sl: sl, admin: testenv.FreeAddr(t), targetURL: sc.URL, token: sc.Token, timeout: "10s"}
 	cfg := s.write(t, "serve.toml")
 	ref, firstSync := refSync(t, bin, s)
 	t.Logf("R1: %d resources; a first sync takes %s", len(ref), firstSync)
 	per := max(1, sz.kills/3)
 	var f r1
+	failedBefore, runsBefore := passFailures.Load(), passRuns.Load()
 
 	// Phase 1: the first sync (and the creates it pushes), killed and restarted on the same cache.
 	for range per {
-		srv := startServe(t, bin, cfg, s)
+		srv := launchServe(t, bin, cfg, s)
 		time.Sleep(randDur(firstSync/10, firstSync))
 		srv.kill()
-		cs := f.afterKill(t, sl, srv.cache, ref)
+		cs := f.afterKill(t, sl, srv.cache, ref, nil, nil)
 		if n := len(cs.Versions); n > 0 && n < len(ref) {
 			f.midway++
 		}
@@ -53,23 +54,25 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	// Phase 2: full passes applying title changes, additions and deletions.
 	srv := startServe(t, bin, cfg, s)
 	fullStart := time.Now()
-	if err := srv.pass(context.Background(), true); err != nil {
+	if err := srv.retryPass(t, context.Background(), true); err != nil {
 		t.Fatal(err)
 	}
 	fullPass := time.Since(fullStart)
 	srv.stop(t)
 	for i := range per {
 		srv := startServe(t, bin, cfg, s)
-		if err := srv.pass(context.Background(), false); err != nil { // after the startup pass
+		if err := srv.retryPass(t, context.Background(), false); err != nil { // after the startup pass
 			t.Fatal(err)
 		}
 		// Changed now, the full pass below is the first to see them (the delta schedule is 24h).
-		changeDirectory(t, sl, i, 200, 3)
+		prev := ref
+		dns := changeDirectory(t, sl, i, 200, 3)
+		self := idsOf(directory(t, sl), dns)
 		ref, _ = refSync(t, bin, s)
 		go srv.pass(context.Background(), true)
 		time.Sleep(randDur(fullPass/10, fullPass*3/2))
 		srv.kill()
-		cs := f.afterKill(t, sl, srv.cache, ref)
+		cs := f.afterKill(t, sl, srv.cache, ref, prev, self)
 		if missing, extra := cs.Diff(ref); missing+extra > 0 {
 			f.midway++
 		}
@@ -77,7 +80,9 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	f.converge(t, bin, cfg, s, sc, ref)
 
 	// Phase 3: one title change for every user, pushed to SCIMMY, killed mid-push.
-	retitle(t, sl, "Retitled")
+	prev := ref
+	dns := retitle(t, sl, "Retitled")
+	self := idsOf(directory(t, sl), dns)
 	ref, _ = refSync(t, bin, s)
 	for range per {
 		srv := startServe(t, bin, cfg, s)
@@ -91,7 +96,7 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		srv.kill()
-		f.afterKill(t, sl, srv.cache, ref)
+		f.afterKill(t, sl, srv.cache, ref, prev, self)
 		if cursor, head := pushProgress(t, srv.cache); cursor < head {
 			f.midway++
 		}
@@ -104,12 +109,16 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 		fails++
 	}
 	record(t, row{kind: "R1 kill -9 of serve (first sync, full pass, push)", trials: f.kills, failures: min(fails, f.kills),
-		figure: fmt.Sprintf("%d mid-work; lost %d, duplicates %d, watermark ahead %d, journal gaps %d", f.midway, f.lost+f.extra, f.dups, f.ahead, f.gaps),
-		took:   time.Since(start)})
+		figure: fmt.Sprintf("%d mid-work; lost %d, duplicates %d, watermark ahead %d, journal gaps %d",
+			f.midway, f.lost+f.extra, f.dups, f.ahead, f.gaps),
+		took: time.Since(start)})
+	failed := int(passFailures.Load() - failedBefore)
+	record(t, row{kind: "R1 passes asked of serve between kills", trials: int(passRuns.Load() - runsBefore), failures: failed,
+		figure: fmt.Sprintf("%d failed (3 delta attempts, then a full pass)", failed), took: 0})
 }
 
 // afterKill checks a killed serve's cache: no journal gap, no watermark ahead of the data.
-func (f *r1) afterKill(t *testing.T, sl *testenv.Slapd, dir string, ref map[string]string) testenv.CacheState {
+func (f *r1) afterKill(t *testing.T, sl *testenv.Slapd, dir string, ref, prev map[string]string, self map[string]bool) testenv.CacheState {
 	t.Helper()
 	f.kills++
 	cs := testenv.ReadCache(t, dir)
@@ -117,7 +126,7 @@ func (f *r1) afterKill(t *testing.T, sl *testenv.Slapd, dir string, ref map[stri
 		t.Errorf("kill %d: %v", f.kills, err)
 		f.gaps++
 	}
-	if n := watermarkAhead(t, cs, directory(t, sl), ref); n > 0 {
+	if n := watermarkAhead(t, cs, directory(t, sl), ref, prev, self); n > 0 {
 		t.Errorf("kill %d: the watermark is ahead of %d entries the cache lacks", f.kills, n)
 		f.ahead += n
 	}
@@ -130,7 +139,7 @@ func (f *r1) converge(t *testing.T, bin, cfg string, s setup, sc *testenv.Scimmy
 	t.Helper()
 	srv := startServe(t, bin, cfg, s)
 	if err := srv.settle(t, 5*time.Minute); err != nil {
-		t.Fatalf("serve did not settle: %v", err)
+		t.Fatalf("serve did not settle: %v\nslapd answers: %v\nserve's log:\n%s", err, s.sl.Has(t, "(uid=*)"), srv.stderr)
 	}
 	cs := testenv.ReadCache(t, srv.cache)
 	if missing, extra := cs.Diff(ref); missing+extra > 0 {
@@ -147,12 +156,11 @@ func (f *r1) converge(t *testing.T, bin, cfg string, s setup, sc *testenv.Scimmy
 }
 
 // changeDirectory changes the titles of `titles` users, adds `adds` users and deletes `adds`
-// users (the first ones found, never one added here), all in one ldapmodify.
-func changeDirectory(t testing.TB, sl *testenv.Slapd, round, titles, adds int) {
+// users (random ones, never one added here), all in one ldapmodify, and returns the DNs it
+// modified or added.
+func changeDirectory(t testing.TB, sl *testenv.Slapd, round, titles, adds int) []string {
 	t.Helper()
-	if titles+adds == 0 {
-		return
-	}
+	var dns []string
 	var users []entry
 	for _, e := range directory(t, sl) {
 		if !e.group && !strings.HasPrefix(e.uid, "rel-") {
@@ -163,27 +171,33 @@ func changeDirectory(t testing.TB, sl *testenv.Slapd, round, titles, adds int) {
 	rand.Shuffle(len(users), func(i, j int) { users[i], users[j] = users[j], users[i] })
 	var b strings.Builder
 	for _, u := range users[:titles] {
+		dns = append(dns, u.dn)
 		fmt.Fprintf(&b, "dn: %s\nchangetype: modify\nreplace: title\ntitle: Round %d\n\n", u.dn, round)
 	}
 	for i := range adds {
 		uid := fmt.Sprintf("rel-%d-%d", round, i)
+		dns = append(dns, fmt.Sprintf("uid=%s,ou=people,%s", uid, sl.BaseDN))
 		fmt.Fprintf(&b, "dn: uid=%s,ou=people,%s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: %s\ncn: Added %s\nsn: Added\nemployeeNumber: X%d%03d\ntitle: New\n\n",
 			uid, sl.BaseDN, uid, uid, round, i)
 		fmt.Fprintf(&b, "dn: %s\nchangetype: delete\n\n", users[titles+i].dn)
 	}
 	sl.Modify(t, b.String())
+	return dns
 }
 
-// retitle gives every user a new title: one change per user for the push.
-func retitle(t testing.TB, sl *testenv.Slapd, title string) {
+// retitle gives every user a new title, one change per user for the push, and returns their DNs.
+func retitle(t testing.TB, sl *testenv.Slapd, title string) []string {
 	t.Helper()
 	var b strings.Builder
+	var dns []string
 	for _, e := range directory(t, sl) {
 		if !e.group {
+			dns = append(dns, e.dn)
 			fmt.Fprintf(&b, "dn: %s\nchangetype: modify\nreplace: title\ntitle: %s %s\n\n", e.dn, title, e.uid)
 		}
 	}
 	sl.Modify(t, b.String())
+	return dns
 }
 
 // randDur is uniform in [lo, hi).

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -119,6 +120,15 @@ type server struct {
 // startServe starts `bin serve --config cfg` and waits until its admin server answers.
 func startServe(t testing.TB, bin, cfg string, s setup) *server {
 	t.Helper()
+	srv := launchServe(t, bin, cfg, s)
+	srv.waitAdmin(t)
+	return srv
+}
+
+// launchServe starts `bin serve --config cfg` and returns at once: its first pass starts with
+// the process, before the admin server answers.
+func launchServe(t testing.TB, bin, cfg string, s setup) *server {
+	t.Helper()
 	srv := &server{stderr: &testenv.Output{}, exited: make(chan struct{}), admin: "http://" + s.admin,
 		cache: cmpOr(s.cacheDir, filepath.Join(s.dir, "cache"))}
 	srv.cmd = exec.Command(bin, "serve", "--config", cfg)
@@ -128,12 +138,17 @@ func startServe(t testing.TB, bin, cfg string, s setup) *server {
 	}
 	go func() { srv.cmd.Wait(); close(srv.exited) }()
 	t.Cleanup(srv.kill)
+	return srv
+}
+
+func (srv *server) waitAdmin(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(srv.admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			return srv
+			return
 		}
 		select {
 		case <-srv.exited:
@@ -166,6 +181,36 @@ func (s *server) stop(t testing.TB) {
 		s.kill()
 		t.Errorf("serve did not exit a minute after SIGTERM\n%s", s.stderr)
 	}
+}
+
+// passRuns and passFailures count the passes the suite asked serve for and those that failed.
+var passRuns, passFailures atomic.Int64
+
+// retryPass runs a pass and, when it fails, up to two more, as the schedule would; when a delta
+// pass still fails, a full pass, as the nightly one would. Each failure is counted and logged
+// with the end of serve's log: it is a finding even when a retry succeeds.
+func (s *server) retryPass(t testing.TB, ctx context.Context, full bool) error {
+	t.Helper()
+	var err error
+	for i := range 4 {
+		if i == 3 {
+			full = true
+		}
+		passRuns.Add(1)
+		if err = s.pass(ctx, full); err == nil {
+			return nil
+		}
+		passFailures.Add(1)
+		t.Logf("a pass failed (retrying): %v\nserve's log ends:\n%s", err, tail(s.stderr.String(), 1000))
+	}
+	return err
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
 }
 
 // pass asks serve for a pass through the admin API and waits for it (it queues behind one
@@ -206,7 +251,7 @@ func (s *server) settle(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := s.pass(ctx, false); err != nil {
+	if err := s.retryPass(t, ctx, false); err != nil {
 		return err
 	}
 	after := time.Now()
