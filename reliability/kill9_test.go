@@ -42,12 +42,14 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	// Phase 1: the first sync (and the creates it pushes), killed and restarted on the same cache.
 	for range per {
 		srv := launchServe(t, bin, cfg, s)
-		time.Sleep(randDur(firstSync/10, firstSync))
+		time.Sleep(randDur(firstSync/3, 2*firstSync))
 		srv.kill()
 		cs := f.afterKill(t, sl, srv.cache, ref, nil, nil)
-		if n := len(cs.Versions); n > 0 && n < len(ref) {
-			f.midway++
-		}
+		cursor, head := pushProgress(t, srv.cache)
+		n := len(cs.Versions)
+		// Mid-work: killed while the first pass was writing, or while its creates were pushed.
+		mid := n > 0 && (n < len(ref) || cursor < head)
+		f.count(t, "first sync", mid, fmt.Sprintf("%d of %d resources, push cursor %d of %d", n, len(ref), cursor, head))
 	}
 	f.converge(t, bin, cfg, s, sc, ref)
 
@@ -69,13 +71,15 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 		dns := changeDirectory(t, sl, i, 200, 3)
 		self := idsOf(directory(t, sl), dns)
 		ref, _ = refSync(t, bin, s)
-		go srv.pass(context.Background(), true)
+		passed := make(chan error, 1)
+		go func() { passed <- srv.pass(context.Background(), true) }()
 		time.Sleep(randDur(fullPass/10, fullPass*3/2))
 		srv.kill()
 		cs := f.afterKill(t, sl, srv.cache, ref, prev, self)
-		if missing, extra := cs.Diff(ref); missing+extra > 0 {
-			f.midway++
-		}
+		missing, extra := cs.Diff(ref)
+		// Mid-pass: the admin request for the pass died with serve instead of answering.
+		err := <-passed
+		f.count(t, "full pass", err != nil, fmt.Sprintf("pass answer %v; %d changes not in the cache", err, missing+extra))
 	}
 	f.converge(t, bin, cfg, s, sc, ref)
 
@@ -97,9 +101,8 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 		}
 		srv.kill()
 		f.afterKill(t, sl, srv.cache, ref, prev, self)
-		if cursor, head := pushProgress(t, srv.cache); cursor < head {
-			f.midway++
-		}
+		cursor, head := pushProgress(t, srv.cache)
+		f.count(t, "push", cursor < head, fmt.Sprintf("push cursor %d of %d", cursor, head))
 	}
 	f.converge(t, bin, cfg, s, sc, ref)
 
@@ -115,6 +118,15 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	failed := int(passFailures.Load() - failedBefore)
 	record(t, row{kind: "R1 passes asked of serve between kills", trials: int(passRuns.Load() - runsBefore), failures: failed,
 		figure: fmt.Sprintf("%d failed (3 delta attempts, then a full pass)", failed), took: 0})
+}
+
+// count logs where a kill landed and counts it as mid-work when it interrupted something.
+func (f *r1) count(t *testing.T, phase string, mid bool, where string) {
+	t.Helper()
+	if mid {
+		f.midway++
+	}
+	t.Logf("kill %d (%s): mid-work %v: %s", f.kills, phase, mid, where)
 }
 
 // afterKill checks a killed serve's cache: no journal gap, no watermark ahead of the data.
