@@ -42,7 +42,7 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 	// Phase 1: the first sync (and the creates it pushes), killed and restarted on the same cache.
 	for range per {
 		srv := launchServe(t, bin, cfg, s)
-		time.Sleep(randDur(firstSync/3, 2*firstSync))
+		time.Sleep(randDur(firstSync/10, firstSync*3/2))
 		srv.kill()
 		cs := f.afterKill(t, sl, srv.cache, ref, nil, nil)
 		cursor, head := pushProgress(t, srv.cache)

@@ -47,18 +47,33 @@ func testSlapdFaults(t *testing.T, bin string, sz sizes) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, o)}})
 	s := setup{dir: t.TempDir(), sl: sl, timeout: "3s"}
 	cfg := s.write(t, "sync.toml")
-	start := time.Now()
 	if out, err := exec.Command(bin, "sync", "--full", "--config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("first sync: %v\n%s", err, out)
 	}
-	fullPass := time.Since(start)
+	// How long the passes the faults strike take here: a full pass over a synced cache, and a
+	// delta after one round of changes. A fault lands at a random point inside.
+	windows := map[bool]time.Duration{}
+	for _, full := range []bool{true, false} {
+		changeDirectory(t, sl, 0, 500, 2)
+		args := []string{"sync", "--config", cfg}
+		if full {
+			args = append(args, "--full")
+		}
+		start := time.Now()
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		windows[full] = time.Since(start)
+	}
+	t.Logf("R2: a full pass takes %s, a delta %s", windows[true], windows[false])
 	round := 0
 	for _, f := range slapdFaults {
 		start := time.Now()
 		var falseDel, unconverged, failedPasses int
 		for i := range sz.faults {
 			round++
-			fd, conv, failed := slapdTrial(t, bin, cfg, s, f, round, i%2 == 0, fullPass)
+			full := i%2 == 0
+			fd, conv, failed := slapdTrial(t, bin, cfg, s, f, round, full, windows[full])
 			falseDel += fd
 			failedPasses += failed
 			if !conv {
@@ -67,14 +82,14 @@ func testSlapdFaults(t *testing.T, bin string, sz sizes) {
 		}
 		fails := min(sz.faults, falseDel+unconverged)
 		record(t, row{kind: f.kind, trials: sz.faults, failures: fails,
-			figure: fmt.Sprintf("false deletions %d, not converged %d, passes the fault failed %d", falseDel, unconverged, failedPasses),
+			figure: fmt.Sprintf("false deletions %d, next pass not converged %d, faulted passes that failed %d", falseDel, unconverged, failedPasses),
 			took:   time.Since(start)})
 	}
 }
 
 // slapdTrial changes the directory, runs a pass with the fault, and returns the false
 // deletions, whether the next pass converged, and 1 when the faulted pass failed.
-func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int, full bool, fullPass time.Duration) (falseDel int, converged bool, failed int) {
+func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int, full bool, window time.Duration) (falseDel int, converged bool, failed int) {
 	t.Helper()
 	cacheDir := filepath.Join(s.dir, "cache")
 	head := len(testenv.ReadCache(t, cacheDir).Journal)
@@ -95,11 +110,7 @@ func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int,
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	if f.mid {
-		window := fullPass
-		if !full {
-			window = 300 * time.Millisecond // a delta of ~500 changes
-		}
-		time.Sleep(randDur(window/20, window))
+		time.Sleep(randDur(window/10, window*9/10))
 		f.fault(t, s.sl)
 	}
 	select {

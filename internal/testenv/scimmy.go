@@ -183,7 +183,8 @@ type ScimmyStats struct {
 	Created  int `json:"created"`
 }
 
-// Stats returns the target's counters without its content, cheap enough to poll.
+// Stats returns the target's counters without its content, cheap enough to poll; polling
+// it does not count as a request.
 func (s *Scimmy) Stats() (ScimmyStats, error) {
 	var st ScimmyStats
 	req, _ := http.NewRequest(http.MethodGet, s.root+"/_stats", nil)

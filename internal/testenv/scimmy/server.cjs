@@ -108,15 +108,16 @@ function authorized(req) {
 }
 
 const app = express();
+// GET /_stats: the counters alone, cheap enough to poll while thousands of users are stored;
+// registered before the counter, so polling it does not count as a request.
+app.get("/_stats", (req, res) => {
+	if (!authorized(req)) return res.status(401).end();
+	res.json(stats);
+});
 app.use((req, res, next) => { stats.requests++; next(); });
 app.get("/_state", (req, res) => {
 	if (!authorized(req)) return res.status(401).end();
 	res.json({users: [...users.values()], groups: [...groups.values()], stats});
-});
-// GET /_stats: the counters alone, cheap enough to poll while thousands of users are stored.
-app.get("/_stats", (req, res) => {
-	if (!authorized(req)) return res.status(401).end();
-	res.json(stats);
 });
 app.use("/scim/v2", new SCIMMYRouters({
 	type: "bearer",
