@@ -21,8 +21,8 @@ import (
 
 // entry is what the checks need of one directory entry.
 type entry struct {
-	id, dn, uid, cn, title, csn string
-	group                       bool
+	id, dn, uid, cn, title, csn, manager string
+	group                                bool
 }
 
 // directory reads every user and group of sl as the rootdn: entryUUID (the cache's id),
@@ -40,7 +40,7 @@ func directory(t testing.TB, sl *testenv.Slapd) map[string]entry {
 	out := map[string]entry{}
 	for _, ou := range []string{"people", "groups"} {
 		req := ldap.NewSearchRequest("ou="+ou+","+sl.BaseDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
-			"(objectClass=*)", []string{"entryUUID", "entryCSN", "uid", "cn", "title"}, nil)
+			"(objectClass=*)", []string{"entryUUID", "entryCSN", "uid", "cn", "title", "manager"}, nil)
 		res, err := c.SearchWithPaging(req, 2000)
 		if err != nil {
 			t.Fatalf("search ou=%s: %v", ou, err)
@@ -48,7 +48,8 @@ func directory(t testing.TB, sl *testenv.Slapd) map[string]entry {
 		for _, e := range res.Entries {
 			id := strings.ToLower(e.GetAttributeValue("entryUUID"))
 			out[id] = entry{id: id, dn: e.DN, uid: e.GetAttributeValue("uid"), cn: e.GetAttributeValue("cn"),
-				title: e.GetAttributeValue("title"), csn: e.GetAttributeValue("entryCSN"), group: ou == "groups"}
+				title: e.GetAttributeValue("title"), csn: e.GetAttributeValue("entryCSN"),
+				manager: e.GetAttributeValue("manager"), group: ou == "groups"}
 		}
 	}
 	return out

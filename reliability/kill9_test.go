@@ -68,7 +68,9 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 		}
 		// Changed now, the full pass below is the first to see them (the delta schedule is 24h).
 		prev := ref
-		dns := changeDirectory(t, sl, i, 200, 3)
+		// Only leaves are deleted here: a delta pass that meets a user whose manager is gone hangs
+		// (see README "Reliability"); R2 deletes anyone.
+		dns := changeDirectory(t, sl, i, 200, 3, true)
 		self := idsOf(directory(t, sl), dns)
 		ref, _ = refSync(t, bin, s)
 		passed := make(chan error, 1)
@@ -95,7 +97,7 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 			t.Fatal(err)
 		}
 		goal := before.Requests + rand.IntN(sz.users/4) + 1
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline := time.Now().Add(time.Minute)
 		for st, err := sc.Stats(); err == nil && st.Requests < goal && time.Now().Before(deadline); st, err = sc.Stats() {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -168,19 +170,38 @@ func (f *r1) converge(t *testing.T, bin, cfg string, s setup, sc *testenv.Scimmy
 }
 
 // changeDirectory changes the titles of `titles` users, adds `adds` users and deletes `adds`
-// users (random ones, never one added here), all in one ldapmodify, and returns the DNs it
-// modified or added.
-func changeDirectory(t testing.TB, sl *testenv.Slapd, round, titles, adds int) []string {
+// users (random ones, never one added here; with leaves, only users who manage no one), all in
+// one ldapmodify, and returns the DNs it modified or added.
+func changeDirectory(t testing.TB, sl *testenv.Slapd, round, titles, adds int, leaves bool) []string {
 	t.Helper()
 	var dns []string
 	var users []entry
-	for _, e := range directory(t, sl) {
+	dir := directory(t, sl)
+	managers := map[string]bool{}
+	for _, e := range dir {
+		managers[strings.ToLower(e.manager)] = true
+	}
+	for _, e := range dir {
 		if !e.group && !strings.HasPrefix(e.uid, "rel-") {
 			users = append(users, e)
 		}
 	}
 	slices.SortFunc(users, func(a, b entry) int { return strings.Compare(a.uid, b.uid) })
 	rand.Shuffle(len(users), func(i, j int) { users[i], users[j] = users[j], users[i] })
+	if leaves {
+		// Deletion candidates after the title changes: move managers out of their way.
+		rest := users[titles:]
+		slices.SortStableFunc(rest, func(a, b entry) int {
+			ma, mb := managers[strings.ToLower(a.dn)], managers[strings.ToLower(b.dn)]
+			switch {
+			case ma == mb:
+				return 0
+			case mb:
+				return -1
+			}
+			return 1
+		})
+	}
 	var b strings.Builder
 	for _, u := range users[:titles] {
 		dns = append(dns, u.dn)

@@ -54,7 +54,7 @@ func testSlapdFaults(t *testing.T, bin string, sz sizes) {
 	// delta after one round of changes. A fault lands at a random point inside.
 	windows := map[bool]time.Duration{}
 	for _, full := range []bool{true, false} {
-		changeDirectory(t, sl, 0, 500, 2)
+		changeDirectory(t, sl, 0, 500, 2, false)
 		args := []string{"sync", "--config", cfg}
 		if full {
 			args = append(args, "--full")
@@ -93,7 +93,7 @@ func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int,
 	t.Helper()
 	cacheDir := filepath.Join(s.dir, "cache")
 	head := len(testenv.ReadCache(t, cacheDir).Journal)
-	changeDirectory(t, s.sl, 1000+round, 500, 2)
+	changeDirectory(t, s.sl, 1000+round, 500, 2, false)
 	args := []string{"sync", "--config", cfg}
 	if full {
 		args = append(args, "--full")
