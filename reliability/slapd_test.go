@@ -54,7 +54,7 @@ func testSlapdFaults(t *testing.T, bin string, sz sizes) {
 	// delta after one round of changes. A fault lands at a random point inside.
 	windows := map[bool]time.Duration{}
 	for _, full := range []bool{true, false} {
-		changeDirectory(t, sl, 0, 500, 2, false)
+		changeDirectory(t, sl, 900+len(windows), 500, 2, false)
 		args := []string{"sync", "--config", cfg}
 		if full {
 			args = append(args, "--full")
