@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 PKGS := ./...
 
-.PHONY: help build test bench bench-scale fuzz lint demo deps clean
+.PHONY: help build test bench bench-scale reliability fuzz lint demo deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ bench: deps ## measure speed and memory against real servers; prints tables (BEN
 
 bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users (default 10000,100000; 1000000 works)
 	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/
+
+reliability: deps ## reliability suite, ~15 min, prints a table (REL_USERS=10000 REL_KILLS=21 REL_R7_USERS=100000 REL_FUZZSECONDS=30)
+	LDAPSCIM_REL_USERS=$${REL_USERS:-10000} LDAPSCIM_REL_KILLS=$${REL_KILLS:-21} LDAPSCIM_REL_R7_USERS=$${REL_R7_USERS:-100000} \
+	LDAPSCIM_REL_FUZZSECONDS=$${REL_FUZZSECONDS:-30} $(GO) test -tags reliability -count=1 -v -timeout 60m -run TestReliability ./reliability/ \
+	  | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'; exit $${PIPESTATUS[0]}
 
 fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-60s} ./scim/filter/

@@ -17,62 +17,9 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/push"
 )
-
-// faultProxy sits in front of the target and breaks every nth request in turn: 429 with
-// Retry-After, 500, a timeout, and a connection dropped after the target committed.
-type faultProxy struct {
-	rp    *httputil.ReverseProxy
-	n     atomic.Int64
-	every int64
-	seen  sync.Map // kind → count
-}
-
-func newFaultProxy(t *testing.T, target string, every int64) (*faultProxy, string) {
-	u, _ := url.Parse(target)
-	p := &faultProxy{rp: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host}), every: every}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return p, srv.URL + u.Path
-}
-
-func (p *faultProxy) count(kind string) {
-	v, _ := p.seen.LoadOrStore(kind, new(atomic.Int64))
-	v.(*atomic.Int64).Add(1)
-}
-
-func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n := p.n.Add(1)
-	if n%p.every != 0 {
-		p.rp.ServeHTTP(w, r)
-		return
-	}
-	switch (n / p.every) % 4 {
-	case 0:
-		p.count("429")
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusTooManyRequests)
-	case 1:
-		p.count("500")
-		w.WriteHeader(http.StatusInternalServerError)
-		io.WriteString(w, `{"detail":"injected"}`)
-	case 2:
-		p.count("timeout")
-		time.Sleep(700 * time.Millisecond) // past the client's timeout
-	case 3:
-		// Let the target commit, then drop the connection without an answer.
-		p.count("dropped")
-		rec := httptest.NewRecorder()
-		p.rp.ServeHTTP(rec, r)
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			panic("no hijacker")
-		}
-		conn, _, _ := hj.Hijack()
-		conn.Close()
-	}
-}
 
 // Faults on every 7th request: the same final state as without faults, no duplicate users and
 // no duplicate members.
@@ -87,7 +34,8 @@ func TestFaultsConvergeWithoutDuplicates(t *testing.T) {
 	ldif.WriteString(groupLDIF("everyone", names...))
 	ldif.WriteString(groupLDIF("half", names[:30]...))
 	e := newEnv(t, ldif.String())
-	proxy, url := newFaultProxy(t, e.target.URL, 7)
+	proxy := testenv.NewFaultProxy(t, e.target.URL, 7, testenv.Fault429, testenv.Fault500, testenv.FaultTimeout, testenv.FaultDropped)
+	url := proxy.URL
 	cfg := e.targetConfig(url, func(tc *push.TargetConfig) {
 		tc.Timeout = confval.Duration(300 * time.Millisecond)
 		tc.MaxAttempts = 50
@@ -126,8 +74,8 @@ func TestFaultsConvergeWithoutDuplicates(t *testing.T) {
 	if got := memberNames(t, e.target, g["half"]); len(got) != 45 {
 		t.Fatalf("half has %d members, want 45", len(got))
 	}
-	for _, kind := range []string{"429", "500", "timeout", "dropped"} {
-		if v, ok := proxy.seen.Load(kind); !ok || v.(*atomic.Int64).Load() == 0 {
+	for _, kind := range []testenv.Fault{testenv.Fault429, testenv.Fault500, testenv.FaultTimeout, testenv.FaultDropped} {
+		if proxy.Seen(kind) == 0 {
 			t.Errorf("the proxy never injected %s", kind)
 		}
 	}

@@ -11,45 +11,7 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
-	"github.com/ldapscim/ldapscim/ldapsync"
-	"github.com/ldapscim/ldapscim/scim"
 )
-
-// snapshot is a cache's content: id → meta.version, per type.
-type snapshot map[string]string
-
-func readCache(t *testing.T, dir string) (snapshot, []cache.JournalRecord, []byte) {
-	t.Helper()
-	st, err := cache.Open(cache.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := context.Background()
-	snap := snapshot{}
-	for _, typ := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		err := st.ForEachID(ctx, typ, func(id string) error {
-			r, err := st.Get(ctx, typ, id)
-			if err != nil {
-				return err
-			}
-			snap[id] = r.Meta.Version
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	j, err := st.Journal(ctx, 0, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wm, err := st.Watermark(ctx, ldapsync.Source)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap, j, wm
-}
 
 // kill -9 of `ldapscim sync` mid-pass, then a rerun: the cache equals the directory, every
 // resource has exactly one journal record (its creation), sequence numbers have no gaps, and a
@@ -66,7 +28,7 @@ func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 		t.Fatalf("reference sync: %v\n%s", err, out)
 	}
 	full := time.Since(start)
-	want, _, _ := readCache(t, filepath.Join(refDir, "cache"))
+	want := testenv.ReadCache(t, filepath.Join(refDir, "cache")).Versions
 	t.Logf("reference: %d resources in %s", len(want), full)
 
 	midway := 0
@@ -81,20 +43,22 @@ func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
-		got, journal, wm := readCache(t, filepath.Join(dir, "cache"))
-		t.Logf("killed at %.0f%%: %d resources, %d journal records, watermark %v", frac*100, len(got), len(journal), wm != nil)
+		cs := testenv.ReadCache(t, filepath.Join(dir, "cache"))
+		got, wm := cs.Versions, cs.Watermark
+		t.Logf("killed at %.0f%%: %d resources, %d journal records, watermark %v", frac*100, len(got), len(cs.Journal), wm != nil)
 		if len(got) > 0 && len(got) < len(want) {
 			midway++
 		}
 		if wm != nil && len(got) != len(want) {
 			t.Errorf("watermark stored with only %d of %d resources", len(got), len(want))
 		}
-		checkJournal(t, got, journal)
+		checkJournal(t, cs)
 
 		if out, err := command(ctx, "sync", "--config", cfg).CombinedOutput(); err != nil {
 			t.Fatalf("rerun: %v\n%s", err, out)
 		}
-		got, journal, wm = readCache(t, filepath.Join(dir, "cache"))
+		cs = testenv.ReadCache(t, filepath.Join(dir, "cache"))
+		got, wm = cs.Versions, cs.Watermark
 		if wm == nil {
 			t.Error("no watermark after a complete rerun")
 		}
@@ -107,7 +71,7 @@ func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 		if len(got) != len(want) {
 			t.Errorf("after rerun: %d resources, want %d", len(got), len(want))
 		}
-		checkJournal(t, got, journal)
+		checkJournal(t, cs)
 		os.RemoveAll(dir)
 	}
 	if midway == 0 {
@@ -117,13 +81,14 @@ func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 
 // checkJournal: sequence numbers 1..n without gaps, one "created" record per cached resource
 // and no record for anything not cached.
-func checkJournal(t *testing.T, snap snapshot, journal []cache.JournalRecord) {
+func checkJournal(t *testing.T, cs testenv.CacheState) {
 	t.Helper()
+	if err := cs.JournalGaps(); err != nil {
+		t.Fatal(err)
+	}
+	snap := cs.Versions
 	per := map[string]int{}
-	for i, r := range journal {
-		if r.Seq != uint64(i+1) {
-			t.Fatalf("journal seq %d at position %d: gap or duplicate", r.Seq, i)
-		}
+	for _, r := range cs.Journal {
 		if r.Op != cache.OpCreated {
 			t.Errorf("journal record %d is %s %s; a load from scratch only creates", r.Seq, r.Op, r.ID)
 		}

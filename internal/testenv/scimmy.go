@@ -175,3 +175,25 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// ScimmyStats are the target's counters: requests served (all of them, errors too) and
+// resources created.
+type ScimmyStats struct {
+	Requests int `json:"requests"`
+	Created  int `json:"created"`
+}
+
+// Stats returns the target's counters without its content, cheap enough to poll; polling
+// it does not count as a request.
+func (s *Scimmy) Stats() (ScimmyStats, error) {
+	var st ScimmyStats
+	req, _ := http.NewRequest(http.MethodGet, s.root+"/_stats", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	return st, err
+}

@@ -257,3 +257,32 @@ func TestOtherSuffix(t *testing.T) {
 		t.Errorf("suffix entry = %v", got)
 	}
 }
+
+// Freeze stops slapd answering without closing anything, Thaw resumes it, and Start brings a
+// killed slapd back with its data on the same port.
+func TestFreezeThawKillStart(t *testing.T) {
+	s := StartSlapd(t, SlapdOptions{})
+	s.Freeze(t)
+	c, err := ldap.DialURL(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetTimeout(300 * time.Millisecond)
+	if err := c.Bind(s.RootDN, s.RootPassword); err == nil {
+		t.Fatal("a frozen slapd answered a bind")
+	}
+	s.Thaw(t)
+	if err := s.ping(); err != nil {
+		t.Fatalf("after Thaw: %v", err)
+	}
+	url := s.URL
+	s.Kill()
+	if s.ping() == nil {
+		t.Fatal("a killed slapd answered")
+	}
+	s.Start(t)
+	if s.URL != url || !s.Has(t, "(cn=reader)") {
+		t.Fatalf("after Start: URL %s (was %s), or the data is gone", s.URL, url)
+	}
+}

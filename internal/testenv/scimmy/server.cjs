@@ -108,6 +108,12 @@ function authorized(req) {
 }
 
 const app = express();
+// GET /_stats: the counters alone, cheap enough to poll while thousands of users are stored;
+// registered before the counter, so polling it does not count as a request.
+app.get("/_stats", (req, res) => {
+	if (!authorized(req)) return res.status(401).end();
+	res.json(stats);
+});
 app.use((req, res, next) => { stats.requests++; next(); });
 app.get("/_state", (req, res) => {
 	if (!authorized(req)) return res.status(401).end();

@@ -1,0 +1,150 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/sampledata"
+	"github.com/ldapscim/ldapscim/internal/testenv"
+)
+
+// slapdFault is one way the directory fails under a pass; mid says whether it strikes while a
+// pass runs (false: between two passes).
+type slapdFault struct {
+	kind  string
+	mid   bool
+	fault func(t *testing.T, sl *testenv.Slapd)
+}
+
+var slapdFaults = []slapdFault{
+	{"R2 slapd kill -9 mid-pass, restarted", true, func(t *testing.T, sl *testenv.Slapd) {
+		sl.Kill()
+		time.Sleep(300 * time.Millisecond)
+		sl.Start(t)
+	}},
+	{"R2 slapd frozen (SIGSTOP) 5 s mid-pass", true, func(t *testing.T, sl *testenv.Slapd) {
+		sl.Freeze(t)
+		time.Sleep(5 * time.Second) // past the 3 s [ldap] timeout
+		sl.Thaw(t)
+	}},
+	{"R2 slapd restarted mid-pass (session log lost)", true, func(t *testing.T, sl *testenv.Slapd) { sl.Restart(t) }},
+	{"R2 slapd restarted between passes (session log lost)", false, func(t *testing.T, sl *testenv.Slapd) { sl.Restart(t) }},
+}
+
+// testSlapdFaults is R2: slapd killed, frozen and restarted while `ldapscim sync` runs (full
+// and delta passes in turn, each after 500 title changes, 2 additions and 2 deletions), and
+// restarted between passes so that syncprov's session log is gone. No pass may delete or
+// deactivate anyone the directory still has, and the next pass must converge to a reference
+// sync.
+func testSlapdFaults(t *testing.T, bin string, sz sizes) {
+	o := sampledata.Options{Enterprise: true, Users: sz.users, Groups: 20, Seed: 9}
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, o)}})
+	s := setup{dir: t.TempDir(), sl: sl, timeout: "3s"}
+	cfg := s.write(t, "sync.toml")
+	if out, err := exec.Command(bin, "sync", "--full", "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("first sync: %v\n%s", err, out)
+	}
+	// How long the passes the faults strike take here: a full pass over a synced cache, and a
+	// delta after one round of changes. A fault lands at a random point inside.
+	windows := map[bool]time.Duration{}
+	for _, full := range []bool{true, false} {
+		changeDirectory(t, sl, 900+len(windows), 500, 2, false)
+		args := []string{"sync", "--config", cfg}
+		if full {
+			args = append(args, "--full")
+		}
+		start := time.Now()
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		windows[full] = time.Since(start)
+	}
+	t.Logf("R2: a full pass takes %s, a delta %s", windows[true], windows[false])
+	round := 0
+	for _, f := range slapdFaults {
+		start := time.Now()
+		var falseDel, unconverged, failedPasses int
+		for i := range sz.faults {
+			round++
+			full := i%2 == 0
+			fd, conv, failed := slapdTrial(t, bin, cfg, s, f, round, full, windows[full])
+			falseDel += fd
+			failedPasses += failed
+			if !conv {
+				unconverged++
+			}
+		}
+		fails := min(sz.faults, falseDel+unconverged)
+		record(t, row{kind: f.kind, trials: sz.faults, failures: fails,
+			figure: fmt.Sprintf("false deletions %d, next pass not converged %d, faulted passes that failed %d", falseDel, unconverged, failedPasses),
+			took:   time.Since(start)})
+	}
+}
+
+// slapdTrial changes the directory, runs a pass with the fault, and returns the false
+// deletions, whether the next pass converged, and 1 when the faulted pass failed.
+func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int, full bool, window time.Duration) (falseDel int, converged bool, failed int) {
+	t.Helper()
+	cacheDir := filepath.Join(s.dir, "cache")
+	head := len(testenv.ReadCache(t, cacheDir).Journal)
+	changeDirectory(t, s.sl, 1000+round, 500, 2, false)
+	args := []string{"sync", "--config", cfg}
+	if full {
+		args = append(args, "--full")
+	}
+	if !f.mid {
+		f.fault(t, s.sl)
+	}
+	cmd := exec.Command(bin, args...)
+	out := &testenv.Output{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if f.mid {
+		time.Sleep(randDur(window/10, window*9/10))
+		f.fault(t, s.sl)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			failed = 1
+		}
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("%s: the pass hung for 3 minutes\n%s", f.kind, out)
+		failed = 1
+	}
+	b, err := exec.Command(bin, "sync", "--config", cfg).CombinedOutput()
+	// Deletions by the faulted pass and by the one after it, of entries still there.
+	dir := directory(t, s.sl)
+	for _, r := range testenv.ReadCache(t, cacheDir).Journal[head:] {
+		if _, present := dir[r.ID]; present && (r.Op == cache.OpDeleted || r.Op == cache.OpDeactivated) {
+			t.Errorf("%s: %s %s, which the directory still has", f.kind, r.Op, r.ID)
+			falseDel++
+		}
+	}
+	if err != nil {
+		t.Errorf("%s: the pass after the fault failed: %v\n%s", f.kind, err, tail(string(b), 1500))
+		// A full pass, as the nightly one would, so that the next trial starts from a synced cache.
+		if b, err := exec.Command(bin, "sync", "--full", "--config", cfg).CombinedOutput(); err != nil {
+			t.Fatalf("%s: even a full pass fails after the fault: %v\n%s", f.kind, err, b)
+		}
+		return falseDel, false, failed
+	}
+	ref, _ := refSync(t, bin, s)
+	if missing, extra := testenv.ReadCache(t, cacheDir).Diff(ref); missing+extra > 0 {
+		t.Errorf("%s: after the next pass the cache differs from the directory: %d missing or stale, %d extra", f.kind, missing, extra)
+		return falseDel, false, failed
+	}
+	return falseDel, true, failed
+}
