@@ -68,9 +68,7 @@ func testKill9(t *testing.T, bin string, sz sizes) {
 		}
 		// Changed now, the full pass below is the first to see them (the delta schedule is 24h).
 		prev := ref
-		// Only leaves are deleted here: a delta pass that meets a user whose manager is gone hangs
-		// (see README "Reliability"); R2 deletes anyone.
-		dns := changeDirectory(t, sl, i, 200, 3, true)
+		dns := changeDirectory(t, sl, i, 200, 3, false)
 		self := idsOf(directory(t, sl), dns)
 		ref, _ = refSync(t, bin, s)
 		passed := make(chan error, 1)
