@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/robfig/cron/v3"
@@ -286,12 +288,68 @@ func (c *Config) Validate() []error {
 	return errs
 }
 
+// maxDN bounds a configured DN: real ones are a few hundred bytes at most.
+const maxDN = 4096
+
+// attrType is an RFC 4512 attribute type: a descriptor or a numeric OID.
+var attrType = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)+)$`)
+
+// checkDN is stricter than go-ldap's ParseDN, which takes "=a=b": every RDN needs an attribute
+// type and a value.
+func checkDN(s string) error {
+	if len(s) > maxDN {
+		return fmt.Errorf("longer than %d bytes", maxDN)
+	}
+	d, err := ldap.ParseDN(s)
+	if err != nil {
+		return err
+	}
+	// go-ldap reads "=a=b" as a=b: find a component that starts with "=" ourselves.
+	start := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			i++
+			start = false
+		case c == ',' || c == '+' || c == ';':
+			start = true
+		case c == ' ' && start:
+		case c == '=' && start:
+			return fmt.Errorf("a component has no attribute type")
+		default:
+			start = false
+		}
+	}
+	for _, rdn := range d.RDNs {
+		for _, a := range rdn.Attributes {
+			if !attrType.MatchString(a.Type) {
+				return fmt.Errorf("%q is not an attribute type", clip(a.Type, 40))
+			}
+			if a.Value == "" {
+				return fmt.Errorf("%s has no value", a.Type)
+			}
+		}
+	}
+	return nil
+}
+
+// clip shortens s for an error message.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
+
 func validateSearch(section, base, filter string) []error {
 	var errs []error
 	if base == "" {
 		errs = append(errs, fmt.Errorf("ldap.%s.base_dn: is required", section))
-	} else if _, err := ldap.ParseDN(base); err != nil {
-		errs = append(errs, fmt.Errorf("ldap.%s.base_dn: %q is not a valid DN: %v", section, base, err))
+	} else if err := checkDN(base); err != nil {
+		errs = append(errs, fmt.Errorf("ldap.%s.base_dn: %q is not a valid DN: %v", section, clip(base, 80), err))
 	}
 	if filter == "" {
 		errs = append(errs, fmt.Errorf("ldap.%s.filter: is required", section))
