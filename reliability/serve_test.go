@@ -91,6 +91,8 @@ backoff_max = "1s"
 max_attempts = 8
 concurrency = 4
 poll_interval = "200ms"
+# a 401 quarantines the target at once; probe again soon, not after the default 5 minutes
+quarantine_retry = "2s"
 `, s.targetURL, s.token)
 	}
 	b.WriteString(s.extra)
