@@ -89,6 +89,9 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 	wm.ReadInFull = nil
 	var err error
 	if prev.Mode == TrackSyncrepl {
+		if err := p.checkServerState(ctx, prev.UsersCookie); err != nil {
+			return err
+		}
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
 			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
 		}
@@ -112,6 +115,28 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 	}
 	wm.ReadInFull = p.goneGroups
 	return p.finish(ctx, &wm, false)
+}
+
+// checkServerState asks for a full pass when the server's contextCSN is older than the cookie
+// the last pass stored: slapd restarted after a crash with the contextCSN of its last
+// checkpoint. It would refuse the cookie (LDAP 53), or serve it but send only entries up to its
+// own, older contextCSN and so hold back the changes made between the checkpoint and the crash
+// until later writes move it past them.
+func (p *pass) checkServerState(ctx context.Context, cookie []byte) error {
+	ours, ok := cookieCSN(cookie)
+	if !ok {
+		return nil
+	}
+	server, err := p.s.syncCookie(ctx, p.conn)
+	if err != nil {
+		return err
+	}
+	theirs, ok := cookieCSN(server)
+	if ok && theirs < ours {
+		return fmt.Errorf("%w: the server's contextCSN %s is older than the stored cookie's %s (did slapd restart after a crash?)",
+			errRefreshRequired, theirs, ours)
+	}
+	return nil
 }
 
 // modifiedSince reads entries changed since the server timestamp ts, minus the overlap window

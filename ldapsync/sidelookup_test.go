@@ -62,9 +62,10 @@ func writeLDIF(t *testing.T, ldif string) string {
 	return path
 }
 
-// slapd refuses a cookie newer than its own state (LDAP 53, "consumer state is newer than
-// provider!"), as after a crash that set its contextCSN back to its last checkpoint. Every delta
-// would be refused alike: the pass runs a full reconciliation instead, and deltas work again.
+// After a crash slapd's contextCSN is its last checkpoint, older than the cookie ldapscim stored:
+// it refuses the cookie (LDAP 53, "consumer state is newer than provider!") or sends only what
+// its own older contextCSN covers. The delta sees the server behind its cookie and runs a full
+// reconciliation instead, and deltas work again afterwards.
 func TestCookieNewerThanTheServerRunsAFullPass(t *testing.T) {
 	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{"testdata/small.ldif"}}, nil)
 	e.sync(true)
