@@ -2,10 +2,15 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ldapscim/ldapscim/scim"
 )
 
 // Badger's warnings reach the log, except the block-cache histogram it prints during any big
@@ -33,5 +38,30 @@ func TestOpenTwiceIsErrLocked(t *testing.T) {
 	defer s.Close()
 	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+}
+
+// A kill while Badger created a memtable file leaves it empty, and Badger refuses the
+// directory; Open removes the empty file and opens the cache with its data.
+func TestOpenAfterACrashLeftAnEmptyMemtable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, Batch{Upserts: users(0, 3)})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00009.mem"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatalf("open after the crash: %v", err)
+	}
+	defer s.Close()
+	if n, err := s.Count(context.Background(), scim.UserType); err != nil || n != 3 {
+		t.Fatalf("%d users (%v), want 3", n, err)
 	}
 }

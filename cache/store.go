@@ -107,6 +107,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeEmptyMemtables(opts.Dir, newLogger(opts.Logger))
 	db, err := badger.Open(bo)
 	if err != nil {
 		lock.Close()
@@ -203,6 +204,27 @@ func (s *Store) Close() error {
 		s.lock.Close()
 	})
 	return err
+}
+
+// removeEmptyMemtables deletes the zero-length memtable files (*.mem) in dir before Badger
+// opens it. A process killed while Badger created one leaves it empty, and Badger then refuses
+// the directory for good ("while opening fid: N err: Create a new file"; seen by `make
+// reliability` after a kill -9 during serve's start). An empty memtable file holds no
+// write-ahead log, so nothing is lost with it.
+func removeEmptyMemtables(dir string, log *slog.Logger) {
+	if dir == "" {
+		return
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	removed := 0
+	for _, n := range names {
+		if fi, err := os.Stat(n); err == nil && fi.Size() == 0 && os.Remove(n) == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		log.Warn("removed empty memtable files a crash left behind", "dir", dir, "files", removed)
+	}
 }
 
 // lockDir takes an exclusive flock on dir/ldapscim.lock, held until Close: a second process
