@@ -302,26 +302,17 @@ func (p *pass) memberHeld(ctx context.Context, gid string) (bool, error) {
 	return p.holdsBefore[gid], nil
 }
 
-// addLoggedEdits adds the replayed groups' edits to the pass's last batch.
+// addLoggedEdits adds the replayed groups' edits to the pass's last batch. A logged edit's
+// removals and additions are disjoint (resolveOps), and edits.list sorts, so order is free.
 func (p *pass) addLoggedEdits(edits memberEdits) {
-	for _, gid := range sortedKeys(p.logEdits) {
-		ed := p.logEdits[gid]
-		for _, id := range sortedKeys(ed.remove) {
+	for gid, ed := range p.logEdits {
+		for id := range ed.remove {
 			edits.remove(gid, id)
 		}
-		for _, id := range sortedKeys(ed.set) {
-			edits.set(gid, ed.set[id])
+		for _, m := range ed.set {
+			edits.set(gid, m)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // keptMembers is what a batch tells the cache about groups whose members it does not restate.
