@@ -1,8 +1,8 @@
 // Package admin is ldapscim's operator HTTP server, beside the SCIM API on its own listener:
 // liveness and readiness probes, Prometheus metrics, a server-rendered status page, and an
-// admin API that does what the CLI does (run a pass, list and approve held deletions, list,
-// replay or skip dead letters, show a resource's audit history) against a running `serve`, which holds the cache's only lock. Client
-// is that API's Go client, used by the CLI.
+// admin API that serves the operations of package ops (a pass, held changes, plan, explain,
+// audit, dead letters, targets status) of the running `serve`, which holds the cache's only
+// lock. Client is that API's Go client and the CLI's ops.Operations while serve runs.
 //
 // It speaks plain net/http: the admin surface is a dozen fixed paths, and keeping it off gin
 // keeps it independent of the SCIM API's middleware and limits.
@@ -20,6 +20,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // Store is what the admin server reads and changes in the cache; *cache.Store implements it.
@@ -37,39 +38,12 @@ type Store interface {
 	PushAudit(ctx context.Context, id string) ([]cache.PushAudit, error)
 }
 
-// Syncer runs passes; *ldapsync.Syncer implements it. Passes and approvals are serialized by
-// the Syncer, so a pass asked for here waits for a scheduled one and the other way round.
-type Syncer interface {
-	SyncOnce(ctx context.Context) (ldapsync.Summary, error)
-	SyncFull(ctx context.Context) (ldapsync.Summary, error)
-	ApproveHolds(ctx context.Context, ids []string) (cache.Result, error)
-	Endpoint() ldapsync.Endpoint
-}
-
-// Push is what the admin server needs from the push workers. It is optional: without it the
-// status page shows no targets and the dead-letter endpoints answer 501.
+// Push is what the admin server needs from the push workers for the status page. It is
+// optional: without it the status page shows no targets.
 type Push interface {
 	// Targets returns the names of the configured targets, in config order.
 	Targets() []string
-	// Replay delivers target's dead letters of ids again (nil: all of them) and returns how
-	// many it queued. Errors: an unknown target, ctx.Err().
-	Replay(ctx context.Context, target string, ids []string) (int, error)
 }
-
-// Reports computes the CLI's read-only reports inside serve, which holds the cache, so `plan`
-// and `explain` work while it runs. It is optional: without it their endpoints answer 501.
-// Each returns a JSON-encodable report; an error may come with a report (a plan whose read
-// failed midway). A BadRequestError is the caller's mistake (an unknown target or user) and
-// answers 400.
-type Reports interface {
-	Plan(ctx context.Context, full bool, target string) (any, error)
-	Explain(ctx context.Context, user string) (any, error)
-}
-
-// BadRequestError is a Reports error that the request caused; it answers 400 with its text.
-type BadRequestError struct{ Msg string }
-
-func (e BadRequestError) Error() string { return e.Msg }
 
 // TargetHealth is what a push worker says about itself, for the status page.
 type TargetHealth struct {
@@ -86,18 +60,21 @@ type PushHealth interface {
 	Health(ctx context.Context) []TargetHealth
 }
 
-// Options are what New needs. Config, Store and Syncer are required.
+// Options are what New needs. Config, Store and Ops are required.
 type Options struct {
 	Config Config
 	Store  Store
-	Syncer Syncer
+	// Ops does what the admin API's routes ask for; in serve, an ops.Local on serve's cache,
+	// Syncer and push workers.
+	Ops ops.Operations
+	// Source is the directory the passes read, for the status page.
+	Source ldapsync.Endpoint
 	// History records passes for the status page; it must be the one observing the Syncer
 	// (ldapsync.WithObserver(history.Observe)). Nil: New makes one that sees nothing.
 	History *History
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler
 	Push    Push
-	Reports Reports
 	// ConfigPath is shown in the commands the status page suggests.
 	ConfigPath string
 	// CacheDir identifies the cache this server runs on (GET /admin/v1/info), so a CLI
@@ -147,6 +124,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/v1/audit/{id}", s.protect(s.audit))
 	s.mux.HandleFunc("POST /admin/v1/plan", s.protect(s.plan))
 	s.mux.HandleFunc("GET /admin/v1/explain/{user}", s.protect(s.explain))
+	s.mux.HandleFunc("GET /admin/v1/targets", s.protect(s.targets))
 	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))

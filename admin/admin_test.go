@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,48 +17,111 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
+	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// fakeSyncer runs no directory pass (the end-to-end test does, against slapd); it approves
-// holds on the real cache with the real ldapsync.ApproveHolds.
-type fakeSyncer struct {
+// fakeOps runs no directory pass and pushes nothing (the end-to-end tests in cmd/ldapscim
+// run ops.Local through this server against slapd and SCIMMY); holds, dead letters and audit
+// records are the real cache's, approved with the real ldapsync.ApproveHolds.
+type fakeOps struct {
 	store     *cache.Store
 	sum       ldapsync.Summary
 	err       error
 	fullCalls int
 	onceCalls int
+	replayed  []string
 }
 
-func (f *fakeSyncer) SyncOnce(ctx context.Context) (ldapsync.Summary, error) {
-	f.onceCalls++
-	return f.sum, f.err
-}
+var _ ops.Operations = (*fakeOps)(nil)
 
-func (f *fakeSyncer) SyncFull(ctx context.Context) (ldapsync.Summary, error) {
-	f.fullCalls++
+func (f *fakeOps) Sync(ctx context.Context, full bool) (ldapsync.Summary, error) {
 	s := f.sum
-	s.Full = true
+	if full {
+		f.fullCalls++
+		s.Full = true
+	} else {
+		f.onceCalls++
+	}
 	return s, f.err
 }
 
-func (f *fakeSyncer) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
-	return ldapsync.ApproveHolds(ctx, f.store, ids)
+func (f *fakeOps) Holds(ctx context.Context) ([]cache.Hold, error) { return f.store.Holds(ctx) }
+
+func (f *fakeOps) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
+	res, err := ldapsync.ApproveHolds(ctx, f.store, ids)
+	if errors.Is(err, ldapsync.ErrNotHeld) {
+		err = &ops.Error{Code: ops.NotFound, Msg: err.Error()}
+	}
+	return res, err
 }
 
-func (f *fakeSyncer) Endpoint() ldapsync.Endpoint {
-	return ldapsync.Endpoint{URL: "ldap://dir.example.com/", Dialect: "openldap", BindDN: "cn=reader,dc=example,dc=com"}
+func (f *fakeOps) Plan(_ context.Context, req ops.PlanRequest) (*ops.Plan, error) {
+	switch req.Target {
+	case "nope":
+		return nil, ops.Errorf(ops.Invalid, "plan: no [[targets]] entry is named %q", req.Target)
+	case "down":
+		return &ops.Plan{PlanReport: &ldapsync.PlanReport{Summary: ldapsync.Summary{Pass: "p3", Read: 3}}},
+			errors.New("reading users: connection reset")
+	}
+	return &ops.Plan{PlanReport: &ldapsync.PlanReport{Summary: ldapsync.Summary{Pass: "p4", Full: req.Full}},
+		Targets: []ops.TargetPlan{{Target: req.Target}}}, nil
 }
 
-type fakePush struct{ replayed []string }
+func (f *fakeOps) Explain(_ context.Context, user string) (*ops.Explanation, error) {
+	if user != "ann" {
+		return nil, ops.Errorf(ops.Invalid, "no user with id or userName %q", user)
+	}
+	return &ops.Explanation{ID: "u1", UserName: "ann"}, nil
+}
+
+func (f *fakeOps) Audit(ctx context.Context, id string) (*ops.AuditHistory, error) {
+	h := &ops.AuditHistory{ID: id, Sync: []cache.AuditRecord{}, Push: []cache.PushAudit{}}
+	s, err := f.store.Audit(ctx, id)
+	h.Sync = append(h.Sync, s...)
+	return h, err
+}
+
+func (f *fakeOps) known(target string) error {
+	if target != "okta" {
+		return ops.Errorf(ops.NotFound, "no such target: %q", target)
+	}
+	return nil
+}
+
+func (f *fakeOps) DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error) {
+	if err := f.known(target); err != nil {
+		return nil, err
+	}
+	dl, err := f.store.DeadLetters(ctx, target)
+	return append([]cache.DeadLetter{}, dl...), err
+}
+
+func (f *fakeOps) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
+	if err := f.known(target); err != nil {
+		return 0, err
+	}
+	f.replayed = append(f.replayed, ids...)
+	return 7, nil
+}
+
+func (f *fakeOps) SkipDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
+	if err := f.known(target); err != nil {
+		return 0, err
+	}
+	return f.store.DropDeadLetters(ctx, target, ids)
+}
+
+func (f *fakeOps) TargetsStatus(ctx context.Context) (*ops.TargetsStatus, error) {
+	return &ops.TargetsStatus{Live: true, Targets: []push.Status{{Name: "okta", Kind: "target", Delivered: 3}}}, nil
+}
+
+type fakePush struct{}
 
 func (p *fakePush) Targets() []string { return []string{"okta"} }
 func (p *fakePush) Health(ctx context.Context) []TargetHealth {
 	return []TargetHealth{{Name: "okta", Delivered: 3, Quarantined: true, Failures: 4, LastError: "HTTP 503 from okta"}}
-}
-func (p *fakePush) Replay(ctx context.Context, target string, ids []string) (int, error) {
-	p.replayed = append(p.replayed, ids...)
-	return 7, nil
 }
 
 const testToken = "admin-test-token"
@@ -71,7 +133,7 @@ func tokenHash(tok string) string {
 
 type fixture struct {
 	store *cache.Store
-	sync  *fakeSyncer
+	sync  *fakeOps
 	push  *fakePush
 	srv   *Server
 }
@@ -92,7 +154,7 @@ func newFixture(t *testing.T, tweak func(*Config)) *fixture {
 	if errs := append(cfg.ResolveToken(), cfg.Validate()...); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	f := &fixture{store: st, sync: &fakeSyncer{store: st}, push: &fakePush{}}
+	f := &fixture{store: st, sync: &fakeOps{store: st}, push: &fakePush{}}
 	ctx := context.Background()
 	users := []*scim.Resource{user("u1", "ann"), user("u2", "bob")}
 	holds := []cache.Hold{{ID: "u2", Type: scim.UserType, Name: "bob", DN: "uid=bob,ou=people,dc=example,dc=com",
@@ -100,7 +162,8 @@ func newFixture(t *testing.T, tweak func(*Config)) *fixture {
 	if _, err := st.Apply(ctx, cache.Batch{Source: ldapsync.Source, Pass: "p1", Upserts: users, Holds: &holds}); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = New(Options{Config: cfg, Store: st, Syncer: f.sync, Push: f.push, ConfigPath: "/etc/ldapscim/config.toml",
+	f.srv = New(Options{Config: cfg, Store: st, Ops: f.sync, Push: f.push, Source: ldapsync.Endpoint{
+		URL: "ldap://dir.example.com/", Dialect: "openldap", BindDN: "cn=reader,dc=example,dc=com"}, ConfigPath: "/etc/ldapscim/config.toml",
 		CacheDir: "/var/lib/ldapscim", Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Write([]byte("ldapscim_up 1\n"))
 		})})
@@ -341,50 +404,26 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("unknown target: %d", rec.Code)
 	}
 	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/replay", body: `{"ids":["u1"]}`, remote: loopback})
-	if rec.Code != 200 || body["replayed"] != float64(7) || len(f.push.replayed) != 1 {
+	if rec.Code != 200 || body["replayed"] != float64(7) || len(f.sync.replayed) != 1 {
 		t.Fatalf("replay: %d %v", rec.Code, body)
 	}
 	rec, body = f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/skip", body: `{"all":true}`, remote: loopback})
 	if rec.Code != 200 || body["skipped"] != float64(1) {
 		t.Fatalf("skip: %d %v", rec.Code, body)
 	}
-	f.srv.opts.Push = nil
-	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/targets/okta/deadletters/skip", body: `{"all":true}`, remote: loopback}); rec.Code != 501 {
-		t.Fatalf("without push: %d", rec.Code)
+	rec, body = f.do(t, call{method: "GET", path: "/admin/v1/targets", remote: loopback})
+	if ts, _ := body["targets"].([]any); rec.Code != 200 || body["live"] != true || len(ts) != 1 {
+		t.Fatalf("targets status: %d %v", rec.Code, body)
 	}
-}
-
-// fakeReports answers plan and explain as serve's report maker would.
-type fakeReports struct{}
-
-func (fakeReports) Plan(_ context.Context, full bool, target string) (any, error) {
-	switch target {
-	case "nope":
-		return nil, BadRequestError{Msg: `plan: no [[targets]] entry is named "nope"`}
-	case "down":
-		return map[string]any{"summary": map[string]any{"read": 3}}, errors.New("reading users: connection reset")
-	}
-	return map[string]any{"full": full, "target": target}, nil
-}
-
-func (fakeReports) Explain(_ context.Context, user string) (any, error) {
-	if user != "ann" {
-		return nil, BadRequestError{Msg: "no user with id or userName " + strconv.Quote(user)}
-	}
-	return map[string]any{"userName": "ann"}, nil
 }
 
 func TestPlanAndExplainEndpoints(t *testing.T) {
 	f := newFixture(t, nil)
-	if rec, _ := f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":true}`, remote: loopback}); rec.Code != 501 {
-		t.Fatalf("plan without Reports: %d", rec.Code)
-	}
-	f.srv.opts.Reports = fakeReports{}
 	rec, body := f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":true,"target":"app"}`, remote: loopback})
-	if rec.Code != 200 || body["full"] != true || body["target"] != "app" {
+	if sum, _ := body["summary"].(map[string]any); rec.Code != 200 || sum["full"] != true || !strings.Contains(rec.Body.String(), `"target": "app"`) {
 		t.Fatalf("plan: %d %v", rec.Code, body)
 	}
-	if rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", remote: loopback}); rec.Code != 200 || body["full"] != false {
+	if rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", remote: loopback}); rec.Code != 200 || body["summary"].(map[string]any)["full"] != false {
 		t.Fatalf("plan with no body: %d %v", rec.Code, body)
 	}
 	if rec, body = f.do(t, call{method: "POST", path: "/admin/v1/plan", body: `{"full":"yes"}`, remote: loopback}); rec.Code != 400 {

@@ -6,11 +6,11 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // healthz answers 200 while the process can serve HTTP at all.
@@ -70,12 +70,12 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	run := s.opts.Syncer.SyncOnce
-	if full {
-		run = s.opts.Syncer.SyncFull
-	}
 	s.log.Info("pass requested through the admin API", "full", full, "remote", r.RemoteAddr)
-	sum, err := run(r.Context())
+	sum, err := s.opts.Ops.Sync(r.Context(), full)
+	if err != nil && ops.CodeOf(err) != ops.Failed {
+		s.opError(w, "running a pass", err)
+		return
+	}
 	res := SyncResult{Summary: sum}
 	status := http.StatusOK
 	if err != nil {
@@ -85,15 +85,17 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) holds(w http.ResponseWriter, r *http.Request) {
-	hs, err := s.opts.Store.Holds(r.Context())
+	hs, err := s.opts.Ops.Holds(r.Context())
 	if err != nil {
-		s.internal(w, "listing holds", err)
+		s.opError(w, "listing holds", err)
 		return
 	}
-	if hs == nil {
-		hs = []cache.Hold{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"holds": hs})
+	writeJSON(w, http.StatusOK, HoldList{Holds: hs})
+}
+
+// HoldList is the answer of GET /admin/v1/holds.
+type HoldList struct {
+	Holds []cache.Hold `json:"holds"`
 }
 
 // Selection is the body of the approve, replay and skip endpoints: some ids, or all.
@@ -124,13 +126,9 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.opts.Syncer.ApproveHolds(r.Context(), ids)
+	res, err := s.opts.Ops.ApproveHolds(r.Context(), ids)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "not held:") || errors.Is(err, cache.ErrNotFound) {
-			writeError(w, http.StatusNotFound, err.Error())
-			return
-		}
-		s.internal(w, "approving holds", err)
+		s.opError(w, "approving holds", err)
 		return
 	}
 	s.log.Info("held deletions approved through the admin API", "ids", len(ids), "all", ids == nil,
@@ -138,130 +136,89 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// target returns the {target} path value if push knows it, else answers.
-func (s *Server) target(w http.ResponseWriter, r *http.Request) (string, bool) {
-	if s.opts.Push == nil {
-		writeError(w, http.StatusNotImplemented, "push is not running in this serve")
-		return "", false
-	}
-	t := r.PathValue("target")
-	for _, n := range s.opts.Push.Targets() {
-		if n == t {
-			return t, true
-		}
-	}
-	writeError(w, http.StatusNotFound, "no such target: "+strconv.Quote(t))
-	return "", false
+// DeadLetterList is the answer of GET /admin/v1/targets/{target}/deadletters.
+type DeadLetterList struct {
+	Target      string             `json:"target"`
+	DeadLetters []cache.DeadLetter `json:"deadLetters"`
 }
 
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.target(w, r)
-	if !ok {
-		return
-	}
-	dl, err := s.opts.Store.DeadLetters(r.Context(), t)
+	t := r.PathValue("target")
+	dl, err := s.opts.Ops.DeadLetters(r.Context(), t)
 	if err != nil {
-		s.internal(w, "listing dead letters", err)
+		s.opError(w, "listing dead letters", err)
 		return
 	}
-	if dl == nil {
-		dl = []cache.DeadLetter{}
+	writeJSON(w, http.StatusOK, DeadLetterList{Target: t, DeadLetters: dl})
+}
+
+// targets answers every target's and webhook's progress and health (ops.TargetsStatus).
+func (s *Server) targets(w http.ResponseWriter, r *http.Request) {
+	ts, err := s.opts.Ops.TargetsStatus(r.Context())
+	if err != nil {
+		s.opError(w, "reading the targets' status", err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"target": t, "deadLetters": dl})
+	writeJSON(w, http.StatusOK, ts)
 }
 
-// AuditHistory is the answer of GET /admin/v1/audit/{id}: what sync did to one resource (the
-// cache's audit records) and every push attempt for it, each in time order.
-type AuditHistory struct {
-	ID   string              `json:"id"`
-	Sync []cache.AuditRecord `json:"sync"`
-	Push []cache.PushAudit   `json:"push"`
-}
-
+// audit answers what sync and push did to one resource (ops.AuditHistory).
 func (s *Server) audit(w http.ResponseWriter, r *http.Request) {
-	h := AuditHistory{ID: r.PathValue("id")}
-	var err error
-	if h.Sync, err = s.opts.Store.Audit(r.Context(), h.ID); err != nil {
-		s.internal(w, "reading audit records", err)
+	h, err := s.opts.Ops.Audit(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.opError(w, "reading audit records", err)
 		return
-	}
-	if h.Push, err = s.opts.Store.PushAudit(r.Context(), h.ID); err != nil {
-		s.internal(w, "reading push audit records", err)
-		return
-	}
-	if h.Sync == nil {
-		h.Sync = []cache.AuditRecord{}
-	}
-	if h.Push == nil {
-		h.Push = []cache.PushAudit{}
 	}
 	writeJSON(w, http.StatusOK, h)
-}
-
-// PlanRequest is the body of POST /admin/v1/plan.
-type PlanRequest struct {
-	Full   bool   `json:"full"`
-	Target string `json:"target,omitempty"`
 }
 
 // plan runs a dry-run pass (it reads the directory, writes nothing) and answers its report.
 // A failed pass answers 502 with the report so far and "error".
 func (s *Server) plan(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Reports == nil {
-		writeError(w, http.StatusNotImplemented, "plan is not available in this serve")
-		return
-	}
-	var req PlanRequest
+	var req ops.PlanRequest
 	if err := decodeJSON(r, &req, 1<<16, true); err != nil {
 		writeError(w, http.StatusBadRequest, "body: want {\"full\": bool, \"target\": name}: "+err.Error())
 		return
 	}
 	s.log.Info("plan requested through the admin API", "full", req.Full, "target", req.Target, "remote", r.RemoteAddr)
-	rep, err := s.opts.Reports.Plan(r.Context(), req.Full, req.Target)
-	s.report(w, rep, err)
+	p, err := s.opts.Ops.Plan(r.Context(), req)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, p)
+	case ops.CodeOf(err) == ops.Failed && p != nil:
+		writeJSON(w, http.StatusBadGateway, PlanResult{Plan: p, Error: err.Error()})
+	case ops.CodeOf(err) == ops.Failed:
+		writeError(w, http.StatusBadGateway, err.Error())
+	default:
+		s.opError(w, "planning", err)
+	}
+}
+
+// PlanResult is the answer of POST /admin/v1/plan when the pass failed (502): the plan of
+// what was read, and the error.
+type PlanResult struct {
+	*ops.Plan
+	Error string `json:"error"`
 }
 
 // explain answers how the rules and push scopes see one user (id or userName).
 func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Reports == nil {
-		writeError(w, http.StatusNotImplemented, "explain is not available in this serve")
+	ex, err := s.opts.Ops.Explain(r.Context(), r.PathValue("user"))
+	if err != nil {
+		s.opError(w, "explaining", err)
 		return
 	}
-	rep, err := s.opts.Reports.Explain(r.Context(), r.PathValue("user"))
-	s.report(w, rep, err)
-}
-
-// report answers a Reports result: the report, a 400 for the caller's mistakes, a 502 with
-// the error (and the report, if any) for a failure.
-func (s *Server) report(w http.ResponseWriter, rep any, err error) {
-	var bad BadRequestError
-	switch {
-	case err == nil:
-		writeJSON(w, http.StatusOK, rep)
-	case errors.As(err, &bad):
-		writeError(w, http.StatusBadRequest, bad.Msg)
-	default:
-		body := map[string]any{}
-		if raw, jerr := json.Marshal(rep); jerr == nil && rep != nil {
-			_ = json.Unmarshal(raw, &body)
-		}
-		body["error"] = err.Error()
-		writeJSON(w, http.StatusBadGateway, body)
-	}
+	writeJSON(w, http.StatusOK, ex)
 }
 
 func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.target(w, r)
-	if !ok {
-		return
-	}
 	ids, ok := readSelection(w, r)
 	if !ok {
 		return
 	}
-	n, err := s.opts.Push.Replay(r.Context(), t, ids)
+	n, err := s.opts.Ops.ReplayDeadLetters(r.Context(), r.PathValue("target"), ids)
 	if err != nil {
-		s.internal(w, "replaying dead letters", err)
+		s.opError(w, "replaying dead letters", err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
@@ -269,21 +226,33 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request) {
 
 // skip drops dead letters: the admin decided the change need not reach the target.
 func (s *Server) skip(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.target(w, r)
-	if !ok {
-		return
-	}
 	ids, ok := readSelection(w, r)
 	if !ok {
 		return
 	}
-	n, err := s.opts.Store.DropDeadLetters(r.Context(), t, ids)
+	t := r.PathValue("target")
+	n, err := s.opts.Ops.SkipDeadLetters(r.Context(), t, ids)
 	if err != nil {
-		s.internal(w, "skipping dead letters", err)
+		s.opError(w, "skipping dead letters", err)
 		return
 	}
 	s.log.Info("dead letters skipped through the admin API", "target", t, "skipped", n)
 	writeJSON(w, http.StatusOK, map[string]int{"skipped": n})
+}
+
+// opError is the one translation of an operation's error into an answer: a refusal answers
+// its status with its text, a failure is logged and answers 500 without its text.
+func (s *Server) opError(w http.ResponseWriter, what string, err error) {
+	switch ops.CodeOf(err) {
+	case ops.Invalid:
+		writeError(w, http.StatusBadRequest, err.Error())
+	case ops.NotFound:
+		writeError(w, http.StatusNotFound, err.Error())
+	case ops.Unavailable:
+		writeError(w, http.StatusNotImplemented, err.Error())
+	default:
+		s.internal(w, what, err)
+	}
 }
 
 func boolParam(r *http.Request, name string) (bool, error) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // Client calls a running serve's admin API. Create it with NewClient.
@@ -63,59 +65,64 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 	return inf, err
 }
 
+var _ ops.Operations = (*Client)(nil)
+
 // Sync runs a pass in the server and waits for it. A pass that ran and failed returns its
 // Summary together with an error carrying the server's message.
-func (c *Client) Sync(ctx context.Context, full bool) (SyncResult, error) {
+func (c *Client) Sync(ctx context.Context, full bool) (ldapsync.Summary, error) {
 	var res SyncResult
 	err := c.do(ctx, http.MethodPost, "/admin/v1/sync?full="+fmt.Sprint(full), nil, &res)
-	var se *StatusError
-	if errors.As(err, &se) && se.Status == http.StatusBadGateway {
-		return res, errors.New(res.Error)
-	}
-	return res, err
+	return res.Summary, err
 }
 
-// Holds lists the held deletions.
+// Holds lists the held changes.
 func (c *Client) Holds(ctx context.Context) ([]cache.Hold, error) {
-	var body struct {
-		Holds []cache.Hold `json:"holds"`
-	}
+	var body HoldList
 	err := c.do(ctx, http.MethodGet, "/admin/v1/holds", nil, &body)
 	return body.Holds, err
 }
 
-// ApproveHolds approves held deletions: ids nil approves all.
+// ApproveHolds approves held changes: ids nil approves all.
 func (c *Client) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
 	var res cache.Result
 	err := c.do(ctx, http.MethodPost, "/admin/v1/holds/approve", Selection{IDs: ids, All: ids == nil}, &res)
 	return res, err
 }
 
-// DeadLetters lists target's dead letters.
-func (c *Client) DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error) {
-	var body struct {
-		DeadLetters []cache.DeadLetter `json:"deadLetters"`
+// Plan runs a dry-run pass in serve. A failed pass still returns the plan so far with the
+// pass's error.
+func (c *Client) Plan(ctx context.Context, req ops.PlanRequest) (*ops.Plan, error) {
+	p := &ops.Plan{PlanReport: &ldapsync.PlanReport{}}
+	err := c.do(ctx, http.MethodPost, "/admin/v1/plan", req, p)
+	if err != nil && p.Summary.Pass == "" {
+		return nil, err
 	}
-	err := c.do(ctx, http.MethodGet, "/admin/v1/targets/"+url.PathEscape(target)+"/deadletters", nil, &body)
-	return body.DeadLetters, err
+	return p, err
+}
+
+// Explain is serve's explanation of the user with that id or userName.
+func (c *Client) Explain(ctx context.Context, user string) (*ops.Explanation, error) {
+	var ex ops.Explanation
+	if err := c.do(ctx, http.MethodGet, "/admin/v1/explain/"+url.PathEscape(user), nil, &ex); err != nil {
+		return nil, err
+	}
+	return &ex, nil
 }
 
 // Audit returns the sync and push history of the resource with that id.
-func (c *Client) Audit(ctx context.Context, id string) (AuditHistory, error) {
-	var h AuditHistory
-	err := c.do(ctx, http.MethodGet, "/admin/v1/audit/"+url.PathEscape(id), nil, &h)
-	return h, err
+func (c *Client) Audit(ctx context.Context, id string) (*ops.AuditHistory, error) {
+	var h ops.AuditHistory
+	if err := c.do(ctx, http.MethodGet, "/admin/v1/audit/"+url.PathEscape(id), nil, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
 }
 
-// Plan runs a dry-run pass in serve and decodes its report into out. A failed pass still
-// decodes the report so far and returns the pass's error.
-func (c *Client) Plan(ctx context.Context, full bool, target string, out any) error {
-	return c.do(ctx, http.MethodPost, "/admin/v1/plan", PlanRequest{Full: full, Target: target}, out)
-}
-
-// Explain decodes serve's explanation of the user with that id or userName into out.
-func (c *Client) Explain(ctx context.Context, user string, out any) error {
-	return c.do(ctx, http.MethodGet, "/admin/v1/explain/"+url.PathEscape(user), nil, out)
+// DeadLetters lists target's dead letters.
+func (c *Client) DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error) {
+	var body DeadLetterList
+	err := c.do(ctx, http.MethodGet, "/admin/v1/targets/"+url.PathEscape(target)+"/deadletters", nil, &body)
+	return body.DeadLetters, err
 }
 
 // ReplayDeadLetters asks push to deliver target's dead letters again (ids nil: all).
@@ -130,6 +137,32 @@ func (c *Client) SkipDeadLetters(ctx context.Context, target string, ids []strin
 	var res struct{ Skipped int }
 	err := c.do(ctx, http.MethodPost, "/admin/v1/targets/"+url.PathEscape(target)+"/deadletters/skip", Selection{IDs: ids, All: ids == nil}, &res)
 	return res.Skipped, err
+}
+
+// TargetsStatus is the running push workers' status.
+func (c *Client) TargetsStatus(ctx context.Context) (*ops.TargetsStatus, error) {
+	var ts ops.TargetsStatus
+	if err := c.do(ctx, http.MethodGet, "/admin/v1/targets", nil, &ts); err != nil {
+		return nil, err
+	}
+	return &ts, nil
+}
+
+// answerError is the one translation of an error answer back into the error the operation
+// gave in serve (the inverse of Server.opError): a refusal becomes its *ops.Error, a failed
+// pass (502) its message; anything else is a *StatusError.
+func answerError(status int, msg string) error {
+	switch status {
+	case http.StatusBadRequest:
+		return &ops.Error{Code: ops.Invalid, Msg: msg}
+	case http.StatusNotFound:
+		return &ops.Error{Code: ops.NotFound, Msg: msg}
+	case http.StatusNotImplemented:
+		return &ops.Error{Code: ops.Unavailable, Msg: msg}
+	case http.StatusBadGateway:
+		return errors.New(msg)
+	}
+	return &StatusError{Status: status, Message: msg}
 }
 
 // do sends one request and decodes a JSON answer into out; it decodes out also for a 502 (a
@@ -173,7 +206,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 				eb.Error = eb.Error[:200]
 			}
 		}
-		return &StatusError{Status: resp.StatusCode, Message: eb.Error}
+		return answerError(resp.StatusCode, eb.Error)
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

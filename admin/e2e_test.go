@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/metrics"
+	"github.com/ldapscim/ldapscim/ops"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
 
@@ -74,7 +76,11 @@ func newStack(t *testing.T) *stack {
 	if errs := append(acfg.ResolveToken(), acfg.Validate()...); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	as := admin.New(admin.Options{Config: acfg, Store: st, Syncer: s, History: hist, Metrics: m.Handler(),
+	local, err := ops.NewLocal(ops.LocalOptions{LDAP: cfg, Store: st, Log: slog.New(slog.DiscardHandler), Syncer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := admin.New(admin.Options{Config: acfg, Store: st, Ops: local, Source: s.Endpoint(), History: hist, Metrics: m.Handler(),
 		ConfigPath: "/etc/ldapscim/config.toml", CacheDir: "/var/lib/ldapscim"})
 	scfg := scimapi.DefaultConfig()
 	scfg.BaseURL = "http://scim.example.com/scim/v2"

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // browserReq is one request as a web page (or a client) would send it to the admin server
@@ -95,7 +97,6 @@ func TestCrossSiteWrites(t *testing.T) {
 			map[string]string{"Content-Type": "application/json"}}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f.srv.opts.Reports = fakeReports{}
 			resp, body := send(t, ts, tc.req)
 			if resp.StatusCode != tc.want {
 				t.Fatalf("%d, want %d: %s", resp.StatusCode, tc.want, body)
@@ -191,7 +192,6 @@ func TestSecurityHeaders(t *testing.T) {
 // given, sending JSON bodies with their content type.
 func TestClientThroughGuards(t *testing.T) {
 	f := newFixture(t, nil)
-	f.srv.opts.Reports = fakeReports{}
 	var seen []string
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" && r.ContentLength > 0 {
@@ -210,9 +210,8 @@ func TestClientThroughGuards(t *testing.T) {
 		if _, err := c.Sync(ctx, false); err != nil {
 			t.Fatalf("%s: sync: %v", listen, err)
 		}
-		var rep map[string]any
-		if err := c.Plan(ctx, true, "app", &rep); err != nil || rep["target"] != "app" {
-			t.Fatalf("%s: plan: %v %v", listen, rep, err)
+		if p, err := c.Plan(ctx, ops.PlanRequest{Full: true, Target: "app"}); err != nil || len(p.Targets) != 1 || p.Targets[0].Target != "app" {
+			t.Fatalf("%s: plan: %+v %v", listen, p, err)
 		}
 		if _, err := c.SkipDeadLetters(ctx, "okta", nil); err != nil {
 			t.Fatalf("%s: skip: %v", listen, err)

@@ -61,7 +61,7 @@ type failure struct {
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := s.now()
-	p := statusPage{Now: now, Started: s.start, Source: s.opts.Syncer.Endpoint(), Push: s.opts.Push != nil,
+	p := statusPage{Now: now, Started: s.start, Source: s.opts.Source, Push: s.opts.Push != nil,
 		Passes: s.opts.History.Recent(20)}
 	problem := func(what string, err error) {
 		s.log.Warn("status page: "+what, "err", err)

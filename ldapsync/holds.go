@@ -2,6 +2,7 @@ package ldapsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,9 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
 )
+
+// ErrNotHeld is ApproveHolds' error for ids that are not held; it applies nothing then.
+var ErrNotHeld = errors.New("not held")
 
 // ApproveHolds releases held deletions, deactivations and mass member removals (a member edit
 // of just the held ids) (invariant 5, docs/architecture.md): ids nil means
@@ -59,7 +63,7 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	}
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
-		return cache.Result{}, fmt.Errorf("not held: %s", strings.Join(unknown, ", "))
+		return cache.Result{}, fmt.Errorf("%w: %s", ErrNotHeld, strings.Join(unknown, ", "))
 	}
 	var remaining []cache.Hold
 	for i, h := range holds {

@@ -14,11 +14,8 @@ package push
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -61,9 +58,6 @@ type Pusher struct {
 	log     *slog.Logger
 	// checkNow asks the alert check loop for a CheckAlerts now.
 	checkNow chan struct{}
-	// StatusFile, if set, is rewritten with every worker's Status every few seconds, so
-	// `ldapscim targets status` can report while serve holds the cache.
-	StatusFile string
 }
 
 // New builds the workers; targets and hooks must have passed Prepare.
@@ -158,9 +152,6 @@ func (p *Pusher) Run(ctx context.Context) {
 		wg.Go(func() { _ = h.Run(ctx) })
 	}
 	wg.Go(func() { p.runAlerts(ctx) })
-	if p.StatusFile != "" {
-		wg.Go(func() { p.writeStatusLoop(ctx) })
-	}
 	wg.Wait()
 }
 
@@ -174,35 +165,6 @@ func (p *Pusher) Status(ctx context.Context) []Status {
 		out = append(out, h.Status(ctx))
 	}
 	return out
-}
-
-func (p *Pusher) writeStatusLoop(ctx context.Context) {
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	for {
-		p.writeStatus(ctx)
-		select {
-		case <-ctx.Done():
-			p.writeStatus(context.Background())
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-// writeStatus replaces the status file atomically.
-func (p *Pusher) writeStatus(ctx context.Context) {
-	b, err := json.MarshalIndent(p.Status(ctx), "", "  ")
-	if err != nil {
-		return
-	}
-	tmp := p.StatusFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err == nil {
-		err = os.Rename(tmp, p.StatusFile)
-	}
-	if err != nil {
-		p.log.Warn("cannot write push status file", "path", filepath.Base(p.StatusFile), "err", err)
-	}
 }
 
 // Targets returns the names of the SCIM targets and event webhooks, in config order.
@@ -259,7 +221,3 @@ func selectDead(ctx context.Context, st interface {
 	}
 	return out, nil
 }
-
-// StatusFileName is the file in the cache directory that a running serve keeps the push
-// workers' Status in (rewritten every few seconds).
-const StatusFileName = "push-status.json"

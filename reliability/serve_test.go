@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/push"
 )
@@ -234,17 +236,16 @@ func (s *server) pass(ctx context.Context, full bool) error {
 	return nil
 }
 
-// pushStatus is the target's row of the status file serve rewrites every few seconds.
-func (s *server) pushStatus() (push.Status, error) {
-	b, err := os.ReadFile(filepath.Join(s.cache, push.StatusFileName))
+// pushStatus is the target's row of the running push workers' status, from the admin API.
+func (s *server) pushStatus(ctx context.Context) (push.Status, error) {
+	ts, err := admin.NewClient(strings.TrimPrefix(s.admin, "http://"), "").TargetsStatus(ctx)
 	if err != nil {
 		return push.Status{}, err
 	}
-	var rows []push.Status
-	if err := json.Unmarshal(b, &rows); err != nil || len(rows) == 0 {
-		return push.Status{}, fmt.Errorf("status file: %v", err)
+	if !ts.Live || len(ts.Targets) == 0 {
+		return push.Status{}, fmt.Errorf("targets status: live %v, %d rows", ts.Live, len(ts.Targets))
 	}
-	return rows[0], nil
+	return ts.Targets[0], nil
 }
 
 // settle runs a pass, then waits until the push cursor reaches the journal head as of a
@@ -258,7 +259,7 @@ func (s *server) settle(t testing.TB, timeout time.Duration) error {
 	}
 	after := time.Now()
 	for {
-		st, err := s.pushStatus()
+		st, err := s.pushStatus(ctx)
 		if err == nil && st.Time.After(after) && st.Cursor == st.JournalHead {
 			s.stop(t)
 			return nil

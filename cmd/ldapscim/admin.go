@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/metrics"
+	"github.com/ldapscim/ldapscim/ops"
 	"github.com/ldapscim/ldapscim/push"
 )
 
@@ -42,19 +42,22 @@ func (o *observability) syncOptions() []ldapsync.Option {
 // the default address is taken (another ldapscim on this host), serve runs without it rather
 // than not at all; an address the file names must be free.
 func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
-	obs *observability, pa admin.Push, stop func(), log *slog.Logger) (<-chan error, error) {
+	obs *observability, p *push.Pusher, stop func(), log *slog.Logger) (<-chan error, error) {
 	done := make(chan error, 1)
 	if cfg.Admin.Listen == "" {
 		log.Info("admin server off: [admin] listen is empty")
 		close(done)
 		return done, nil
 	}
-	if p, ok := pa.(*push.Pusher); ok && p != nil {
-		pa = pushHealth{p}
-		obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
+	obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
+	lo := localOptions(cfg, st, log)
+	lo.Syncer, lo.Pusher = s, p
+	local, err := ops.NewLocal(lo)
+	if err != nil {
+		return nil, err
 	}
-	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Syncer: s, History: obs.history,
-		Metrics: obs.metrics.Handler(), Push: pa, Reports: serveReports{cfg, st, log}, ConfigPath: absPath(path),
+	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Ops: local, Source: s.Endpoint(), History: obs.history,
+		Metrics: obs.metrics.Handler(), Push: pushHealth{p}, ConfigPath: absPath(path),
 		CacheDir: absPath(cfg.Cache.Dir), Log: log})
 	ln, err := srv.Listen()
 	if err != nil {
@@ -111,44 +114,45 @@ func openCacheOrExplain(cfg *config.File, log *slog.Logger, refused error) (*cac
 	return st, err
 }
 
-// setupOrAdmin is setup for the commands that also work through a running serve: it returns
-// a client of that serve's admin API (and no store) when one runs on this config's cache,
-// else the opened store (and no client). The caller closes the store.
-func setupOrAdmin(ctx context.Context, path string, stderr io.Writer) (*config.File, *slog.Logger, *cache.Store, *admin.Client, error) {
+// localOptions are the ops.Local options of cfg on st.
+func localOptions(cfg *config.File, st *cache.Store, log *slog.Logger) ops.LocalOptions {
+	return ops.LocalOptions{LDAP: cfg.LDAP, Safety: cfg.Safety, Rules: cfg.Rules, Targets: cfg.Targets,
+		Webhooks: cfg.Webhooks, Store: st, Log: log}
+}
+
+// operations loads the config at path and returns the operations on its cache: the admin API
+// of the serve that runs on it, else the cache itself, opened here (close releases it; it is
+// a no-op for a serve). tune, if set, adjusts the local options (a progress bar).
+func operations(ctx context.Context, path string, stderr io.Writer, tune func(*ops.LocalOptions)) (*config.File, ops.Operations, func(), error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	log := newLogger(cfg.Log, stderr)
 	warnConfig(log, cfg)
 	c, refused := adminClient(ctx, cfg)
 	if c != nil {
 		log.Debug("using the admin API of the running serve", "listen", cfg.Admin.Listen)
-		return cfg, log, nil, c, nil
+		return cfg, c, func() {}, nil
 	}
 	st, err := openCacheOrExplain(cfg, log, refused)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cfg, log, st, nil, nil
+	lo := localOptions(cfg, st, log)
+	if tune != nil {
+		tune(&lo)
+	}
+	local, err := ops.NewLocal(lo)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, local, func() { st.Close() }, nil
 }
 
-// holdKeeper lists and approves held deletions: *admin.Client (a running serve) or cacheHolds.
-type holdKeeper interface {
-	Holds(ctx context.Context) ([]cache.Hold, error)
-	ApproveHolds(ctx context.Context, ids []string) (cache.Result, error)
-}
-
-// cacheHolds works on the cache directly, when no serve runs.
-type cacheHolds struct{ st *cache.Store }
-
-func (c cacheHolds) Holds(ctx context.Context) ([]cache.Hold, error) { return c.st.Holds(ctx) }
-
-func (c cacheHolds) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
-	return ldapsync.ApproveHolds(ctx, c.st, ids)
-}
-
-// pushHealth gives the admin server and the metrics the push workers' own view of themselves.
+// pushHealth gives the admin server's status page and the metrics the push workers' own view
+// of themselves.
 type pushHealth struct{ *push.Pusher }
 
 func (p pushHealth) Health(ctx context.Context) []admin.TargetHealth {
@@ -167,49 +171,4 @@ func (p pushHealth) metrics(ctx context.Context) []metrics.PushHealth {
 			DeadLetters: st.DeadLetters, Quarantined: st.Quarantined, Failures: st.Failures})
 	}
 	return out
-}
-
-// adminUsage turns serve's answer to a mistake (400) or a failed pass (502) into the error the
-// command gives without serve: the message alone.
-func adminUsage(err error) error {
-	var se *admin.StatusError
-	if errors.As(err, &se) {
-		switch se.Status {
-		case http.StatusBadRequest:
-			return usageError{se.Message}
-		case http.StatusBadGateway:
-			return errors.New(se.Message)
-		}
-	}
-	return err
-}
-
-// serveReports makes `plan` and `explain` inside serve, which holds the cache (admin.Reports).
-type serveReports struct {
-	cfg *config.File
-	st  *cache.Store
-	log *slog.Logger
-}
-
-func (r serveReports) Plan(ctx context.Context, full bool, target string) (any, error) {
-	out, err := makePlan(ctx, r.cfg, r.st, r.log, full, target)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return nil, admin.BadRequestError{Msg: ue.Error()}
-	}
-	if out == nil {
-		return nil, err
-	}
-	return out, err
-}
-
-func (r serveReports) Explain(ctx context.Context, user string) (any, error) {
-	ex, err := explain(ctx, r.cfg, r.st, r.log, user)
-	if errors.Is(err, errNoSuchUser) || errors.Is(err, errAmbiguousUser) {
-		return nil, admin.BadRequestError{Msg: err.Error()}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ex, nil
 }

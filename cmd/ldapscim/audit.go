@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/internal/termsafe"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // runAudit is `ldapscim audit --resource ID`: the history of one resource across sync (the
@@ -28,30 +28,21 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if id == "" {
 		return usageError{"audit: --resource ID is required"}
 	}
-	_, _, st, ac, err := setupOrAdmin(ctx, path, stderr)
+	_, o, done, err := operations(ctx, path, stderr, nil)
 	if err != nil {
 		return err
 	}
-	var h admin.AuditHistory
-	if ac != nil {
-		if h, err = ac.Audit(ctx, id); err != nil {
-			return err
-		}
-	} else {
-		defer st.Close()
-		if h.Sync, err = st.Audit(ctx, id); err != nil {
-			return err
-		}
-		if h.Push, err = st.PushAudit(ctx, id); err != nil {
-			return err
-		}
+	defer done()
+	h, err := o.Audit(ctx, id)
+	if err != nil {
+		return err
 	}
 	return printAudit(stdout, id, h)
 }
 
 // printAudit is audit's table, in time order; every value from the cache and the targets is
 // escaped (termsafe).
-func printAudit(stdout io.Writer, id string, h admin.AuditHistory) error {
+func printAudit(stdout io.Writer, id string, h *ops.AuditHistory) error {
 	e := termsafe.Escape
 	syncs, pushes := h.Sync, h.Push
 	type row struct {

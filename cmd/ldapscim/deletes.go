@@ -30,17 +30,13 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if verb == "approve" && all == (len(ids) > 0) {
 		return usageError{"deletes approve: give either --all or the ids to approve"}
 	}
-	_, _, st, ac, err := setupOrAdmin(ctx, path, stderr)
+	_, o, done, err := operations(ctx, path, stderr, nil)
 	if err != nil {
 		return err
 	}
-	var hk holdKeeper = ac
-	if ac == nil {
-		defer st.Close()
-		hk = cacheHolds{st}
-	}
+	defer done()
 	if verb == "list" {
-		holds, err := hk.Holds(ctx)
+		holds, err := o.Holds(ctx)
 		if err != nil {
 			return err
 		}
@@ -50,7 +46,7 @@ func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if all {
 		ids = nil
 	}
-	res, err := hk.ApproveHolds(ctx, ids)
+	res, err := o.ApproveHolds(ctx, ids)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"context"
 	"encoding/json"
 	"flag"
@@ -11,12 +9,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/internal/termsafe"
-	"github.com/ldapscim/ldapscim/push"
-
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 // runPlan is a dry run: it reads the directory as a pass would and prints what the pass would
@@ -33,22 +28,14 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
+	cfg, o, done, err := operations(ctx, path, stderr, nil)
 	if err != nil {
 		return err
 	}
-	var out *planOutput
-	if ac != nil {
-		out = &planOutput{PlanReport: &ldapsync.PlanReport{}}
-		err = adminUsage(ac.Plan(ctx, full, only, out))
-		if err != nil && out.Summary.Pass == "" {
-			return err
-		}
-	} else {
-		defer st.Close()
-		if out, err = makePlan(ctx, cfg, st, log, full, only); out == nil {
-			return err
-		}
+	defer done()
+	out, err := o.Plan(ctx, ops.PlanRequest{Full: full, Target: only})
+	if out == nil {
+		return err
 	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
@@ -63,55 +50,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
-// planOutput is what `plan --json` prints, and what serve's admin API answers.
-type planOutput struct {
-	*ldapsync.PlanReport
-	Targets []targetPlan `json:"targets"`
-}
-
-// makePlan plans a pass against st. A pass error may come with the plan of what was read.
-func makePlan(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, full bool, only string) (*planOutput, error) {
-	rep, err := ldapsync.Plan(ctx, cfg.LDAP, cfg.Safety, st, log, full, cfg.SyncOptions()...)
-	if err != nil && rep == nil {
-		return nil, err
-	}
-	targets, terr := planTargets(ctx, cfg, st, log, only)
-	if terr != nil {
-		return nil, terr
-	}
-	return &planOutput{PlanReport: rep, Targets: targets}, err
-}
-
-// targetPlan is what one push target would be sent, judged against what it last received.
-type targetPlan struct {
-	Target  string            `json:"target"`
-	Changes []push.PlanChange `json:"changes"`
-}
-
-func planTargets(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, only string) ([]targetPlan, error) {
-	p := push.New(cfg.Targets, cfg.Webhooks, st, log)
-	var out []targetPlan
-	found := only == ""
-	for _, t := range p.TargetWorkers() {
-		if only != "" && t.Name() != only {
-			continue
-		}
-		found = true
-		changes, err := t.Plan(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("planning target %s: %w", t.Name(), err)
-		}
-		out = append(out, targetPlan{Target: t.Name(), Changes: changes})
-	}
-	if !found {
-		return nil, usageError{fmt.Sprintf("plan: no [[targets]] entry is named %q", only)}
-	}
-	return out, nil
-}
-
 // printTargetPlans and printPlan escape every value from the directory, the cache and the
 // targets (termsafe).
-func printTargetPlans(w io.Writer, plans []targetPlan, staging bool) {
+func printTargetPlans(w io.Writer, plans []ops.TargetPlan, staging bool) {
 	e := termsafe.Escape
 	for _, tp := range plans {
 		fmt.Fprintf(w, "\ntarget %s, compared with what it last received (before this pass's changes):\n", e(tp.Target))

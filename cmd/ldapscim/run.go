@@ -11,6 +11,7 @@ import (
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/internal/termsafe"
+	"github.com/ldapscim/ldapscim/ops"
 )
 
 const usage = `ldapscim syncs an LDAP directory into a SCIM 2.0 cache.
@@ -38,7 +39,7 @@ func (e usageError) Error() string { return e.msg }
 func exitCode(err error) int {
 	var ue usageError
 	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) {
+	if errors.As(err, &ue) || errors.As(err, &ce) || ops.CodeOf(err) == ops.Invalid {
 		return 2
 	}
 	return 1

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -27,7 +26,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
-	pusher.StatusFile = filepath.Join(cfg.Cache.Dir, push.StatusFileName)
 	obs := newObservability(st, pusher.Targets)
 	pusher.ObserveRequests(obs.metrics.ObservePush)
 	opts := append(cfg.SyncOptions(), obs.syncOptions()...)

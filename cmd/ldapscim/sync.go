@@ -13,6 +13,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -24,42 +25,33 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
-	if err != nil {
-		return err
-	}
-	if ac != nil { // serve runs on this cache: its Syncer runs the pass
-		res, err := ac.Sync(ctx, full)
-		printSummary(stdout, res.Summary)
-		return err
-	}
-	defer st.Close()
-
-	var opts []ldapsync.Option
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	var bar *progressbar.ProgressBar
+	_, o, done, err := operations(ctx, path, stderr, func(lo *ops.LocalOptions) {
+		f, ok := stderr.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return
+		}
 		expect := -1
-		if u, err := st.Count(ctx, scim.UserType); err == nil && u > 0 {
-			g, _ := st.Count(ctx, scim.GroupType)
+		if u, err := lo.Store.Count(ctx, scim.UserType); err == nil && u > 0 {
+			g, _ := lo.Store.Count(ctx, scim.GroupType)
 			expect = u + g
 		}
-		bar := progressbar.NewOptions(expect, progressbar.OptionSetWriter(stderr),
+		bar = progressbar.NewOptions(expect, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("reading"), progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		defer bar.Finish()
-		opts = append(opts, ldapsync.WithProgress(func(stage string, n int) {
+		lo.SyncOptions = append(lo.SyncOptions, ldapsync.WithProgress(func(stage string, n int) {
 			bar.Describe(stage)
 			_ = bar.Set(n)
 		}))
-	}
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), opts...)...)
+	})
 	if err != nil {
 		return err
 	}
-	run := s.SyncOnce
-	if full {
-		run = s.SyncFull
+	defer done()
+	sum, err := o.Sync(ctx, full)
+	if bar != nil {
+		_ = bar.Finish()
 	}
-	sum, err := run(ctx)
 	printSummary(stdout, sum)
 	return err
 }

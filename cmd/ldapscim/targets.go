@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
-	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/push"
 )
@@ -35,75 +31,33 @@ func runTargets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return usageError{targetsUsage}
 }
 
-// runTargetsStatus prints each target's progress from the cache, or, while serve holds the
-// cache, the status file serve keeps (with the quarantine state only serve knows).
+// runTargetsStatus prints each target's progress: with the push workers' health from a
+// running serve, else from the cache.
 func runTargetsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path, _, err := flags("targets status", args, stderr, nil)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(path)
+	_, o, done, err := operations(ctx, path, stderr, nil)
 	if err != nil {
 		return err
 	}
-	live := readStatusFile(cfg)
-	st, err := openCache(cfg, newLogger(cfg.Log, stderr))
-	if err != nil {
-		if live == nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "serve is running and holds the cache; its status as of %s:\n", live[0].Time.Format(time.RFC3339))
-		printStatus(stdout, live)
-		return nil
-	}
-	defer st.Close()
-	head, err := st.JournalHead(ctx)
+	defer done()
+	ts, err := o.TargetsStatus(ctx)
 	if err != nil {
 		return err
 	}
-	var rows []push.Status
-	for _, n := range configuredNames(cfg) {
-		sum, err := st.PushSummary(ctx, n.name)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, push.Status{Name: n.name, Kind: n.kind, URL: n.url, Cursor: sum.Cursor, JournalHead: head,
-			StoredDead: sum.DeadLetters, StoredMapped: sum.Resources})
-	}
-	if len(rows) == 0 {
+	if len(ts.Targets) == 0 {
 		fmt.Fprintln(stdout, "no [[targets]] or [[webhooks]] configured")
 		return nil
 	}
-	fmt.Fprintln(stdout, "serve is not running (state from the cache):")
-	printStatus(stdout, rows)
+	if ts.Live {
+		fmt.Fprintln(stdout, "serve is running; its push workers report:")
+	} else {
+		fmt.Fprintln(stdout, "serve is not running (state from the cache):")
+	}
+	printStatus(stdout, ts.Targets)
 	return nil
-}
-
-type configured struct{ name, kind, url string }
-
-func configuredNames(cfg *config.File) []configured {
-	var out []configured
-	for _, t := range cfg.Targets {
-		out = append(out, configured{t.Name, "target", redact.URL(t.URL)})
-	}
-	for _, w := range cfg.Webhooks {
-		if w.Format != "slack" {
-			out = append(out, configured{w.Name, "webhook", "(webhook)"})
-		}
-	}
-	return out
-}
-
-func readStatusFile(cfg *config.File) []push.Status {
-	b, err := os.ReadFile(filepath.Join(cfg.Cache.Dir, push.StatusFileName))
-	if err != nil {
-		return nil
-	}
-	var rows []push.Status
-	if json.Unmarshal(b, &rows) != nil || len(rows) == 0 {
-		return nil
-	}
-	return rows
 }
 
 // printStatus and printDeadLetters escape every value from the cache, the status file and the
@@ -155,86 +109,56 @@ func runDeadLetters(ctx context.Context, verb string, args []string, stdout, std
 	if all {
 		ids = nil
 	}
-	cfg, log, st, ac, err := setupOrAdmin(ctx, path, stderr)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	if !known(cfg, target) {
-		if st != nil {
-			st.Close()
-		}
 		return usageError{fmt.Sprintf("no [[targets]] or [[webhooks]] entry named %q", target)}
 	}
-	if ac != nil {
-		return deadLettersViaServe(ctx, verb, target, ids, ac, stdout)
+	_, o, done, err := operations(ctx, path, stderr, nil)
+	if err != nil {
+		return err
 	}
-	defer st.Close()
+	defer done()
 	switch verb {
 	case "list":
-		dls, err := st.DeadLetters(ctx, target)
+		dls, err := o.DeadLetters(ctx, target)
 		if err != nil {
 			return err
 		}
 		printDeadLetters(stdout, dls)
 		return nil
 	case "skip":
-		n, err := st.DropDeadLetters(ctx, target, ids)
+		n, err := o.SkipDeadLetters(ctx, target, ids)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "skipped %d dead letter(s) of %s\n", n, target)
+		fmt.Fprintf(stdout, "skipped %d dead letter(s) of %s\n", n, termsafe.Escape(target))
 		return nil
 	}
-	p := push.New(cfg.Targets, cfg.Webhooks, st, log)
-	n, err := p.Replay(ctx, target, ids)
+	n, err := o.ReplayDeadLetters(ctx, target, ids)
 	if err != nil {
 		return err
 	}
-	left, err := st.DeadLetters(ctx, target)
+	left, err := o.DeadLetters(ctx, target)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "replayed %d dead letter(s) of %s; %d left\n", n, target, len(left))
+	fmt.Fprintf(stdout, "replayed %d dead letter(s) of %s; %d left\n", n, termsafe.Escape(target), len(left))
 	return nil
 }
 
-// adminDeadLetters is what the running serve's admin API offers for dead letters.
-type adminDeadLetters interface {
-	DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error)
-	ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error)
-	SkipDeadLetters(ctx context.Context, target string, ids []string) (int, error)
-}
-
-func deadLettersViaServe(ctx context.Context, verb, target string, ids []string, ac adminDeadLetters, stdout io.Writer) error {
-	switch verb {
-	case "list":
-		dls, err := ac.DeadLetters(ctx, target)
-		if err != nil {
-			return err
-		}
-		printDeadLetters(stdout, dls)
-		return nil
-	case "replay":
-		n, err := ac.ReplayDeadLetters(ctx, target, ids)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "serve replayed %d dead letter(s) of %s\n", n, target)
-		return nil
-	case "skip":
-		n, err := ac.SkipDeadLetters(ctx, target, ids)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "serve skipped %d dead letter(s) of %s\n", n, target)
-		return nil
-	}
-	return fmt.Errorf("targets deadletters: unknown verb %q", verb)
-}
-
+// known reports whether name is a target or an event webhook of cfg (alert webhooks have no
+// dead letters).
 func known(cfg *config.File, name string) bool {
-	for _, c := range configuredNames(cfg) {
-		if c.name == name {
+	for _, t := range cfg.Targets {
+		if t.Name == name {
+			return true
+		}
+	}
+	for _, w := range cfg.Webhooks {
+		if w.Format != "slack" && w.Name == name {
 			return true
 		}
 	}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/ops"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -96,19 +96,19 @@ func TestPrintersEscapeValues(t *testing.T) {
 	}
 
 	b.Reset()
-	printTargetPlans(&b, []targetPlan{{Target: "okta", Changes: []push.PlanChange{{Action: "update", Type: scim.UserType,
+	printTargetPlans(&b, []ops.TargetPlan{{Target: "okta", Changes: []push.PlanChange{{Action: "update", Type: scim.UserType,
 		Name: evil, Why: "changed", Attrs: []string{"displayName"}}}}}, false)
 	checkEscaped(t, "plan (targets)", b.String())
 
 	b.Reset()
-	printExplanation(&b, &explanation{ID: "u1", UserName: evil, DN: "cn=x", ExternalID: evil,
+	printExplanation(&b, &ops.Explanation{ID: "u1", UserName: evil, DN: "cn=x", ExternalID: evil,
 		Attributes: map[string]any{"displayName": evil}, Rules: []ldapsync.RuleResult{{Name: "r", Matched: true,
 			Groups: []string{evil}, Terms: []ldapsync.TermResult{{Expr: `displayName co "x"`, Actual: evil}}}},
-		Groups: []cache.Ref{{ID: "g1", Display: evil}}, Targets: []scopeVerdict{{Target: "okta", Why: evil}}})
+		Groups: []cache.Ref{{ID: "g1", Display: evil}}, Targets: []ops.ScopeVerdict{{Target: "okta", Why: evil}}})
 	checkEscaped(t, "explain", b.String())
 
 	b.Reset()
-	if err := printAudit(&b, "u1", admin.AuditHistory{
+	if err := printAudit(&b, "u1", &ops.AuditHistory{
 		Sync: []cache.AuditRecord{{Seq: 1, Pass: evil, Op: "update", Diff: []cache.AttrChange{{Path: "displayName"}}}},
 		Push: []cache.PushAudit{{Target: "okta", Op: "update", Method: "PUT", Status: 500, Error: evil}}}); err != nil {
 		t.Fatal(err)

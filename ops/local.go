@@ -1,0 +1,276 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/redact"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/push"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// LocalOptions are what NewLocal needs: the loaded config's sections (package config's
+// File), the open cache and a logger. Store and Log are required.
+type LocalOptions struct {
+	LDAP     ldapsync.Config
+	Safety   ldapsync.SafetyConfig
+	Rules    []ldapsync.RuleConfig
+	Targets  []push.TargetConfig
+	Webhooks []push.WebhookConfig
+	Store    *cache.Store
+	Log      *slog.Logger
+	// Syncer runs passes and approvals. In serve it is the scheduled passes' Syncer, so an
+	// operation waits for a running pass and the other way round. Nil: each Sync builds one
+	// (with the rules and SyncOptions) and approvals run on the store directly.
+	Syncer      *ldapsync.Syncer
+	SyncOptions []ldapsync.Option
+	// Pusher is serve's running push workers: replays go through them and TargetsStatus
+	// reports their health. Nil: a Pusher on the store that does not run.
+	Pusher *push.Pusher
+}
+
+// Local runs the operations on a cache this process holds.
+type Local struct {
+	o     LocalOptions
+	rules *ldapsync.Rules
+	live  bool // o.Pusher is the running one
+}
+
+// NewLocal returns the operations on o.Store. Its error is a rule that does not compile
+// (config.Load has rejected such a file already).
+func NewLocal(o LocalOptions) (*Local, error) {
+	rules, err := ldapsync.CompileRules(o.Rules)
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{o: o, rules: rules, live: o.Pusher != nil}
+	if o.Pusher == nil {
+		l.o.Pusher = push.New(o.Targets, o.Webhooks, o.Store, o.Log)
+	}
+	return l, nil
+}
+
+// syncOptions are the ldapsync options of every pass Local runs or plans.
+func (l *Local) syncOptions() []ldapsync.Option {
+	return append([]ldapsync.Option{ldapsync.WithRules(l.rules)}, l.o.SyncOptions...)
+}
+
+var _ Operations = (*Local)(nil)
+
+// Sync runs one pass.
+func (l *Local) Sync(ctx context.Context, full bool) (ldapsync.Summary, error) {
+	s := l.o.Syncer
+	if s == nil {
+		var err error
+		if s, err = ldapsync.New(l.o.LDAP, l.o.Safety, l.o.Store, l.o.Log, l.syncOptions()...); err != nil {
+			return ldapsync.Summary{}, err
+		}
+	}
+	if full {
+		return s.SyncFull(ctx)
+	}
+	return s.SyncOnce(ctx)
+}
+
+// Holds lists the held changes.
+func (l *Local) Holds(ctx context.Context) ([]cache.Hold, error) {
+	hs, err := l.o.Store.Holds(ctx)
+	if hs == nil && err == nil {
+		hs = []cache.Hold{}
+	}
+	return hs, err
+}
+
+// ApproveHolds applies held changes.
+func (l *Local) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
+	var res cache.Result
+	var err error
+	if l.o.Syncer != nil {
+		res, err = l.o.Syncer.ApproveHolds(ctx, ids)
+	} else {
+		res, err = ldapsync.ApproveHolds(ctx, l.o.Store, ids)
+	}
+	if errors.Is(err, ldapsync.ErrNotHeld) {
+		return res, &Error{Code: NotFound, Msg: err.Error()}
+	}
+	return res, err
+}
+
+// Plan is a dry-run pass and what each push target would be sent.
+func (l *Local) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
+	var workers []*push.Target
+	for _, t := range l.o.Pusher.TargetWorkers() {
+		if req.Target == "" || t.Name() == req.Target {
+			workers = append(workers, t)
+		}
+	}
+	if req.Target != "" && len(workers) == 0 {
+		return nil, Errorf(Invalid, "plan: no [[targets]] entry is named %q", req.Target)
+	}
+	rep, err := ldapsync.Plan(ctx, l.o.LDAP, l.o.Safety, l.o.Store, l.o.Log, req.Full, l.syncOptions()...)
+	if rep == nil {
+		return nil, err
+	}
+	out := &Plan{PlanReport: rep, Targets: []TargetPlan{}}
+	for _, t := range workers {
+		changes, terr := t.Plan(ctx)
+		if terr != nil {
+			return nil, fmt.Errorf("planning target %s: %w", t.Name(), terr)
+		}
+		out.Targets = append(out.Targets, TargetPlan{Target: t.Name(), Changes: changes})
+	}
+	return out, err
+}
+
+// Explain explains the user with that id or userName.
+func (l *Local) Explain(ctx context.Context, user string) (*Explanation, error) {
+	u, err := l.findUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	ex := &Explanation{ID: u.ID, UserName: u.UserName(), DN: u.DN, ExternalID: u.ExternalID,
+		Attributes: u.Attributes, Rules: l.rules.Explain(u), Targets: []ScopeVerdict{}}
+	if ex.Groups, err = l.o.Store.GroupsOf(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ex.Groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
+	for _, t := range l.o.Pusher.TargetWorkers() {
+		in, why, err := t.ExplainScope(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		ex.Targets = append(ex.Targets, ScopeVerdict{Target: t.Name(), InScope: in, Why: why})
+	}
+	return ex, nil
+}
+
+// findUser looks a user up by id, then by userName. A userName several users hold (the same
+// uid in two OUs) names none of them: the error lists their ids to explain one by.
+func (l *Local) findUser(ctx context.Context, key string) (*scim.Resource, error) {
+	st := l.o.Store
+	u, err := st.Get(ctx, scim.UserType, key)
+	if err == nil {
+		return u, nil
+	}
+	if !errors.Is(err, cache.ErrNotFound) {
+		return nil, err
+	}
+	ids, err := st.Lookup(ctx, cache.IndexUserName, key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(ids) == 0:
+		return nil, Errorf(Invalid, "no user with id or userName %q", key)
+	case len(ids) > 1:
+		shown := ids[:min(len(ids), 10)]
+		return nil, Errorf(Invalid, "ambiguous userName %q: %d users hold it (ids %s); explain one of them by id",
+			key, len(ids), strings.Join(shown, ", "))
+	}
+	return st.Get(ctx, scim.UserType, ids[0])
+}
+
+// Audit is a resource's sync and push history.
+func (l *Local) Audit(ctx context.Context, id string) (*AuditHistory, error) {
+	h := &AuditHistory{ID: id}
+	var err error
+	if h.Sync, err = l.o.Store.Audit(ctx, id); err != nil {
+		return nil, err
+	}
+	if h.Push, err = l.o.Store.PushAudit(ctx, id); err != nil {
+		return nil, err
+	}
+	if h.Sync == nil {
+		h.Sync = []cache.AuditRecord{}
+	}
+	if h.Push == nil {
+		h.Push = []cache.PushAudit{}
+	}
+	return h, nil
+}
+
+// DeadLetters lists target's dead letters.
+func (l *Local) DeadLetters(ctx context.Context, target string) ([]cache.DeadLetter, error) {
+	if err := l.knownTarget(target); err != nil {
+		return nil, err
+	}
+	dl, err := l.o.Store.DeadLetters(ctx, target)
+	if dl == nil && err == nil {
+		dl = []cache.DeadLetter{}
+	}
+	return dl, err
+}
+
+// ReplayDeadLetters delivers target's dead letters of ids again.
+func (l *Local) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
+	if err := l.knownTarget(target); err != nil {
+		return 0, err
+	}
+	return l.o.Pusher.Replay(ctx, target, ids)
+}
+
+// SkipDeadLetters drops target's dead letters of ids.
+func (l *Local) SkipDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
+	if err := l.knownTarget(target); err != nil {
+		return 0, err
+	}
+	return l.o.Store.DropDeadLetters(ctx, target, ids)
+}
+
+// knownTarget refuses a name that is no target or event webhook (NotFound).
+func (l *Local) knownTarget(name string) error {
+	if slices.Contains(l.o.Pusher.Targets(), name) {
+		return nil
+	}
+	return Errorf(NotFound, "no [[targets]] or [[webhooks]] entry named %q", name)
+}
+
+// TargetsStatus reports each target and event webhook: its cursor, lag, stored dead letters
+// and resources from the cache, and, in serve, its workers' health.
+func (l *Local) TargetsStatus(ctx context.Context) (*TargetsStatus, error) {
+	out := &TargetsStatus{Live: l.live, Targets: []push.Status{}}
+	head, err := l.o.Store.JournalHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]push.Status{}
+	if l.live {
+		for _, s := range l.o.Pusher.Status(ctx) {
+			live[s.Name] = s
+		}
+	}
+	for _, c := range l.configured() {
+		row, ok := live[c.Name]
+		if !ok {
+			row = c
+		}
+		sum, err := l.o.Store.PushSummary(ctx, c.Name)
+		if err != nil {
+			return nil, err
+		}
+		row.Cursor, row.JournalHead, row.StoredDead, row.StoredMapped = sum.Cursor, head, sum.DeadLetters, sum.Resources
+		out.Targets = append(out.Targets, row)
+	}
+	return out, nil
+}
+
+// configured lists the targets and event webhooks, in config order (alert webhooks carry no
+// journal cursor).
+func (l *Local) configured() []push.Status {
+	var out []push.Status
+	for _, t := range l.o.Targets {
+		out = append(out, push.Status{Name: t.Name, Kind: "target", URL: redact.URL(t.URL)})
+	}
+	for _, w := range l.o.Webhooks {
+		if w.Format != "slack" {
+			out = append(out, push.Status{Name: w.Name, Kind: "webhook", URL: redact.Host(w.URL)})
+		}
+	}
+	return out
+}
