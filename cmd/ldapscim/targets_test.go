@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,10 +36,12 @@ func TestKill9DuringPushCreatesNoDuplicates(t *testing.T) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: n, Groups: 10, Seed: 5})}})
 	sc := testenv.StartScimmy(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, sl, dir, pushConfig(sc))
+	cfg := writeConfig(t, sl, dir, strings.Replace(pushConfig(sc), `listen = ""`, fmt.Sprintf("listen = %q", freeAddr(t)), 1))
 	ctx := context.Background()
 
 	serve := command(ctx, "serve", "--config", cfg)
+	var serveErr bytes.Buffer
+	serve.Stderr = &serveErr
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,7 @@ func TestKill9DuringPushCreatesNoDuplicates(t *testing.T) {
 	for len(sc.State(t).Users) < n/4 {
 		if time.Now().After(deadline) {
 			serve.Process.Kill()
-			t.Fatal("push did not get going")
+			t.Fatalf("push did not get going; serve said:\n%s", serveErr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -74,6 +78,13 @@ func TestKill9DuringPushCreatesNoDuplicates(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // anything in flight lands
+	// While serve runs, `targets status` asks its push workers (the admin API), which know
+	// what the cache does not: delivered since start and their health.
+	out, _, err := runCLI(t, "targets", "status", "--config", cfg)
+	if err != nil || !strings.Contains(out, "serve is running; its push workers report:") ||
+		!regexp.MustCompile(`(?m)^scimmy +target +ok +\d+ +\d+ +[1-9]\d*`).MatchString(out) {
+		t.Fatalf("targets status through serve: %v\n%s", err, out)
+	}
 	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +116,8 @@ func TestKill9DuringPushCreatesNoDuplicates(t *testing.T) {
 	}
 
 	// The CLI sees the pushed state once serve is gone.
-	out, _, err := runCLI(t, "targets", "status", "--config", cfg)
-	if err != nil || !strings.Contains(out, "scimmy") || !strings.Contains(out, fmt.Sprint(n+len(st.Groups))) {
+	out, _, err = runCLI(t, "targets", "status", "--config", cfg)
+	if err != nil || !strings.Contains(out, "serve is not running") || !strings.Contains(out, fmt.Sprint(n+len(st.Groups))) {
 		t.Fatalf("targets status: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, "targets", "deadletters", "list", "--config", cfg, "--target", "scimmy")
