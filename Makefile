@@ -40,6 +40,7 @@ fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzValue -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 	$(GO) test -run '^$$' -fuzz FuzzFloat -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
+	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $${FUZZTIME:-60s} ./hrcsv/
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
