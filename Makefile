@@ -3,14 +3,20 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 PKGS := ./...
+# The version every build stamps in (`ldapscim version`, ldapscim_build_info); "dev" outside git.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The commit too: Go's own VCS stamp (the fallback) is missing under -buildvcs=false or in a
+# git worktree.
+COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build test bench bench-scale reliability fuzz lint demo deps clean
+.PHONY: help build package static test bench bench-scale reliability fuzz lint demo deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-build: ## build bin/ldapscim
-	$(GO) build -o bin/ldapscim ./cmd/ldapscim
+build: ## build bin/ldapscim (VERSION=... overrides the git describe version)
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ldapscim ./cmd/ldapscim
 
 deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY), without starting system services
 	scripts/install-deps.sh ldap samba chromium scimmy
