@@ -18,8 +18,17 @@ help: ## list the targets
 build: ## build bin/ldapscim (VERSION=... overrides the git describe version)
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ldapscim ./cmd/ldapscim
 
-deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY), without starting system services
-	scripts/install-deps.sh ldap samba chromium scimmy
+package: ## build the Debian package dist/ldapscim_VERSION_amd64.deb (static binary, sandboxed systemd unit)
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' GO='$(GO)' scripts/build-deb.sh dist
+
+static: ## build bin/ldapscim-static as the package and image do (CGO_ENABLED=0, -trimpath) and check it is static
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/ldapscim-static ./cmd/ldapscim
+	file bin/ldapscim-static | grep -q 'statically linked' || { file bin/ldapscim-static; echo "not static"; exit 1; }
+	! ldd bin/ldapscim-static >/dev/null 2>&1 || { ldd bin/ldapscim-static; echo "not static"; exit 1; }
+	bin/ldapscim-static version
+
+deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY) and the package test's tools, without starting system services
+	scripts/install-deps.sh ldap samba chromium scimmy deb
 
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -55,4 +64,4 @@ demo: deps build ## run ldapscim against a throwaway local slapd with sample dat
 	scripts/demo.sh
 
 clean: ## remove build output and demo data
-	rm -rf bin .cache/demo
+	rm -rf bin dist .cache/demo
