@@ -45,6 +45,12 @@ func TestDebianPackage(t *testing.T) {
 		t.Fatalf("dpkg -i %s: %v\n%s", deb, err, out)
 	}
 
+	// Installing over itself runs the upgrade path of the maintainer scripts (postinst
+	// configure with the old version); the checks below then hold after both.
+	if out, err := dpkg("-i", deb); err != nil {
+		t.Fatalf("dpkg -i %s over itself: %v\n%s", deb, err, out)
+	}
+
 	uid, gid := checkUser(t)
 	checkFile(t, binary, 0o755, 0, 0)
 	checkFile(t, unit, 0o644, 0, 0)

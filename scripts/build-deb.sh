@@ -23,11 +23,12 @@ fi
 # deb_version turns a git describe string into a Debian upstream version that sorts sensibly.
 deb_version() {
 	local v="${1#v}"
-	case "$v" in
-	[0-9]*) v="${v/-/+}" ;;  # 1.2.3-4-gabc-dirty -> 1.2.3+4-gabc-dirty
-	*) v="0.0.0~$v" ;;       # no tag: an abbreviated commit or "dev"
-	esac
-	v="${v//-/.}"             # no "-": it would start a Debian revision
+	if [[ "$v" =~ ^[0-9]+\.[0-9] ]]; then
+		v="${v/-/+}" # a tag: 1.2.3-4-gabc-dirty -> 1.2.3+4-gabc-dirty
+	else
+		v="0.0.0~$v" # no tag: an abbreviated commit (maybe all digits) or "dev"
+	fi
+	v="${v//-/.}" # no "-": it would start a Debian revision
 	printf '%s\n' "$v"
 }
 DEB_VERSION="${DEB_VERSION:-$(deb_version "$VERSION")}"
