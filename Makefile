@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: help build package static test bench bench-scale reliability fuzz lint demo deps clean
+.PHONY: help build package static image test bench bench-scale reliability fuzz lint demo deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ static: ## build bin/ldapscim-static as the package and image do (CGO_ENABLED=0,
 	file bin/ldapscim-static | grep -q 'statically linked' || { file bin/ldapscim-static; echo "not static"; exit 1; }
 	! ldd bin/ldapscim-static >/dev/null 2>&1 || { ldd bin/ldapscim-static; echo "not static"; exit 1; }
 	bin/ldapscim-static version
+
+image: ## build the container image ldapscim:VERSION (needs a Docker daemon that can pull golang and distroless)
+	docker build --build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' -t ldapscim:$(VERSION) .
 
 deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY) and the package test's tools, without starting system services
 	scripts/install-deps.sh ldap samba chromium scimmy deb
