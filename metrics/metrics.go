@@ -1,8 +1,8 @@
 // Package metrics is ldapscim's Prometheus instrumentation: sync passes (observed through
 // ldapsync.WithObserver), the cache (journal head, resources, held deletions, watermark age,
-// read at scrape time), HTTP requests of the SCIM API (through scimapi.WithRequestObserver) and
+// read at scrape time), HTTP requests of the SCIM API (through scimapi.WithRequestObserver),
 // push delivery (hooks the push workers call, plus per-target cursor lag and dead letters read
-// from the cache at scrape time).
+// from the cache at scrape time) and which build is running (ldapscim_build_info).
 //
 // Every metric is named ldapscim_*; New registers them on a private registry together with the
 // Go runtime and process collectors, and Handler serves it.

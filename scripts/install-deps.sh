@@ -11,6 +11,8 @@
 #             target of the tests; needs node + npm, installed from Debian when missing)
 #   chromium  Debian chromium, the headless browser the status page test loads the page in
 #   wrk       Debian wrk, the HTTP load generator of the SCIM API's throughput benchmark
+#   deb       what the Debian package test uses beside dpkg: adduser, file, systemd-analyze
+#             (systemd, installed without starting it), runuser (util-linux)
 #
 # Idempotent and fast: when everything is present it only runs `command -v` checks and exits 0.
 # Prints one line per thing it installs. Uses sudo only when not root.
@@ -96,6 +98,17 @@ install_wrk() {
 	echo "install-deps: installed wrk"
 }
 
+install_deb() {
+	local pkgs=()
+	have adduser || pkgs+=(adduser)
+	have file || pkgs+=(file)
+	have systemd-analyze || pkgs+=(systemd)
+	have runuser || pkgs+=(util-linux)
+	[ "${#pkgs[@]}" -eq 0 ] && return 0
+	apt_install "${pkgs[@]}"
+	for p in "${pkgs[@]}"; do echo "install-deps: installed $p"; done
+}
+
 main() {
 	[ "$#" -eq 0 ] && set -- ldap
 	for c in "$@"; do
@@ -105,7 +118,8 @@ main() {
 		scimmy) install_scimmy ;;
 		chromium) install_chromium ;;
 		wrk) install_wrk ;;
-		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium wrk)" >&2; exit 2 ;;
+		deb) install_deb ;;
+		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium wrk deb)" >&2; exit 2 ;;
 		esac
 	done
 }

@@ -28,7 +28,10 @@ type observability struct {
 }
 
 func newObservability(st *cache.Store, targets func() []string) *observability {
-	return &observability{metrics: metrics.New(st, targets), history: admin.NewHistory(0), targets: targets}
+	m := metrics.New(st, targets)
+	b := currentBuild()
+	m.RegisterBuildInfo(b.Version, b.Commit, b.GoVersion)
+	return &observability{metrics: m, history: admin.NewHistory(0), targets: targets}
 }
 
 // syncOptions makes every pass, scheduled or asked for, reach the metrics and the history.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -174,7 +175,11 @@ func waitReady(t *testing.T, base, token string, stderr *testenv.Output) {
 	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("metrics with the token: %v %v", err, resp)
 	}
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if !strings.Contains(string(body), "\nldapscim_build_info{") {
+		t.Fatal("/metrics lacks ldapscim_build_info")
+	}
 }
 
 // waitReadyz polls /readyz (no token needed) until serve's first pass is in.

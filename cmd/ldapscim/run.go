@@ -27,6 +27,7 @@ Usage:
   ldapscim targets status --config FILE          push targets and webhooks: cursor, lag, health
   ldapscim targets deadletters list|replay|skip --config FILE --target NAME [--all | ID...]
   ldapscim audit        --config FILE --resource ID  a resource's sync and push history
+  ldapscim version                               print the version, commit and Go version
 
 Exit status: 0 ok, 1 failure, 2 usage or config error.
 `
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTargets(ctx, rest, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		return runVersion(rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
