@@ -83,8 +83,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func slackHook(t *testing.T, url string) push.WebhookConfig {
 	t.Helper()
-	hooks := []push.WebhookConfig{{Name: "chat", URL: url, Format: "slack", MaxAttempts: 3,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)}}
+	hooks := []push.WebhookConfig{{Name: "chat", URL: url, Format: "slack", RetryPolicy: push.RetryPolicy{MaxAttempts: 3,
+		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)}}}
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -209,8 +209,8 @@ func TestAlertsOfATargetAreResolved(t *testing.T) {
 	}
 	var tcs []push.TargetConfig
 	tc := push.TargetConfig{Name: "scimmy", URL: targetURL, Token: confval.NewSecret(e.scimmy.Token), Groups: true,
-		MaxAttempts: 3, QuarantineAfter: 2, QuarantineRetry: confval.Duration(100 * time.Millisecond),
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond),
+		RetryPolicy: push.RetryPolicy{MaxAttempts: 3, QuarantineAfter: 2, QuarantineRetry: confval.Duration(100 * time.Millisecond),
+			BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)},
 		Timeout: confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
 	tcs = append(tcs, tc)
 	if errs := push.Prepare(tcs, nil); len(errs) > 0 {

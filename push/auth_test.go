@@ -390,8 +390,8 @@ func TestWebhookUnauthorizedKeepsEvents(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook"), MaxAttempts: 2,
-		BackoffBase: confval.Duration(20 * time.Millisecond), QuarantineRetry: confval.Duration(100 * time.Millisecond),
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook"),
+		RetryPolicy:  push.RetryPolicy{MaxAttempts: 2, BackoffBase: confval.Duration(20 * time.Millisecond), QuarantineRetry: confval.Duration(100 * time.Millisecond)},
 		PollInterval: confval.Duration(50 * time.Millisecond)}}
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)

@@ -153,8 +153,8 @@ func newBigEnv(t *testing.T, nUsers int, seed bool, mod func(*push.TargetConfig)
 	var url string
 	e.rec, url = newRecorder(t, e.scimmy.URL)
 	tc := push.TargetConfig{Name: "scimmy", URL: url, Token: confval.NewSecret(e.scimmy.Token), Groups: true, Concurrency: 8,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond),
-		Timeout: confval.Duration(5 * time.Minute), PollInterval: confval.Duration(50 * time.Millisecond)}
+		RetryPolicy: push.RetryPolicy{BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond)},
+		Timeout:     confval.Duration(5 * time.Minute), PollInterval: confval.Duration(50 * time.Millisecond)}
 	if mod != nil {
 		mod(&tc)
 	}

@@ -93,8 +93,8 @@ func (e *env) pass() {
 func (e *env) targetConfig(url string, mod func(*push.TargetConfig)) push.TargetConfig {
 	e.t.Helper()
 	tc := push.TargetConfig{Name: "scimmy", URL: url, Token: confval.NewSecret(e.target.Token), Groups: true,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond),
-		Timeout: confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
+		RetryPolicy: push.RetryPolicy{BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond)},
+		Timeout:     confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
 	if mod != nil {
 		mod(&tc)
 	}

@@ -133,7 +133,7 @@ func Parse(raw []byte) (*File, error) {
 	if err != nil {
 		return nil, decodeError(err)
 	}
-	errs := decodeEach(md, doc, &f, "")
+	errs := decodeEach(raw, md, doc, &f, "")
 	if !md.IsDefined("scim") {
 		f.SCIM = nil
 	}
