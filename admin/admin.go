@@ -92,7 +92,7 @@ type Options struct {
 	Store  Store
 	Syncer Syncer
 	// History records passes for the status page; it must be the one observing the Syncer
-	// (ldapsync.WithObserver(history.Observe)). Nil: New makes one that sees nothing.
+	// (ldapsync.Options.Observers holds history.Observe). Nil: New makes one that sees nothing.
 	History *History
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -121,7 +120,7 @@ func TestAlertSurvivesRestartAndIsSentOnce(t *testing.T) {
 	if err := st.RecordPush(ctx, "crm", []cache.PushOutcome{{ID: "u1", DeadLetter: dl}}); err != nil {
 		t.Fatal(err)
 	}
-	p := push.New(nil, hooks, st, slog.New(slog.DiscardHandler))
+	p := push.New(nil, hooks, st, push.Options{})
 	stop := run(p)
 	p.Alert(deadLetterAlert("u1"))
 	p.Alert(deadLetterAlert("u1"))
@@ -137,7 +136,7 @@ func TestAlertSurvivesRestartAndIsSentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p = push.New(nil, hooks, st, slog.New(slog.DiscardHandler))
+	p = push.New(nil, hooks, st, push.Options{})
 	p.Alert(deadLetterAlert("u1"))
 	stop = run(p)
 	defer stop()
@@ -165,7 +164,7 @@ func TestAlertResolvedWhenHoldsClear(t *testing.T) {
 	if _, err := st.Apply(ctx, cache.Batch{Source: "test", Holds: &holds}); err != nil {
 		t.Fatal(err)
 	}
-	p := push.New(nil, []push.WebhookConfig{slackHook(t, url)}, st, slog.New(slog.DiscardHandler))
+	p := push.New(nil, []push.WebhookConfig{slackHook(t, url)}, st, push.Options{})
 	stop := run(p)
 	defer stop()
 	p.Alert(push.Alert{Kind: push.AlertHeldDeletions, Target: "ldap", Text: "pass p1 holds 1 deletion(s)"})
@@ -217,7 +216,7 @@ func TestAlertsOfATargetAreResolved(t *testing.T) {
 		t.Fatal(errs)
 	}
 	c, url := newChat(t)
-	p := push.New(tcs, []push.WebhookConfig{slackHook(t, url)}, e.store, slog.New(slog.DiscardHandler))
+	p := push.New(tcs, []push.WebhookConfig{slackHook(t, url)}, e.store, push.Options{})
 	stop := run(p)
 	defer stop()
 	waitFor(t, "the quarantine alert", func() bool { return c.count("quarantined") == 1 })

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"sync"
@@ -110,7 +109,7 @@ func BenchmarkPush10kCreates(b *testing.B) {
 		if errs := push.Prepare(tc, nil); len(errs) > 0 {
 			b.Fatal(errs)
 		}
-		tg := push.NewTarget(tc[0], st, slog.New(slog.DiscardHandler), nil)
+		tg := push.NewTarget(tc[0], st, push.WorkerOptions{})
 		start := time.Now()
 		for {
 			k, err := tg.PushOnce(context.Background())
@@ -164,7 +163,7 @@ func outboxHeap(b *testing.B, worker bool) (at10k, at100k float64, backlog uint6
 		b.Fatal(errs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tg := push.NewTarget(tc[0], st, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(tc[0], st, push.WorkerOptions{})
 	done := make(chan struct{})
 	if worker {
 		go func() { tg.Run(ctx); close(done) }()

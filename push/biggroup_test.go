@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -162,7 +161,7 @@ func newBigEnv(t *testing.T, nUsers int, seed bool, mod func(*push.TargetConfig)
 	if errs := push.Prepare(list, nil); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	e.tg = push.NewTarget(list[0], st, slog.New(slog.DiscardHandler), nil)
+	e.tg = push.NewTarget(list[0], st, push.WorkerOptions{})
 	return e
 }
 

@@ -105,7 +105,7 @@ type response struct {
 	header http.Header
 }
 
-// observe reports one request to the Pusher's observer, if any.
+// observe reports one request to the worker's observer, if any.
 func (c *client) observe(status int, d time.Duration) {
 	if c.observer != nil {
 		c.observer(status, d)

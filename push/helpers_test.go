@@ -73,7 +73,7 @@ func newEnv(t *testing.T, ldif string) *env {
 	cfg.URL, cfg.BindDN, cfg.BindPassword = sl.URL, sl.RootDN, confval.NewSecret(sl.RootPassword)
 	cfg.Users.BaseDN, cfg.Groups.BaseDN = "ou=people,"+base, "ou=groups,"+base
 	cfg.Timeout = confval.Duration(20 * time.Second)
-	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, slog.New(slog.DiscardHandler))
+	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, ldapsync.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,12 +84,12 @@ func TestTargetsAndWebhooksRetryAlike(t *testing.T) {
 			if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			return push.NewWebhook(hooks[0], e.store, log, nil)
+			return push.NewWebhook(hooks[0], e.store, push.WorkerOptions{Log: log})
 		}
 		cfg := e.targetConfig(srv.URL+u.Path, func(tc *push.TargetConfig) {
 			tc.Name, tc.Concurrency, tc.RetryPolicy = name, 1, policy
 		})
-		return push.NewTarget(cfg, e.store, log, nil)
+		return push.NewTarget(cfg, e.store, push.WorkerOptions{Log: log})
 	}
 
 	for _, c := range []struct {

@@ -63,15 +63,14 @@ type Target struct {
 	alert                  func(Alert)
 }
 
-// NewTarget builds the worker of cfg, which must have passed Prepare. alert, if non-nil,
-// receives dead letters and quarantine changes.
-func NewTarget(cfg TargetConfig, st Store, log *slog.Logger, alert func(Alert)) *Target {
-	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: alert,
-		log: log.With("target", cfg.Name)}
+// NewTarget builds the worker of cfg, which must have passed Prepare.
+func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
+	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert,
+		log: logOrDiscard(opts.Log).With("target", cfg.Name)}
 	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
 	b := cfg.RetryPolicy.breaker(t.quarantineChanged)
 	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
 	t.c.auth = newAuthenticator(cfg, hc)
 	t.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {

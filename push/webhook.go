@@ -95,8 +95,9 @@ type Webhook struct {
 }
 
 // NewWebhook builds the worker of cfg, which must have passed Prepare.
-func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)) *Webhook {
-	w := &Webhook{cfg: cfg, st: st, log: log.With("webhook", cfg.Name)}
+func NewWebhook(cfg WebhookConfig, st Store, opts WorkerOptions) *Webhook {
+	w := &Webhook{cfg: cfg, st: st, log: logOrDiscard(opts.Log).With("webhook", cfg.Name)}
+	alert := opts.Alert
 	b := cfg.RetryPolicy.breaker(func(q bool, _ time.Time) {
 		if alert != nil {
 			text := fmt.Sprintf("webhook %s recovered", cfg.Name)
@@ -107,7 +108,7 @@ func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)
 		}
 	})
 	w.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, false), breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
 	w.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		perEvent: true, // a dead letter per journal record: replay re-sends each failed record's events
 		onDead: func(dl *cache.DeadLetter) {

@@ -85,7 +85,7 @@ func explain(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.L
 		return nil, err
 	}
 	slices.SortFunc(ex.Groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
-	for _, t := range push.New(cfg.Targets, cfg.Webhooks, st, log).TargetWorkers() {
+	for _, t := range push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log}).TargetWorkers() {
 		in, why, err := t.ExplainScope(ctx, u)
 		if err != nil {
 			return nil, err

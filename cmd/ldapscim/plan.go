@@ -71,7 +71,9 @@ type planOutput struct {
 
 // makePlan plans a pass against st. A pass error may come with the plan of what was read.
 func makePlan(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, full bool, only string) (*planOutput, error) {
-	rep, err := ldapsync.Plan(ctx, cfg.LDAP, cfg.Safety, st, log, full, cfg.SyncOptions()...)
+	opts := cfg.SyncOptions()
+	opts.Log = log
+	rep, err := ldapsync.Plan(ctx, cfg.LDAP, cfg.Safety, st, full, opts)
 	if err != nil && rep == nil {
 		return nil, err
 	}
@@ -89,7 +91,7 @@ type targetPlan struct {
 }
 
 func planTargets(ctx context.Context, cfg *config.File, st *cache.Store, log *slog.Logger, only string) ([]targetPlan, error) {
-	p := push.New(cfg.Targets, cfg.Webhooks, st, log)
+	p := push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log})
 	var out []targetPlan
 	found := only == ""
 	for _, t := range p.TargetWorkers() {

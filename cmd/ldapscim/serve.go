@@ -26,13 +26,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
-	pusher.StatusFile = filepath.Join(cfg.Cache.Dir, push.StatusFileName)
-	obs := newObservability(st, pusher.Targets)
-	pusher.ObserveRequests(obs.metrics.ObservePush)
-	opts := append(cfg.SyncOptions(), obs.syncOptions()...)
-	opts = append(opts, ldapsync.WithObserver(heldAlert(pusher, path)))
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
+	// The metrics read the pusher's target names at scrape time (the admin server starts below)
+	// and the pusher reports its requests to the metrics.
+	var pusher *push.Pusher
+	obs := newObservability(st, func() []string { return pusher.Targets() })
+	pusher = push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log,
+		StatusFile: filepath.Join(cfg.Cache.Dir, push.StatusFileName), ObserveRequests: obs.metrics.ObservePush})
+	opts := cfg.SyncOptions()
+	opts.Log = log
+	opts.Observers = append(obs.syncObservers(), heldAlert(pusher, path))
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, opts)
 	if err != nil {
 		return err
 	}
@@ -41,7 +44,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	apiErr := make(chan error, 1)
 	if cfg.SCIM != nil {
-		api = scimapi.New(*cfg.SCIM, st, log, scimapi.WithRequestObserver(obs.metrics.HTTPObserver("scim")))
+		api = scimapi.New(*cfg.SCIM, st, scimapi.Options{Log: log,
+			RequestObservers: []scimapi.RequestObserver{obs.metrics.HTTPObserver("scim")}})
 		ln, err := api.Listen()
 		if err != nil {
 			return err
@@ -57,7 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		<-apiErr
 		return err
 	}
-	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, log)
+	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log})
 	if err != nil {
 		cancel()
 		<-apiErr

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/push"
 )
 
 // TestStagingAndHeldDeletionAlerts: with [safety] staging = true, serve syncs but sends nothing
@@ -59,6 +62,9 @@ format = "slack"
 			t.Fatalf("sync through serve: %v\n%s", err, out)
 		}
 		time.Sleep(time.Second) // the workers poll every 100 ms here
+		if !staging {
+			checkPushWiring(t, "http://"+addr, dir+"/cache")
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("serve exit: %v\n%s", err, stderr.String())
@@ -83,6 +89,34 @@ format = "slack"
 		if !gotAlert {
 			t.Fatalf("no held-deletion alert; alerts: %q", chat.texts())
 		}
+	}
+}
+
+// checkPushWiring checks what serve wires into its push workers: the metrics see their
+// requests and read their targets' lag at scrape time, and the status file lists them.
+func checkPushWiring(t *testing.T, base, cacheDir string) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ldapscim_push_requests_total{status="503",target="app"}`, `ldapscim_push_cursor_lag{target="app"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %s:\n%s", want, body)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second) // rewritten every 5 s
+	for {
+		b, err := os.ReadFile(filepath.Join(cacheDir, push.StatusFileName))
+		if err == nil && strings.Contains(string(b), `"name": "app"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status file: %v\n%s", err, b)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -35,7 +35,8 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer st.Close()
 
-	var opts []ldapsync.Option
+	opts := cfg.SyncOptions()
+	opts.Log = log
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		expect := -1
 		if u, err := st.Count(ctx, scim.UserType); err == nil && u > 0 {
@@ -46,12 +47,12 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			progressbar.OptionSetDescription("reading"), progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 		defer bar.Finish()
-		opts = append(opts, ldapsync.WithProgress(func(stage string, n int) {
+		opts.Progress = func(stage string, n int) {
 			bar.Describe(stage)
 			_ = bar.Set(n)
-		}))
+		}
 	}
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, append(cfg.SyncOptions(), opts...)...)
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, opts)
 	if err != nil {
 		return err
 	}

@@ -185,7 +185,7 @@ func runDeadLetters(ctx context.Context, verb string, args []string, stdout, std
 		fmt.Fprintf(stdout, "skipped %d dead letter(s) of %s\n", n, target)
 		return nil
 	}
-	p := push.New(cfg.Targets, cfg.Webhooks, st, log)
+	p := push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log})
 	n, err := p.Replay(ctx, target, ids)
 	if err != nil {
 		return err

@@ -253,13 +253,14 @@ func splitErrors(err error) []error {
 	return []error{err}
 }
 
-// SyncOptions are the ldapsync options the file implies (its compiled rules).
-func (f *File) SyncOptions() []ldapsync.Option {
+// SyncOptions are the ldapsync options the file implies (its compiled rules); the caller adds
+// the logger, progress and observers.
+func (f *File) SyncOptions() ldapsync.Options {
 	rules, err := ldapsync.CompileRules(f.Rules)
 	if err != nil {
-		return nil // Load has already rejected the file
+		return ldapsync.Options{} // Load has already rejected the file
 	}
-	return []ldapsync.Option{ldapsync.WithRules(rules)}
+	return ldapsync.Options{Rules: rules}
 }
 
 // dialectDefaults replaces the OpenLDAP defaults of the keys the file left out with those of its
