@@ -1,7 +1,11 @@
 package push
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +105,25 @@ func TestPrepareReportsEverythingWithoutSecrets(t *testing.T) {
 	}
 	if strings.Contains(msg, "SECRET") {
 		t.Fatalf("a secret leaked:\n%s", msg)
+	}
+}
+
+// A status file that cannot be written is logged (it used to fail silently: the error of the
+// write was a shadowed variable).
+func TestStatusFileFailureIsLogged(t *testing.T) {
+	var logs strings.Builder
+	path := filepath.Join(t.TempDir(), "missing-dir", StatusFileName)
+	p := New(nil, nil, nil, Options{Log: slog.New(slog.NewTextHandler(&logs, nil)), StatusFile: path})
+	p.writeStatus(context.Background())
+	if !strings.Contains(logs.String(), "cannot write push status file") {
+		t.Fatalf("no warning logged: %q", logs.String())
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	p.writeStatus(context.Background())
+	if b, err := os.ReadFile(path); err != nil || logs.Len() != 0 || strings.TrimSpace(string(b)) != "null" {
+		t.Fatalf("status file %q, %v; logs %q", b, err, logs.String())
 	}
 }
