@@ -70,7 +70,7 @@ type Options struct {
 	// Source is the directory the passes read, for the status page.
 	Source ldapsync.Endpoint
 	// History records passes for the status page; it must be the one observing the Syncer
-	// (ldapsync.WithObserver(history.Observe)). Nil: New makes one that sees nothing.
+	// (ldapsync.Options.Observers holds history.Observe). Nil: New makes one that sees nothing.
 	History *History
 	// Metrics serves /metrics; nil answers 404.
 	Metrics http.Handler

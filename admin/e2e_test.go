@@ -65,10 +65,10 @@ func newStack(t *testing.T) *stack {
 	cfg.URL, cfg.BindDN, cfg.BindPassword = sl.URL, sl.RootDN, confval.NewSecret(sl.RootPassword)
 	cfg.Users.BaseDN, cfg.Groups.BaseDN = "ou=people,"+sl.BaseDN, "ou=groups,"+sl.BaseDN
 	cfg.Timeout = confval.Duration(10 * time.Second)
-	m := metrics.New(st, nil)
+	m := metrics.New(st, metrics.Options{})
 	hist := admin.NewHistory(0)
-	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 2, MaxDeletePercent: 100}, st, nil,
-		ldapsync.WithObserver(m.ObservePass), ldapsync.WithObserver(hist.Observe))
+	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 2, MaxDeletePercent: 100}, st,
+		ldapsync.Options{Observers: []ldapsync.Observer{m.ObservePass, hist.Observe}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func newStack(t *testing.T) *stack {
 	if errs := append(scfg.ResolveTokens(), scfg.Validate()...); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	api := scimapi.New(scfg, st, nil, scimapi.WithRequestObserver(m.HTTPObserver("scim")))
+	api := scimapi.New(scfg, st, scimapi.Options{RequestObservers: []scimapi.RequestObserver{m.HTTPObserver("scim")}})
 	k := &stack{sl: sl, store: st, metrics: m, admin: httptest.NewServer(as), scim: httptest.NewServer(api)}
 	t.Cleanup(k.admin.Close)
 	t.Cleanup(k.scim.Close)

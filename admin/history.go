@@ -16,7 +16,7 @@ type PassRecord struct {
 }
 
 // History keeps the last passes of this process in memory, newest last. Observe has the
-// signature ldapsync.WithObserver wants. It is safe for concurrent use.
+// signature of an ldapsync.Observer. It is safe for concurrent use.
 type History struct {
 	mu     sync.Mutex
 	max    int

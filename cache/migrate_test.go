@@ -56,7 +56,7 @@ func TestOpenMigratesAnOldCache(t *testing.T) {
 	dir := t.TempDir()
 	untar(t, "testdata/cache-before-member-keys.tar.gz", dir)
 	var logs bytes.Buffer
-	s, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, err := Open(Options{Dir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestOpenMigratesAnOldCache(t *testing.T) {
 	// A second Open finds nothing left to do.
 	s.Close()
 	logs.Reset()
-	s2, err := Open(Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s2, err := Open(Options{Dir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

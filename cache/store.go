@@ -52,8 +52,8 @@ type Options struct {
 	// SyncWrites fsyncs every commit, for power-loss safety. Without it a commit is still
 	// safe against a killed process (kill -9): it is in the OS page cache when Apply returns.
 	SyncWrites bool
-	// Logger receives Badger's own messages at WARN and above; nil discards them.
-	Logger *slog.Logger
+	// Log receives Badger's own messages at WARN and above, and the migrations'; nil discards them.
+	Log *slog.Logger
 
 	// memTableSize overrides the memtable size (tests use it to force ErrTxnTooBig).
 	memTableSize int64
@@ -107,7 +107,7 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeEmptyMemtables(opts.Dir, newLogger(opts.Logger))
+	removeEmptyMemtables(opts.Dir, newLogger(opts.Log))
 	db, err := badger.Open(bo)
 	if err != nil {
 		lock.Close()
@@ -127,7 +127,7 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: reading the journal head: %v", opts.Dir, translate(err))
 	}
-	if err := s.upgradeIndexes(opts.Logger); err != nil {
+	if err := s.upgradeIndexes(opts.Log); err != nil {
 		db.Close()
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, translate(err))
@@ -149,7 +149,7 @@ func badgerOptions(opts Options) badger.Options {
 	bo := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.Dir == "").
 		WithSyncWrites(opts.SyncWrites).
-		WithLogger(slogAdapter{newLogger(opts.Logger)}).
+		WithLogger(slogAdapter{newLogger(opts.Log)}).
 		WithMetricsEnabled(false).
 		// The memtable size bounds one transaction (15% of it, and 15%/96 bytes keys: 2.4 MB,
 		// 26k keys at 16 MB). Apply stays far below: 500 resources per transaction, and a big

@@ -86,7 +86,7 @@ func TestDeltaReplaysGroupMembersFromTheAccessLog(t *testing.T) {
 	st := openCacheForTest(t)
 	cs := &countingStore{Store: st}
 	safe := ldapsync.SafetyConfig{MaxDeletes: 1000, MaxDeletePercent: 50}
-	s, err := ldapsync.New(testConfig(sl), safe, cs, testLogger(t))
+	s, err := ldapsync.New(testConfig(sl), safe, cs, ldapsync.Options{Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

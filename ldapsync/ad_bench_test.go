@@ -66,7 +66,7 @@ func benchStore(b *testing.B) *cache.Store {
 }
 
 func benchSyncer(b *testing.B, dc *testenv.Samba, st *cache.Store) *ldapsync.Syncer {
-	s, err := ldapsync.New(adConfig(dc), ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, nil)
+	s, err := ldapsync.New(adConfig(dc), ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, ldapsync.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func ldapsearchDump(b *testing.B, dc *testenv.Samba) time.Duration {
 		b.Fatal("ldapsearch not found: scripts/install-deps.sh ldap")
 	}
 	cfg := adConfig(dc)
-	s, _ := ldapsync.New(cfg, ldapsync.DefaultSafety(), nil, nil)
+	s, _ := ldapsync.New(cfg, ldapsync.DefaultSafety(), nil, ldapsync.Options{})
 	uattrs, gattrs := ldapsync.ReadAttributes(s)
 	best := time.Duration(1 << 62)
 	for range 3 {

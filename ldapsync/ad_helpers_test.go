@@ -110,7 +110,7 @@ func newADEnv(t *testing.T, opts testenv.SambaOptions, tweak func(*ldapsync.Conf
 func (e *adEnv) rebuild() {
 	e.t.Helper()
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s, err := ldapsync.New(e.cfg, ldapsync.SafetyConfig{MaxDeletes: 10000, MaxDeletePercent: 100}, e.store, log)
+	s, err := ldapsync.New(e.cfg, ldapsync.SafetyConfig{MaxDeletes: 10000, MaxDeletePercent: 100}, e.store, ldapsync.Options{Log: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

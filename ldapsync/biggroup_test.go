@@ -120,7 +120,7 @@ func TestBigGroupDeltaEditsOnlyTheChangedMembers(t *testing.T) {
 	cs := &countingStore{Store: st}
 	cfg := testConfig(sl)
 	safe := ldapsync.SafetyConfig{MaxDeletes: 1000, MaxDeletePercent: 100}
-	s, err := ldapsync.New(cfg, safe, cs, testLogger(t))
+	s, err := ldapsync.New(cfg, safe, cs, ldapsync.Options{Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestBigGroupDeltaEditsOnlyTheChangedMembers(t *testing.T) {
 	cs.reset()
 
 	// The plan of that delta shows the five removals, from the member index.
-	rep, err := ldapsync.Plan(ctx, cfg, safe, cs, nil, false)
+	rep, err := ldapsync.Plan(ctx, cfg, safe, cs, false, ldapsync.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

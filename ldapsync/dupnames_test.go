@@ -67,7 +67,7 @@ func TestDuplicateUserNamesAreCountedAndWarned(t *testing.T) {
 		c.Users.BaseDN = "dc=example,dc=com"
 	})
 	var logs syncBuffer
-	s, err := ldapsync.New(e.cfg, e.safe, e.store, slog.New(slog.NewTextHandler(&logs, nil)))
+	s, err := ldapsync.New(e.cfg, e.safe, e.store, ldapsync.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,12 +59,12 @@ func TestDroppedConnectionDeletesNothing(t *testing.T) {
 	users, groups, wm := e.count(scim.UserType), e.count(scim.GroupType), e.watermark()
 
 	killed := false
-	e.rebuild(ldapsync.WithProgress(func(stage string, n int) {
+	e.rebuildWith(ldapsync.Options{Progress: func(stage string, n int) {
 		if stage == string(scim.UserType) && n >= 1000 && !killed {
 			killed = true
 			e.sl.Kill()
 		}
-	}))
+	}})
 	sum, err := e.s.SyncFull(context.Background())
 	if !killed {
 		t.Fatal("the test never killed slapd")

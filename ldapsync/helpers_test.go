@@ -60,9 +60,19 @@ func newEnv(t *testing.T, opts testenv.SlapdOptions, tweak func(*ldapsync.Config
 	return e
 }
 
-func (e *env) rebuild(opts ...ldapsync.Option) {
+// rebuild makes the env's Syncer anew.
+func (e *env) rebuild() {
 	e.t.Helper()
-	s, err := ldapsync.New(e.cfg, e.safe, e.store, testLogger(e.t), opts...)
+	e.rebuildWith(ldapsync.Options{})
+}
+
+// rebuildWith makes the env's Syncer anew with opts (logging to testLogger unless opts.Log is set).
+func (e *env) rebuildWith(opts ldapsync.Options) {
+	e.t.Helper()
+	if opts.Log == nil {
+		opts.Log = testLogger(e.t)
+	}
+	s, err := ldapsync.New(e.cfg, e.safe, e.store, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,12 +14,6 @@ import (
 // Syncer still holds its pass lock, so it must be quick and must not start a pass.
 type Observer func(Summary, error)
 
-// WithObserver adds an observer of every pass (metrics, the status page). Observers are called
-// in the order they were added.
-func WithObserver(o Observer) Option {
-	return func(s *Syncer) { s.observers = append(s.observers, o) }
-}
-
 func (s *Syncer) observe(sum Summary, err error) {
 	for _, o := range s.observers {
 		o(sum, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -51,9 +50,9 @@ type PlanReport struct {
 // Plan runs the pass that SyncOnce (or, with full, SyncFull) would run — reading the directory
 // as that pass would and comparing with the cache — but writes nothing: no resource, journal
 // record, watermark or hold. It reports every change the pass would make and why.
-func Plan(ctx context.Context, cfg Config, safety SafetyConfig, store Store, log *slog.Logger, full bool, opts ...Option) (*PlanReport, error) {
+func Plan(ctx context.Context, cfg Config, safety SafetyConfig, store Store, full bool, opts Options) (*PlanReport, error) {
 	dry := &dryStore{Store: store, overlay: map[string]*scim.Resource{}, gone: map[string]bool{}}
-	s, err := New(cfg, safety, dry, log, opts...)
+	s, err := New(cfg, safety, dry, opts)
 	if err != nil {
 		return nil, err
 	}

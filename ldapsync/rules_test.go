@@ -33,7 +33,7 @@ func TestRulesGiveRolesAndVirtualGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := smallEnv(t, nil)
-	e.rebuild(ldapsync.WithRules(rules))
+	e.rebuildWith(ldapsync.Options{Rules: rules})
 	e.sync(true)
 
 	ann, bob, carl := e.user("ann"), e.user("bob"), e.user("carl")
@@ -82,7 +82,7 @@ departmentNumber: Sales
 	}
 	// A rule that is dropped takes its virtual group with it at the next full pass.
 	rules2, _ := ldapsync.CompileRules([]ldapsync.RuleConfig{{Name: "eng", When: `department eq "Engineering"`, Roles: []string{"engineer"}}})
-	e.rebuild(ldapsync.WithRules(rules2))
+	e.rebuildWith(ldapsync.Options{Rules: rules2})
 	sum := e.sync(true)
 	if sum.Deleted != 3 {
 		t.Fatalf("dropping rules: %+v, want the three virtual groups deleted", sum)
@@ -157,7 +157,7 @@ func TestVirtualGroupDeltaEditsOnlyTheEvaluatedUsers(t *testing.T) {
 	}
 	e := smallEnv(t, nil)
 	cs := &countingStore{Store: e.store}
-	s, err := ldapsync.New(e.cfg, e.safe, cs, testLogger(t), ldapsync.WithRules(rules))
+	s, err := ldapsync.New(e.cfg, e.safe, cs, ldapsync.Options{Log: testLogger(t), Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestVirtualGroupDeltaEditsOnlyTheEvaluatedUsers(t *testing.T) {
 	if rules, err = ldapsync.CompileRules(cfgs); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = ldapsync.New(e.cfg, e.safe, cs, testLogger(t), ldapsync.WithRules(rules)); err != nil {
+	if s, err = ldapsync.New(e.cfg, e.safe, cs, ldapsync.Options{Log: testLogger(t), Rules: rules}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.SyncOnce(ctx); err != nil {

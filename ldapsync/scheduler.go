@@ -14,9 +14,17 @@ type Scheduler struct {
 	log  *slog.Logger
 }
 
+// SchedulerOptions are the optional parts of a Scheduler.
+type SchedulerOptions struct {
+	// Log receives the scheduler's messages (a pass that panicked or was skipped); nil
+	// discards them.
+	Log *slog.Logger
+}
+
 // NewScheduler registers the delta and full schedules. Empty specs are disabled. Passes run with
 // ctx, so cancelling it stops a running pass.
-func NewScheduler(ctx context.Context, s *Syncer, sc ScheduleConfig, log *slog.Logger) (*Scheduler, error) {
+func NewScheduler(ctx context.Context, s *Syncer, sc ScheduleConfig, opts SchedulerOptions) (*Scheduler, error) {
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

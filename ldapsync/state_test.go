@@ -46,7 +46,7 @@ func newStatePass(t testing.TB) *pass {
 	cfg.URL = "ldap://127.0.0.1:1/"
 	cfg.Users.BaseDN = "ou=people,dc=example,dc=com"
 	cfg.Groups.BaseDN = "ou=groups,dc=example,dc=com"
-	s, err := New(cfg, DefaultSafety(), nil, nil)
+	s, err := New(cfg, DefaultSafety(), nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

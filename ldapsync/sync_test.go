@@ -249,7 +249,7 @@ add: displayName
 displayName: Robert Jones
 `)
 	// The plan of that delta shows the same three updates.
-	rep, err := ldapsync.Plan(context.Background(), e.cfg, e.safe, e.store, nil, false)
+	rep, err := ldapsync.Plan(context.Background(), e.cfg, e.safe, e.store, false, ldapsync.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

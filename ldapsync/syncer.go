@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,17 +111,21 @@ type Syncer struct {
 	mu sync.Mutex // one pass at a time
 }
 
-// Option configures a Syncer.
-type Option func(*Syncer)
+// Options are the optional parts of a Syncer; the zero value is a Syncer without rules,
+// progress or observers that logs nothing.
+type Options struct {
+	// Log receives the Syncer's messages; nil discards them.
+	Log *slog.Logger
+	// Rules are the compiled [[rules]] (role mapping and virtual groups).
+	Rules *Rules
+	// Progress is told how far each pass has come.
+	Progress Progress
+	// Observers are told of every pass, in this order (observe.go).
+	Observers []Observer
+}
 
-// WithRules sets the compiled [[rules]] (role mapping and virtual groups).
-func WithRules(rs *Rules) Option { return func(s *Syncer) { s.rules = rs } }
-
-// WithProgress sets a progress callback.
-func WithProgress(p Progress) Option { return func(s *Syncer) { s.progress = p } }
-
-// New checks cfg and returns a Syncer. cfg must already have its secrets resolved.
-func New(cfg Config, safety SafetyConfig, store Store, log *slog.Logger, opts ...Option) (*Syncer, error) {
+// New checks cfg and returns a Syncer over store. cfg must already have its secrets resolved.
+func New(cfg Config, safety SafetyConfig, store Store, opts Options) (*Syncer, error) {
 	if errs := append(cfg.Validate(), safety.Validate()...); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -132,13 +137,12 @@ func New(cfg Config, safety SafetyConfig, store Store, log *slog.Logger, opts ..
 	if err != nil {
 		return nil, err
 	}
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Syncer{cfg: cfg, safety: safety, store: store, log: log.With("source", Source), users: users, groups: groups}
-	for _, o := range opts {
-		o(s)
-	}
+	s := &Syncer{cfg: cfg, safety: safety, store: store, log: log.With("source", Source), users: users, groups: groups,
+		rules: opts.Rules, progress: opts.Progress, observers: slices.Clone(opts.Observers)}
 	s.fp = s.computeFingerprint()
 	s.uattrs = dedupFold(append([]string{"entryUUID", "objectGUID", "modifyTimestamp", "uid"}, users.ldapAttributes()...))
 	ga := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, groups.ldapAttributes()...)

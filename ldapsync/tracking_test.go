@@ -22,7 +22,7 @@ func TestChangeTrackingSwitchTakesEffectAtOnce(t *testing.T) {
 	} {
 		e.cfg.ChangeTracking = step.set
 		var logs syncBuffer
-		s, err := ldapsync.New(e.cfg, e.safe, e.store, slog.New(slog.NewTextHandler(&logs, nil)))
+		s, err := ldapsync.New(e.cfg, e.safe, e.store, ldapsync.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}

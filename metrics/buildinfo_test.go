@@ -17,7 +17,7 @@ func TestBuildInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m := New(st, nil)
+	m := New(st, Options{})
 	m.RegisterBuildInfo("v1.2.3-4-gabcdef0", "abcdef012345-dirty", "go1.26.8")
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()

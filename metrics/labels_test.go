@@ -17,7 +17,7 @@ func TestHTTPLabelsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m := New(st, nil)
+	m := New(st, Options{})
 	obs := m.HTTPObserver("scim")
 	for i := range 2000 {
 		junk := fmt.Sprintf("J%05dx%s", i, strings.Repeat("q", i%300))

@@ -1,6 +1,6 @@
-// Package metrics is ldapscim's Prometheus instrumentation: sync passes (observed through
-// ldapsync.WithObserver), the cache (journal head, resources, held deletions, watermark age,
-// read at scrape time), HTTP requests of the SCIM API (through scimapi.WithRequestObserver),
+// Package metrics is ldapscim's Prometheus instrumentation: sync passes (an ldapsync.Observer),
+// the cache (journal head, resources, held deletions, watermark age, read at scrape time), HTTP
+// requests of the SCIM API (a scimapi.RequestObserver) and
 // push delivery (hooks the push workers call, plus per-target cursor lag and dead letters read
 // from the cache at scrape time) and which build is running (ldapscim_build_info).
 //
@@ -50,10 +50,16 @@ type Metrics struct {
 	pushOutbox   *prometheus.GaugeVec     // target
 }
 
+// Options are the optional parts of Metrics.
+type Options struct {
+	// Targets names the push targets whose cursor lag and dead letters are exported; it is
+	// called at every scrape. Nil: none.
+	Targets func() []string
+}
+
 // New creates the collectors and registers them, with a collector that reads store at scrape
-// time. targets names the push targets whose cursor lag and dead letters are exported; it is
-// called at every scrape and may be nil.
-func New(store Store, targets func() []string) *Metrics {
+// time.
+func New(store Store, opts Options) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -98,7 +104,7 @@ func New(store Store, targets func() []string) *Metrics {
 	}
 	m.reg.MustRegister(m.passes, m.passDuration, m.entries, m.httpRequests, m.httpDuration,
 		m.pushResults, m.pushLimited, m.pushDuration, m.pushOutbox,
-		&storeCollector{store: store, targets: targets},
+		&storeCollector{store: store, targets: opts.Targets},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -111,7 +117,7 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// ObservePass records one sync pass; it has the signature ldapsync.WithObserver wants.
+// ObservePass records one sync pass; it is an ldapsync.Observer.
 func (m *Metrics) ObservePass(sum ldapsync.Summary, err error) {
 	kind := "delta"
 	if sum.Full {
@@ -142,7 +148,7 @@ func PassResult(sum ldapsync.Summary, err error) string {
 }
 
 // HTTPObserver returns a request observer for the HTTP server named server; it has the
-// signature scimapi.WithRequestObserver wants. route is the matched route pattern ("" when no
+// signature of a scimapi.RequestObserver. route is the matched route pattern ("" when no
 // route matched), so ids never become label values.
 //
 // Every label value comes from a fixed set, whatever the client sends (unauthenticated

@@ -23,7 +23,7 @@ func TestCollectors(t *testing.T) {
 	if err := st.SetPushCursor(context.Background(), "okta", 0); err != nil {
 		t.Fatal(err)
 	}
-	m := New(st, func() []string { return []string{"okta"} })
+	m := New(st, Options{Targets: func() []string { return []string{"okta"} }})
 	m.ObservePass(ldapsync.Summary{Full: true, Read: 5, Created: 5, Duration: time.Second}, nil)
 	m.ObservePass(ldapsync.Summary{Read: 2, Partial: "size limit"}, errors.New("partial"))
 	m.ObservePass(ldapsync.Summary{}, errors.New("dial"))

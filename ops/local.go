@@ -27,9 +27,9 @@ type LocalOptions struct {
 	Log      *slog.Logger
 	// Syncer runs passes and approvals. In serve it is the scheduled passes' Syncer, so an
 	// operation waits for a running pass and the other way round. Nil: each Sync builds one
-	// (with the rules and SyncOptions) and approvals run on the store directly.
-	Syncer      *ldapsync.Syncer
-	SyncOptions []ldapsync.Option
+	// (with the rules and Progress) and approvals run on the store directly.
+	Syncer   *ldapsync.Syncer
+	Progress ldapsync.Progress
 	// Pusher is serve's running push workers: replays go through them and TargetsStatus
 	// reports their health. Nil: a Pusher on the store that does not run.
 	Pusher *push.Pusher
@@ -51,14 +51,14 @@ func NewLocal(o LocalOptions) (*Local, error) {
 	}
 	l := &Local{o: o, rules: rules, live: o.Pusher != nil}
 	if o.Pusher == nil {
-		l.o.Pusher = push.New(o.Targets, o.Webhooks, o.Store, o.Log)
+		l.o.Pusher = push.New(o.Targets, o.Webhooks, o.Store, push.Options{Log: o.Log})
 	}
 	return l, nil
 }
 
 // syncOptions are the ldapsync options of every pass Local runs or plans.
-func (l *Local) syncOptions() []ldapsync.Option {
-	return append([]ldapsync.Option{ldapsync.WithRules(l.rules)}, l.o.SyncOptions...)
+func (l *Local) syncOptions() ldapsync.Options {
+	return ldapsync.Options{Log: l.o.Log, Rules: l.rules, Progress: l.o.Progress}
 }
 
 var _ Operations = (*Local)(nil)
@@ -68,7 +68,7 @@ func (l *Local) Sync(ctx context.Context, full bool) (ldapsync.Summary, error) {
 	s := l.o.Syncer
 	if s == nil {
 		var err error
-		if s, err = ldapsync.New(l.o.LDAP, l.o.Safety, l.o.Store, l.o.Log, l.syncOptions()...); err != nil {
+		if s, err = ldapsync.New(l.o.LDAP, l.o.Safety, l.o.Store, l.syncOptions()); err != nil {
 			return ldapsync.Summary{}, err
 		}
 	}
@@ -113,7 +113,7 @@ func (l *Local) Plan(ctx context.Context, req PlanRequest) (*Plan, error) {
 	if req.Target != "" && len(workers) == 0 {
 		return nil, Errorf(Invalid, "plan: no [[targets]] entry is named %q", req.Target)
 	}
-	rep, err := ldapsync.Plan(ctx, l.o.LDAP, l.o.Safety, l.o.Store, l.o.Log, req.Full, l.syncOptions()...)
+	rep, err := ldapsync.Plan(ctx, l.o.LDAP, l.o.Safety, l.o.Store, req.Full, l.syncOptions())
 	if rep == nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/confval"
 )
 
 // rawJSON is a request body sent exactly as given (it was signed).
@@ -42,15 +43,18 @@ type AlertStore interface {
 // with retries and backoff, in the order raised. While an alert's condition (kind, target,
 // key) is open, raising it again sends nothing; when it clears, a "resolved" text is sent.
 type alertSink struct {
-	cfg  WebhookConfig
-	log  *slog.Logger
-	st   AlertStore
-	c    *client
-	wake chan struct{}
+	cfg WebhookConfig
+	// retry is cfg's policy with backoff_max at most a minute: an alert is news.
+	retry RetryPolicy
+	log   *slog.Logger
+	st    AlertStore
+	c     *client
+	wake  chan struct{}
 }
 
 func newAlertSink(cfg WebhookConfig, st AlertStore, log *slog.Logger) *alertSink {
-	s := &alertSink{cfg: cfg, st: st, log: log.With("alerts", cfg.Name), wake: make(chan struct{}, 1)}
+	s := &alertSink{cfg: cfg, retry: cfg.RetryPolicy, st: st, log: log.With("alerts", cfg.Name), wake: make(chan struct{}, 1)}
+	s.retry.BackoffMax = min(s.retry.BackoffMax, confval.Duration(time.Minute))
 	// The breaker never opens: the sink's own backoff paces a webhook that is down.
 	s.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), 1, false), breaker: &breaker{after: 1 << 30},
 		limiter: newLimiter(1, 5)}
@@ -181,14 +185,14 @@ func (s *alertSink) send(ctx context.Context, a cache.StoredAlert) (time.Time, e
 func (s *alertSink) failed(ctx context.Context, a cache.StoredAlert, err error) (time.Time, error) {
 	attempts := a.Attempts + 1
 	var he *HTTPError
-	if errors.As(err, &he) && he.Permanent() && attempts >= s.cfg.MaxAttempts {
+	if errors.As(err, &he) && he.Permanent() && attempts >= s.retry.MaxAttempts {
 		s.log.Warn("alert refused by the webhook; dropped", "kind", a.Kind, "target", a.Target, "attempts", attempts, "err", err)
 		return time.Time{}, s.st.DropAlert(ctx, s.cfg.Name, a.Seq)
 	}
-	if attempts == s.cfg.MaxAttempts {
+	if attempts == s.retry.MaxAttempts {
 		s.log.Warn("alert not delivered yet; still trying", "kind", a.Kind, "target", a.Target, "attempts", attempts, "err", err)
 	}
-	next := time.Now().Add(backoff(attempts, s.cfg.BackoffBase.D(), min(s.cfg.BackoffMax.D(), time.Minute), retryAfterOf(err)))
+	next := time.Now().Add(s.retry.delay(attempts, retryAfterOf(err)))
 	return next, s.st.AlertFailed(ctx, s.cfg.Name, a.Seq, attempts, next)
 }
 

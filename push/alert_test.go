@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -83,8 +82,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func slackHook(t *testing.T, url string) push.WebhookConfig {
 	t.Helper()
-	hooks := []push.WebhookConfig{{Name: "chat", URL: url, Format: "slack", MaxAttempts: 3,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)}}
+	hooks := []push.WebhookConfig{{Name: "chat", URL: url, Format: "slack", RetryPolicy: push.RetryPolicy{MaxAttempts: 3,
+		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)}}}
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -121,7 +120,7 @@ func TestAlertSurvivesRestartAndIsSentOnce(t *testing.T) {
 	if err := st.RecordPush(ctx, "crm", []cache.PushOutcome{{ID: "u1", DeadLetter: dl}}); err != nil {
 		t.Fatal(err)
 	}
-	p := push.New(nil, hooks, st, slog.New(slog.DiscardHandler))
+	p := push.New(nil, hooks, st, push.Options{})
 	stop := run(p)
 	p.Alert(deadLetterAlert("u1"))
 	p.Alert(deadLetterAlert("u1"))
@@ -137,7 +136,7 @@ func TestAlertSurvivesRestartAndIsSentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p = push.New(nil, hooks, st, slog.New(slog.DiscardHandler))
+	p = push.New(nil, hooks, st, push.Options{})
 	p.Alert(deadLetterAlert("u1"))
 	stop = run(p)
 	defer stop()
@@ -165,7 +164,7 @@ func TestAlertResolvedWhenHoldsClear(t *testing.T) {
 	if _, err := st.Apply(ctx, cache.Batch{Source: "test", Holds: &holds}); err != nil {
 		t.Fatal(err)
 	}
-	p := push.New(nil, []push.WebhookConfig{slackHook(t, url)}, st, slog.New(slog.DiscardHandler))
+	p := push.New(nil, []push.WebhookConfig{slackHook(t, url)}, st, push.Options{})
 	stop := run(p)
 	defer stop()
 	p.Alert(push.Alert{Kind: push.AlertHeldDeletions, Target: "ldap", Text: "pass p1 holds 1 deletion(s)"})
@@ -209,15 +208,15 @@ func TestAlertsOfATargetAreResolved(t *testing.T) {
 	}
 	var tcs []push.TargetConfig
 	tc := push.TargetConfig{Name: "scimmy", URL: targetURL, Token: confval.NewSecret(e.scimmy.Token), Groups: true,
-		MaxAttempts: 3, QuarantineAfter: 2, QuarantineRetry: confval.Duration(100 * time.Millisecond),
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond),
+		RetryPolicy: push.RetryPolicy{MaxAttempts: 3, QuarantineAfter: 2, QuarantineRetry: confval.Duration(100 * time.Millisecond),
+			BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond)},
 		Timeout: confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
 	tcs = append(tcs, tc)
 	if errs := push.Prepare(tcs, nil); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	c, url := newChat(t)
-	p := push.New(tcs, []push.WebhookConfig{slackHook(t, url)}, e.store, slog.New(slog.DiscardHandler))
+	p := push.New(tcs, []push.WebhookConfig{slackHook(t, url)}, e.store, push.Options{})
 	stop := run(p)
 	defer stop()
 	waitFor(t, "the quarantine alert", func() bool { return c.count("quarantined") == 1 })

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -263,7 +262,7 @@ func TestRotatedSecretQuarantinesAndKeepsChanges(t *testing.T) {
 	writeSecret(t, secretFile, "secret-one")
 	url := newGate(t, e.target.URL, e.target.Token, http.StatusUnauthorized, p.valid)
 	got := &alerts{}
-	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, slog.New(slog.DiscardHandler), got.add)
+	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, push.WorkerOptions{Alert: got.add})
 	drain(t, tg)
 	if n := len(users(t, e.target)); n != 2 {
 		t.Fatalf("before the rotation: %d users", n)
@@ -288,7 +287,7 @@ func TestRevokedTokenIsRenewedOnce(t *testing.T) {
 	writeSecret(t, secretFile, "secret-one")
 	url := newGate(t, e.target.URL, e.target.Token, http.StatusUnauthorized, p.valid)
 	got := &alerts{}
-	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, slog.New(slog.DiscardHandler), got.add)
+	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, push.WorkerOptions{Alert: got.add})
 	drain(t, tg)
 
 	p.rotate("secret-one") // revokes the tokens only
@@ -323,7 +322,7 @@ func TestForbiddenBearerTokenQuarantinesAndKeepsChanges(t *testing.T) {
 		tc.MaxAttempts = 2
 		tc.QuarantineRetry = confval.Duration(100 * time.Millisecond)
 	})
-	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), got.add)
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{Alert: got.add})
 	drain(t, tg)
 
 	accepted.Store("Bearer new-bearer-token") // rotated at the target
@@ -346,7 +345,7 @@ func TestTokenEndpointDownKeepsChanges(t *testing.T) {
 	writeSecret(t, secretFile, "secret-one")
 	url := newGate(t, e.target.URL, e.target.Token, http.StatusUnauthorized, p.valid)
 	got := &alerts{}
-	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, slog.New(slog.DiscardHandler), got.add)
+	tg := push.NewTarget(oauthTarget(e, url, p, secretFile, nil), e.store, push.WorkerOptions{Alert: got.add})
 	running(t, tg)
 
 	ctx := context.Background()
@@ -390,14 +389,14 @@ func TestWebhookUnauthorizedKeepsEvents(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer srv.Close()
-	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook"), MaxAttempts: 2,
-		BackoffBase: confval.Duration(20 * time.Millisecond), QuarantineRetry: confval.Duration(100 * time.Millisecond),
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook"),
+		RetryPolicy:  push.RetryPolicy{MaxAttempts: 2, BackoffBase: confval.Duration(20 * time.Millisecond), QuarantineRetry: confval.Duration(100 * time.Millisecond)},
 		PollInterval: confval.Duration(50 * time.Millisecond)}}
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	got := &alerts{}
-	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), got.add)
+	wh := push.NewWebhook(hooks[0], e.store, push.WorkerOptions{Alert: got.add})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = wh.Run(ctx); close(done) }()

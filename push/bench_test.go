@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"sync"
@@ -110,7 +109,7 @@ func BenchmarkPush10kCreates(b *testing.B) {
 		if errs := push.Prepare(tc, nil); len(errs) > 0 {
 			b.Fatal(errs)
 		}
-		tg := push.NewTarget(tc[0], st, slog.New(slog.DiscardHandler), nil)
+		tg := push.NewTarget(tc[0], st, push.WorkerOptions{})
 		start := time.Now()
 		for {
 			k, err := tg.PushOnce(context.Background())
@@ -157,14 +156,14 @@ func outboxHeap(b *testing.B, worker bool) (at10k, at100k float64, backlog uint6
 	defer st.Close()
 	down := "http://127.0.0.1:1/scim/v2" // nothing listens on port 1
 	tc := []push.TargetConfig{{Name: "down", URL: down, Token: confval.NewSecret("x"), Concurrency: benchConcurrency,
-		BackoffBase: confval.Duration(10 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond),
-		QuarantineAfter: 5, QuarantineRetry: confval.Duration(200 * time.Millisecond), MaxAttempts: 3,
+		RetryPolicy: push.RetryPolicy{BackoffBase: confval.Duration(10 * time.Millisecond), BackoffMax: confval.Duration(100 * time.Millisecond),
+			QuarantineAfter: 5, QuarantineRetry: confval.Duration(200 * time.Millisecond), MaxAttempts: 3},
 		PollInterval: confval.Duration(50 * time.Millisecond)}}
 	if errs := push.Prepare(tc, nil); len(errs) > 0 {
 		b.Fatal(errs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tg := push.NewTarget(tc[0], st, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(tc[0], st, push.WorkerOptions{})
 	done := make(chan struct{})
 	if worker {
 		go func() { tg.Run(ctx); close(done) }()

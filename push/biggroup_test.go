@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -153,8 +152,8 @@ func newBigEnv(t *testing.T, nUsers int, seed bool, mod func(*push.TargetConfig)
 	var url string
 	e.rec, url = newRecorder(t, e.scimmy.URL)
 	tc := push.TargetConfig{Name: "scimmy", URL: url, Token: confval.NewSecret(e.scimmy.Token), Groups: true, Concurrency: 8,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond),
-		Timeout: confval.Duration(5 * time.Minute), PollInterval: confval.Duration(50 * time.Millisecond)}
+		RetryPolicy: push.RetryPolicy{BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond)},
+		Timeout:     confval.Duration(5 * time.Minute), PollInterval: confval.Duration(50 * time.Millisecond)}
 	if mod != nil {
 		mod(&tc)
 	}
@@ -162,7 +161,7 @@ func newBigEnv(t *testing.T, nUsers int, seed bool, mod func(*push.TargetConfig)
 	if errs := push.Prepare(list, nil); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	e.tg = push.NewTarget(list[0], st, slog.New(slog.DiscardHandler), nil)
+	e.tg = push.NewTarget(list[0], st, push.WorkerOptions{})
 	return e
 }
 

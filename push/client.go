@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -106,7 +105,7 @@ type response struct {
 	header http.Header
 }
 
-// observe reports one request to the Pusher's observer, if any.
+// observe reports one request to the worker's observer, if any.
 func (c *client) observe(status int, d time.Duration) {
 	if c.observer != nil {
 		c.observer(status, d)
@@ -296,17 +295,6 @@ func truncate(s string) string {
 		return s[:maxErrorBody]
 	}
 	return s
-}
-
-// backoff returns the wait before attempt n (n >= 1 is the first retry): exponential from base,
-// capped at max, with full jitter, and never shorter than the target's Retry-After.
-func backoff(n int, base, maxWait, retryAfter time.Duration) time.Duration {
-	d := base << min(n-1, 20)
-	if d <= 0 || d > maxWait {
-		d = maxWait
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
 }
 
 // sleep waits d or until ctx is done.

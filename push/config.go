@@ -67,11 +67,7 @@ type TargetConfig struct {
 	MaxRequestsPerSecond  float64          `toml:"max_requests_per_second"`
 	Concurrency           int              `toml:"concurrency"`
 	Timeout               confval.Duration `toml:"timeout"`
-	MaxAttempts           int              `toml:"max_attempts"`
-	BackoffBase           confval.Duration `toml:"backoff_base"`
-	BackoffMax            confval.Duration `toml:"backoff_max"`
-	QuarantineAfter       int              `toml:"quarantine_after"` // consecutive failed requests
-	QuarantineRetry       confval.Duration `toml:"quarantine_retry"` // probe interval while quarantined
+	RetryPolicy                            // max_attempts, backoff_*, quarantine_*
 	PollInterval          confval.Duration `toml:"poll_interval"`
 	TLSInsecureSkipVerify bool             `toml:"tls_insecure_skip_verify"`
 
@@ -89,16 +85,12 @@ type WebhookConfig struct {
 	Events []string `toml:"events"`
 	// Format: "events" (signed JSON change events, the default) or "slack" (alerts about dead
 	// letters, quarantine and held deletions as {"text": ...}).
-	Format      string           `toml:"format"`
-	Concurrency int              `toml:"concurrency"`
-	Timeout     confval.Duration `toml:"timeout"`
-	MaxAttempts int              `toml:"max_attempts"`
-	BackoffBase confval.Duration `toml:"backoff_base"`
-	BackoffMax  confval.Duration `toml:"backoff_max"`
-	// MaxRequestsPerSecond, QuarantineAfter, QuarantineRetry, PollInterval as for targets.
+	Format string `toml:"format"`
+	// MaxRequestsPerSecond, Concurrency, Timeout, RetryPolicy and PollInterval as for targets.
 	MaxRequestsPerSecond float64          `toml:"max_requests_per_second"`
-	QuarantineAfter      int              `toml:"quarantine_after"`
-	QuarantineRetry      confval.Duration `toml:"quarantine_retry"`
+	Concurrency          int              `toml:"concurrency"`
+	Timeout              confval.Duration `toml:"timeout"`
+	RetryPolicy                           // max_attempts, backoff_*, quarantine_*
 	PollInterval         confval.Duration `toml:"poll_interval"`
 }
 
@@ -125,12 +117,8 @@ func (t *TargetConfig) defaults() {
 		t.MembershipChunk = profileFor(t.Profile).membershipChunk
 	}
 	defInt(&t.Concurrency, 4)
-	defInt(&t.MaxAttempts, 8)
-	defInt(&t.QuarantineAfter, 20)
 	dur(&t.Timeout, 30*time.Second)
-	dur(&t.BackoffBase, time.Second)
-	dur(&t.BackoffMax, 5*time.Minute)
-	dur(&t.QuarantineRetry, 5*time.Minute)
+	t.RetryPolicy.defaults()
 	dur(&t.PollInterval, 2*time.Second)
 	dur(&t.DeleteAfter, 30*24*time.Hour)
 }
@@ -140,12 +128,8 @@ func (w *WebhookConfig) defaults() {
 		w.Format = "events"
 	}
 	defInt(&w.Concurrency, 4)
-	defInt(&w.MaxAttempts, 8)
-	defInt(&w.QuarantineAfter, 20)
 	dur(&w.Timeout, 10*time.Second)
-	dur(&w.BackoffBase, time.Second)
-	dur(&w.BackoffMax, 5*time.Minute)
-	dur(&w.QuarantineRetry, 5*time.Minute)
+	w.RetryPolicy.defaults()
 	dur(&w.PollInterval, 2*time.Second)
 }
 
@@ -214,7 +198,8 @@ func (t *TargetConfig) prepare(where string) []error {
 		}
 		_ = v
 	}
-	errs = append(errs, checkLimits(where, t.Concurrency, t.MaxAttempts, t.MaxRequestsPerSecond, t.MembershipChunk)...)
+	errs = append(errs, checkLimits(where, t.Concurrency, t.MaxRequestsPerSecond, t.MembershipChunk)...)
+	errs = append(errs, t.RetryPolicy.validate(where)...)
 	return errs
 }
 
@@ -273,17 +258,15 @@ func (w *WebhookConfig) prepare(where string) []error {
 			add("events: unknown event %q (want user.*, group.*, membership.* or one of them)", e)
 		}
 	}
-	errs = append(errs, checkLimits(where, w.Concurrency, w.MaxAttempts, w.MaxRequestsPerSecond, 1)...)
+	errs = append(errs, checkLimits(where, w.Concurrency, w.MaxRequestsPerSecond, 1)...)
+	errs = append(errs, w.RetryPolicy.validate(where)...)
 	return errs
 }
 
-func checkLimits(where string, conc, attempts int, rps float64, chunk int) []error {
+func checkLimits(where string, conc int, rps float64, chunk int) []error {
 	var errs []error
 	if conc < 1 || conc > 256 {
 		errs = append(errs, fmt.Errorf("%s.concurrency: %d is not between 1 and 256", where, conc))
-	}
-	if attempts < 1 {
-		errs = append(errs, fmt.Errorf("%s.max_attempts: must be at least 1", where))
 	}
 	if rps < 0 {
 		errs = append(errs, fmt.Errorf("%s.max_requests_per_second: must not be negative (0: unlimited)", where))

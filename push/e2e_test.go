@@ -3,7 +3,6 @@ package push_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ func TestJoinerMoverLeaverRename(t *testing.T) {
 		tc.Deprovision = push.DeactivateThenDelete
 		tc.DeleteAfter = confval.Duration(time.Hour)
 	})
-	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{})
 	drain(t, tg)
 
 	u := users(t, e.target)
@@ -119,7 +118,7 @@ displayName: Bob Baker
 	}
 	// Leave again, with a grace period that is over: deleted at the target.
 	cfg.DeleteAfter = confval.Duration(time.Millisecond)
-	tg = push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	tg = push.NewTarget(cfg, e.store, push.WorkerOptions{})
 	e.sl.Modify(t, fmt.Sprintf("dn: uid=carol,ou=people,%s\nchangetype: delete\n", base))
 	e.pass()
 	drain(t, tg)
@@ -154,7 +153,7 @@ func TestManagerComesAlongWithHerReport(t *testing.T) {
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("dan: %v %v", ids, err)
 	}
-	tg := push.NewTarget(e.targetConfig(e.target.URL, nil), e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(e.targetConfig(e.target.URL, nil), e.store, push.WorkerOptions{})
 	// A batch of dan alone, as when his record is in an earlier batch than his managers'.
 	if err := tg.Sync(context.Background(), ids, nil); err != nil {
 		t.Fatal(err)
@@ -184,7 +183,7 @@ func TestReportGetsHisManagerWhenSheArrives(t *testing.T) {
 		userLDIF("bob", "Bob", "Brown", "Engineering", "alice"))
 	tg := push.NewTarget(e.targetConfig(e.target.URL, func(tc *push.TargetConfig) {
 		tc.Scope = `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "Engineering"`
-	}), e.store, slog.New(slog.DiscardHandler), nil)
+	}), e.store, push.WorkerOptions{})
 	drain(t, tg)
 	u := users(t, e.target)
 	if len(u) != 1 || u["bob"] == nil || enterprise(u["bob"])["manager"] != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,7 +41,7 @@ func TestFaultsConvergeWithoutDuplicates(t *testing.T) {
 		tc.Concurrency = 8
 		tc.MembershipChunk = 7
 	})
-	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{})
 	drain(t, tg)
 
 	// A change to every user and a membership change, pushed through the faults too.
@@ -105,7 +104,7 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfg := e.targetConfig(srv.URL+u.Path, func(tc *push.TargetConfig) { tc.MaxAttempts = 3 })
-	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{})
 	drain(t, tg)
 
 	ctx := context.Background()
@@ -175,7 +174,7 @@ func TestWebhookSignatures(t *testing.T) {
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
+	wh := push.NewWebhook(hooks[0], e.store, push.WorkerOptions{})
 	e.sl.Modify(t, fmt.Sprintf("dn: cn=ops,ou=groups,%s\nchangetype: modify\nadd: member\nmember: uid=gus,ou=people,%s\n", base, base))
 	e.pass()
 	drain(t, wh)
@@ -214,7 +213,7 @@ func TestWebhookKeepsEveryRejectedEvent(t *testing.T) {
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.DiscardHandler), nil)
+	wh := push.NewWebhook(hooks[0], e.store, push.WorkerOptions{})
 	ctx := context.Background()
 	drain(t, wh)
 	mu.Lock()

@@ -3,7 +3,6 @@ package push_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,7 +92,7 @@ func groupDeltaCost(b *testing.B, n int) float64 {
 	if errs := push.Prepare(tc, nil); len(errs) > 0 {
 		b.Fatal(errs)
 	}
-	tg := push.NewTarget(tc[0], st, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(tc[0], st, push.WorkerOptions{})
 	pushAll := func() {
 		for {
 			k, err := tg.PushOnce(ctx)

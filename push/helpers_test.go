@@ -73,7 +73,7 @@ func newEnv(t *testing.T, ldif string) *env {
 	cfg.URL, cfg.BindDN, cfg.BindPassword = sl.URL, sl.RootDN, confval.NewSecret(sl.RootPassword)
 	cfg.Users.BaseDN, cfg.Groups.BaseDN = "ou=people,"+base, "ou=groups,"+base
 	cfg.Timeout = confval.Duration(20 * time.Second)
-	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, slog.New(slog.DiscardHandler))
+	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, ldapsync.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +93,8 @@ func (e *env) pass() {
 func (e *env) targetConfig(url string, mod func(*push.TargetConfig)) push.TargetConfig {
 	e.t.Helper()
 	tc := push.TargetConfig{Name: "scimmy", URL: url, Token: confval.NewSecret(e.target.Token), Groups: true,
-		BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond),
-		Timeout: confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
+		RetryPolicy: push.RetryPolicy{BackoffBase: confval.Duration(20 * time.Millisecond), BackoffMax: confval.Duration(200 * time.Millisecond)},
+		Timeout:     confval.Duration(5 * time.Second), PollInterval: confval.Duration(50 * time.Millisecond)}
 	if mod != nil {
 		mod(&tc)
 	}

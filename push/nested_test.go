@@ -3,7 +3,6 @@ package push_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -83,7 +82,7 @@ func TestNestedGroupCompletedWhenMemberGroupArrives(t *testing.T) {
 	admins := lookupID(t, e.store, cache.IndexDisplayName, "admins")
 	ops := lookupID(t, e.store, cache.IndexDisplayName, "ops")
 	rec, url := newRecorder(t, e.target.URL)
-	tg := push.NewTarget(e.targetConfig(url, nil), e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(e.targetConfig(url, nil), e.store, push.WorkerOptions{})
 
 	if err := tg.Sync(ctx, []string{alice}, []string{admins}); err != nil {
 		t.Fatal(err)
@@ -138,7 +137,7 @@ func TestNestedChainConvergesInOneBatch(t *testing.T) {
 		ldif.WriteString(groupOfGroupsLDIF(fmt.Sprintf("g%d", i), members...))
 	}
 	e := newEnv(t, ldif.String())
-	tg := push.NewTarget(e.targetConfig(e.target.URL, nil), e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(e.targetConfig(e.target.URL, nil), e.store, push.WorkerOptions{})
 	if n, err := tg.PushOnce(context.Background()); err != nil || n == 0 {
 		t.Fatalf("push: %d, %v", n, err)
 	}

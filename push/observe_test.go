@@ -1,7 +1,6 @@
 package push_test
 
 import (
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -13,17 +12,16 @@ import (
 func TestObserveRequestsSeesEveryRequest(t *testing.T) {
 	e := newEnv(t, userLDIF("alice", "Alice", "Adams", "Engineering", "")+userLDIF("bob", "Bob", "Brown", "Sales", ""))
 	cfg := e.targetConfig(e.target.URL, nil)
-	p := push.New([]push.TargetConfig{cfg}, nil, e.store, slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
 	statuses := map[int]int{}
-	p.ObserveRequests(func(name string, status int, d time.Duration) {
+	p := push.New([]push.TargetConfig{cfg}, nil, e.store, push.Options{ObserveRequests: func(name string, status int, d time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		if name != cfg.Name || d <= 0 {
 			t.Errorf("observed %q after %v", name, d)
 		}
 		statuses[status]++
-	})
+	}})
 	tg, ok := p.TargetNamed(cfg.Name)
 	if !ok {
 		t.Fatal("TargetNamed")

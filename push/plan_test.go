@@ -3,7 +3,6 @@ package push_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -23,7 +22,7 @@ func TestPlanAndExplainScopeAgainstSCIMMY(t *testing.T) {
 	cfg := e.targetConfig(e.target.URL, func(tc *push.TargetConfig) {
 		tc.Scope = `department eq "Engineering"`
 	})
-	tg := push.NewTarget(cfg, e.store, slog.New(slog.DiscardHandler), nil)
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{})
 	ctx := context.Background()
 	plan := func() []string {
 		t.Helper()

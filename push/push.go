@@ -60,36 +60,58 @@ type Pusher struct {
 	checkNow chan struct{}
 }
 
-// New builds the workers; targets and hooks must have passed Prepare.
-func New(targets []TargetConfig, hooks []WebhookConfig, st PusherStore, log *slog.Logger) *Pusher {
-	p := &Pusher{log: log.With("component", "push"), st: st, checkNow: make(chan struct{}, 1)}
+// Options are the optional parts of a Pusher.
+type Options struct {
+	// Log receives the workers' messages; nil discards them.
+	Log *slog.Logger
+	// ObserveRequests, if set, sees every request a target or webhook worker sends: the
+	// worker's name, the HTTP status (0 when no answer came) and the latency (metrics).
+	ObserveRequests func(name string, status int, d time.Duration)
+}
+
+// New builds the workers of targets and hooks, which must have passed Prepare.
+func New(targets []TargetConfig, hooks []WebhookConfig, st PusherStore, opts Options) *Pusher {
+	p := &Pusher{log: logOrDiscard(opts.Log).With("component", "push"), st: st, checkNow: make(chan struct{}, 1)}
 	for _, h := range hooks {
 		if h.Format == "slack" {
 			p.alerts = append(p.alerts, newAlertSink(h, st, p.log))
 		}
 	}
+	wo := WorkerOptions{Log: p.log, Alert: p.alert, ObserveRequests: opts.ObserveRequests}
 	for _, tc := range targets {
-		p.targets = append(p.targets, NewTarget(tc, st, p.log, p.alert))
+		p.targets = append(p.targets, NewTarget(tc, st, wo))
 	}
 	for _, h := range hooks {
 		if h.Format != "slack" {
-			p.hooks = append(p.hooks, NewWebhook(h, st, p.log, p.alert))
+			p.hooks = append(p.hooks, NewWebhook(h, st, wo))
 		}
 	}
 	return p
 }
 
-// ObserveRequests makes fn see every request a target or webhook worker sends: the worker's
-// name, the HTTP status (0 when no answer came) and the latency. Call it before Run.
-func (p *Pusher) ObserveRequests(fn func(name string, status int, d time.Duration)) {
-	for _, t := range p.targets {
-		name := t.cfg.Name
-		t.c.observer = func(status int, d time.Duration) { fn(name, status, d) }
+// WorkerOptions are the optional parts of a Target or a Webhook.
+type WorkerOptions struct {
+	// Log receives the worker's messages; nil discards them.
+	Log *slog.Logger
+	// Alert, if set, receives dead letters and quarantine changes.
+	Alert func(Alert)
+	// ObserveRequests, if set, sees every request the worker sends, as Options.ObserveRequests.
+	ObserveRequests func(name string, status int, d time.Duration)
+}
+
+// observer returns the client's observer of the requests of the worker called name, or nil.
+func (o WorkerOptions) observer(name string) func(status int, d time.Duration) {
+	if o.ObserveRequests == nil {
+		return nil
 	}
-	for _, h := range p.hooks {
-		name := h.cfg.Name
-		h.c.observer = func(status int, d time.Duration) { fn(name, status, d) }
+	return func(status int, d time.Duration) { o.ObserveRequests(name, status, d) }
+}
+
+func logOrDiscard(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.New(slog.DiscardHandler)
 	}
+	return log
 }
 
 // Alert stores a for every alert webhook (format "slack"), which sends it while Run runs; with a.Resolved it resolves the open alert of a's condition instead. Safe for

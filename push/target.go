@@ -56,24 +56,23 @@ type Target struct {
 	st   Store
 	log  *slog.Logger
 	c    *client
-	rp   retryPolicy
+	rp   retrier
 
 	delivered, deadLetters atomic.Int64
 	lastError              atomic.Value // string
 	alert                  func(Alert)
 }
 
-// NewTarget builds the worker of cfg, which must have passed Prepare. alert, if non-nil,
-// receives dead letters and quarantine changes.
-func NewTarget(cfg TargetConfig, st Store, log *slog.Logger, alert func(Alert)) *Target {
-	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: alert,
-		log: log.With("target", cfg.Name)}
+// NewTarget builds the worker of cfg, which must have passed Prepare.
+func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
+	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert,
+		log: logOrDiscard(opts.Log).With("target", cfg.Name)}
 	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
-	b := &breaker{after: cfg.QuarantineAfter, retry: cfg.QuarantineRetry.D(), onChange: t.quarantineChanged}
+	b := cfg.RetryPolicy.breaker(t.quarantineChanged)
 	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
 	t.c.auth = newAuthenticator(cfg, hc)
-	t.rp = retryPolicy{maxAttempts: cfg.MaxAttempts, base: cfg.BackoffBase.D(), max: cfg.BackoffMax.D(), breaker: b,
+	t.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {
 			if out.DeadLetter == nil {
 				t.delivered.Add(1)

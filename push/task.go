@@ -25,13 +25,12 @@ type task struct {
 	ambiguous bool
 }
 
-// retryPolicy is what run needs from a target or webhook configuration.
-type retryPolicy struct {
-	maxAttempts int
-	base, max   time.Duration
-	breaker     *breaker
-	onDead      func(dl *cache.DeadLetter)
-	record      func(ctx context.Context, out cache.PushOutcome) error
+// retrier runs tasks under a target's or webhook's RetryPolicy.
+type retrier struct {
+	policy  RetryPolicy
+	breaker *breaker
+	onDead  func(dl *cache.DeadLetter)
+	record  func(ctx context.Context, out cache.PushOutcome) error
 	// perEvent keys dead letters by journal record (webhooks), not by resource (targets).
 	perEvent bool
 }
@@ -42,7 +41,7 @@ var errStopTask = errors.New("nothing to do")
 // run calls fn until it succeeds, fails permanently or runs out of attempts, then records the
 // outcome (delivered: fn's outcome; failed: a dead letter) with every attempt's audit record.
 // It returns only ctx errors and store errors: a failed delivery is a dead letter, not an error.
-func (rp *retryPolicy) run(ctx context.Context, tk *task, fn func(ctx context.Context, tk *task) (cache.PushOutcome, error)) error {
+func (rp *retrier) run(ctx context.Context, tk *task, fn func(ctx context.Context, tk *task) (cache.PushOutcome, error)) error {
 	for {
 		out, err := fn(ctx, tk)
 		if ctx.Err() != nil {
@@ -59,10 +58,10 @@ func (rp *retryPolicy) run(ctx context.Context, tk *task, fn func(ctx context.Co
 		}
 		var he *HTTPError
 		permanent := errors.As(err, &he) && he.Permanent()
-		if permanent || tk.attempts >= rp.maxAttempts {
+		if permanent || tk.attempts >= rp.policy.MaxAttempts {
 			return rp.deadLetter(ctx, tk, err)
 		}
-		wait := backoff(max(tk.attempts, 1), rp.base, rp.max, retryAfterOf(err))
+		wait := rp.policy.delay(tk.attempts, retryAfterOf(err))
 		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
@@ -77,7 +76,7 @@ func retryAfterOf(err error) time.Duration {
 	return 0
 }
 
-func (rp *retryPolicy) deadLetter(ctx context.Context, tk *task, err error) error {
+func (rp *retrier) deadLetter(ctx context.Context, tk *task, err error) error {
 	dl := &cache.DeadLetter{ID: tk.id, Type: tk.typ, Seq: tk.seq, Op: tk.op, Error: err.Error(), Attempts: tk.attempts}
 	var he *HTTPError
 	if errors.As(err, &he) {
@@ -89,7 +88,7 @@ func (rp *retryPolicy) deadLetter(ctx context.Context, tk *task, err error) erro
 	return rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit, EventSeq: rp.eventSeq(tk)})
 }
 
-func (rp *retryPolicy) eventSeq(tk *task) uint64 {
+func (rp *retrier) eventSeq(tk *task) uint64 {
 	if rp.perEvent {
 		return tk.seq
 	}

@@ -28,14 +28,15 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestBackoffGrowsWithJitterAndHonoursRetryAfter(t *testing.T) {
+	p := RetryPolicy{BackoffBase: confval.Duration(time.Second), BackoffMax: confval.Duration(time.Minute)}
 	for n := 1; n < 10; n++ {
-		d := backoff(n, time.Second, time.Minute, 0)
+		d := p.delay(n, 0)
 		hi := min(time.Second<<(n-1), time.Minute)
 		if d < hi/2 || d > hi {
 			t.Errorf("attempt %d: %v outside [%v, %v]", n, d, hi/2, hi)
 		}
 	}
-	if d := backoff(1, time.Second, time.Minute, 30*time.Second); d != 30*time.Second {
+	if d := p.delay(1, 30*time.Second); d != 30*time.Second {
 		t.Errorf("Retry-After must win: %v", d)
 	}
 }

@@ -88,16 +88,17 @@ type Webhook struct {
 	st  Store
 	log *slog.Logger
 	c   *client
-	rp  retryPolicy
+	rp  retrier
 
 	delivered, deadLetters atomic.Int64
 	lastError              atomic.Value
 }
 
 // NewWebhook builds the worker of cfg, which must have passed Prepare.
-func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)) *Webhook {
-	w := &Webhook{cfg: cfg, st: st, log: log.With("webhook", cfg.Name)}
-	b := &breaker{after: cfg.QuarantineAfter, retry: cfg.QuarantineRetry.D(), onChange: func(q bool, _ time.Time) {
+func NewWebhook(cfg WebhookConfig, st Store, opts WorkerOptions) *Webhook {
+	w := &Webhook{cfg: cfg, st: st, log: logOrDiscard(opts.Log).With("webhook", cfg.Name)}
+	alert := opts.Alert
+	b := cfg.RetryPolicy.breaker(func(q bool, _ time.Time) {
 		if alert != nil {
 			text := fmt.Sprintf("webhook %s recovered", cfg.Name)
 			if q {
@@ -105,10 +106,10 @@ func NewWebhook(cfg WebhookConfig, st Store, log *slog.Logger, alert func(Alert)
 			}
 			alert(Alert{Kind: AlertQuarantine, Target: cfg.Name, Text: text, Resolved: !q})
 		}
-	}}
+	})
 	w.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, false), breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency)}
-	w.rp = retryPolicy{maxAttempts: cfg.MaxAttempts, base: cfg.BackoffBase.D(), max: cfg.BackoffMax.D(), breaker: b,
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
+	w.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		perEvent: true, // a dead letter per journal record: replay re-sends each failed record's events
 		onDead: func(dl *cache.DeadLetter) {
 			w.deadLetters.Add(1)

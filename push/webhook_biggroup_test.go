@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -45,7 +44,7 @@ func TestWebhookBigGroupEventsStaySmall(t *testing.T) {
 	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	wh := push.NewWebhook(hooks[0], st, slog.New(slog.DiscardHandler), nil)
+	wh := push.NewWebhook(hooks[0], st, push.WorkerOptions{})
 
 	group := func(id, name string, n int) *scim.Resource {
 		g := &scim.Resource{Type: scim.GroupType, ID: id, Attributes: map[string]any{"displayName": name}}

@@ -12,7 +12,7 @@ import (
 func newTestAPI(t *testing.T, users, groups, groupSize int) client {
 	st := openStore(t, "")
 	fill(t, st, users, groups, groupSize)
-	return client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+	return client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 }
 
 // TestRoutesAndErrors covers every route and every error the API answers with.
@@ -154,7 +154,7 @@ func TestTooMany(t *testing.T) {
 	fill(t, st, 30, 0, 0)
 	cfg := testConfig(t)
 	cfg.MaxResults = 10
-	c := client{t: t, h: scimapi.New(cfg, st, nil), tok: testToken}
+	c := client{t: t, h: scimapi.New(cfg, st, scimapi.Options{}), tok: testToken}
 	r := c.get("/scim/v2/Users?filter=" + q(`title pr`))
 	if r.status != 400 || r.json["scimType"] != "tooMany" {
 		t.Fatalf("got %d %s", r.status, r.body)

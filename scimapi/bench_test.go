@@ -76,7 +76,7 @@ func fixture(b *testing.B) *cache.Store {
 }
 
 func benchAPI(b *testing.B) http.Handler {
-	return scimapi.New(testConfig(b), fixture(b), nil)
+	return scimapi.New(testConfig(b), fixture(b), scimapi.Options{})
 }
 
 func serve(b *testing.B, h http.Handler, target string) []byte {

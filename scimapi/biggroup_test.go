@@ -119,7 +119,7 @@ func httpGet(t testing.TB, base, target string) *http.Response {
 
 func TestBigGroupStreams(t *testing.T) {
 	st := &countingStore{Store: bigGroupStore(t)}
-	srv := httptest.NewServer(scimapi.New(testConfig(t), st, nil))
+	srv := httptest.NewServer(scimapi.New(testConfig(t), st, scimapi.Options{}))
 	defer srv.Close()
 	target := "/scim/v2/Groups/" + groupID(0)
 
@@ -202,7 +202,7 @@ func TestBigGroupStreams(t *testing.T) {
 // members a filter found is one stream.
 func TestBigGroupMemberQueriesReadNoMembers(t *testing.T) {
 	st := &countingStore{Store: bigGroupStore(t)}
-	c := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+	c := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 	member := userID(123456)
 	for _, tc := range []struct {
 		target  string
@@ -262,7 +262,7 @@ func TestBigGroupMemberQueriesReadNoMembers(t *testing.T) {
 // an ordinary 500.
 func TestBigGroupErrorMidStreamAborts(t *testing.T) {
 	st := &countingStore{Store: bigGroupStore(t), failAfter: 100000}
-	srv := httptest.NewServer(scimapi.New(testConfig(t), st, nil))
+	srv := httptest.NewServer(scimapi.New(testConfig(t), st, scimapi.Options{}))
 	defer srv.Close()
 	resp := httpGet(t, srv.URL, "/scim/v2/Groups/"+groupID(0))
 	body, err := io.ReadAll(resp.Body)
@@ -286,7 +286,7 @@ func TestBigGroupErrorMidStreamAborts(t *testing.T) {
 // BenchmarkGetBigGroup serves GET /Groups/{id} of the 200,000-member group to a writer that
 // discards the body.
 func BenchmarkGetBigGroup(b *testing.B) {
-	h := scimapi.New(testConfig(b), bigGroupStore(b), nil)
+	h := scimapi.New(testConfig(b), bigGroupStore(b), scimapi.Options{})
 	req := httptest.NewRequest("GET", "/scim/v2/Groups/"+groupID(0), nil)
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	w := &discardWriter{h: http.Header{}}

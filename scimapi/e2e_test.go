@@ -35,11 +35,11 @@ func newE2E(t *testing.T, o sampledata.Options) *e2e {
 	cfg.URL, cfg.BindDN, cfg.BindPassword = sl.URL, sl.RootDN, confval.NewSecret(sl.RootPassword)
 	cfg.Users.BaseDN, cfg.Groups.BaseDN = "ou=people,"+sl.BaseDN, "ou=groups,"+sl.BaseDN
 	cfg.Timeout = confval.Duration(20 * time.Second)
-	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, slog.New(slog.DiscardHandler))
+	s, err := ldapsync.New(cfg, ldapsync.SafetyConfig{MaxDeletes: 100000, MaxDeletePercent: 100}, st, ldapsync.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{sl: sl, store: st, sync: s, c: client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}}
+	e := &e2e{sl: sl, store: st, sync: s, c: client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}}
 	e.pass(true)
 	return e
 }

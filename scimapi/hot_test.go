@@ -19,7 +19,7 @@ import (
 func TestAnswersSeeEveryChangeDespiteTheHotCache(t *testing.T) {
 	st := openStore(t, "")
 	fill(t, st, 5, 1, 2) // group 0 lists users 0 and 1
-	c := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+	c := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 	byName := "/scim/v2/Users?filter=" + q(`userName eq "user1@example.com"`)
 	byID := "/scim/v2/Users/" + userID(1)
 	apply := func(b cache.Batch) {
@@ -87,7 +87,7 @@ func TestAnswersSeeEveryChangeDespiteTheHotCache(t *testing.T) {
 func TestHotCacheUnderConcurrentRequestsAndChanges(t *testing.T) {
 	st := openStore(t, "")
 	fill(t, st, 5, 1, 2)
-	h := scimapi.New(testConfig(t), st, nil)
+	h := scimapi.New(testConfig(t), st, scimapi.Options{})
 	byName := "/scim/v2/Users?filter=" + q(`userName eq "user1@example.com"`)
 	byID := "/scim/v2/Users/" + userID(1)
 	stop := make(chan struct{})

@@ -21,7 +21,7 @@ func TestInteropEdges(t *testing.T) {
 	if _, err := st.Apply(context.Background(), cache.Batch{Upserts: []*scim.Resource{genUser(1)}}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(scimapi.New(testConfig(t), st, nil))
+	srv := httptest.NewServer(scimapi.New(testConfig(t), st, scimapi.Options{}))
 	defer srv.Close()
 	do := func(method, path, body string, hdr ...string) (*http.Response, string) {
 		t.Helper()

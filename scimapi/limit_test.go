@@ -37,7 +37,7 @@ func TestConcurrentRequestsAreBounded(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxConcurrentRequests = 2
 	bs := &blockingStore{Store: st, entered: make(chan struct{}, 8), release: make(chan struct{})}
-	srv := httptest.NewServer(scimapi.New(cfg, bs, nil))
+	srv := httptest.NewServer(scimapi.New(cfg, bs, scimapi.Options{}))
 	defer srv.Close()
 	get := func() *http.Response {
 		req, _ := http.NewRequest("GET", srv.URL+"/scim/v2/Users/"+url.PathEscape(userID(1)), nil)

@@ -7,20 +7,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// Option configures a Server.
-type Option func(*Server)
-
 // RequestObserver is told of every request once it is answered: the matched route pattern
 // (e.g. "/scim/v2/Users/:id"; "" when no route matched, so ids and paths never appear), the
 // method (one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, else "other": the server answers
 // any method token, before authentication, so it must not reach a label as sent), the status
 // and the time it took. It runs on the request's goroutine.
 type RequestObserver func(route, method string, status int, d time.Duration)
-
-// WithRequestObserver adds a request observer (metrics).
-func WithRequestObserver(o RequestObserver) Option {
-	return func(s *Server) { s.observers = append(s.observers, o) }
-}
 
 // observe is the outermost middleware: it sees every answer, also recovered panics and limits.
 func (s *Server) observe(c *gin.Context) {

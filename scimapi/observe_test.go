@@ -17,8 +17,8 @@ import (
 // the scrape stays small and holds none of the random strings.
 func TestMetricsLabelsStayBounded(t *testing.T) {
 	st := openStore(t, "")
-	m := metrics.New(st, nil)
-	srv := httptest.NewServer(scimapi.New(testConfig(t), st, nil, scimapi.WithRequestObserver(m.HTTPObserver("scim"))))
+	m := metrics.New(st, metrics.Options{})
+	srv := httptest.NewServer(scimapi.New(testConfig(t), st, scimapi.Options{RequestObservers: []scimapi.RequestObserver{m.HTTPObserver("scim")}}))
 	defer srv.Close()
 
 	rnd := rand.New(rand.NewPCG(1, 2))

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -70,17 +71,25 @@ type Server struct {
 	inFlight chan struct{} // a slot per request being served (limits)
 }
 
+// Options are the optional parts of a Server.
+type Options struct {
+	// Log receives the server's messages; nil discards them.
+	Log *slog.Logger
+	// RequestObservers are told of every request once it is answered, in this order
+	// (observe.go; metrics).
+	RequestObservers []RequestObserver
+}
+
 // New builds the API over store. cfg must have passed Validate and ResolveTokens.
-func New(cfg Config, store Store, log *slog.Logger, opts ...Option) *Server {
+func New(cfg Config, store Store, opts Options) *Server {
+	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
 		ids: newIDSnapshots(store), hot: newHotCache(hotUsers), inFlight: make(chan struct{}, max(cfg.MaxConcurrentRequests, 1))}
 	s.userLoc, s.groupLoc = s.locPrefix(scim.UserType), s.locPrefix(scim.GroupType)
-	for _, o := range opts {
-		o(s)
-	}
+	s.observers = slices.Clone(opts.RequestObservers)
 	gin.SetMode(gin.ReleaseMode)
 	s.gin = gin.New()
 	s.gin.HandleMethodNotAllowed = false

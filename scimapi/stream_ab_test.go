@@ -56,7 +56,7 @@ func abStore(t *testing.T) (*cache.Store, *Server) {
 	if errs := cfg.ResolveTokens(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	return st, New(cfg, st, nil)
+	return st, New(cfg, st, Options{})
 }
 
 var abGroups = []string{"g-empty", "g-one", "g-mixed", "g-many"}

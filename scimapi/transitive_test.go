@@ -3,7 +3,6 @@ package scimapi_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"reflect"
 	"slices"
 	"testing"
@@ -36,7 +35,7 @@ func TestUserGroupsDirectOrTransitive(t *testing.T) {
 	} {
 		cfg := testConfig(t)
 		cfg.Groups = tc.mode
-		c := client{t: t, h: scimapi.New(cfg, st, slog.New(slog.DiscardHandler)), tok: testToken}
+		c := client{t: t, h: scimapi.New(cfg, st, scimapi.Options{}), tok: testToken}
 		for _, target := range []string{"/scim/v2/Users/" + u.ID, "/scim/v2/Users?filter=" + q(`userName eq "user1@example.com"`)} {
 			r := c.get(target)
 			obj := r.json

@@ -20,7 +20,7 @@ import (
 )
 
 // observability is what serve builds for the admin server before the Syncer exists: the
-// metrics, the pass history, and the Syncer options that feed both.
+// metrics, the pass history, and the Syncer observers that feed both.
 type observability struct {
 	metrics *metrics.Metrics
 	history *admin.History
@@ -28,15 +28,15 @@ type observability struct {
 }
 
 func newObservability(st *cache.Store, targets func() []string) *observability {
-	m := metrics.New(st, targets)
+	m := metrics.New(st, metrics.Options{Targets: targets})
 	b := currentBuild()
 	m.RegisterBuildInfo(b.Version, b.Commit, b.GoVersion)
 	return &observability{metrics: m, history: admin.NewHistory(0), targets: targets}
 }
 
-// syncOptions makes every pass, scheduled or asked for, reach the metrics and the history.
-func (o *observability) syncOptions() []ldapsync.Option {
-	return []ldapsync.Option{ldapsync.WithObserver(o.metrics.ObservePass), ldapsync.WithObserver(o.history.Observe)}
+// syncObservers make every pass, scheduled or asked for, reach the metrics and the history.
+func (o *observability) syncObservers() []ldapsync.Observer {
+	return []ldapsync.Observer{o.metrics.ObservePass, o.history.Observe}
 }
 
 // startAdmin starts the admin server when [admin] listen is set and returns a channel that

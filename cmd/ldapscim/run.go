@@ -132,7 +132,7 @@ func warnConfig(log *slog.Logger, cfg *config.File) {
 
 // openCache opens the cache, explaining the usual reason it fails: another process has it.
 func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
-	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Logger: log})
+	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Log: log})
 	if err != nil {
 		if errors.Is(err, cache.ErrLocked) {
 			return nil, fmt.Errorf("opening cache %s: %w (is `ldapscim serve` running on it? stop it first)", cfg.Cache.Dir, err)

@@ -25,12 +25,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer st.Close()
-	pusher := push.New(cfg.Targets, cfg.Webhooks, st, log)
-	obs := newObservability(st, pusher.Targets)
-	pusher.ObserveRequests(obs.metrics.ObservePush)
-	opts := append(cfg.SyncOptions(), obs.syncOptions()...)
-	opts = append(opts, ldapsync.WithObserver(heldAlert(pusher, path)))
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, log, opts...)
+	// The metrics read the pusher's target names at scrape time (the admin server starts below)
+	// and the pusher reports its requests to the metrics.
+	var pusher *push.Pusher
+	obs := newObservability(st, func() []string { return pusher.Targets() })
+	pusher = push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush})
+	opts := cfg.SyncOptions()
+	opts.Log = log
+	opts.Observers = append(obs.syncObservers(), heldAlert(pusher, path))
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, opts)
 	if err != nil {
 		return err
 	}
@@ -39,7 +42,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	apiErr := make(chan error, 1)
 	if cfg.SCIM != nil {
-		api = scimapi.New(*cfg.SCIM, st, log, scimapi.WithRequestObserver(obs.metrics.HTTPObserver("scim")))
+		api = scimapi.New(*cfg.SCIM, st, scimapi.Options{Log: log,
+			RequestObservers: []scimapi.RequestObserver{obs.metrics.HTTPObserver("scim")}})
 		ln, err := api.Listen()
 		if err != nil {
 			return err
@@ -55,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		<-apiErr
 		return err
 	}
-	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, log)
+	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log})
 	if err != nil {
 		cancel()
 		<-apiErr

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 )
 
@@ -59,6 +61,9 @@ format = "slack"
 			t.Fatalf("sync through serve: %v\n%s", err, out)
 		}
 		time.Sleep(time.Second) // the workers poll every 100 ms here
+		if !staging {
+			checkPushWiring(t, "http://"+addr, dir+"/cache")
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("serve exit: %v\n%s", err, stderr.String())
@@ -83,6 +88,28 @@ format = "slack"
 		if !gotAlert {
 			t.Fatalf("no held-deletion alert; alerts: %q", chat.texts())
 		}
+	}
+}
+
+// checkPushWiring checks what serve wires into its push workers: the metrics see their
+// requests and read their targets' lag at scrape time, and `targets status` through the admin
+// API reports the running workers.
+func checkPushWiring(t *testing.T, base, cacheDir string) {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ldapscim_push_requests_total{status="503",target="app"}`, `ldapscim_push_cursor_lag{target="app"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics has no %s:\n%s", want, body)
+		}
+	}
+	ts, err := admin.NewClient(strings.TrimPrefix(base, "http://"), "").TargetsStatus(context.Background())
+	if err != nil || !ts.Live || len(ts.Targets) != 1 || ts.Targets[0].Name != "app" {
+		t.Fatalf("targets status of the running workers: %+v %v", ts, err)
 	}
 }
 

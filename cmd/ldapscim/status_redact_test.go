@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,11 +46,11 @@ secret = "s3cret-hmac"
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, nil)
+	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, ldapsync.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	statuses := push.New(cfg.Targets, cfg.Webhooks, st, slog.New(slog.DiscardHandler)).Status(context.Background())
+	statuses := push.New(cfg.Targets, cfg.Webhooks, st, push.Options{}).Status(context.Background())
 	b, err := json.Marshal(map[string]any{"source": s.Endpoint(), "push": statuses})
 	if err != nil {
 		t.Fatal(err)

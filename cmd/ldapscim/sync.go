@@ -39,10 +39,10 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		bar = progressbar.NewOptions(expect, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("reading"), progressbar.OptionShowCount(),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		lo.SyncOptions = append(lo.SyncOptions, ldapsync.WithProgress(func(stage string, n int) {
+		lo.Progress = func(stage string, n int) {
 			bar.Describe(stage)
 			_ = bar.Set(n)
-		}))
+		}
 	})
 	if err != nil {
 		return err

@@ -133,7 +133,7 @@ func Parse(raw []byte) (*File, error) {
 	if err != nil {
 		return nil, decodeError(err)
 	}
-	errs := decodeEach(md, doc, &f, "")
+	errs := decodeEach(raw, md, doc, &f, "")
 	if !md.IsDefined("scim") {
 		f.SCIM = nil
 	}
@@ -253,13 +253,14 @@ func splitErrors(err error) []error {
 	return []error{err}
 }
 
-// SyncOptions are the ldapsync options the file implies (its compiled rules).
-func (f *File) SyncOptions() []ldapsync.Option {
+// SyncOptions are the ldapsync options the file implies (its compiled rules); the caller adds
+// the logger, progress and observers.
+func (f *File) SyncOptions() ldapsync.Options {
 	rules, err := ldapsync.CompileRules(f.Rules)
 	if err != nil {
-		return nil // Load has already rejected the file
+		return ldapsync.Options{} // Load has already rejected the file
 	}
-	return []ldapsync.Option{ldapsync.WithRules(rules)}
+	return ldapsync.Options{Rules: rules}
 }
 
 // dialectDefaults replaces the OpenLDAP defaults of the keys the file left out with those of its
