@@ -17,7 +17,7 @@ import (
 // it stops the API (in-flight requests finish), cancels and waits for a running pass, stops the
 // scheduler and closes the cache.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, _, err := flags("serve", args, stderr, nil)
+	path, err := flagsOnly("serve", args, stderr, nil)
 	if err != nil {
 		return err
 	}
