@@ -3,6 +3,9 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 PKGS := ./...
+# staticcheck at a pinned version, fetched through the Go module proxy on first use (go.mod
+# stays free of it).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help build test bench bench-scale reliability fuzz lint demo deps clean
 
@@ -41,9 +44,12 @@ fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 	$(GO) test -run '^$$' -fuzz FuzzFloat -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 
-lint: ## gofmt check and go vet
+lint: ## gofmt check, go vet and staticcheck (also with -tags reliability)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags reliability ./reliability/
+	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags reliability $(PKGS)
 
 demo: deps build ## run ldapscim against a throwaway local slapd with sample data (Ctrl-C stops it)
 	scripts/demo.sh

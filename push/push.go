@@ -197,7 +197,8 @@ func (p *Pusher) writeStatus(ctx context.Context) {
 		return
 	}
 	tmp := p.StatusFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err == nil {
+	err = os.WriteFile(tmp, b, 0o600)
+	if err == nil {
 		err = os.Rename(tmp, p.StatusFile)
 	}
 	if err != nil {
