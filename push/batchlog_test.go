@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/push"
 )
 
@@ -129,4 +133,45 @@ departmentNumber: Sales
 	}
 	check(lines[0], map[string]float64{"changes": 2, "sent": 2, "created": 0, "updated": 1, "deleted": 0,
 		"deactivated": 1, "failed": 0, "lag": 0})
+}
+
+// A webhook's batch line counts the events it sent and those the receiver refused.
+func TestWebhookLogsOneLinePerBatch(t *testing.T) {
+	e := newEnv(t, userLDIF("fay", "Fay", "Fox", "Ops", ""))
+	var reject atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reject.Load() {
+			w.WriteHeader(http.StatusUnprocessableEntity) // permanent: a dead letter at once
+		}
+	}))
+	defer srv.Close()
+	hooks := []push.WebhookConfig{{Name: "hook", URL: srv.URL, Secret: confval.NewSecret("s3cret-hook")}}
+	if errs := push.Prepare(nil, hooks); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var buf syncBuffer
+	wh := push.NewWebhook(hooks[0], e.store, slog.New(slog.NewJSONHandler(&buf, nil)), nil)
+	drain(t, wh)
+	want := func(line map[string]any, sent, failed float64) {
+		t.Helper()
+		if line["webhook"] != "hook" || line["changes"] != 1.0 || line["sent"] != sent || line["failed"] != failed || line["lag"] != 0.0 {
+			t.Errorf("batch line %v: want webhook hook, changes 1, sent %v, failed %v, lag 0", line, sent, failed)
+		}
+		if _, ok := line["created"]; ok {
+			t.Errorf("a webhook's line counts created resources: %v", line)
+		}
+	}
+	lines := buf.batchLines(t)
+	if len(lines) != 1 {
+		t.Fatalf("first batch logged %d lines, want 1", len(lines))
+	}
+	want(lines[0], 1, 0)
+	reject.Store(true)
+	e.sl.Modify(t, fmt.Sprintf("dn: uid=fay,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: One\n", base))
+	e.pass()
+	drain(t, wh)
+	if lines = buf.batchLines(t); len(lines) != 1 {
+		t.Fatalf("second batch logged %d lines, want 1", len(lines))
+	}
+	want(lines[0], 1, 1)
 }
