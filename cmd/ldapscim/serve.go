@@ -40,6 +40,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx) // releases gctx when serve fails to start
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	// Everything that can fail at start does so before any component runs: a taken address
 	// is reported and nothing is left to stop.
