@@ -9,6 +9,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # git worktree.
 COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD 2>/dev/null || c=$$c-dirty; echo $$c; })
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# staticcheck at a pinned version, fetched through the Go module proxy on first use (go.mod
+# stays free of it).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help build package static image test bench bench-scale reliability fuzz lint demo deps clean
 
@@ -60,9 +63,12 @@ fuzz: ## run the fuzz targets (FUZZTIME each, default 60s)
 	$(GO) test -run '^$$' -fuzz FuzzFloat -fuzztime $${FUZZTIME:-60s} ./internal/jsonappend/
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $${FUZZTIME:-60s} ./hrcsv/
 
-lint: ## gofmt check and go vet
+lint: ## gofmt check, go vet and staticcheck (also with -tags reliability)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags reliability ./reliability/
+	$(STATICCHECK) $(PKGS)
+	$(STATICCHECK) -tags reliability $(PKGS)
 
 demo: deps build ## run ldapscim against a throwaway local slapd with sample data (Ctrl-C stops it)
 	scripts/demo.sh

@@ -155,14 +155,8 @@ func (s *Server) Listen() (net.Listener, error) {
 // pass asked for through the API stops) and get ShutdownTimeout to finish. It returns nil
 // after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	// No write timeout: a pass asked for through the API answers when it is done.
+	hs := httpserve.New(s, s.log, httpserve.Options{BaseContext: ctx})
 	s.log.Info("admin server listening", "addr", ln.Addr().String(), "token", s.cfg.hasTok, "allow_loopback", s.cfg.AllowLoopback)
 	if err := httpserve.Run(ctx, hs, ln, ShutdownTimeout); err != nil {
 		return fmt.Errorf("admin: %w", err)

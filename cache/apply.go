@@ -251,13 +251,13 @@ func (a *applier) addGroup(ctx context.Context, e *encoded) error {
 		plan, err = a.s.planGroup(ctx, e)
 	}
 	if err != nil {
-		return fmt.Errorf("Group %s: %w", e.res.ID, err)
+		return fmt.Errorf("group %s: %w", e.res.ID, err)
 	}
 	id := e.res.ID
 	if plan.size() <= a.s.memberSlice {
 		return a.add(ctx, item{id: id, ops: plan.size(), write: func(w *writer) error {
 			if err := w.writeGroup(id, e, plan, true); err != nil {
-				return fmt.Errorf("Group %s: %w", id, err)
+				return fmt.Errorf("group %s: %w", id, err)
 			}
 			return w.setSourceHash(a.b, id)
 		}})
@@ -268,7 +268,7 @@ func (a *applier) addGroup(ctx context.Context, e *encoded) error {
 			withContent = e
 		}
 		if err := w.writeGroup(id, withContent, part, first); err != nil {
-			return fmt.Errorf("Group %s: %w", id, err)
+			return fmt.Errorf("group %s: %w", id, err)
 		}
 		if last {
 			return w.setSourceHash(a.b, id)
@@ -358,14 +358,14 @@ func (a *applier) addEdit(ctx context.Context, ed MemberEdit) error {
 	case errors.Is(err, ErrNotFound):
 		return nil
 	case err != nil:
-		return fmt.Errorf("Group %s: %w", ed.Group, err)
+		return fmt.Errorf("group %s: %w", ed.Group, err)
 	case plan.size() == 0:
 		a.total.Unchanged++
 		return nil
 	}
 	write := func(w *writer, part memberPlan, first bool) error {
 		if err := w.writeGroup(ed.Group, nil, part, first); err != nil {
-			return fmt.Errorf("Group %s: %w", ed.Group, err)
+			return fmt.Errorf("group %s: %w", ed.Group, err)
 		}
 		return nil
 	}

@@ -228,12 +228,8 @@ func auditedMembers(t *testing.T, s *Store, gid, pass string) (added, removed []
 			if d.Path != "members" {
 				continue
 			}
-			for _, v := range asIDs(d.Old) {
-				removed = append(removed, v)
-			}
-			for _, v := range asIDs(d.New) {
-				added = append(added, v)
-			}
+			removed = append(removed, asIDs(d.Old)...)
+			added = append(added, asIDs(d.New)...)
 		}
 	}
 	return added, removed

@@ -227,8 +227,6 @@ func (es *entries) read(id string) bool {
 	return ok
 }
 
-func (es *entries) len() int { return int(es.recs.n) }
-
 // chunked is an append-only slice in fixed chunks: growing never copies, and at most one
 // chunk is partly empty.
 type chunked[T any] struct {

@@ -3,7 +3,6 @@ package ldapsync_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"os"
 	"slices"
@@ -133,10 +132,6 @@ func jsonOf(v any) string {
 	b, _ := json.MarshalIndent(v, "", "  ")
 	return string(b)
 }
-
-var errNotFound = cache.ErrNotFound
-
-func isNotFound(err error) bool { return errors.Is(err, errNotFound) }
 
 // findOne returns the cached resource of typ whose index idx holds value, nil when there is
 // none, and fails the test when there are several.

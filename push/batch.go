@@ -158,11 +158,10 @@ func (b *batch) expandSourceGroups(ctx context.Context) error {
 
 // userWork is one user's delivery within a batch.
 type userWork struct {
-	r     *scim.Resource // nil: deleted in the directory
-	st    cache.PushState
-	has   bool
-	want  bool
-	depth int
+	r    *scim.Resource // nil: deleted in the directory
+	st   cache.PushState
+	has  bool
+	want bool
 }
 
 func (b *batch) pushUsers(ctx context.Context) error {

@@ -164,9 +164,11 @@ func (p *Pusher) isHook(name string) bool {
 	return false
 }
 
-// Run runs every worker and alert webhook until ctx is done, then waits for them.
+// Run runs every worker and alert webhook until ctx is done, then waits for them. With none
+// configured it just waits for ctx: it returns only when ctx is done.
 func (p *Pusher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Go(func() { <-ctx.Done() })
 	for _, t := range p.targets {
 		wg.Go(func() { _ = t.Run(ctx) })
 	}

@@ -146,8 +146,12 @@ func (t *Target) Run(ctx context.Context) error {
 }
 
 // PushOnce delivers the next batch of journal records (and deletions whose grace period is
-// over) and advances the cursor past them. It returns how many records it consumed.
+// over) and advances the cursor past them. It returns how many records it consumed. A batch
+// that consumed or sent anything logs one INFO line with its counts and the target's lag.
 func (t *Target) PushOnce(ctx context.Context) (int, error) {
+	start := time.Now()
+	tl := &tally{}
+	ctx = withTally(ctx, tl)
 	if err := t.deleteDue(ctx); err != nil {
 		return 0, err
 	}
@@ -157,13 +161,42 @@ func (t *Target) PushOnce(ctx context.Context) (int, error) {
 	}
 	recs, err := t.st.Journal(ctx, cur, batchSize)
 	if err != nil || len(recs) == 0 {
+		if err == nil && tl.sent() > 0 {
+			logBatch(ctx, t.log, t.st, tl, nil, cur, start, false)
+		}
 		return 0, wrapStore("journal", err)
 	}
 	if err := t.pushBatch(ctx, recs); err != nil {
 		return 0, err
 	}
 	last := recs[len(recs)-1].Seq
-	return len(recs), wrapStore("cursor", t.st.SetPushCursor(ctx, t.cfg.Name, last))
+	if err := t.st.SetPushCursor(ctx, t.cfg.Name, last); err != nil {
+		return 0, wrapStore("cursor", err)
+	}
+	logBatch(ctx, t.log, t.st, tl, recs, last, start, false)
+	return len(recs), nil
+}
+
+// logBatch is the one INFO line of a batch: the journal records it consumed, the resources
+// it sent a change of (created, updated, deleted, deactivated, failed: dead-lettered; for a
+// webhook, events: the events it sent), and the lag: how many journal records the cursor is
+// behind the head after the batch, and how old the oldest change of the batch was when the
+// batch started.
+func logBatch(ctx context.Context, log *slog.Logger, st Store, tl *tally, recs []cache.JournalRecord, cursor uint64, start time.Time, events bool) {
+	attrs := []any{"changes", len(recs), "sent", tl.sent()}
+	if !events {
+		attrs = append(attrs, "created", tl.created.Load(), "updated", tl.updated.Load(),
+			"deleted", tl.deleted.Load(), "deactivated", tl.deactivated.Load())
+	}
+	attrs = append(attrs, "failed", tl.failed.Load())
+	if head, err := st.JournalHead(ctx); err == nil {
+		attrs = append(attrs, "lag", head-min(cursor, head))
+	}
+	if len(recs) > 0 {
+		attrs = append(attrs, "oldest_change_age", start.Sub(recs[0].Time).Round(time.Millisecond))
+	}
+	attrs = append(attrs, "took", time.Since(start).Round(time.Millisecond))
+	log.Info("pushed batch", attrs...)
 }
 
 // Sync brings the named resources at the target in line with the cache now (dead-letter

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
@@ -54,7 +55,11 @@ func (rp *retrier) run(ctx context.Context, tk *task, fn func(ctx context.Contex
 			out.ID = tk.id
 			out.Audit = tk.audit
 			out.EventSeq = rp.eventSeq(tk)
-			return rp.record(ctx, out)
+			if err := rp.record(ctx, out); err != nil {
+				return err
+			}
+			tallyOf(ctx).count(tk, false)
+			return nil
 		}
 		var he *HTTPError
 		permanent := errors.As(err, &he) && he.Permanent()
@@ -85,7 +90,66 @@ func (rp *retrier) deadLetter(ctx context.Context, tk *task, err error) error {
 	if rp.onDead != nil {
 		rp.onDead(dl)
 	}
-	return rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit, EventSeq: rp.eventSeq(tk)})
+	if err := rp.record(ctx, cache.PushOutcome{ID: tk.id, DeadLetter: dl, Audit: tk.audit, EventSeq: rp.eventSeq(tk)}); err != nil {
+		return err
+	}
+	tallyOf(ctx).count(tk, true)
+	return nil
+}
+
+// tally counts what the tasks of one batch did, for the batch's log line (Target.PushOnce).
+// It travels in the batch's context, so that a dead-letter replay running at the same time
+// counts apart. Safe for concurrent use; a nil *tally counts nothing.
+type tally struct {
+	created, updated, deleted, deactivated, failed atomic.Int64
+}
+
+type tallyKey struct{}
+
+func withTally(ctx context.Context, tl *tally) context.Context {
+	return context.WithValue(ctx, tallyKey{}, tl)
+}
+
+func tallyOf(ctx context.Context) *tally {
+	tl, _ := ctx.Value(tallyKey{}).(*tally)
+	return tl
+}
+
+// count adds a finished task: failed when it was dead-lettered, else by the requests that
+// changed the target (a task that only looked, or found nothing to change, is not counted).
+func (tl *tally) count(tk *task, dead bool) {
+	if tl == nil {
+		return
+	}
+	if dead {
+		tl.failed.Add(1)
+		return
+	}
+	var posted, deleted, wrote bool
+	for _, a := range tk.audit {
+		if a.Error != "" || a.Method == "" || a.Method == "GET" {
+			continue
+		}
+		wrote = true
+		posted = posted || a.Method == "POST"
+		deleted = deleted || a.Method == "DELETE"
+	}
+	switch {
+	case !wrote:
+	case deleted:
+		tl.deleted.Add(1)
+	case tk.op == "deactivate":
+		tl.deactivated.Add(1)
+	case posted:
+		tl.created.Add(1)
+	default:
+		tl.updated.Add(1)
+	}
+}
+
+// sent is how many resources the batch sent a change of, failed ones included.
+func (tl *tally) sent() int64 {
+	return tl.created.Load() + tl.updated.Load() + tl.deleted.Load() + tl.deactivated.Load() + tl.failed.Load()
 }
 
 func (rp *retrier) eventSeq(tk *task) uint64 {

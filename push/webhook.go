@@ -146,8 +146,12 @@ func (w *Webhook) Run(ctx context.Context) error {
 	}
 }
 
-// PushOnce delivers the events of the next journal batch and advances the cursor.
+// PushOnce delivers the events of the next journal batch and advances the cursor. A batch
+// logs one INFO line (logBatch).
 func (w *Webhook) PushOnce(ctx context.Context) (int, error) {
+	start := time.Now()
+	tl := &tally{}
+	ctx = withTally(ctx, tl)
 	cur, err := w.st.PushCursor(ctx, w.cfg.Name)
 	if err != nil {
 		return 0, wrapStore("cursor", err)
@@ -178,7 +182,12 @@ func (w *Webhook) PushOnce(ctx context.Context) (int, error) {
 	if err := pool(ctx, w.cfg.Concurrency, jobs); err != nil {
 		return 0, err
 	}
-	return len(recs), wrapStore("cursor", w.st.SetPushCursor(ctx, w.cfg.Name, recs[len(recs)-1].Seq))
+	last := recs[len(recs)-1].Seq
+	if err := w.st.SetPushCursor(ctx, w.cfg.Name, last); err != nil {
+		return 0, wrapStore("cursor", err)
+	}
+	logBatch(ctx, w.log, w.st, tl, recs, last, start, true)
+	return len(recs), nil
 }
 
 // deliver sends the events of one journal record. A delivered event leaves a dead letter of

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/ldapscim/ldapscim/internal/httpserve"
@@ -29,16 +27,11 @@ func (s *Server) Listen() (net.Listener, error) {
 // is cancelled, then shuts down gracefully: no new connections, in-flight requests get up to
 // ShutdownTimeout. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      5 * time.Minute, // a 1000-resource page over a slow link
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    max(1<<20, 2*s.cfg.MaxURLBytes),
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	hs := httpserve.New(s, s.log, httpserve.Options{
+		WriteTimeout:   5 * time.Minute, // a 1000-resource page over a slow link
+		MaxHeaderBytes: 2 * s.cfg.MaxURLBytes,
+		BaseContext:    context.WithoutCancel(ctx),
+	})
 	if s.cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
 		if err != nil {

@@ -39,18 +39,15 @@ func (o *observability) syncObservers() []ldapsync.Observer {
 	return []ldapsync.Observer{o.metrics.ObservePass, o.history.Observe}
 }
 
-// startAdmin starts the admin server when [admin] listen is set and returns a channel that
-// yields Serve's result once ctx is cancelled (closed at once when the server is off); if the
-// server fails on its own, it calls stop, as the SCIM API does. When
-// the default address is taken (another ldapscim on this host), serve runs without it rather
-// than not at all; an address the file names must be free.
-func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
-	obs *observability, p *push.Pusher, stop func(), log *slog.Logger) (<-chan error, error) {
-	done := make(chan error, 1)
+// startAdmin opens the admin server's address when [admin] listen is set and returns the
+// function that serves it until its context ends (nil when the server is off). When the
+// default address is taken (another ldapscim on this host), serve runs without it rather than
+// not at all; an address the file names must be free.
+func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
+	obs *observability, p *push.Pusher, log *slog.Logger) (func(context.Context) error, error) {
 	if cfg.Admin.Listen == "" {
 		log.Info("admin server off: [admin] listen is empty")
-		close(done)
-		return done, nil
+		return nil, nil
 	}
 	obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
 	lo := localOptions(cfg, st, log)
@@ -66,13 +63,11 @@ func startAdmin(ctx context.Context, cfg *config.File, path string, st *cache.St
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
 			log.Warn("admin server off: its default address is in use; set [admin] listen", "addr", admin.DefaultListen)
-			close(done)
-			return done, nil
+			return nil, nil
 		}
 		return nil, err
 	}
-	go func() { done <- srv.Serve(ctx, ln); stop() }()
-	return done, nil
+	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
 }
 
 func absPath(p string) string {

@@ -19,7 +19,7 @@ import (
 // cache, or asks the running serve's admin API, which holds the cache.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var id string
-	path, _, err := flags("audit", args, stderr, func(fs *flag.FlagSet) {
+	path, err := flagsOnly("audit", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&id, "resource", "", "id of the user or group (required)")
 	})
 	if err != nil {

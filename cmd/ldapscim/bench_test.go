@@ -132,12 +132,6 @@ func firstLine(err error) string {
 	return first
 }
 
-// vmHWM returns a process's peak resident set size in bytes, or 0 once it has exited.
-func vmHWM(pid int) int64 {
-	hwm, _ := procMemory(pid)
-	return hwm
-}
-
 // procMemory returns a process's VmHWM and current RssAnon in bytes, or zeros once it has exited.
 func procMemory(pid int) (hwm, anon int64) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

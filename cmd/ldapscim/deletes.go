@@ -14,18 +14,22 @@ import (
 )
 
 func runDeletes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "approve") {
+	v, args := verbs(args, 1, "config")
+	if len(v) == 0 || (v[0] != "list" && v[0] != "approve") {
 		return usageError{"deletes: want `deletes list` or `deletes approve`"}
 	}
-	verb := args[0]
+	verb := v[0]
 	var all bool
-	path, ids, err := flags("deletes "+verb, args[1:], stderr, func(fs *flag.FlagSet) {
+	path, ids, err := flags("deletes "+verb, args, stderr, func(fs *flag.FlagSet) {
 		if verb == "approve" {
 			fs.BoolVar(&all, "all", false, "approve every held deletion")
 		}
 	})
 	if err != nil {
 		return err
+	}
+	if verb == "list" && len(ids) > 0 {
+		return usageError{fmt.Sprintf("deletes list: unexpected argument %q (flags start with --)", ids[0])}
 	}
 	if verb == "approve" && all == (len(ids) > 0) {
 		return usageError{"deletes approve: give either --all or the ids to approve"}

@@ -20,7 +20,7 @@ import (
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full, asJSON bool
 	var only string
-	path, _, err := flags("plan", args, stderr, func(fs *flag.FlagSet) {
+	path, err := flagsOnly("plan", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "plan a full reconciliation")
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 		fs.StringVar(&only, "target", "", "compare only this push target (default: every target)")

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
@@ -28,6 +30,9 @@ Usage:
   ldapscim targets deadletters list|replay|skip --config FILE --target NAME [--all | ID...]
   ldapscim audit        --config FILE --resource ID  a resource's sync and push history
   ldapscim version                               print the version, commit and Go version
+
+Flags may come before or after the arguments; -h after a subcommand lists its flags. An
+argument after -- is never a flag (deletes approve --config FILE -- -ID).
 
 Exit status: 0 ok, 1 failure, 2 usage or config error.
 `
@@ -53,6 +58,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no subcommand given"}
 	}
 	cmd, rest := args[0], args[1:]
+	err := runCommand(ctx, cmd, rest, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, cmd string, rest []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return runServe(ctx, rest, stdout, stderr)
@@ -80,7 +93,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usageError{fmt.Sprintf("unknown subcommand %q", cmd)}
 }
 
-// flags parses a subcommand's flags; every subcommand takes --config.
+// errHelp is what flags returns for -h/--help after printing the subcommand's flags: run ends
+// with status 0.
+var errHelp = errors.New("help requested")
+
+// flags parses a subcommand's flags; every subcommand takes --config. Flags and positional
+// arguments may come in any order (`explain bjensen --config x.toml`); `--` ends the flags, so
+// an argument after it that starts with a dash is positional. A flag is -name or --name; a
+// flag with a value takes it as --name=VALUE or --name VALUE. It returns the config path and the
+// positional arguments in order.
 func flags(name string, args []string, stderr io.Writer, define func(fs *flag.FlagSet)) (string, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -88,13 +109,102 @@ func flags(name string, args []string, stderr io.Writer, define func(fs *flag.Fl
 	if define != nil {
 		define(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return "", nil, usageError{err.Error()}
+	rest, err := parseInterspersed(fs, args)
+	if errors.Is(err, errHelp) {
+		fmt.Fprintf(stderr, "Usage of ldapscim %s:\n", name)
+		fs.PrintDefaults()
+		return "", nil, errHelp
+	}
+	if err != nil {
+		return "", nil, usageError{name + ": " + err.Error()}
 	}
 	if *path == "" {
 		return "", nil, usageError{name + ": --config FILE is required"}
 	}
-	return *path, fs.Args(), nil
+	return *path, rest, nil
+}
+
+// flagsOnly is flags for a subcommand that takes no positional argument: a stray word (a
+// misspelt flag without its dashes, a value given twice) is an error, not silently ignored.
+func flagsOnly(name string, args []string, stderr io.Writer, define func(fs *flag.FlagSet)) (string, error) {
+	path, rest, err := flags(name, args, stderr, define)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) > 0 {
+		return "", usageError{fmt.Sprintf("%s: unexpected argument %q (flags start with --)", name, rest[0])}
+	}
+	return path, nil
+}
+
+// boolFlag is how the flag package tells a flag that needs no value.
+type boolFlag interface{ IsBoolFlag() bool }
+
+// parseInterspersed sets fs's flags from args wherever they stand and returns the other
+// arguments. Its errors name the flag as the user wrote it and what is wrong with it.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(rest, args[i+1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		written, _, _ := strings.Cut(a, "=")
+		if name == "h" || name == "help" {
+			return nil, errHelp
+		}
+		f := fs.Lookup(name)
+		if name == "" || strings.HasPrefix(name, "-") || f == nil {
+			return nil, fmt.Errorf("unknown flag %s (`ldapscim help` lists the flags; put `--` before an argument that starts with a dash)", written)
+		}
+		if bf, ok := f.Value.(boolFlag); ok && bf.IsBoolFlag() {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue {
+			if i+1 == len(args) {
+				return nil, fmt.Errorf("flag %s needs a value", written)
+			}
+			next := args[i+1]
+			if len(next) > 1 && next[0] == '-' {
+				return nil, fmt.Errorf("flag %s needs a value, but %s follows it (write %s=VALUE for a value that starts with a dash)", written, next, written)
+			}
+			value = next
+			i++
+		}
+		if err := fs.Set(name, value); err != nil {
+			return nil, fmt.Errorf("flag %s: invalid value %q: %w", written, value, err)
+		}
+	}
+	return rest, nil
+}
+
+// verbs takes the first n positional arguments out of args, wherever the flags stand, for a
+// subcommand with sub-subcommands (`deletes --config x.toml approve`). valueFlags are the
+// flags of that family that take a value, whose value is not a verb. It stops at `--`.
+func verbs(args []string, n int, valueFlags ...string) (found, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(found) == n || a == "--" {
+			return found, append(rest, args[i:]...)
+		}
+		if len(a) > 1 && a[0] == '-' {
+			rest = append(rest, a)
+			name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+			if !hasValue && slices.Contains(valueFlags, name) && i+1 < len(args) {
+				i++
+				rest = append(rest, args[i])
+			}
+			continue
+		}
+		found = append(found, a)
+	}
+	return found, rest
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
@@ -143,7 +253,7 @@ func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
 }
 
 func runCheckConfig(args []string, stdout, stderr io.Writer) error {
-	path, _, err := flags("check-config", args, stderr, nil)
+	path, err := flagsOnly("check-config", args, stderr, nil)
 	if err != nil {
 		return err
 	}

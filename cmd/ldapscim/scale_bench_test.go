@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,9 +82,10 @@ func scaleSizes(v string) ([]int, error) {
 // buildLdapscim builds the real binary (not the test binary acting as it) into a temp dir.
 func buildLdapscim(b *testing.B) string {
 	b.Helper()
+	// go test puts its own GOROOT/bin first in the PATH of the test binary.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		b.Fatalf("the go command: %v", err)
 	}
 	bin := filepath.Join(b.TempDir(), "ldapscim")
 	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {

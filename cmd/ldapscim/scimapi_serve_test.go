@@ -90,3 +90,53 @@ token_sha256 = %q
 		t.Errorf("the API still answers after shutdown")
 	}
 }
+
+// TestServeLogsSCIMListeningOnce: each start of serve logs "SCIM API listening" once, with the
+// address, and a restart on the same cache and address does the same again.
+func TestServeLogsSCIMListeningOnce(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 10, Groups: 1, Seed: 4})}})
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, sl, dir, fmt.Sprintf(`[admin]
+listen = %q
+[scim]
+listen = %q
+base_url = "http://%s/scim/v2"
+[[scim.tokens]]
+name = "t"
+token_sha256 = %q
+`, freeAddr(t), addr, addr, strings.Repeat("0", 64)))
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), `level = "warn"`, `level = "info"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		cmd, stderr := startServe(t, cfg)
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(stderr.String(), `msg="pass done"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("start %d: no pass in 20 s:\n%s", run, stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if resp, err := http.Get("http://" + addr + "/scim/v2/ServiceProviderConfig"); err != nil {
+			t.Fatalf("start %d: the API does not answer: %v", run, err)
+		} else {
+			resp.Body.Close()
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("start %d: serve exited with %v:\n%s", run, err, stderr)
+		}
+		log := stderr.String()
+		if n := strings.Count(log, `msg="SCIM API listening"`); n != 1 {
+			t.Errorf("start %d logged \"SCIM API listening\" %d times, want once:\n%s", run, n, log)
+		}
+		if !strings.Contains(log, `msg="SCIM API listening" component=scimapi addr=`+addr+" ") {
+			t.Errorf("start %d: the listening line lacks addr=%s:\n%s", run, addr, log)
+		}
+	}
+}

@@ -4,19 +4,23 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
+	"net"
 
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
+	"golang.org/x/sync/errgroup"
 )
 
-// runServe runs the SCIM API (when the config has a [scim] section) and the push workers beside the sync schedule,
-// with a first pass right away, until ctx is cancelled (SIGINT/SIGTERM) or the API fails. Then
-// it stops the API (in-flight requests finish), cancels and waits for a running pass, stops the
-// scheduler and closes the cache.
+// runServe runs serve's components beside each other until ctx is cancelled (SIGINT/SIGTERM)
+// or one of them fails: the sync schedule (with a first pass right away), the SCIM API (when
+// the config has a [scim] section), the admin server (when [admin] listen is set) and the push
+// workers. They run in one errgroup: the first to fail cancels the rest, and its error is
+// serve's. Shutting down, the API and the admin server let in-flight requests finish, the push
+// workers and a running pass stop, and the cache is closed last, once every component has
+// returned.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, _, err := flags("serve", args, stderr, nil)
+	path, err := flagsOnly("serve", args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -37,58 +41,79 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var api *scimapi.Server
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx) // releases gctx when serve fails to start
 	defer cancel()
-	apiErr := make(chan error, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	// Everything that can fail at start does so before any component runs: a taken address
+	// is reported and nothing is left to stop.
+	sch, err := ldapsync.NewScheduler(gctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log})
+	if err != nil {
+		return err
+	}
+	var apiLn net.Listener
+	var api *scimapi.Server
 	if cfg.SCIM != nil {
 		api = scimapi.New(*cfg.SCIM, st, scimapi.Options{Log: log,
 			RequestObservers: []scimapi.RequestObserver{obs.metrics.HTTPObserver("scim")}})
-		ln, err := api.Listen()
-		if err != nil {
+		if apiLn, err = api.Listen(); err != nil {
 			return err
 		}
-		go func() { apiErr <- api.Serve(ctx, ln); cancel() }()
 	} else {
 		log.Info("SCIM API off: the config has no [scim] section")
-		close(apiErr)
 	}
-	adminErr, err := startAdmin(ctx, cfg, path, st, s, obs, pusher, cancel, log)
+	serveAdmin, err := startAdmin(cfg, path, st, s, obs, pusher, log)
 	if err != nil {
-		cancel()
-		<-apiErr
+		if apiLn != nil {
+			apiLn.Close()
+		}
 		return err
 	}
-	sch, err := ldapsync.NewScheduler(ctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log})
-	if err != nil {
-		cancel()
-		<-apiErr
-		<-adminErr
-		return err
+
+	if api != nil {
+		g.Go(component(gctx, "scim api", func(ctx context.Context) error { return api.Serve(ctx, apiLn) }))
+	}
+	if serveAdmin != nil {
+		g.Go(component(gctx, "admin server", serveAdmin))
 	}
 	log.Info("serving", "delta", cfg.Schedule.Delta, "full", cfg.Schedule.Full, "cache", cfg.Cache.Dir)
-	sch.Start()
-	// A first pass right away, so a fresh cache does not wait for the first tick. Its failure is
-	// logged by the Syncer; the schedule retries.
-	var first sync.WaitGroup
-	first.Go(func() { _, _ = s.SyncOnce(ctx) })
-	// Push workers follow the journal beside the schedule; cancel, then wait (below).
-	var pushing sync.WaitGroup
+	g.Go(component(gctx, "scheduler", func(ctx context.Context) error {
+		sch.Start()
+		<-ctx.Done()
+		sch.Stop() // waits for a scheduled pass, which ctx stops
+		return nil
+	}))
+	// A first pass right away, so a fresh cache does not wait for the first tick. Its failure
+	// is logged by the Syncer; the schedule retries.
+	g.Go(func() error {
+		_, _ = s.SyncOnce(gctx)
+		return nil
+	})
 	if cfg.Safety.Staging {
 		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks")
 	} else {
-		pushing.Go(func() { pusher.Run(ctx) })
+		g.Go(component(gctx, "push", func(ctx context.Context) error {
+			pusher.Run(ctx)
+			return nil
+		}))
 	}
-	<-ctx.Done()
-	log.Info("shutting down")
-	pushing.Wait()
-	err = <-apiErr // Serve returns once in-flight requests are done
-	if aerr := <-adminErr; err == nil {
-		err = aerr
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		return nil
+	})
+	return g.Wait()
+}
+
+// component runs one of serve's components until ctx ends. A component that returns before
+// that, even without an error, has stopped serving: that is a failure, which stops serve.
+func component(ctx context.Context, name string, run func(context.Context) error) func() error {
+	return func() error {
+		err := run(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = fmt.Errorf("%s stopped on its own", name)
+		}
+		return err
 	}
-	first.Wait()
-	sch.Stop()
-	return err
 }
 
 // heldAlert tells the alert webhooks when a pass holds deletions or deactivations. After any

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -113,15 +114,24 @@ func checkPushWiring(t *testing.T, base, cacheDir string) {
 	}
 }
 
-// waitFirstPass waits until /readyz says a pass succeeded.
+// waitFirstPass waits until /readyz says a pass succeeded and serve has run its first pass.
 func waitFirstPass(t *testing.T, base string, stderr *testenv.Output) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
+		// /readyz answers 200 at once when the cache is fresh (a `sync` just ran): wait for
+		// serve's own first pass too, which /metrics counts, so that it cannot run into a
+		// change the test makes next.
 		if resp, err := http.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				if resp, err := http.Get(base + "/metrics"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if regexp.MustCompile(`(?m)^ldapscim_sync_passes_total\{`).Match(b) {
+						return
+					}
+				}
 			}
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -19,7 +19,7 @@ import (
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full bool
-	path, _, err := flags("sync", args, stderr, func(fs *flag.FlagSet) {
+	path, err := flagsOnly("sync", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "force a full reconciliation")
 	})
 	if err != nil {

@@ -19,13 +19,17 @@ const targetsUsage = "targets: want `targets status` or `targets deadletters lis
 
 // runTargets is `ldapscim targets status` and `ldapscim targets deadletters list|replay|skip`.
 func runTargets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	v, rest := verbs(args, 1, "config", "target")
 	switch {
-	case len(args) >= 1 && args[0] == "status":
-		return runTargetsStatus(ctx, args[1:], stdout, stderr)
-	case len(args) >= 2 && args[0] == "deadletters":
-		switch args[1] {
-		case "list", "replay", "skip":
-			return runDeadLetters(ctx, args[1], args[2:], stdout, stderr)
+	case len(v) == 1 && v[0] == "status":
+		return runTargetsStatus(ctx, rest, stdout, stderr)
+	case len(v) == 1 && v[0] == "deadletters":
+		w, rest := verbs(rest, 1, "config", "target")
+		if len(w) == 1 {
+			switch w[0] {
+			case "list", "replay", "skip":
+				return runDeadLetters(ctx, w[0], rest, stdout, stderr)
+			}
 		}
 	}
 	return usageError{targetsUsage}
@@ -34,7 +38,7 @@ func runTargets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runTargetsStatus prints each target's progress: with the push workers' health from a
 // running serve, else from the cache.
 func runTargetsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	path, _, err := flags("targets status", args, stderr, nil)
+	path, err := flagsOnly("targets status", args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -102,6 +106,9 @@ func runDeadLetters(ctx context.Context, verb string, args []string, stdout, std
 	}
 	if target == "" {
 		return usageError{"targets deadletters " + verb + ": --target NAME is required"}
+	}
+	if verb == "list" && len(ids) > 0 {
+		return usageError{fmt.Sprintf("targets deadletters list: unexpected argument %q (flags start with --)", ids[0])}
 	}
 	if verb != "list" && all == (len(ids) > 0) {
 		return usageError{"targets deadletters " + verb + ": give either --all or the resource ids"}

@@ -174,7 +174,7 @@ func TestActiveDirectoryDefaults(t *testing.T) {
 		len(cfg.LDAP.Groups.MemberAttributes) != 1 || len(cfg.LDAP.Groups.MemberUIDAttributes) != 0 {
 		t.Fatalf("AD defaults not applied: %+v %+v", cfg.LDAP.Users, cfg.LDAP.Groups)
 	}
-	cfg, err = Parse([]byte(base + "filter = \"(objectClass=group)(cn=x)\"\n"))
+	_, err = Parse([]byte(base + "filter = \"(objectClass=group)(cn=x)\"\n"))
 	if err == nil {
 		t.Fatal("a bad explicit filter validated")
 	}

@@ -4,7 +4,6 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -18,9 +17,10 @@ func BuildLdapscim(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	// go test puts its own GOROOT/bin first in the PATH of the test binary.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("testenv: the go command: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "ldapscim")
 	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/ldapscim")

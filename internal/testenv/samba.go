@@ -325,11 +325,6 @@ func (s *Samba) stop(t testing.TB) bool {
 	return running
 }
 
-func (s *Samba) kill() {
-	s.proc.kill()
-	s.proc = nil
-}
-
 func (s *Samba) logs() string {
 	out := ""
 	if s.stderr != nil {
