@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -265,11 +266,11 @@ func (p *pass) holdLoggedRemovals(ctx context.Context, gid, gdn string, e *ldap.
 			removed = append(removed, id)
 		}
 	}
-	if len(removed) <= massRemovalFloor {
+	if len(removed) <= ingest.MassRemovalFloor {
 		return nil
 	}
 	total, err := p.s.store.MemberCount(ctx, gid)
-	if err != nil || !p.s.massRemoval(len(removed), total) {
+	if err != nil || !p.s.threshold().MassRemoval(len(removed), total) {
 		return err
 	}
 	slices.Sort(removed)
@@ -294,7 +295,7 @@ func (p *pass) memberHeld(ctx context.Context, gid string) (bool, error) {
 		}
 		p.holdsBefore = map[string]bool{}
 		for _, h := range hs {
-			if isMemberHold(h) {
+			if ingest.IsMemberHold(h) {
 				p.holdsBefore[h.ID] = true
 			}
 		}
@@ -304,13 +305,13 @@ func (p *pass) memberHeld(ctx context.Context, gid string) (bool, error) {
 
 // addLoggedEdits adds the replayed groups' edits to the pass's last batch. A logged edit's
 // removals and additions are disjoint (resolveOps), and edits.list sorts, so order is free.
-func (p *pass) addLoggedEdits(edits memberEdits) {
+func (p *pass) addLoggedEdits(edits ingest.Edits) {
 	for gid, ed := range p.logEdits {
 		for id := range ed.remove {
-			edits.remove(gid, id)
+			edits.Remove(gid, id)
 		}
 		for _, m := range ed.set {
-			edits.set(gid, m)
+			edits.Set(gid, m)
 		}
 	}
 }

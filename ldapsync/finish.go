@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -36,8 +37,8 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		counts[t]++
 	}
 	held := map[scim.ResourceType]bool{
-		scim.UserType:  p.s.overThreshold(counts[scim.UserType], totals[scim.UserType]) || len(p.heldUsers) > 0,
-		scim.GroupType: p.s.overThreshold(counts[scim.GroupType], totals[scim.GroupType]),
+		scim.UserType:  p.s.threshold().Over(counts[scim.UserType], totals[scim.UserType]) || len(p.heldUsers) > 0,
+		scim.GroupType: p.s.threshold().Over(counts[scim.GroupType], totals[scim.GroupType]),
 	}
 
 	b := cache.Batch{Source: Source, Pass: p.id}
@@ -70,7 +71,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 			if p.deletes[id] != t {
 				continue
 			}
-			h := cache.Hold{ID: id, Type: t, Pass: p.id, Reason: holdDelete + ": " + why, HeldAt: now}
+			h := cache.Hold{ID: id, Type: t, Pass: p.id, Reason: ingest.ReasonDelete + ": " + why, HeldAt: now}
 			if rs, err := p.s.store.GetMany(ctx, t, []string{id}, false); err != nil {
 				return err
 			} else if len(rs) == 1 {
@@ -85,7 +86,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 			counts[scim.UserType], totals[scim.UserType], p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
 		for _, r := range p.deact {
 			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
-				Reason: holdDeactivate + ": " + why, HeldAt: now})
+				Reason: ingest.ReasonDeactivate + ": " + why, HeldAt: now})
 			// Apply every other change of the entry, but keep it active until approved, and do
 			// not store its source hash: the next full pass must see the deactivation again.
 			r.Attributes["active"] = true
@@ -109,7 +110,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		}
 	}
 	b.SourceHashes, b.KeepMembers = p.batchSrc, p.keptMembers()
-	edits := memberEdits{}
+	edits := ingest.Edits{}
 	p.addLoggedEdits(edits)
 	vgs, err := p.virtualGroups(ctx, edits)
 	if err != nil {
@@ -118,13 +119,13 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	b.Upserts = append(b.Upserts, vgs...)
 	p.batch = nil
 	restated := slices.DeleteFunc(slices.Clone(b.Upserts), func(r *scim.Resource) bool { return p.keepMembers[r.ID] })
-	if err := pruneMembers(ctx, p.s.store, restated, b.Deletes, edits); err != nil {
+	if err := ingest.PruneMembers(ctx, p.s.store, restated, b.Deletes, edits); err != nil {
 		return err
 	}
 	if err := p.refreshCopies(ctx, &b, edits); err != nil {
 		return err
 	}
-	b.MemberEdits = edits.list()
+	b.MemberEdits = edits.List()
 	for _, h := range p.memberHoldList() {
 		holds = append(holds, h)
 		p.sum.HeldMembers += len(h.Members)
@@ -163,46 +164,6 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	return err
 }
 
-// pruneMembers removes deleted resources from the groups that list them. A deleted entry is no
-// longer a member even when its group was not re-read: without refint the group still names a
-// DN that resolves to nothing, and with refint slapd rewrites the group without changing its
-// entryCSN or modifyTimestamp, so no delta pass would ever show it.
-//
-// A group the batch upserts loses them from its member list; any other group that lists them
-// (the member index says which) gets a member edit naming only them, so a deletion costs as
-// much whatever the size of its groups.
-func pruneMembers(ctx context.Context, store Store, upserts []*scim.Resource, deletes []string, edits memberEdits) error {
-	if len(deletes) == 0 {
-		return nil
-	}
-	gone := make(map[string]bool, len(deletes))
-	for _, id := range deletes {
-		gone[id] = true
-	}
-	queued := map[string]bool{}
-	for _, r := range upserts {
-		if r.Type == scim.GroupType {
-			queued[r.ID] = true
-			if slices.ContainsFunc(r.Members, func(m scim.Member) bool { return gone[m.Value] }) {
-				// A copy: a resource from a plan's dry-run store shares its members with the plan.
-				r.Members = slices.DeleteFunc(slices.Clone(r.Members), func(m scim.Member) bool { return gone[m.Value] })
-			}
-		}
-	}
-	for _, id := range deletes {
-		groups, err := store.GroupsOf(ctx, id)
-		if err != nil {
-			return err
-		}
-		for _, g := range groups {
-			if !gone[g.ID] && !queued[g.ID] {
-				edits.remove(g.ID, id)
-			}
-		}
-	}
-	return nil
-}
-
 // noteRename records, in a delta pass, an entry whose display name differs from the cached one.
 func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 	old, err := p.s.store.Ref(ctx, r.ID)
@@ -227,7 +188,7 @@ func (p *pass) noteRename(ctx context.Context, r *scim.Resource) error {
 // reports from the manager index. A refreshed report's source record gets the new manager too,
 // so the next full pass does not see it as stale again. A group the batch does not upsert gets a
 // member edit naming only the renamed member, whatever the group's size.
-func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEdits) error {
+func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits ingest.Edits) error {
 	if p.full || len(p.renamed)+len(b.Deletes) == 0 {
 		return nil
 	}
@@ -268,7 +229,7 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEd
 			}
 			r := queued[g.ID]
 			if r == nil || r.Type != scim.GroupType || p.keepMembers[g.ID] {
-				edits.set(g.ID, m)
+				edits.Set(g.ID, m)
 				continue
 			}
 			// The batch restates the group: change its list. A copy: a resource from a plan's
@@ -329,19 +290,12 @@ func (p *pass) refreshCopies(ctx context.Context, b *cache.Batch, edits memberEd
 			r.Attributes[scim.SchemaEnterpriseUser] = ext
 		}
 		// The source record names the manager too (a report read in this pass has its own).
-		if rec, ok := decodeSrc(srcs[id]); ok && !inBatch {
+		if enc, ok := ingest.WithManager(srcs[id], now); ok && !inBatch {
 			if b.SourceHashes == nil {
 				b.SourceHashes = map[string][]byte{}
 			}
-			b.SourceHashes[id] = encodeSrc(rec.digest, now)
+			b.SourceHashes[id] = enc
 		}
 	}
 	return nil
 }
-
-// Reason prefixes of held changes.
-const (
-	holdDelete     = "delete"
-	holdDeactivate = "deactivate"
-	holdMembers    = "remove members"
-)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -16,12 +16,6 @@ import (
 // whether their deletion will be held. Groups resolved from then on keep the held users the
 // cache has them list (a wrong users base DN leaves their member DNs naming entries the pass did
 // not read), and users whose manager DN no longer resolves keep a held manager.
-
-// overThreshold reports whether n deletions and deactivations out of total resources of one
-// type cross the deletion threshold.
-func (s *Syncer) overThreshold(n, total int) bool {
-	return n > 0 && (n > s.safety.MaxDeletes || float64(n) > s.safety.MaxDeletePercent/100*float64(total))
-}
 
 // decideUserHolds runs in a full pass once every user is read: if the users the pass did not
 // see will be held, it records them, the groups that list them and the reports that name them
@@ -43,7 +37,7 @@ func (p *pass) decideUserHolds(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !p.s.overThreshold(len(unread)+len(p.deact), total) || len(unread) == 0 {
+	if !p.s.threshold().Over(len(unread)+len(p.deact), total) || len(unread) == 0 {
 		return nil
 	}
 	p.heldUsers = make(map[string]bool, len(unread))
@@ -79,7 +73,7 @@ func (p *pass) decideUserHolds(ctx context.Context) error {
 // keepHeldMembers adds to group r the held users the cache has it list. r.Members is sorted by
 // id with one member per id.
 func (p *pass) keepHeldMembers(r *scim.Resource) {
-	addMembers(r, p.heldIn[r.ID])
+	ingest.AddMembers(r, p.heldIn[r.ID])
 }
 
 // keepHeldGroups adds back, to the groups that upserts restate, the groups whose deletion
@@ -114,33 +108,10 @@ func (p *pass) keepHeldGroups(ctx context.Context, upserts []*scim.Resource) err
 	}
 	for _, r := range upserts {
 		if r.Type == scim.GroupType {
-			addMembers(r, in[r.ID])
+			ingest.AddMembers(r, in[r.ID])
 		}
 	}
 	return nil
-}
-
-// addMembers adds the members of held that r does not list. r.Members is sorted by id with one
-// member per id, and stays so.
-func addMembers(r *scim.Resource, held []scim.Member) {
-	if len(held) == 0 {
-		return
-	}
-	cmp := func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) }
-	var add []scim.Member
-	for _, m := range held {
-		if _, found := slices.BinarySearchFunc(r.Members, m, cmp); !found {
-			add = append(add, m)
-		}
-	}
-	if len(add) == 0 {
-		return
-	}
-	// A new slice: a resource from a plan's dry-run store shares its members with the plan.
-	ms := make([]scim.Member, 0, len(r.Members)+len(add))
-	ms = append(append(ms, r.Members...), add...)
-	slices.SortStableFunc(ms, cmp)
-	r.Members = ms
 }
 
 // heldManager returns the held manager user id's stored value names, if any.

@@ -6,25 +6,18 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
 // Mass membership removals are held the same way as deletions (invariant 5, docs/architecture.md). A pass
-// that would remove more than massRemovalFloor members of a group, and more than
+// that would remove more than ingest.MassRemovalFloor members of a group, and more than
 // max_delete_percent of the members the cache has it list, keeps those members in the group
 // (nothing is journaled or pushed for them), applies everything else, and records a members
 // hold that `ldapscim deletes approve` applies as a member edit of just those ids. max_deletes
 // does not apply: it counts resources of a type, not members of one group. Members that leave
 // because the pass deletes them are not counted (their deletion is counted, and held, as a
 // deletion), nor are held users, which keepHeldMembers has already added back.
-
-// massRemovalFloor is how many members a pass may always remove from one group.
-const massRemovalFloor = 10
-
-// massRemoval reports whether removing n of a group's total members crosses the threshold.
-func (s *Syncer) massRemoval(n, total int) bool {
-	return n > massRemovalFloor && float64(n) > s.safety.MaxDeletePercent/100*float64(total)
-}
 
 // holdMassRemoval runs once group r is resolved (r.Members sorted by id, one per id): if the
 // members the cache has r list and r no longer does cross the threshold, it adds them back to
@@ -39,7 +32,7 @@ func (p *pass) holdMassRemoval(ctx context.Context, r *scim.Resource) error {
 	if err != nil {
 		return err
 	}
-	if !p.s.massRemoval(total, total) {
+	if !p.s.threshold().MassRemoval(total, total) {
 		return nil
 	}
 	var removed []scim.Member
@@ -59,10 +52,10 @@ func (p *pass) holdMassRemoval(ctx context.Context, r *scim.Resource) error {
 	if err != nil {
 		return err
 	}
-	if !p.s.massRemoval(len(removed), total) {
+	if !p.s.threshold().MassRemoval(len(removed), total) {
 		return nil
 	}
-	addMembers(r, removed)
+	ingest.AddMembers(r, removed)
 	ids := make([]string, len(removed))
 	for i, m := range removed {
 		ids[i] = m.Value
@@ -79,7 +72,7 @@ func (p *pass) recordMemberHold(gid, gdn, name string, ids []string, total int) 
 	p.memberHolds[gid] = cache.Hold{ID: gid, Type: scim.GroupType, DN: gdn, Name: name, Pass: p.id,
 		Kind: cache.HoldMembers, Members: ids, HeldAt: time.Now().UTC(),
 		Reason: fmt.Sprintf("%s: pass would remove %d of %d members (limit: %d or %g%%)",
-			holdMembers, len(ids), total, massRemovalFloor, p.s.safety.MaxDeletePercent)}
+			ingest.ReasonMembers, len(ids), total, ingest.MassRemovalFloor, p.s.safety.MaxDeletePercent)}
 }
 
 // leaving reports whether stored member m leaves its groups because this pass deletes it.
@@ -105,9 +98,4 @@ func (p *pass) memberHoldList() []cache.Hold {
 		out = append(out, h)
 	}
 	return out
-}
-
-// isMemberHold reports whether h holds a removal of members.
-func isMemberHold(h cache.Hold) bool {
-	return h.Kind == cache.HoldMembers
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -229,12 +230,7 @@ func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
 	return nil
 }
 
-func displayOf(r *scim.Resource) string {
-	if d := r.DisplayName(); d != "" {
-		return d
-	}
-	return r.UserName()
-}
+func displayOf(r *scim.Resource) string { return ingest.DisplayOf(r) }
 
 // full runs a full reconciliation: read every user and group, apply them, and delete what the
 // cache holds that the directory no longer has — only if the read was complete.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
@@ -207,7 +208,7 @@ func (p *pass) evalRules(u *scim.Resource) {
 // members are neither read nor written, whatever their number. Only a group that is new, or
 // whose display name changed (the same name in another case), is restated as a whole, its
 // cached members streamed.
-func (p *pass) virtualGroups(ctx context.Context, edits memberEdits) ([]*scim.Resource, error) {
+func (p *pass) virtualGroups(ctx context.Context, edits ingest.Edits) ([]*scim.Resource, error) {
 	if p.s.rules == nil {
 		return nil, nil
 	}
@@ -224,11 +225,11 @@ func (p *pass) virtualGroups(ctx context.Context, edits memberEdits) ([]*scim.Re
 		case err == nil && ref.Type == scim.GroupType && ref.Display == name:
 			for _, uid := range p.vgOut[id] {
 				if _, ok := in[uid]; !ok {
-					edits.remove(id, uid)
+					edits.Remove(id, uid)
 				}
 			}
 			for _, uid := range slices.Sorted(maps.Keys(in)) {
-				edits.set(id, in[uid])
+				edits.Set(id, in[uid])
 			}
 			continue
 		case err != nil && !errors.Is(err, cache.ErrNotFound):

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -168,6 +169,11 @@ type watermark struct {
 }
 
 func (s *Syncer) fingerprint() string { return s.fp }
+
+// threshold is the deletion threshold of [safety].
+func (s *Syncer) threshold() ingest.Threshold {
+	return ingest.Threshold{MaxDeletes: s.safety.MaxDeletes, MaxDeletePercent: s.safety.MaxDeletePercent}
+}
 
 func (s *Syncer) computeFingerprint() string {
 	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.fingerprint()})
