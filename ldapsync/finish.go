@@ -112,7 +112,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	b.SourceHashes, b.KeepMembers = p.batchSrc, p.keptMembers()
 	edits := ingest.Edits{}
 	p.addLoggedEdits(edits)
-	vgs, err := p.virtualGroups(ctx, edits)
+	vgs, err := p.virtual.Build(ctx, p.s.store, edits)
 	if err != nil {
 		return err
 	}

@@ -25,8 +25,7 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	ents          entries             // entries read in this pass, by DN, id and uid (entries.go)
-	virtual       map[string]struct{} // ids of virtual groups: never reconciled away
+	ents          entries // entries read in this pass, by DN, id and uid (entries.go)
 	batch         []*scim.Resource
 	pending       []pendingResource            // entries waiting for references to entries read later
 	spill         *pendingFile                 // and, beyond pendingSpillAfter, all of them (pending.go)
@@ -42,8 +41,7 @@ type pass struct {
 	mgrChecksDN   chunked[mgrCheckDN]          // and: not read yet, or none
 	mgrSeed       maphash.Seed                 // of mgrCheck.want
 	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
-	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
-	vgOut         map[string][]string          // virtual group id → users this pass found not matching
+	virtual       *ingest.VirtualGroups        // the rules' virtual groups, filled as users are queued
 	renamed       map[string]scim.Member       // id → the entry as a member with its new display, of entries a delta pass renamed
 	apply         *applier                     // background cache writer, started on the first flush
 	now           time.Time                    // the pass's start, for accountExpires
@@ -72,11 +70,9 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	p := &pass{
 		s: s, conn: conn, full: full, id: id, now: time.Now(),
 		sum:         Summary{Pass: id, Full: full},
-		virtual:     map[string]struct{}{},
+		virtual:     ingest.NewVirtualGroups(s.rules),
 		mgrSeed:     maphash.MakeSeed(),
 		deletes:     map[string]scim.ResourceType{},
-		vgIn:        map[string][]scim.Member{},
-		vgOut:       map[string][]string{},
 		tentative:   map[key12]cache.Ref{},
 		batchSrc:    map[string][]byte{},
 		renamed:     map[string]scim.Member{},
@@ -84,16 +80,13 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
 	}
-	// Virtual groups come from rules, not the directory: never reconcile them away.
-	for _, id := range s.rules.virtualIDs() {
-		p.virtual[id] = struct{}{}
-	}
 	return p
 }
 
 // wasRead reports whether this pass read the entry with this id (or it is a virtual group).
 func (p *pass) wasRead(id string) bool {
-	if _, ok := p.virtual[id]; ok {
+	// Virtual groups come from rules, not the directory: never reconcile them away.
+	if p.s.rules.IsVirtual(id) {
 		return true
 	}
 	return p.ents.read(id)
@@ -207,7 +200,7 @@ func (p *pass) skip(entryDN, why string) {
 // directory now shows inactive is set aside: deactivations count against the deletion
 // threshold (invariant 5, docs/architecture.md) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
-	p.evalRules(r)
+	p.virtual.Eval(r)
 	if !p.full {
 		if err := p.noteRename(ctx, r); err != nil {
 			return err

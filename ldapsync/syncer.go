@@ -176,7 +176,7 @@ func (s *Syncer) threshold() ingest.Threshold {
 }
 
 func (s *Syncer) computeFingerprint() string {
-	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.fingerprint()})
+	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.Fingerprint()})
 	return fmt.Sprintf("%x", hash(b))
 }
 
