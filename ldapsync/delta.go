@@ -106,7 +106,7 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		if errors.Is(err, errPartial) {
 			// Keep what was read, but neither delete nor move the watermark.
 			p.sum.Partial = err.Error()
-			p.deletes = nil
+			p.dels.Forget()
 			if ferr := p.finish(ctx, nil, false); ferr != nil {
 				return ferr
 			}
@@ -286,7 +286,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		}
 		// Count only what the cache holds: the server may report entries we never had.
 		if ref, err := p.s.store.Ref(ctx, id); err == nil && ref.Type == typ {
-			p.deletes[id] = typ
+			p.dels.Mark(id, typ)
 		} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return nil, err
 		}
@@ -303,7 +303,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 			_, isPresent := present[id]
 			isRead := p.wasRead(id)
 			if !isPresent && !isRead {
-				p.deletes[id] = typ
+				p.dels.Mark(id, typ)
 			}
 			return nil
 		})

@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
@@ -22,26 +20,16 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	if err := p.drain(); err != nil {
 		return err
 	}
-	// Users and groups are counted separately (invariant 5, docs/architecture.md): a few groups deleted next
-	// to many users are still all the groups.
-	totals := map[scim.ResourceType]int{}
-	counts := map[scim.ResourceType]int{scim.UserType: len(p.deact)}
-	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		n, err := p.s.store.Count(ctx, t)
-		if err != nil {
-			return err
-		}
-		totals[t] = n
+	// Users and groups are counted separately (invariant 5, docs/architecture.md): a few
+	// groups deleted next to many users are still all the groups.
+	dec, err := p.dels.Decide(ctx, p.s.store, p.s.threshold(), p.id, p.held.Any(), p.s.log)
+	if err != nil {
+		return err
 	}
-	for _, t := range p.deletes {
-		counts[t]++
+	p.sum.Held += dec.HeldCount
+	for _, id := range dec.KeptActive {
+		delete(p.batchSrc, id) // the next full pass must see the deactivation again
 	}
-	held := map[scim.ResourceType]bool{
-		scim.UserType:  p.s.threshold().Over(counts[scim.UserType], totals[scim.UserType]) || len(p.heldUsers) > 0,
-		scim.GroupType: p.s.threshold().Over(counts[scim.GroupType], totals[scim.GroupType]),
-	}
-
-	b := cache.Batch{Source: Source, Pass: p.id}
 	old, err := p.s.store.Holds(ctx)
 	if err != nil {
 		return err
@@ -49,63 +37,14 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	var holds []cache.Hold
 	if !replaceHolds {
 		// A delta pass keeps earlier holds, except for entries it has just read again.
-		for _, h := range old {
-			if !p.wasRead(h.ID) {
-				if _, del := p.deletes[h.ID]; !del {
-					holds = append(holds, h)
-				}
-			}
-		}
+		holds = p.dels.KeptHolds(old, p.wasRead)
 	}
-	now := time.Now().UTC()
-	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		if !held[t] || counts[t] == 0 {
-			continue
-		}
-		noun := strings.ToLower(string(t)) + "s"
-		why := fmt.Sprintf("pass would delete or deactivate %d of %d %s (limit: %d or %g%%)",
-			counts[t], totals[t], noun, p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
-		p.s.log.Error("holding deletions until an admin approves them (ldapscim deletes list / approve)",
-			"pass", p.id, "type", t, "held", counts[t], "total", totals[t])
-		for _, id := range slices.Sorted(maps.Keys(p.deletes)) {
-			if p.deletes[id] != t {
-				continue
-			}
-			h := cache.Hold{ID: id, Type: t, Pass: p.id, Reason: ingest.ReasonDelete + ": " + why, HeldAt: now}
-			if rs, err := p.s.store.GetMany(ctx, t, []string{id}, false); err != nil {
-				return err
-			} else if len(rs) == 1 {
-				h.DN, h.Name = rs[0].DN, displayOf(rs[0])
-			}
-			holds = append(holds, h)
-		}
-		p.sum.Held += counts[t]
-	}
-	if held[scim.UserType] {
-		why := fmt.Sprintf("pass would delete or deactivate %d of %d users (limit: %d or %g%%)",
-			counts[scim.UserType], totals[scim.UserType], p.s.safety.MaxDeletes, p.s.safety.MaxDeletePercent)
-		for _, r := range p.deact {
-			holds = append(holds, cache.Hold{ID: r.ID, Type: r.Type, DN: r.DN, Name: displayOf(r), Pass: p.id,
-				Reason: ingest.ReasonDeactivate + ": " + why, HeldAt: now})
-			// Apply every other change of the entry, but keep it active until approved, and do
-			// not store its source hash: the next full pass must see the deactivation again.
-			r.Attributes["active"] = true
-			delete(p.batchSrc, r.ID)
-			b.Upserts = append(b.Upserts, r)
-		}
-	} else {
-		b.Upserts = append(b.Upserts, p.deact...)
-	}
-	for id, t := range p.deletes {
-		if !held[t] {
-			b.Deletes = append(b.Deletes, id)
-		}
-	}
-	slices.Sort(b.Deletes)
-	b.Upserts = append(b.Upserts, p.batch...)
-	if held[scim.GroupType] {
+	holds = append(holds, dec.Holds...)
+	b := cache.Batch{Source: Source, Pass: p.id, Deletes: dec.Deletes}
+	b.Upserts = append(slices.Clone(dec.Upserts), p.batch...)
+	if dec.Held[scim.GroupType] {
 		// A held group stays a member of the groups that list it (nested groups).
-		if err := p.keepHeldGroups(ctx, b.Upserts); err != nil {
+		if err := p.dels.KeepHeldGroups(ctx, p.s.store, b.Upserts); err != nil {
 			return err
 		}
 	}
@@ -126,24 +65,11 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 		return err
 	}
 	b.MemberEdits = edits.List()
-	for _, h := range p.memberHoldList() {
+	for _, h := range p.memberHolds.List() {
 		holds = append(holds, h)
 		p.sum.HeldMembers += len(h.Members)
 	}
-	slices.SortFunc(holds, func(a, b cache.Hold) int {
-		if c := strings.Compare(a.ID, b.ID); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Kind, b.Kind)
-	})
-	if replaceHolds || !slices.EqualFunc(holds, old, func(a, b cache.Hold) bool {
-		return a.ID == b.ID && a.Kind == b.Kind && a.Reason == b.Reason && slices.Equal(a.Members, b.Members)
-	}) {
-		if holds == nil {
-			holds = []cache.Hold{}
-		}
-		b.Holds = &holds
-	}
+	b.Holds = ingest.HoldSet(holds, old, replaceHolds)
 	if wm != nil {
 		wm.LastPass = time.Now().UTC()
 		raw, err := json.Marshal(wm)

@@ -25,40 +25,34 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	ents          entries // entries read in this pass, by DN, id and uid (entries.go)
-	batch         []*scim.Resource
-	pending       []pendingResource            // entries waiting for references to entries read later
-	spill         *pendingFile                 // and, beyond pendingSpillAfter, all of them (pending.go)
-	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
-	deletes       map[string]scim.ResourceType // ids this pass would delete
-	maxMod        string                       // highest modifyTimestamp seen
-	noSources     bool                         // the cache has no users, so no source records (a first sync)
-	srcBatch      map[string][]byte            // stored source records of the users being processed (full passes)
-	tentative     map[key12]cache.Ref          // DN key → what the cache gave before the read confirmed it
-	usedTentative bool                         // the resource being resolved used a tentative reference
-	recheck       []recheck                    // resources that used tentative references
-	mgrChecks     chunked[mgrCheck]            // skipped users whose manager is confirmed after the read: read already
-	mgrChecksDN   chunked[mgrCheckDN]          // and: not read yet, or none
-	mgrSeed       maphash.Seed                 // of mgrCheck.want
-	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
-	virtual       *ingest.VirtualGroups        // the rules' virtual groups, filled as users are queued
-	renamed       map[string]scim.Member       // id → the entry as a member with its new display, of entries a delta pass renamed
-	apply         *applier                     // background cache writer, started on the first flush
-	now           time.Time                    // the pass's start, for accountExpires
-	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
-	side          ldapConn                     // single-entry lookups while a stream reads conn (lookupConn)
-	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
-	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
-	heldMgr       map[string]cache.Ref         // report id → its held manager
-	memberHolds   map[string]cache.Hold        // group id → its held mass member removal (massremoval.go)
-	holdsBefore   map[string]bool              // groups with a members hold in the cache, loaded when needed
-	keepMembers   map[string]bool              // groups replayed from the accesslog: members not restated (accesslog.go)
-	logEdits      map[string]loggedEdit        // group id → its replayed member change
-	readInFull    map[string]bool              // delta: groups the previous delta could not read (watermark.ReadInFull)
-	goneGroups    []string                     // delta: changed groups gone before they could be read
-	unreadUsers   []string                     // full pass: cached users the read did not see
-	usersScanned  bool                         // unreadUsers is set (every user is read)
-	dups          dupNames                     // users written whose userName another user holds (dupnames.go)
+	ents         entries // entries read in this pass, by DN, id and uid (entries.go)
+	batch        []*scim.Resource
+	pending      []pendingResource      // entries waiting for references to entries read later
+	spill        *pendingFile           // and, beyond pendingSpillAfter, all of them (pending.go)
+	dels         *ingest.Deletions      // what this pass would delete or deactivate; applied or held at the end
+	maxMod       string                 // highest modifyTimestamp seen
+	noSources    bool                   // the cache has no users, so no source records (a first sync)
+	srcBatch     map[string][]byte      // stored source records of the users being processed (full passes)
+	res          *resolver              // DN and uid references → ids (resolver.go)
+	mgrChecks    chunked[mgrCheck]      // skipped users whose manager is confirmed after the read: read already
+	mgrChecksDN  chunked[mgrCheckDN]    // and: not read yet, or none
+	mgrSeed      maphash.Seed           // of mgrCheck.want
+	batchSrc     map[string][]byte      // source hashes of the resources queued since the last flush
+	virtual      *ingest.VirtualGroups  // the rules' virtual groups, filled as users are queued
+	renamed      map[string]scim.Member // id → the entry as a member with its new display, of entries a delta pass renamed
+	apply        *applier               // background cache writer, started on the first flush
+	now          time.Time              // the pass's start, for accountExpires
+	wire         *ldapwire.Conn         // bulk-read connection, dialed on first use
+	side         ldapConn               // single-entry lookups while a stream reads conn (lookupConn)
+	held         ingest.HeldRefs        // full pass: held users keep their groups and reports (heldrefs.go)
+	memberHolds  *ingest.MemberHolds    // held mass member removals (massremoval.go)
+	keepMembers  map[string]bool        // groups replayed from the accesslog: members not restated (accesslog.go)
+	logEdits     map[string]loggedEdit  // group id → its replayed member change
+	readInFull   map[string]bool        // delta: groups the previous delta could not read (watermark.ReadInFull)
+	goneGroups   []string               // delta: changed groups gone before they could be read
+	unreadUsers  []string               // full pass: cached users the read did not see
+	usersScanned bool                   // unreadUsers is set (every user is read)
+	dups         dupNames               // users written whose userName another user holds (dupnames.go)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -72,13 +66,16 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		sum:         Summary{Pass: id, Full: full},
 		virtual:     ingest.NewVirtualGroups(s.rules),
 		mgrSeed:     maphash.MakeSeed(),
-		deletes:     map[string]scim.ResourceType{},
-		tentative:   map[key12]cache.Ref{},
+		dels:        ingest.NewDeletions(),
 		batchSrc:    map[string][]byte{},
 		renamed:     map[string]scim.Member{},
-		memberHolds: map[string]cache.Hold{},
+		memberHolds: ingest.NewMemberHolds(s.threshold(), id, s.log),
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
+	}
+	p.res = newResolver(&p.ents, s.store, full, func() bool { return p.sum.Partial == "" }, nil)
+	if !full {
+		p.res.server = p.resolveDNOnServer
 	}
 	return p
 }
@@ -149,10 +146,10 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	}
 	p.remember(cache.Ref{ID: id, Type: typ, Display: displayOf(r)}, entryDN, e)
 	if !rf.empty() {
-		p.usedTentative = false
+		p.res.begin()
 		ok, mgr, err := p.resolve(ctx, r, rf, !p.full)
-		if ok && p.usedTentative {
-			p.recheck = append(p.recheck, recheck{id: id, typ: typ, rf: rf, digest: digest})
+		if ok && p.res.usedTentative() {
+			p.res.recheckLater(recheck{id: id, typ: typ, rf: rf, digest: digest})
 		}
 		if err != nil {
 			return err
@@ -180,7 +177,7 @@ func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) uint32 {
 			uids = append(uids, str(u))
 		}
 	}
-	delete(p.deletes, ref.ID)
+	p.dels.Unmark(ref.ID)
 	return p.ents.add(ref, dnKey(entryDN), uids)
 }
 
@@ -210,7 +207,7 @@ func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
 		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
 		switch {
 		case err == nil && old.Active():
-			p.deact = append(p.deact, r)
+			p.dels.Deactivate(r)
 			return nil
 		case err != nil && !errors.Is(err, cache.ErrNotFound):
 			return err
@@ -322,7 +319,7 @@ func (p *pass) findDeletions(ctx context.Context) error {
 	mark := func(t scim.ResourceType) func(id string) error {
 		return func(id string) error {
 			if !p.wasRead(id) {
-				p.deletes[id] = t
+				p.dels.Mark(id, t)
 			}
 			return nil
 		}
