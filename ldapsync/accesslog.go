@@ -169,7 +169,7 @@ func (p *pass) replayGroup(ctx context.Context, g changedGroup, log *accessLog) 
 	} else if err != nil {
 		return false, err
 	}
-	if held, err := p.memberHolds.HeldBefore(ctx, p.s.store, id); err != nil || held {
+	if held, err := p.core.MemberHolds.HeldBefore(ctx, p.s.store, id); err != nil || held {
 		return false, err // a fresh read decides the hold again
 	}
 	ops, why, err := log.memberOps(ctx, p.conn, id, p.s.cfg.Groups.MemberAttributes, p.s.cfg.Groups.MemberUIDAttributes)
@@ -195,7 +195,7 @@ func (p *pass) replayGroup(ctx context.Context, g changedGroup, log *accessLog) 
 	if !p.wasRead(id) { // skipped (logged by read): a full read would skip it too
 		delete(p.keepMembers, id)
 		delete(p.logEdits, id)
-		p.memberHolds.Drop(id)
+		p.core.MemberHolds.Drop(id)
 		return true, nil
 	}
 	p.sum.Replayed++
@@ -257,7 +257,7 @@ func (p *pass) holdLoggedRemovals(ctx context.Context, gid, gdn string, e *ldap.
 		}
 		return ""
 	}
-	return p.memberHolds.CheckEdit(ctx, p.s.store, gid, gdn, name, ed.remove, p.dels.Marked)
+	return p.core.MemberHolds.CheckEdit(ctx, p.s.store, gid, gdn, name, ed.remove, p.core.Dels.Marked)
 }
 
 // addLoggedEdits adds the replayed groups' edits to the pass's last batch. A logged edit's

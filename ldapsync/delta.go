@@ -106,7 +106,7 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		if errors.Is(err, errPartial) {
 			// Keep what was read, but neither delete nor move the watermark.
 			p.sum.Partial = err.Error()
-			p.dels.Forget()
+			p.core.Dels.Forget()
 			if ferr := p.finish(ctx, nil, false); ferr != nil {
 				return ferr
 			}
@@ -242,7 +242,7 @@ func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss
 		}
 		// Count only what the cache holds: the server may report entries we never had.
 		if ref, err := p.s.store.Ref(ctx, id); err == nil && ref.Type == typ {
-			p.dels.Mark(id, typ)
+			p.core.Dels.Mark(id, typ)
 		} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return err
 		}
@@ -260,7 +260,7 @@ func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss
 	p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(ss.present))
 	return p.s.store.ForEachID(ctx, typ, func(id string) error {
 		if _, isPresent := ss.present[id]; !isPresent && !p.wasRead(id) {
-			p.dels.Mark(id, typ)
+			p.core.Dels.Mark(id, typ)
 		}
 		return nil
 	})

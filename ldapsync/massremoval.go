@@ -13,12 +13,12 @@ import (
 // holdMassRemoval runs once group r is resolved: a mass removal of the members the cache has
 // it list is held (ingest.MemberHolds.Check).
 func (p *pass) holdMassRemoval(ctx context.Context, r *scim.Resource) error {
-	return p.memberHolds.Check(ctx, p.s.store, r, p.leaving)
+	return p.core.MemberHolds.Check(ctx, p.s.store, r, p.leaving)
 }
 
 // leaving reports whether stored member m leaves its groups because this pass deletes it.
 func (p *pass) leaving(m scim.Member) bool {
-	if p.dels.Marked(m.Value) {
+	if p.core.Dels.Marked(m.Value) {
 		return true
 	}
 	if !p.full {

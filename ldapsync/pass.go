@@ -25,34 +25,30 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	ents         entries // entries read in this pass, by DN, id and uid (entries.go)
+	core         *ingest.Pass // the source-neutral part: deletions, holds, rules (package ingest)
+	ents         entries      // entries read in this pass, by DN, id and uid (entries.go)
 	batch        []*scim.Resource
-	pending      []pendingResource      // entries waiting for references to entries read later
-	spill        *pendingFile           // and, beyond pendingSpillAfter, all of them (pending.go)
-	dels         *ingest.Deletions      // what this pass would delete or deactivate; applied or held at the end
-	maxMod       string                 // highest modifyTimestamp seen
-	noSources    bool                   // the cache has no users, so no source records (a first sync)
-	srcBatch     map[string][]byte      // stored source records of the users being processed (full passes)
-	res          *resolver              // DN and uid references → ids (resolver.go)
-	mgrChecks    chunked[mgrCheck]      // skipped users whose manager is confirmed after the read: read already
-	mgrChecksDN  chunked[mgrCheckDN]    // and: not read yet, or none
-	mgrSeed      maphash.Seed           // of mgrCheck.want
-	batchSrc     map[string][]byte      // source hashes of the resources queued since the last flush
-	virtual      *ingest.VirtualGroups  // the rules' virtual groups, filled as users are queued
-	renamed      map[string]scim.Member // id → the entry as a member with its new display, of entries a delta pass renamed
-	apply        *applier               // background cache writer, started on the first flush
-	now          time.Time              // the pass's start, for accountExpires
-	wire         *ldapwire.Conn         // bulk-read connection, dialed on first use
-	side         ldapConn               // single-entry lookups while a stream reads conn (lookupConn)
-	held         ingest.HeldRefs        // full pass: held users keep their groups and reports (heldrefs.go)
-	memberHolds  *ingest.MemberHolds    // held mass member removals (massremoval.go)
-	keepMembers  map[string]bool        // groups replayed from the accesslog: members not restated (accesslog.go)
-	logEdits     map[string]loggedEdit  // group id → its replayed member change
-	readInFull   map[string]bool        // delta: groups the previous delta could not read (watermark.ReadInFull)
-	goneGroups   []string               // delta: changed groups gone before they could be read
-	unreadUsers  []string               // full pass: cached users the read did not see
-	usersScanned bool                   // unreadUsers is set (every user is read)
-	dups         dupNames               // users written whose userName another user holds (dupnames.go)
+	pending      []pendingResource     // entries waiting for references to entries read later
+	spill        *pendingFile          // and, beyond pendingSpillAfter, all of them (pending.go)
+	maxMod       string                // highest modifyTimestamp seen
+	noSources    bool                  // the cache has no users, so no source records (a first sync)
+	srcBatch     map[string][]byte     // stored source records of the users being processed (full passes)
+	res          *resolver             // DN and uid references → ids (resolver.go)
+	mgrChecks    chunked[mgrCheck]     // skipped users whose manager is confirmed after the read: read already
+	mgrChecksDN  chunked[mgrCheckDN]   // and: not read yet, or none
+	mgrSeed      maphash.Seed          // of mgrCheck.want
+	batchSrc     map[string][]byte     // source hashes of the resources queued since the last flush
+	apply        *applier              // background cache writer, started on the first flush
+	now          time.Time             // the pass's start, for accountExpires
+	wire         *ldapwire.Conn        // bulk-read connection, dialed on first use
+	side         ldapConn              // single-entry lookups while a stream reads conn (lookupConn)
+	keepMembers  map[string]bool       // groups replayed from the accesslog: members not restated (accesslog.go)
+	logEdits     map[string]loggedEdit // group id → its replayed member change
+	readInFull   map[string]bool       // delta: groups the previous delta could not read (watermark.ReadInFull)
+	goneGroups   []string              // delta: changed groups gone before they could be read
+	unreadUsers  []string              // full pass: cached users the read did not see
+	usersScanned bool                  // unreadUsers is set (every user is read)
+	dups         dupNames              // users written whose userName another user holds (dupnames.go)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -64,15 +60,12 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	p := &pass{
 		s: s, conn: conn, full: full, id: id, now: time.Now(),
 		sum:         Summary{Pass: id, Full: full},
-		virtual:     ingest.NewVirtualGroups(s.rules),
 		mgrSeed:     maphash.MakeSeed(),
-		dels:        ingest.NewDeletions(),
 		batchSrc:    map[string][]byte{},
-		renamed:     map[string]scim.Member{},
-		memberHolds: ingest.NewMemberHolds(s.threshold(), id, s.log),
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
 	}
+	p.core = ingest.NewPass(id, Source, s.store, s.threshold(), s.rules, !full, s.log)
 	p.res = newResolver(&p.ents, s.store, full, func() bool { return p.sum.Partial == "" }, nil)
 	if !full {
 		p.res.server = p.resolveDNOnServer
@@ -177,7 +170,7 @@ func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) uint32 {
 			uids = append(uids, str(u))
 		}
 	}
-	p.dels.Unmark(ref.ID)
+	p.core.Dels.Unmark(ref.ID)
 	return p.ents.add(ref, dnKey(entryDN), uids)
 }
 
@@ -197,21 +190,8 @@ func (p *pass) skip(entryDN, why string) {
 // directory now shows inactive is set aside: deactivations count against the deletion
 // threshold (invariant 5, docs/architecture.md) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
-	p.virtual.Eval(r)
-	if !p.full {
-		if err := p.noteRename(ctx, r); err != nil {
-			return err
-		}
-	}
-	if r.Type == scim.UserType && !r.Active() {
-		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
-		switch {
-		case err == nil && old.Active():
-			p.dels.Deactivate(r)
-			return nil
-		case err != nil && !errors.Is(err, cache.ErrNotFound):
-			return err
-		}
+	if aside, err := p.core.Queue(ctx, r); err != nil || aside {
+		return err
 	}
 	p.batch = append(p.batch, r)
 	if len(p.batch) >= flushSize {
@@ -319,7 +299,7 @@ func (p *pass) findDeletions(ctx context.Context) error {
 	mark := func(t scim.ResourceType) func(id string) error {
 		return func(id string) error {
 			if !p.wasRead(id) {
-				p.dels.Mark(id, t)
+				p.core.Dels.Mark(id, t)
 			}
 			return nil
 		}

@@ -32,7 +32,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 		}
 		if !ok && final {
 			// A held deletion keeps its reports' manager (invariant 5, docs/architecture.md).
-			ref, ok = p.held.Manager(r.ID)
+			ref, ok = p.core.Held.Manager(r.ID)
 		}
 		mgr = ref
 		if ok {
@@ -71,7 +71,7 @@ func (p *pass) resolve(ctx context.Context, r *scim.Resource, rf refs, final boo
 	// Sorted by id, one member per id (two DNs or a DN and a uid may name the same entry).
 	slices.SortStableFunc(members, func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) })
 	r.Members = slices.CompactFunc(members, func(a, b scim.Member) bool { return a.Value == b.Value })
-	p.held.KeepMembers(r)
+	p.core.Held.KeepMembers(r)
 	if err := p.holdMassRemoval(ctx, r); err != nil {
 		return false, mgr, err
 	}
@@ -125,7 +125,7 @@ func (p *pass) verifyTentative(ctx context.Context) error {
 		var mgr cache.Ref
 		if rc.mgr != nil {
 			mgr = *rc.mgr
-			if held, ok := p.held.Manager(rc.id); ok && mgr.ID == "" {
+			if held, ok := p.core.Held.Manager(rc.id); ok && mgr.ID == "" {
 				mgr = held
 			}
 			setManager(r, mgr)
