@@ -26,15 +26,16 @@ func (c *Pass) noteRename(ctx context.Context, r *scim.Resource) error {
 	return nil
 }
 
-// refreshCopies updates what other resources copy from the entries this delta pass renamed or
-// deletes: a group member's display, and a report's manager (its displayName, or the whole
-// manager when the manager is deleted). A delta reads only the entries that changed, so without
-// it the copies would stay stale until the next full pass (on LDAP: with refint, slapd's
-// rewrite of the reports is invisible to syncrepl; without it, their manager DN names
-// nothing). (Deleted members are pruned from groups by PruneMembers.) The groups come from the member index, the
+// refreshCopies updates what other resources copy from the resources this delta pass renamed
+// or deletes: a group member's display, and a report's manager (its displayName, or the whole
+// manager when the manager is deleted). A delta reads only what changed, so without it the
+// copies would stay stale until the next full pass (on LDAP: with refint, slapd's rewrite of
+// the reports is invisible to syncrepl; without it, their manager DN names nothing). Deleted
+// members are pruned from groups by PruneMembers. The groups come from the member index, the
 // reports from the manager index. A refreshed report's source record gets the new manager too,
-// so the next full pass does not see it as stale again. A group the batch does not upsert gets a
-// member edit naming only the renamed member, whatever the group's size.
+// so the next full pass does not see it as stale again. A group the batch does not upsert gets
+// a member edit naming only the renamed member, whatever the group's size; keepMembers names
+// the groups of the batch whose members it does not restate.
 func (c *Pass) refreshCopies(ctx context.Context, b *cache.Batch, edits Edits, keepMembers map[string]bool) error {
 	if len(c.renamed)+len(b.Deletes) == 0 {
 		return nil
