@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -168,7 +169,7 @@ func (p *pass) replayGroup(ctx context.Context, g changedGroup, log *accessLog) 
 	} else if err != nil {
 		return false, err
 	}
-	if held, err := p.memberHeld(ctx, id); err != nil || held {
+	if held, err := p.core.MemberHolds.HeldBefore(ctx, p.s.store, id); err != nil || held {
 		return false, err // a fresh read decides the hold again
 	}
 	ops, why, err := log.memberOps(ctx, p.conn, id, p.s.cfg.Groups.MemberAttributes, p.s.cfg.Groups.MemberUIDAttributes)
@@ -194,7 +195,7 @@ func (p *pass) replayGroup(ctx context.Context, g changedGroup, log *accessLog) 
 	if !p.wasRead(id) { // skipped (logged by read): a full read would skip it too
 		delete(p.keepMembers, id)
 		delete(p.logEdits, id)
-		delete(p.memberHolds, id)
+		p.core.MemberHolds.Drop(id)
 		return true, nil
 	}
 	p.sum.Replayed++
@@ -218,12 +219,12 @@ func (p *pass) resolveOps(ctx context.Context, gid string, ops []memberOp) (logg
 	}
 	for start := 0; start < len(dns); start += resolveChunk {
 		chunk := dns[start:min(start+resolveChunk, len(dns))]
-		pre, err := p.prefetchDNs(ctx, chunk, true)
+		pre, err := p.res.prefetch(ctx, chunk, true)
 		if err != nil {
 			return ed, false, err
 		}
 		for i, d := range chunk {
-			ref, ok, err := p.lookupDNFrom(ctx, d, true, pre.at(i))
+			ref, ok, err := p.res.dn(ctx, d, true, pre.at(i))
 			if err != nil {
 				return ed, false, err
 			}
@@ -246,71 +247,28 @@ func (p *pass) resolveOps(ctx context.Context, gid string, ops []memberOp) (logg
 	return ed, true, nil
 }
 
-// holdLoggedRemovals applies the deletion threshold to a replayed group as holdMassRemoval does
-// to a read one: members this pass deletes are left to the deletion (and its hold); if the
-// other removals of members the cache has the group list cross the threshold, they are held.
+// holdLoggedRemovals applies the deletion threshold to a replayed group as a read one gets it:
+// members this pass deletes are left to the deletion (and its hold); if the other removals of
+// members the cache has the group list cross the threshold, they are held.
 func (p *pass) holdLoggedRemovals(ctx context.Context, gid, gdn string, e *ldap.Entry, ed loggedEdit) error {
-	delete(p.memberHolds, gid)
-	var removed []string
-	for id := range ed.remove {
-		if _, del := p.deletes[id]; del {
-			delete(ed.remove, id)
-			continue
+	name := func() string {
+		if r, _, _ := p.s.normalizeGroup(gid, gdn, ldapEntry{e}); r != nil {
+			return displayOf(r)
 		}
-		in, err := p.s.store.IsMember(ctx, gid, id)
-		if err != nil {
-			return err
-		}
-		if in {
-			removed = append(removed, id)
-		}
+		return ""
 	}
-	if len(removed) <= massRemovalFloor {
-		return nil
-	}
-	total, err := p.s.store.MemberCount(ctx, gid)
-	if err != nil || !p.s.massRemoval(len(removed), total) {
-		return err
-	}
-	slices.Sort(removed)
-	for _, id := range removed {
-		delete(ed.remove, id)
-	}
-	r, _, _ := p.s.normalizeGroup(gid, gdn, ldapEntry{e})
-	name := ""
-	if r != nil {
-		name = displayOf(r)
-	}
-	p.recordMemberHold(gid, gdn, name, removed, total)
-	return nil
-}
-
-// memberHeld reports whether the cache holds a mass removal of group gid's members.
-func (p *pass) memberHeld(ctx context.Context, gid string) (bool, error) {
-	if p.holdsBefore == nil {
-		hs, err := p.s.store.Holds(ctx)
-		if err != nil {
-			return false, err
-		}
-		p.holdsBefore = map[string]bool{}
-		for _, h := range hs {
-			if isMemberHold(h) {
-				p.holdsBefore[h.ID] = true
-			}
-		}
-	}
-	return p.holdsBefore[gid], nil
+	return p.core.MemberHolds.CheckEdit(ctx, p.s.store, gid, gdn, name, ed.remove, p.core.Dels.Marked)
 }
 
 // addLoggedEdits adds the replayed groups' edits to the pass's last batch. A logged edit's
 // removals and additions are disjoint (resolveOps), and edits.list sorts, so order is free.
-func (p *pass) addLoggedEdits(edits memberEdits) {
+func (p *pass) addLoggedEdits(edits ingest.Edits) {
 	for gid, ed := range p.logEdits {
 		for id := range ed.remove {
-			edits.remove(gid, id)
+			edits.Remove(gid, id)
 		}
 		for _, m := range ed.set {
-			edits.set(gid, m)
+			edits.Set(gid, m)
 		}
 	}
 }

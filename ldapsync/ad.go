@@ -156,7 +156,7 @@ func (p *pass) adDelta(ctx context.Context, prev *watermark) error {
 		if errors.Is(err, errPartial) {
 			// Keep what was read, but neither delete nor move the watermark (invariant 4).
 			p.sum.Partial = err.Error()
-			p.deletes = map[string]scim.ResourceType{}
+			p.core.Dels.Forget()
 			if ferr := p.finish(ctx, nil, false); ferr != nil {
 				return ferr
 			}
@@ -233,7 +233,7 @@ func (p *pass) deleteIDs(ctx context.Context, ids []string) error {
 		ref, err := p.s.store.Ref(ctx, id)
 		switch {
 		case err == nil && (ref.Type == scim.UserType || ref.Type == scim.GroupType):
-			p.deletes[id] = ref.Type
+			p.core.Dels.Mark(id, ref.Type)
 		case err != nil && !isNotFound(err):
 			return err
 		}

@@ -106,7 +106,7 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		if errors.Is(err, errPartial) {
 			// Keep what was read, but neither delete nor move the watermark.
 			p.sum.Partial = err.Error()
-			p.deletes = nil
+			p.core.Dels.Forget()
 			if ferr := p.finish(ctx, nil, false); ferr != nil {
 				return ferr
 			}
@@ -195,69 +195,12 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		return p.read(ctx, typ, dn, ldapEntry{e})
 	}
 	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
-	var (
-		newCookie []byte
-		present   = map[string]struct{}{}
-		presentOn bool // the server ran a present phase
-		deleted   []string
-		done      bool
-	)
-	setCookie := func(c []byte) {
-		if len(c) > 0 {
-			newCookie = c
-		}
-	}
 	start := func(ctx context.Context, r *ldap.SearchRequest, buf int) ldap.Response {
 		return p.conn.Syncrepl(ctx, r, buf, ldap.SyncRequestModeRefreshOnly, cookie, false)
 	}
+	ss := newSyncStream()
 	err := p.s.stream(ctx, start, req, func(resp ldap.Response) error {
-		for _, c := range resp.Controls() {
-			switch c := c.(type) {
-			case *ldap.ControlSyncInfo:
-				switch {
-				case c.NewCookie != nil:
-					setCookie(c.NewCookie.Cookie)
-				case c.RefreshDelete != nil:
-					setCookie(c.RefreshDelete.Cookie)
-				case c.RefreshPresent != nil:
-					setCookie(c.RefreshPresent.Cookie)
-					presentOn = true
-				case c.SyncIdSet != nil:
-					setCookie(c.SyncIdSet.Cookie)
-					for _, u := range c.SyncIdSet.SyncUUIDs {
-						if c.SyncIdSet.RefreshDeletes {
-							deleted = append(deleted, u.String())
-						} else {
-							presentOn = true
-							present[u.String()] = struct{}{}
-						}
-					}
-				}
-			case *ldap.ControlSyncDone:
-				setCookie(c.Cookie)
-				done = true
-				if c.RefreshDeletes {
-					presentOn = false
-				}
-			}
-		}
-		e := resp.Entry()
-		if e == nil {
-			return nil
-		}
-		st, _ := ldap.FindControl(resp.Controls(), ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
-		if st == nil {
-			return readChanged(e.DN, e)
-		}
-		setCookie(st.Cookie)
-		id := st.EntryUUID.String()
-		switch st.State {
-		case ldap.SyncStateDelete:
-			deleted = append(deleted, id)
-		case ldap.SyncStatePresent:
-			presentOn = true
-			present[id] = struct{}{}
-		default:
+		if e := ss.take(resp); e != nil {
 			return readChanged(e.DN, e)
 		}
 		return nil
@@ -277,44 +220,50 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		}
 		return nil, fmt.Errorf("syncrepl of %ss: %w", strings.ToLower(string(typ)), err)
 	}
-	if !done {
+	if !ss.done {
 		return nil, &partialError{why: "syncrepl search ended without a Sync Done control"}
 	}
-	for _, id := range deleted {
+	if err := p.applySyncDeletions(ctx, typ, ss); err != nil {
+		return nil, err
+	}
+	if ss.cookie == nil {
+		return cookie, nil
+	}
+	return ss.cookie, nil
+}
+
+// applySyncDeletions marks for deletion what a completed syncrepl search of one type says is
+// gone: the entries it reported deleted and, when the server ran a present phase, every cached
+// resource of the type it neither listed nor sent. Entries read again in this pass stay.
+func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss *syncStream) error {
+	for _, id := range ss.deleted {
 		if p.wasRead(id) {
 			continue
 		}
 		// Count only what the cache holds: the server may report entries we never had.
 		if ref, err := p.s.store.Ref(ctx, id); err == nil && ref.Type == typ {
-			p.deletes[id] = typ
+			p.core.Dels.Mark(id, typ)
 		} else if err != nil && !errors.Is(err, cache.ErrNotFound) {
-			return nil, err
+			return err
 		}
 	}
-	if presentOn && len(present) == 0 && p.sum.Read == 0 {
+	presentOn := ss.presentOn
+	if presentOn && len(ss.present) == 0 && p.sum.Read == 0 {
 		// An empty present phase would delete every resource of this type. A directory does
 		// not empty itself between two passes; leave that to a full reconciliation.
 		p.s.log.Warn("server ran an empty syncrepl present phase; deleting nothing", "type", typ)
 		presentOn = false
 	}
-	if presentOn {
-		p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(present))
-		err := p.s.store.ForEachID(ctx, typ, func(id string) error {
-			_, isPresent := present[id]
-			isRead := p.wasRead(id)
-			if !isPresent && !isRead {
-				p.deletes[id] = typ
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+	if !presentOn {
+		return nil
+	}
+	p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(ss.present))
+	return p.s.store.ForEachID(ctx, typ, func(id string) error {
+		if _, isPresent := ss.present[id]; !isPresent && !p.wasRead(id) {
+			p.core.Dels.Mark(id, typ)
 		}
-	}
-	if newCookie == nil {
-		newCookie = cookie
-	}
-	return newCookie, nil
+		return nil
+	})
 }
 
 // rereadGroups applies the changed groups a syncrepl search sent without their members. Each is

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -24,42 +25,30 @@ type pass struct {
 	sum  Summary
 	full bool
 
-	ents          entries             // entries read in this pass, by DN, id and uid (entries.go)
-	virtual       map[string]struct{} // ids of virtual groups: never reconciled away
-	batch         []*scim.Resource
-	pending       []pendingResource            // entries waiting for references to entries read later
-	spill         *pendingFile                 // and, beyond pendingSpillAfter, all of them (pending.go)
-	deact         []*scim.Resource             // users this pass would deactivate; applied or held at the end
-	deletes       map[string]scim.ResourceType // ids this pass would delete
-	maxMod        string                       // highest modifyTimestamp seen
-	noSources     bool                         // the cache has no users, so no source records (a first sync)
-	srcBatch      map[string][]byte            // stored source records of the users being processed (full passes)
-	tentative     map[key12]cache.Ref          // DN key → what the cache gave before the read confirmed it
-	usedTentative bool                         // the resource being resolved used a tentative reference
-	recheck       []recheck                    // resources that used tentative references
-	mgrChecks     chunked[mgrCheck]            // skipped users whose manager is confirmed after the read: read already
-	mgrChecksDN   chunked[mgrCheckDN]          // and: not read yet, or none
-	mgrSeed       maphash.Seed                 // of mgrCheck.want
-	batchSrc      map[string][]byte            // source hashes of the resources queued since the last flush
-	vgIn          map[string][]scim.Member     // virtual group id → users this pass found matching
-	vgOut         map[string][]string          // virtual group id → users this pass found not matching
-	renamed       map[string]scim.Member       // id → the entry as a member with its new display, of entries a delta pass renamed
-	apply         *applier                     // background cache writer, started on the first flush
-	now           time.Time                    // the pass's start, for accountExpires
-	wire          *ldapwire.Conn               // bulk-read connection, dialed on first use
-	side          ldapConn                     // single-entry lookups while a stream reads conn (lookupConn)
-	heldUsers     map[string]bool              // full pass: users not read whose deletion is held (heldrefs.go)
-	heldIn        map[string][]scim.Member     // group id → the held users the cache has it list
-	heldMgr       map[string]cache.Ref         // report id → its held manager
-	memberHolds   map[string]cache.Hold        // group id → its held mass member removal (massremoval.go)
-	holdsBefore   map[string]bool              // groups with a members hold in the cache, loaded when needed
-	keepMembers   map[string]bool              // groups replayed from the accesslog: members not restated (accesslog.go)
-	logEdits      map[string]loggedEdit        // group id → its replayed member change
-	readInFull    map[string]bool              // delta: groups the previous delta could not read (watermark.ReadInFull)
-	goneGroups    []string                     // delta: changed groups gone before they could be read
-	unreadUsers   []string                     // full pass: cached users the read did not see
-	usersScanned  bool                         // unreadUsers is set (every user is read)
-	dups          dupNames                     // users written whose userName another user holds (dupnames.go)
+	core         *ingest.Pass // the source-neutral part: deletions, holds, rules (package ingest)
+	ents         entries      // entries read in this pass, by DN, id and uid (entries.go)
+	batch        []*scim.Resource
+	pending      []pendingResource     // entries waiting for references to entries read later
+	spill        *pendingFile          // and, beyond pendingSpillAfter, all of them (pending.go)
+	maxMod       string                // highest modifyTimestamp seen
+	noSources    bool                  // the cache has no users, so no source records (a first sync)
+	srcBatch     map[string][]byte     // stored source records of the users being processed (full passes)
+	res          *resolver             // DN and uid references → ids (resolver.go)
+	mgrChecks    chunked[mgrCheck]     // skipped users whose manager is confirmed after the read: read already
+	mgrChecksDN  chunked[mgrCheckDN]   // and: not read yet, or none
+	mgrSeed      maphash.Seed          // of mgrCheck.want
+	batchSrc     map[string][]byte     // source hashes of the resources queued since the last flush
+	apply        *applier              // background cache writer, started on the first flush
+	now          time.Time             // the pass's start, for accountExpires
+	wire         *ldapwire.Conn        // bulk-read connection, dialed on first use
+	side         ldapConn              // single-entry lookups while a stream reads conn (lookupConn)
+	keepMembers  map[string]bool       // groups replayed from the accesslog: members not restated (accesslog.go)
+	logEdits     map[string]loggedEdit // group id → its replayed member change
+	readInFull   map[string]bool       // delta: groups the previous delta could not read (watermark.ReadInFull)
+	goneGroups   []string              // delta: changed groups gone before they could be read
+	unreadUsers  []string              // full pass: cached users the read did not see
+	usersScanned bool                  // unreadUsers is set (every user is read)
+	dups         dupNames              // users written whose userName another user holds (dupnames.go)
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -71,28 +60,23 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 	p := &pass{
 		s: s, conn: conn, full: full, id: id, now: time.Now(),
 		sum:         Summary{Pass: id, Full: full},
-		virtual:     map[string]struct{}{},
 		mgrSeed:     maphash.MakeSeed(),
-		deletes:     map[string]scim.ResourceType{},
-		vgIn:        map[string][]scim.Member{},
-		vgOut:       map[string][]string{},
-		tentative:   map[key12]cache.Ref{},
 		batchSrc:    map[string][]byte{},
-		renamed:     map[string]scim.Member{},
-		memberHolds: map[string]cache.Hold{},
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
 	}
-	// Virtual groups come from rules, not the directory: never reconcile them away.
-	for _, id := range s.rules.virtualIDs() {
-		p.virtual[id] = struct{}{}
+	p.core = ingest.NewPass(id, Source, s.store, s.threshold(), s.rules, !full, s.log)
+	p.res = newResolver(&p.ents, s.store, full, func() bool { return p.sum.Partial == "" }, nil)
+	if !full {
+		p.res.server = p.resolveDNOnServer
 	}
 	return p
 }
 
 // wasRead reports whether this pass read the entry with this id (or it is a virtual group).
 func (p *pass) wasRead(id string) bool {
-	if _, ok := p.virtual[id]; ok {
+	// Virtual groups come from rules, not the directory: never reconcile them away.
+	if p.s.rules.IsVirtual(id) {
 		return true
 	}
 	return p.ents.read(id)
@@ -155,10 +139,10 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	}
 	p.remember(cache.Ref{ID: id, Type: typ, Display: displayOf(r)}, entryDN, e)
 	if !rf.empty() {
-		p.usedTentative = false
+		p.res.begin()
 		ok, mgr, err := p.resolve(ctx, r, rf, !p.full)
-		if ok && p.usedTentative {
-			p.recheck = append(p.recheck, recheck{id: id, typ: typ, rf: rf, digest: digest})
+		if ok && p.res.usedTentative() {
+			p.res.recheckLater(recheck{id: id, typ: typ, rf: rf, digest: digest})
 		}
 		if err != nil {
 			return err
@@ -186,7 +170,7 @@ func (p *pass) remember(ref cache.Ref, entryDN string, e attrGetter) uint32 {
 			uids = append(uids, str(u))
 		}
 	}
-	delete(p.deletes, ref.ID)
+	p.core.Dels.Unmark(ref.ID)
 	return p.ents.add(ref, dnKey(entryDN), uids)
 }
 
@@ -206,21 +190,8 @@ func (p *pass) skip(entryDN, why string) {
 // directory now shows inactive is set aside: deactivations count against the deletion
 // threshold (invariant 5, docs/architecture.md) and are decided at the end of the pass.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
-	p.evalRules(r)
-	if !p.full {
-		if err := p.noteRename(ctx, r); err != nil {
-			return err
-		}
-	}
-	if r.Type == scim.UserType && !r.Active() {
-		old, err := p.s.store.Get(ctx, scim.UserType, r.ID)
-		switch {
-		case err == nil && old.Active():
-			p.deact = append(p.deact, r)
-			return nil
-		case err != nil && !errors.Is(err, cache.ErrNotFound):
-			return err
-		}
+	if aside, err := p.core.Queue(ctx, r); err != nil || aside {
+		return err
 	}
 	p.batch = append(p.batch, r)
 	if len(p.batch) >= flushSize {
@@ -229,12 +200,7 @@ func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
 	return nil
 }
 
-func displayOf(r *scim.Resource) string {
-	if d := r.DisplayName(); d != "" {
-		return d
-	}
-	return r.UserName()
-}
+func displayOf(r *scim.Resource) string { return ingest.DisplayOf(r) }
 
 // full runs a full reconciliation: read every user and group, apply them, and delete what the
 // cache holds that the directory no longer has — only if the read was complete.
@@ -333,7 +299,7 @@ func (p *pass) findDeletions(ctx context.Context) error {
 	mark := func(t scim.ResourceType) func(id string) error {
 		return func(id string) error {
 			if !p.wasRead(id) {
-				p.deletes[id] = t
+				p.core.Dels.Mark(id, t)
 			}
 			return nil
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -159,7 +160,7 @@ func (d *dryStore) ForEachMember(ctx context.Context, gid, after string, fn func
 	case gone:
 		return nil
 	case ok:
-		for _, m := range sortedByID(r.Members) {
+		for _, m := range ingest.SortedByID(r.Members) {
 			if m.Value > after {
 				if err := fn(m); err != nil {
 					return err
@@ -299,7 +300,7 @@ func (d *dryStore) edit(ctx context.Context, ed cache.MemberEdit) (found, change
 			removed = append(removed, id)
 		}
 	}
-	for _, m := range sortedByID(ed.Set) {
+	for _, m := range ingest.SortedByID(ed.Set) {
 		if gone[m.Value] {
 			continue
 		}
@@ -416,7 +417,7 @@ func diffResources(old, cur *scim.Resource, oldMembers func(func(scim.Member) er
 // records them), each in id order.
 func memberDiff(old func(func(scim.Member) error) error, cur []scim.Member) (removed, added, relabeled []string, err error) {
 	removed, added = []string{}, []string{}
-	cur = sortedByID(cur)
+	cur = ingest.SortedByID(cur)
 	i := 0
 	if old != nil {
 		err = old(func(m scim.Member) error {

@@ -1,7 +1,6 @@
 package ldapsync
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,6 +8,7 @@ import (
 	"hash/maphash"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -23,36 +23,13 @@ import (
 // manager reference it resolved to. An entry with the same digest is unchanged if its manager
 // DN still resolves to the same reference, which the pass checks once the read is complete.
 
-// srcRecord is a decoded source record.
-type srcRecord struct {
-	digest [16]byte
-	mgr    cache.Ref // ID and Display of the manager lookup; empty when it did not resolve
-}
-
+// encodeSrc returns the stored source record of a user with this digest and manager.
 func encodeSrc(digest [16]byte, mgr cache.Ref) []byte {
-	b := make([]byte, 0, 16+len(mgr.ID)+1+len(mgr.Display))
-	b = append(b, digest[:]...)
-	b = append(b, mgr.ID...)
-	b = append(b, 0)
-	return append(b, mgr.Display...)
+	return ingest.SourceRecord{Digest: digest, Manager: cache.Ref{ID: mgr.ID, Display: mgr.Display}}.Encode()
 }
 
-func decodeSrc(b []byte) (srcRecord, bool) {
-	if len(b) < 17 {
-		return srcRecord{}, false
-	}
-	var r srcRecord
-	copy(r.digest[:], b)
-	id, disp, ok := bytes.Cut(b[16:], []byte{0})
-	if !ok {
-		return srcRecord{}, false
-	}
-	r.mgr = cache.Ref{ID: string(id), Display: string(disp)}
-	if r.mgr.ID != "" {
-		r.mgr.Type = scim.UserType
-	}
-	return r, true
-}
+// decodeSrc decodes a stored source record.
+func decodeSrc(b []byte) (ingest.SourceRecord, bool) { return ingest.DecodeSource(b) }
 
 // digest hashes an entry as read. Attribute order is the request order, so it is stable.
 func (p *pass) digest(entryDN string, e attrGetter) [16]byte {
@@ -149,13 +126,13 @@ func (p *pass) unchanged(ctx context.Context, id, entryDN string, e attrGetter, 
 		return false, err
 	}
 	stored, ok := decodeSrc(b)
-	if !ok || stored.digest != digest {
+	if !ok || stored.Digest != digest {
 		return false, nil
 	}
 	n := p.remember(cache.Ref{ID: id, Type: scim.UserType, Display: p.s.users.display(e)}, entryDN, e)
 	p.sum.Unchanged++
-	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.mgr.ID != "" {
-		want := p.refHash(stored.mgr)
+	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.Manager.ID != "" {
+		want := p.refHash(stored.Manager)
 		var k key12
 		if mgrDN != "" {
 			k = dnKey(mgrDN)
@@ -206,7 +183,7 @@ func (p *pass) staleManagers(ctx context.Context) ([]recheck, error) {
 	for i := range stale {
 		// The user was skipped as unchanged: its digest is the stored one.
 		rec, _ := decodeSrc(srcs[stale[i].id])
-		stale[i].digest = rec.digest
+		stale[i].digest = rec.Digest
 	}
 	return stale, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -138,7 +139,7 @@ func measureState(t testing.TB, n int) (newSkipped, newRead, oldSkipped, oldRead
 		for _, x := range ins {
 			stored := l.src[x.id]
 			l.remember(cache.Ref{ID: x.id, Type: scim.UserType, Display: s.users.display(x.e)}, x.dn, x.e)
-			l.mgrChecks = append(l.mgrChecks, legacyMgrCheck{id: x.id, mgrDN: s.users.managerDN(x.e), want: stored.mgr, digest: stored.digest})
+			l.mgrChecks = append(l.mgrChecks, legacyMgrCheck{id: x.id, mgrDN: s.users.managerDN(x.e), want: stored.Manager, digest: stored.Digest})
 		}
 		return l
 	})
@@ -165,12 +166,12 @@ type legacyState struct {
 	byDN      map[string]cache.Ref
 	byUID     map[string]cache.Ref
 	seen      map[string]struct{}
-	src       map[string]srcRecord
+	src       map[string]ingest.SourceRecord
 	mgrChecks []legacyMgrCheck
 }
 
 func newLegacyState() *legacyState {
-	return &legacyState{byDN: map[string]cache.Ref{}, byUID: map[string]cache.Ref{}, seen: map[string]struct{}{}, src: map[string]srcRecord{}}
+	return &legacyState{byDN: map[string]cache.Ref{}, byUID: map[string]cache.Ref{}, seen: map[string]struct{}{}, src: map[string]ingest.SourceRecord{}}
 }
 
 func (l *legacyState) remember(ref cache.Ref, entryDN string, e attrGetter) {

@@ -1,6 +1,8 @@
-// Package ldapsync reads the directory (OpenLDAP today; the Active Directory dialect shares the
-// same pass machinery), normalizes entries into SCIM resources, decides upserts and deletions
-// under the read-guard and the deletion threshold, and applies them to the cache.
+// Package ldapsync reads the directory (OpenLDAP and Active Directory, which share the same pass
+// machinery), normalizes entries into SCIM resources, resolves their DN references, decides
+// which deletions a read may signal (the read-guard), and applies the result to the cache
+// through package ingest, the source-neutral core that applies the deletion threshold and the
+// holds, runs the rules and builds each pass's last batch.
 //
 // One pass is Syncer.SyncOnce (delta when a watermark allows it, else full) or Syncer.SyncFull.
 // Scheduler decides when passes run. Nothing here speaks HTTP.
@@ -17,36 +19,20 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/scim"
+	"github.com/ldapscim/ldapscim/ingest"
 )
 
-// Store is the part of the cache a Syncer uses. *cache.Store implements it; all methods are
-// safe for concurrent use and return cache errors.
+// Store is the part of the cache a Syncer uses: what the source-neutral core uses, and the
+// reads only a directory source needs (DN resolution, the watermark, userName counts).
+// *cache.Store implements it; all methods are safe for concurrent use and return cache errors.
 type Store interface {
-	Apply(ctx context.Context, b cache.Batch) (cache.Result, error)
+	ingest.Store
 	Watermark(ctx context.Context, source string) ([]byte, error)
 	ResolveDN(ctx context.Context, dn string) (cache.Ref, bool, error)
 	// ResolveDNs is ResolveDN for many DNs, from one snapshot.
 	ResolveDNs(ctx context.Context, dns []string) ([]cache.Ref, []bool, error)
-	Ref(ctx context.Context, id string) (cache.Ref, error)
-	GroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
-	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
-	// Get loads a group with every member: only for users, or groups known to be small.
-	Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error)
-	// GetMany with withMembers false reads groups without their members, whatever their size.
-	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
-	// ForEachMember streams a group's members in id order, in constant memory.
-	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
-	// MemberCount returns how many direct members a group has (ErrNotFound: no such group).
-	MemberCount(ctx context.Context, gid string) (int, error)
 	// CountIndexed counts, up to 2, the ids index idx holds each of values for.
 	CountIndexed(ctx context.Context, idx cache.Index, values []string) ([]int, error)
-	// IsMember reports whether memberID is a direct member of group gid.
-	IsMember(ctx context.Context, gid, memberID string) (bool, error)
-	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
-	Count(ctx context.Context, typ scim.ResourceType) (int, error)
-	Holds(ctx context.Context) ([]cache.Hold, error)
-	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
 }
 
 // Source is the watermark key of the directory source in the cache.
@@ -173,8 +159,13 @@ type watermark struct {
 
 func (s *Syncer) fingerprint() string { return s.fp }
 
+// threshold is the deletion threshold of [safety].
+func (s *Syncer) threshold() ingest.Threshold {
+	return ingest.Threshold{MaxDeletes: s.safety.MaxDeletes, MaxDeletePercent: s.safety.MaxDeletePercent}
+}
+
 func (s *Syncer) computeFingerprint() string {
-	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.fingerprint()})
+	b, _ := json.Marshal([]any{s.cfg.URL, s.cfg.Dialect, s.cfg.Users, s.cfg.Groups, s.rules.Fingerprint()})
 	return fmt.Sprintf("%x", hash(b))
 }
 

@@ -1,4 +1,4 @@
-package ldapsync
+package ingest
 
 import (
 	"context"
@@ -18,8 +18,10 @@ var ErrNotHeld = errors.New("not held")
 
 // ApproveHolds releases held deletions, deactivations and mass member removals (a member edit
 // of just the held ids) (invariant 5, docs/architecture.md): ids nil means
-// every held change. It needs no directory connection. It returns what was applied.
-func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result, error) {
+// every held change. It needs no connection to any source: source names the batch in the
+// journal and audit (the watermark key of the source that approves). It returns what was
+// applied.
+func ApproveHolds(ctx context.Context, store Store, source string, ids []string) (cache.Result, error) {
 	holds, err := store.Holds(ctx)
 	if err != nil {
 		return cache.Result{}, err
@@ -32,7 +34,7 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	for _, id := range ids {
 		want[id] = true
 	}
-	edits := memberEdits{}
+	edits := Edits{}
 	approved := map[int]bool{}
 	for i, h := range holds {
 		if ids != nil && !want[h.ID] {
@@ -40,14 +42,14 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 		}
 		delete(want, h.ID)
 		approved[i] = true
-		if isMemberHold(h) {
+		if IsMemberHold(h) {
 			// A held mass removal: a member edit of just the held ids.
 			for _, m := range h.Members {
-				edits.remove(h.ID, m)
+				edits.Remove(h.ID, m)
 			}
 			continue
 		}
-		if strings.HasPrefix(h.Reason, holdDeactivate) {
+		if strings.HasPrefix(h.Reason, ReasonDeactivate) {
 			r, err := store.Get(ctx, h.Type, h.ID)
 			if err != nil {
 				return cache.Result{}, fmt.Errorf("held deactivation of %s: %w", h.ID, err)
@@ -74,14 +76,14 @@ func ApproveHolds(ctx context.Context, store Store, ids []string) (cache.Result,
 	if remaining == nil {
 		remaining = []cache.Hold{}
 	}
-	if err := pruneMembers(ctx, store, deact, deletes, edits); err != nil {
+	if err := PruneMembers(ctx, store, deact, deletes, edits); err != nil {
 		return cache.Result{}, err
 	}
-	b := cache.Batch{Source: Source, Pass: pass, Upserts: deact, Deletes: deletes, Holds: &remaining}
+	b := cache.Batch{Source: source, Pass: pass, Upserts: deact, Deletes: deletes, Holds: &remaining}
 	if err := dropHeldManagers(ctx, store, &b); err != nil {
 		return cache.Result{}, err
 	}
-	b.MemberEdits = edits.list()
+	b.MemberEdits = edits.List()
 	return store.Apply(ctx, b)
 }
 
@@ -126,7 +128,7 @@ func dropHeldManagers(ctx context.Context, store Store, b *cache.Batch) error {
 			inBatch = false
 			var err error
 			r, err = store.Get(ctx, scim.UserType, id)
-			if isNotFound(err) {
+			if errors.Is(err, cache.ErrNotFound) {
 				continue
 			}
 			if err != nil {
@@ -149,12 +151,24 @@ func dropHeldManagers(ctx context.Context, store Store, b *cache.Batch) error {
 			queued[id] = r
 			b.Upserts = append(b.Upserts, r)
 		}
-		if rec, ok := decodeSrc(srcs[id]); ok {
+		if enc, ok := WithManager(srcs[id], cache.Ref{}); ok {
 			if b.SourceHashes == nil {
 				b.SourceHashes = map[string][]byte{}
 			}
-			b.SourceHashes[id] = encodeSrc(rec.digest, cache.Ref{})
+			b.SourceHashes[id] = enc
 		}
 	}
 	return nil
+}
+
+// Reason prefixes of held changes.
+const (
+	ReasonDelete     = "delete"
+	ReasonDeactivate = "deactivate"
+	ReasonMembers    = "remove members"
+)
+
+// IsMemberHold reports whether h holds a removal of members.
+func IsMemberHold(h cache.Hold) bool {
+	return h.Kind == cache.HoldMembers
 }

@@ -1,4 +1,4 @@
-package ldapsync
+package ingest
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package ldapsync
+package ingest
 
 import (
 	"maps"
@@ -9,18 +9,18 @@ import (
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// memberEdits gathers the member changes a batch makes to groups it does not restate, one
+// Edits gathers the member changes a batch makes to groups it does not restate, one
 // cache.MemberEdit per group, so a change of k members of a group costs O(k) whatever the
 // group's size. A removal wins over a set of the same member: a member removed (deleted, or no
 // longer matching a rule) is not brought back by a rename of it in the same batch.
-type memberEdits map[string]*memberEdit
+type Edits map[string]*memberEdit
 
 type memberEdit struct {
 	remove map[string]bool
 	set    map[string]scim.Member
 }
 
-func (e memberEdits) of(gid string) *memberEdit {
+func (e Edits) of(gid string) *memberEdit {
 	ed := e[gid]
 	if ed == nil {
 		ed = &memberEdit{remove: map[string]bool{}, set: map[string]scim.Member{}}
@@ -29,23 +29,23 @@ func (e memberEdits) of(gid string) *memberEdit {
 	return ed
 }
 
-// remove drops member id from group gid.
-func (e memberEdits) remove(gid, id string) {
+// Remove drops member id from group gid.
+func (e Edits) Remove(gid, id string) {
 	ed := e.of(gid)
 	ed.remove[id] = true
 	delete(ed.set, id)
 }
 
-// set adds m to group gid, or changes its type or display, unless the batch removes it.
-func (e memberEdits) set(gid string, m scim.Member) {
+// Set adds m to group gid, or changes its type or display, unless the batch removes it.
+func (e Edits) Set(gid string, m scim.Member) {
 	ed := e.of(gid)
 	if !ed.remove[m.Value] {
 		ed.set[m.Value] = m
 	}
 }
 
-// list returns the edits sorted by group, each with its ids sorted.
-func (e memberEdits) list() []cache.MemberEdit {
+// List returns the edits sorted by group, each with its ids sorted.
+func (e Edits) List() []cache.MemberEdit {
 	var out []cache.MemberEdit
 	for _, gid := range slices.Sorted(maps.Keys(e)) {
 		ed := e[gid]
@@ -61,8 +61,8 @@ func (e memberEdits) list() []cache.MemberEdit {
 	return out
 }
 
-// sortedByID returns members sorted by id, copying only when they are not.
-func sortedByID(ms []scim.Member) []scim.Member {
+// SortedByID returns members sorted by id, copying only when they are not.
+func SortedByID(ms []scim.Member) []scim.Member {
 	cmp := func(a, b scim.Member) int { return strings.Compare(a.Value, b.Value) }
 	if slices.IsSortedFunc(ms, cmp) {
 		return ms

@@ -1,0 +1,40 @@
+package ingest
+
+import (
+	"context"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Store is the part of the cache the core reads and writes. *cache.Store implements it; every
+// method is safe for concurrent use and returns cache errors (cache.ErrNotFound for a missing
+// resource).
+type Store interface {
+	Apply(ctx context.Context, b cache.Batch) (cache.Result, error)
+	Ref(ctx context.Context, id string) (cache.Ref, error)
+	GroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
+	Lookup(ctx context.Context, idx cache.Index, value string) ([]string, error)
+	// Get loads a group with every member: only for users, or groups known to be small.
+	Get(ctx context.Context, typ scim.ResourceType, id string) (*scim.Resource, error)
+	// GetMany with withMembers false reads groups without their members, whatever their size.
+	GetMany(ctx context.Context, typ scim.ResourceType, ids []string, withMembers bool) ([]*scim.Resource, error)
+	// ForEachMember streams a group's members in id order, in constant memory.
+	ForEachMember(ctx context.Context, gid, after string, fn func(scim.Member) error) error
+	// MemberCount returns how many direct members a group has (ErrNotFound: no such group).
+	MemberCount(ctx context.Context, gid string) (int, error)
+	// IsMember reports whether memberID is a direct member of group gid.
+	IsMember(ctx context.Context, gid, memberID string) (bool, error)
+	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
+	Count(ctx context.Context, typ scim.ResourceType) (int, error)
+	Holds(ctx context.Context) ([]cache.Hold, error)
+	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
+}
+
+// DisplayOf returns what a resource shows as its name: displayName, else userName.
+func DisplayOf(r *scim.Resource) string {
+	if d := r.DisplayName(); d != "" {
+		return d
+	}
+	return r.UserName()
+}
