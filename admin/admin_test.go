@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/ops"
@@ -51,7 +52,7 @@ func (f *fakeOps) Holds(ctx context.Context) ([]cache.Hold, error) { return f.st
 
 func (f *fakeOps) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
 	res, err := ldapsync.ApproveHolds(ctx, f.store, ids)
-	if errors.Is(err, ldapsync.ErrNotHeld) {
+	if errors.Is(err, ingest.ErrNotHeld) {
 		err = &ops.Error{Code: ops.NotFound, Msg: err.Error()}
 	}
 	return res, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
@@ -96,7 +97,7 @@ func (l *Local) ApproveHolds(ctx context.Context, ids []string) (cache.Result, e
 	} else {
 		res, err = ldapsync.ApproveHolds(ctx, l.o.Store, ids)
 	}
-	if errors.Is(err, ldapsync.ErrNotHeld) {
+	if errors.Is(err, ingest.ErrNotHeld) {
 		return res, &Error{Code: NotFound, Msg: err.Error()}
 	}
 	return res, err
