@@ -10,10 +10,10 @@ import (
 // A resource read from the store is decoded by a small decoder of its own: encoding/json's
 // decoding into map[string]any took about a fifth of a SCIM lookup that missed the API's hot
 // cache. It decodes exactly what encoding/json decodes (objects into map[string]any, arrays
-// into []any, numbers into float64) and takes only the simple cases on itself: a string with
-// an escape or a non-ASCII byte, a number strconv does not take, anything unexpected, and the
-// decoder hands the whole value to encoding/json instead. FuzzDecodeContent holds the two to
-// the same result.
+// into []any, numbers into float64): a string with an escape or a non-ASCII byte goes to
+// encoding/json, and on a number strconv does not take, or anything unexpected, the decoder
+// hands the whole content to encoding/json instead. FuzzDecodeContent holds the two to the
+// same result.
 
 // decodeContent decodes stored content into r as json.Unmarshal(body, r) does.
 func decodeContent(body []byte, r *scim.Resource) error {
@@ -117,7 +117,8 @@ func (d *fastDecoder) end() bool {
 	return d.i == len(d.b)
 }
 
-// str reads a string without escapes, control characters or non-ASCII bytes.
+// str reads a string. One with an escape or a non-ASCII byte goes to encoding/json, which
+// knows what to make of every escape and of invalid UTF-8.
 func (d *fastDecoder) str() (string, bool) {
 	if !d.consume('"') {
 		return "", false
@@ -128,8 +129,29 @@ func (d *fastDecoder) str() (string, bool) {
 			s := string(d.b[d.i:j])
 			d.i = j + 1
 			return s, true
-		case c < 0x20 || c >= 0x80 || c == '\\':
+		case c < 0x20:
 			return "", false
+		case c >= 0x80 || c == '\\':
+			return d.slowStr()
+		}
+	}
+	return "", false
+}
+
+// slowStr reads the string that starts just before d.i with encoding/json.
+func (d *fastDecoder) slowStr() (string, bool) {
+	start := d.i - 1
+	for j := d.i; j < len(d.b); j++ {
+		switch d.b[j] {
+		case '\\':
+			j++ // the escaped byte cannot end the string
+		case '"':
+			var s string
+			if json.Unmarshal(d.b[start:j+1], &s) != nil {
+				return "", false
+			}
+			d.i = j + 1
+			return s, true
 		}
 	}
 	return "", false
