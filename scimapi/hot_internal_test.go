@@ -2,6 +2,7 @@ package scimapi
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -74,4 +75,37 @@ func TestSlimFilter(t *testing.T) {
 			t.Errorf("slimFilter(%s) = %v", f, got)
 		}
 	}
+}
+
+// The hot cache's estimate of the bytes it holds is close to the heap its entries take, so its
+// byte bound is one on memory: 10,000 users like the benchmark fixture's, rendered, with a
+// lookup each.
+func TestHotCacheEstimateMatchesTheHeap(t *testing.T) {
+	const n = 10000
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	h := newHotCache(1 << 30)
+	for i := range n {
+		u := &scim.Resource{Type: scim.UserType, ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
+			ExternalID: fmt.Sprintf("E%06d", i), Meta: scim.Meta{Version: fmt.Sprintf("%032x", i)},
+			Attributes: map[string]any{
+				"userName":    fmt.Sprintf("user%d@example.com", i),
+				"displayName": fmt.Sprintf("User %d", i),
+				"title":       strings.Repeat("t", 100),
+				"emails":      []any{map[string]any{"value": fmt.Sprintf("user%d@mail.example.com", i), "type": "work", "primary": true}},
+			}}
+		h.put(1, u)
+		h.setBody(1, u.ID, make([]byte, 1108))
+		h.putLookup(1, lookupKey{cache.IndexUserName, fmt.Sprintf("user%d@example.com", i)}, []string{u.ID})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap, est := int(ms.HeapAlloc)-int(before), h.bytes+h.lookupBytes
+	t.Logf("heap %d B, estimate %d B (%d users)", heap, est, len(h.m))
+	if len(h.m) != n || est < heap*8/10 || est > heap*3/2 {
+		t.Fatalf("%d entries take %d bytes of heap, the cache estimates %d", len(h.m), heap, est)
+	}
+	runtime.KeepAlive(h)
 }
