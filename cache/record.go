@@ -197,7 +197,7 @@ func decodeResource(id string, v []byte) (*scim.Resource, error) {
 		return nil, err
 	}
 	r := &scim.Resource{}
-	if err := json.Unmarshal(body, r); err != nil {
+	if err := decodeContent(body, r); err != nil {
 		return nil, fmt.Errorf("%w: resource %s: %v", ErrCorrupt, id, err)
 	}
 	r.ID = id

@@ -56,6 +56,20 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
+		// A user under the default projection may be rendered already (hot.go).
+		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
+		if cacheable {
+			if slim, body, _ := s.hot.get(head, id); body != nil {
+				if err := s.conditional(c, slim); err != nil {
+					if err != errNotModified {
+						s.writeError(c, err)
+					}
+					return
+				}
+				c.Data(http.StatusOK, contentType, body)
+				return
+			}
+		}
 		list, err := s.getMany(ctx, rs.Type, []string{id}, head)
 		if err != nil {
 			s.writeError(c, err)
@@ -71,14 +85,6 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 				s.writeError(c, err)
 			}
 			return
-		}
-		// A user under the default projection may be rendered already (hot.go).
-		cacheable := rs.Type == scim.UserType && len(attrs) == 0 && len(excluded) == 0
-		if cacheable {
-			if _, body, _ := s.hot.get(head, id); body != nil {
-				c.Data(http.StatusOK, contentType, body)
-				return
-			}
 		}
 		var groups []groupRef
 		if rs.Type == scim.UserType && p.want(scim.SchemaUser, groupsAttr).ok {

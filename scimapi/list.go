@@ -244,6 +244,9 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 	groups map[string][]groupRef, bodies map[string][]byte, projs map[scim.ResourceType]*projection, err error) {
 	projs = map[scim.ResourceType]*projection{}
 	byItem := make(map[item]*scim.Resource, len(page))
+	if len(q.attributes) == 0 && len(q.excluded) == 0 {
+		bodies = map[string][]byte{}
+	}
 	for _, rs := range []*scim.ResourceSchema{scim.UserResource, scim.GroupResource} {
 		p := newProjection(rs, q.attributes, q.excluded)
 		projs[rs.Type] = p
@@ -251,6 +254,13 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 		for _, it := range page {
 			if it.typ != rs.Type {
 				continue
+			}
+			if bodies != nil && it.typ == scim.UserType {
+				// A rendering and the slim copy are all respondList needs.
+				if slim, body, _ := s.hot.get(q.head, it.id); body != nil {
+					byItem[it], bodies[it.id] = slim, body
+					continue
+				}
 			}
 			if r := o.reuse(it); r != nil {
 				byItem[it] = r
@@ -270,9 +280,6 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 			byItem[item{rs.Type, r.ID}] = r
 		}
 	}
-	if len(q.attributes) == 0 && len(q.excluded) == 0 {
-		bodies = map[string][]byte{}
-	}
 	res = make([]*scim.Resource, 0, len(page))
 	var users []string
 	for _, it := range page {
@@ -281,16 +288,9 @@ func (s *Server) loadPage(ctx context.Context, o *order, page []item, q *listQue
 			continue
 		}
 		res = append(res, r)
-		if it.typ != scim.UserType {
-			continue
+		if it.typ == scim.UserType && bodies[it.id] == nil {
+			users = append(users, it.id)
 		}
-		if bodies != nil {
-			if _, body, _ := s.hot.get(q.head, it.id); body != nil {
-				bodies[it.id] = body
-				continue
-			}
-		}
-		users = append(users, it.id)
 	}
 	if len(users) > 0 && projs[scim.UserType].want(scim.SchemaUser, groupsAttr).ok {
 		if groups, err = s.userGroups(ctx, users); err != nil {

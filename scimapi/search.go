@@ -48,8 +48,11 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 	}
 	out := &matched{typ: rs.Type}
 	keep := len(cand) <= matchBatch
+	// Users the hot cache has are decided on their slim copies when the filter names nothing
+	// else; those are not kept (loadPage takes their renderings from the cache).
+	slim := rs.Type == scim.UserType && !needGroups && slimFilter(e)
 	for start := 0; start < len(cand); start += matchBatch {
-		batch, err := s.getMany(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], head)
+		batch, fromHot, err := s.matchBatch(ctx, rs.Type, cand[start:min(start+matchBatch, len(cand))], head, slim)
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +74,7 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 				continue
 			}
 			out.ids = append(out.ids, r.ID)
-			if keep {
+			if keep && !fromHot[r] {
 				out.kept = append(out.kept, r)
 			}
 		}
@@ -81,6 +84,46 @@ func (s *Server) match(ctx context.Context, rs *scim.ResourceSchema, e filter.Ex
 		}
 	}
 	return out, nil
+}
+
+// matchBatch reads the candidates ids (sorted) of typ that exist, in id order: with slim, the
+// users the hot cache has as of head are its slim copies (marked in fromHot), the others are
+// read from the store.
+func (s *Server) matchBatch(ctx context.Context, typ scim.ResourceType, ids []string, head uint64, slim bool) (
+	batch []*scim.Resource, fromHot map[*scim.Resource]bool, err error) {
+	if !slim {
+		batch, err = s.getMany(ctx, typ, ids, head)
+		return batch, nil, err
+	}
+	hot := make([]*scim.Resource, len(ids))
+	var need []string
+	for i, id := range ids {
+		if r, _, ok := s.hot.get(head, id); ok {
+			hot[i] = r
+		} else {
+			need = append(need, id)
+		}
+	}
+	var loaded []*scim.Resource
+	if len(need) > 0 {
+		if loaded, err = s.getMany(ctx, typ, need, head); err != nil {
+			return nil, nil, err
+		}
+	}
+	batch = make([]*scim.Resource, 0, len(ids))
+	fromHot = map[*scim.Resource]bool{}
+	j := 0
+	for i, id := range ids {
+		switch {
+		case hot[i] != nil:
+			batch = append(batch, hot[i])
+			fromHot[hot[i]] = true
+		case j < len(loaded) && loaded[j].ID == id: // GetMany keeps the order and skips the missing
+			batch = append(batch, loaded[j])
+			j++
+		}
+	}
+	return batch, fromHot, nil
 }
 
 // matched is the result of a filter over one resource type.

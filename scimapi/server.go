@@ -87,7 +87,7 @@ func New(cfg Config, store Store, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, base: cfg.baseURL(), store: store, log: log.With("component", "scimapi"),
-		ids: newIDSnapshots(store), hot: newHotCache(hotUsers), inFlight: make(chan struct{}, max(cfg.MaxConcurrentRequests, 1))}
+		ids: newIDSnapshots(store), hot: newHotCache(hotBytes), inFlight: make(chan struct{}, max(cfg.MaxConcurrentRequests, 1))}
 	s.userLoc, s.groupLoc = s.locPrefix(scim.UserType), s.locPrefix(scim.GroupType)
 	s.observers = slices.Clone(opts.RequestObservers)
 	gin.SetMode(gin.ReleaseMode)
