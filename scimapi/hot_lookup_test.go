@@ -74,13 +74,13 @@ func TestHotLookupsAnswerAsAColdServer(t *testing.T) {
 		filterPath(`groups.value eq "`+groupID(0)+`"`),
 		"/scim/v2/Users/"+userID(1), "/scim/v2/Users/escape", "/scim/v2/Users/"+userID(1)+"?attributes=userName")
 
-	warm := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+	warm := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 	check := func(step string) {
 		t.Helper()
-		cold := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+		cold := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 		for _, p := range paths {
 			// A server of its own for every question: nothing in its hot cache.
-			want := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}.get(p)
+			want := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}.get(p)
 			for range 3 { // a miss, then hits
 				got := warm.get(p)
 				if got.status != want.status || !bytes.Equal(got.body, want.body) || got.header.Get("ETag") != want.header.Get("ETag") {
@@ -174,7 +174,7 @@ func listAll(t *testing.T, c client) []map[string]any {
 func TestHotGetByIDConditional(t *testing.T) {
 	st := openStore(t, "")
 	fill(t, st, 3, 0, 0)
-	c := client{t: t, h: scimapi.New(testConfig(t), st, nil), tok: testToken}
+	c := client{t: t, h: scimapi.New(testConfig(t), st, scimapi.Options{}), tok: testToken}
 	path := "/scim/v2/Users/" + userID(1)
 	first := c.get(path)
 	if first.status != 200 || c.get(path).status != 200 {
