@@ -31,7 +31,20 @@ var (
 	fixtureOnce  sync.Once
 	fixtureStore *cache.Store
 	fixtureUsers int
+	fixtureDir   string
 )
+
+// TestMain removes the benchmarks' shared cache once every test and benchmark is done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixtureStore != nil {
+		fixtureStore.Close()
+	}
+	if fixtureDir != "" {
+		os.RemoveAll(fixtureDir)
+	}
+	os.Exit(code)
+}
 
 func benchUsers() int {
 	if n, err := strconv.Atoi(os.Getenv("SCIMAPI_BENCH_USERS")); err == nil && n > 0 {
@@ -46,6 +59,7 @@ func fixture(b *testing.B) *cache.Store {
 		if err != nil {
 			b.Fatal(err)
 		}
+		fixtureDir = dir
 		st, err := cache.Open(cache.Options{Dir: dir})
 		if err != nil {
 			b.Fatal(err)
