@@ -36,6 +36,11 @@ type Batch struct {
 	// stay as they are (MemberEdits change them), and only the other attributes are written.
 	// Such a group must be stored already.
 	KeepMembers map[string]bool
+	// Own makes Source the owner of every resource the batch upserts (ForEachOwned). A source
+	// beside the directory (an HR file) owns its resources, so that neither it nor the
+	// directory's passes ever take the other's resources for deleted. The directory owns
+	// nothing: its resources are those no source owns.
+	Own bool
 }
 
 // MemberEdit changes some members of group Group. Removing an id that is not a member, and
@@ -228,9 +233,20 @@ func (w *writer) finishBatch(b *Batch) error {
 	return nil
 }
 
+// setSourceHash writes what the batch's source keeps beside a resource: its source hash, and
+// its owner when the source owns what it writes.
 func (w *writer) setSourceHash(b *Batch, id string) error {
 	if h, ok := b.SourceHashes[id]; ok {
-		return w.set(sourceKey(id), h)
+		if err := w.set(sourceKey(id), h); err != nil {
+			return err
+		}
+	}
+	if b.Own {
+		ref, found, err := w.loadRef(id)
+		if err != nil || !found {
+			return err
+		}
+		return w.set(ownerKey(id), append([]byte{ref.tb}, b.Source...))
 	}
 	return nil
 }
@@ -725,7 +741,7 @@ func (w *writer) remove(id string) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id), sourceKey(id)} {
+	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id), sourceKey(id), ownerKey(id)} {
 		if err := w.del(k); err != nil {
 			return err
 		}

@@ -33,6 +33,8 @@ package cache
 //	'h' id                          JSON Hold
 //	's' id                          source hash: an opaque digest of the directory entry the
 //	                                resource came from, set by the sync source (Batch.SourceHashes)
+//	'o' id                          owner: type byte, then the name of the source that owns the
+//	                                resource (Batch.Own); absent for the directory's resources
 //	'p' sub target NUL ...          push state per target or webhook (cache/push*.go), sub is:
 //	    'c'                         cursor: 8-byte BE journal seq delivered up to
 //	    'i' id                      JSON PushState: target id, hash and document last sent
@@ -70,6 +72,7 @@ const (
 	kindWatermark = 'w'
 	kindHold      = 'h'
 	kindSource    = 's'
+	kindOwner     = 'o'
 	kindPush      = 'p'
 	kindPushAudit = 'q'
 	kindAlert     = 'n'
@@ -129,6 +132,8 @@ func watermarkKey(source string) []byte { return key(kindWatermark, source) }
 func holdKey(id string) []byte { return key(kindHold, id) }
 
 func sourceKey(id string) []byte { return key(kindSource, id) }
+
+func ownerKey(id string) []byte { return key(kindOwner, id) }
 
 // indexPrefix is the prefix of every key of index byte ib with value v.
 func indexPrefix(ib byte, v string) []byte {

@@ -275,6 +275,55 @@ func (s *Store) ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id
 	})
 }
 
+// ForEachOwned calls fn with the id of every resource of typ that source owns (Batch.Own), in
+// id order; with source "", of every resource no source owns: the directory's. It stops at
+// fn's first error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for
+// concurrent use.
+func (s *Store) ForEachOwned(ctx context.Context, typ scim.ResourceType, source string, fn func(id string) error) error {
+	tb, err := checkType(typ)
+	if err != nil {
+		return err
+	}
+	if source != "" {
+		want := append([]byte{tb}, source...)
+		return s.view(ctx, func(txn *badger.Txn) error {
+			return scan(ctx, txn, []byte{kindOwner}, nil, false, func(k []byte, item *badger.Item) error {
+				v, err := item.ValueCopy(nil)
+				if err != nil || !bytes.Equal(v, want) {
+					return err
+				}
+				if err := fn(string(k[1:])); err != nil {
+					return callbackError{err}
+				}
+				return nil
+			})
+		})
+	}
+	// The directory's: every resource of typ, skipping the owned ids, which a second iterator
+	// over the owner keys walks in the same id order (a merge, in constant memory).
+	prefix := resourcePrefix(tb)
+	return s.view(ctx, func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues, opts.Prefix = false, []byte{kindOwner}
+		owned := txn.NewIterator(opts)
+		defer owned.Close()
+		owned.Seek(opts.Prefix)
+		return scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
+			id := k[len(prefix):]
+			for owned.Valid() && bytes.Compare(owned.Item().Key()[1:], id) < 0 {
+				owned.Next()
+			}
+			if owned.Valid() && bytes.Equal(owned.Item().Key()[1:], id) {
+				return nil
+			}
+			if err := fn(string(id)); err != nil {
+				return callbackError{err}
+			}
+			return nil
+		})
+	})
+}
+
 // List returns up to limit resources of typ with ids greater than afterID, in id order
 // (limit <= 0: all). Errors: ErrInvalid, ErrClosed, ErrCorrupt. Safe for concurrent use.
 func (s *Store) List(ctx context.Context, typ scim.ResourceType, afterID string, limit int) ([]*scim.Resource, error) {

@@ -26,6 +26,9 @@ type Store interface {
 	// IsMember reports whether memberID is a direct member of group gid.
 	IsMember(ctx context.Context, gid, memberID string) (bool, error)
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
+	// ForEachOwned is ForEachID of the resources one source owns (cache.Batch.Own), or with
+	// source "", of those no source owns: a source finds its deletions among its own only.
+	ForEachOwned(ctx context.Context, typ scim.ResourceType, source string, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
 	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)

@@ -258,7 +258,7 @@ func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss
 		return nil
 	}
 	p.s.log.Info("server ran the syncrepl present phase; deleting what it did not list", "type", typ, "present", len(ss.present))
-	return p.s.store.ForEachID(ctx, typ, func(id string) error {
+	return p.s.store.ForEachOwned(ctx, typ, "", func(id string) error {
 		if _, isPresent := ss.present[id]; !isPresent && !p.wasRead(id) {
 			p.core.Dels.Mark(id, typ)
 		}

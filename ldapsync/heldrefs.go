@@ -19,7 +19,7 @@ import (
 // as manager (ingest.HeldRefs.Load). Its cost is O(users) ids plus O(held memberships and reports).
 func (p *pass) decideUserHolds(ctx context.Context) error {
 	var unread []string
-	err := p.s.store.ForEachID(ctx, scim.UserType, func(id string) error {
+	err := p.s.store.ForEachOwned(ctx, scim.UserType, "", func(id string) error {
 		if !p.wasRead(id) {
 			unread = append(unread, id)
 		}

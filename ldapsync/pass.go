@@ -312,8 +312,8 @@ func (p *pass) findDeletions(ctx context.Context) error {
 			}
 		}
 		p.unreadUsers = nil
-	} else if err := p.s.store.ForEachID(ctx, scim.UserType, mark(scim.UserType)); err != nil {
+	} else if err := p.s.store.ForEachOwned(ctx, scim.UserType, "", mark(scim.UserType)); err != nil {
 		return err
 	}
-	return p.s.store.ForEachID(ctx, scim.GroupType, mark(scim.GroupType))
+	return p.s.store.ForEachOwned(ctx, scim.GroupType, "", mark(scim.GroupType))
 }

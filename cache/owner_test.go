@@ -1,0 +1,69 @@
+package cache
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// TestOwnedResources: a source that owns what it writes lists exactly its resources; the
+// directory (source "") lists exactly the others, however the ids interleave; a deletion
+// ends the ownership.
+func TestOwnedResources(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u := func(id string) *scim.Resource {
+		return &scim.Resource{Type: scim.UserType, ID: id, Attributes: map[string]any{"userName": id}}
+	}
+	// Directory ids a, c, e, g; HR ids b, d, f (interleaved) and a group h owned by hr too.
+	if _, err := st.Apply(ctx, Batch{Source: "ldap", Upserts: []*scim.Resource{u("a"), u("c"), u("e"), u("g")}}); err != nil {
+		t.Fatal(err)
+	}
+	hrGroup := &scim.Resource{Type: scim.GroupType, ID: "h", Attributes: map[string]any{"displayName": "HR"}}
+	if _, err := st.Apply(ctx, Batch{Source: "hr", Own: true, Upserts: []*scim.Resource{u("b"), u("d"), u("f"), hrGroup}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, Batch{Source: "other", Own: true, Upserts: []*scim.Resource{u("dd")}}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(typ scim.ResourceType, source string) []string {
+		t.Helper()
+		out := []string{}
+		if err := st.ForEachOwned(ctx, typ, source, func(id string) error { out = append(out, id); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		typ    scim.ResourceType
+		source string
+		want   []string
+	}{
+		{scim.UserType, "", []string{"a", "c", "e", "g"}},
+		{scim.UserType, "hr", []string{"b", "d", "f"}},
+		{scim.UserType, "other", []string{"dd"}},
+		{scim.GroupType, "hr", []string{"h"}},
+		{scim.GroupType, "", []string{}},
+		{scim.UserType, "nobody", []string{}},
+	} {
+		if got := list(c.typ, c.source); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s of %q: %v, want %v", c.typ, c.source, got, c.want)
+		}
+	}
+	// An unchanged re-import keeps the ownership; a deletion ends it.
+	if _, err := st.Apply(ctx, Batch{Source: "hr", Own: true, Upserts: []*scim.Resource{u("b")}, Deletes: []string{"d"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(scim.UserType, "hr"); !reflect.DeepEqual(got, []string{"b", "f"}) {
+		t.Fatalf("after deleting d: %v", got)
+	}
+	if got := list(scim.UserType, ""); !reflect.DeepEqual(got, []string{"a", "c", "e", "g"}) {
+		t.Fatalf("the directory's after deleting d: %v", got)
+	}
+}
