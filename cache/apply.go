@@ -36,10 +36,11 @@ type Batch struct {
 	// stay as they are (MemberEdits change them), and only the other attributes are written.
 	// Such a group must be stored already.
 	KeepMembers map[string]bool
-	// Own makes Source the owner of every resource the batch upserts (ForEachOwned). A source
-	// beside the directory (an HR file) owns its resources, so that neither it nor the
-	// directory's passes ever take the other's resources for deleted. The directory owns
-	// nothing: its resources are those no source owns.
+	// Own makes Source the owner of every user the batch upserts (ForEachOwned). A source
+	// beside the directory (an HR file) owns its users, so that neither it nor the directory's
+	// passes ever take the other's users for deleted. Groups are never owned: the virtual
+	// groups of [[rules]] take members from every source. The directory owns nothing: its
+	// resources are those no source owns.
 	Own bool
 }
 
@@ -243,7 +244,7 @@ func (w *writer) setSourceHash(b *Batch, id string) error {
 	}
 	if b.Own {
 		ref, found, err := w.loadRef(id)
-		if err != nil || !found {
+		if err != nil || !found || ref.tb != 'U' {
 			return err
 		}
 		return w.set(ownerKey(id), append([]byte{ref.tb}, b.Source...))

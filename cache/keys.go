@@ -34,7 +34,7 @@ package cache
 //	's' id                          source hash: an opaque digest of the directory entry the
 //	                                resource came from, set by the sync source (Batch.SourceHashes)
 //	'o' id                          owner: type byte, then the name of the source that owns the
-//	                                resource (Batch.Own); absent for the directory's resources
+//	                                user (Batch.Own); absent for the directory's resources
 //	'p' sub target NUL ...          push state per target or webhook (cache/push*.go), sub is:
 //	    'c'                         cursor: 8-byte BE journal seq delivered up to
 //	    'i' id                      JSON PushState: target id, hash and document last sent

@@ -21,7 +21,8 @@ func TestOwnedResources(t *testing.T) {
 	u := func(id string) *scim.Resource {
 		return &scim.Resource{Type: scim.UserType, ID: id, Attributes: map[string]any{"userName": id}}
 	}
-	// Directory ids a, c, e, g; HR ids b, d, f (interleaved) and a group h owned by hr too.
+	// Directory ids a, c, e, g; HR ids b, d, f (interleaved), and a group h an HR batch writes
+	// (a virtual group of the rules: no source owns groups).
 	if _, err := st.Apply(ctx, Batch{Source: "ldap", Upserts: []*scim.Resource{u("a"), u("c"), u("e"), u("g")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +49,8 @@ func TestOwnedResources(t *testing.T) {
 		{scim.UserType, "", []string{"a", "c", "e", "g"}},
 		{scim.UserType, "hr", []string{"b", "d", "f"}},
 		{scim.UserType, "other", []string{"dd"}},
-		{scim.GroupType, "hr", []string{"h"}},
-		{scim.GroupType, "", []string{}},
+		{scim.GroupType, "hr", []string{}},
+		{scim.GroupType, "", []string{"h"}},
 		{scim.UserType, "nobody", []string{}},
 	} {
 		if got := list(c.typ, c.source); !reflect.DeepEqual(got, c.want) {
