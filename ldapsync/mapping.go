@@ -80,29 +80,9 @@ func DefaultGroupMapping(dialect string) map[string]string {
 	return maps.Clone(defaultGroupMappings[dialect])
 }
 
-// targets a mapping may write, per resource type: top-level attribute → allowed sub-attributes
-// (nil: a simple attribute). Multi-valued attributes take the [type eq "x"].sub form.
-var userTargets = map[string][]string{
-	"userName": nil, "externalId": nil, "displayName": nil, "nickName": nil, "profileUrl": nil,
-	"title": nil, "userType": nil, "preferredLanguage": nil, "locale": nil, "timezone": nil, "active": nil,
-	"name": {"formatted", "familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix"},
-}
-var userMultiTargets = map[string][]string{
-	"emails": {"value"}, "phoneNumbers": {"value"}, "ims": {"value"}, "photos": {"value"},
-	"addresses":    {"formatted", "streetAddress", "locality", "region", "postalCode", "country"},
-	"entitlements": {"value"}, "roles": {"value"}, "x509Certificates": {"value"},
-}
-var enterpriseTargets = []string{"employeeNumber", "costCenter", "organization", "division", "department", "manager"}
-var groupTargets = map[string][]string{"displayName": nil, "externalId": nil}
-
 // field is one compiled mapping entry.
 type field struct {
-	path    string   // as configured
-	schema  string   // "" for core, or the extension URN
-	attr    string   // top-level SCIM attribute
-	sub     string   // sub-attribute, or ""
-	typ     string   // for multi-valued targets: the type value
-	multi   bool     // multi-valued complex target
+	scim.Path
 	sources []string // LDAP attributes, first with a value wins
 	absent  bool     // "!attr": boolean true when the attribute is absent
 	conv    string   // value converter: "", "uac", "bool"
@@ -161,63 +141,13 @@ func compileMapping(typ scim.ResourceType, defaults, overrides map[string]string
 }
 
 func compileField(typ scim.ResourceType, path, src string) (field, error) {
-	f := field{path: path}
+	p, err := scim.ParsePath(typ, path)
+	if err != nil {
+		return field{}, err
+	}
+	f := field{Path: p}
 	bad := func(format string, a ...any) (field, error) {
 		return field{}, fmt.Errorf("%q: %s", path, fmt.Sprintf(format, a...))
-	}
-	rest := path
-	if strings.HasPrefix(strings.ToLower(path), "urn:") {
-		i := strings.LastIndexByte(path, ':')
-		urn, name := path[:i], path[i+1:]
-		if typ != scim.UserType {
-			return bad("unknown schema %q (groups have no extension attributes)", urn)
-		}
-		if !strings.EqualFold(urn, scim.SchemaEnterpriseUser) {
-			return bad("unknown schema %q (only %s is supported)", urn, scim.SchemaEnterpriseUser)
-		}
-		f.schema = scim.SchemaEnterpriseUser
-		canon, ok := canonical(enterpriseTargets, name)
-		if !ok {
-			return bad("enterprise attribute %q is not one of %s", name, strings.Join(enterpriseTargets, ", "))
-		}
-		f.attr = canon
-	} else {
-		attr, typeVal, sub, err := splitPath(rest)
-		if err != nil {
-			return bad("%v", err)
-		}
-		simple, multi := userTargets, userMultiTargets
-		if typ == scim.GroupType {
-			simple, multi = groupTargets, nil
-		}
-		if subs, ok := lookupFold(simple, attr); ok && typeVal == "" {
-			f.attr = canonKey(simple, attr)
-			if sub != "" {
-				c, ok := canonical(subs, sub)
-				if !ok {
-					return bad("%s has no sub-attribute %q", f.attr, sub)
-				}
-				f.sub = c
-			} else if subs != nil {
-				return bad("%s is complex: map one of its sub-attributes (%s)", f.attr, strings.Join(subs, ", "))
-			}
-		} else if subs, ok := lookupFold(multi, attr); ok {
-			f.attr, f.multi = canonKey(multi, attr), true
-			if typeVal == "" {
-				return bad(`%s is multi-valued: use the form %s[type eq "work"].value`, f.attr, f.attr)
-			}
-			f.typ = typeVal
-			if sub == "" {
-				sub = "value"
-			}
-			c, ok := canonical(subs, sub)
-			if !ok {
-				return bad("%s has no sub-attribute %q", f.attr, sub)
-			}
-			f.sub = c
-		} else {
-			return bad("is not an attribute ldapscim can map for a %s", typ)
-		}
 	}
 	spec := src
 	if i := strings.IndexByte(spec, '|'); i >= 0 {
@@ -238,64 +168,10 @@ func compileField(typ scim.ResourceType, path, src string) (field, error) {
 		}
 		f.sources = append(f.sources, a)
 	}
-	if f.attr == "active" && f.conv == "" && !f.absent {
+	if f.Attr == "active" && f.conv == "" && !f.absent {
 		f.conv = "bool"
 	}
 	return f, nil
-}
-
-// splitPath splits `emails[type eq "work"].value` into ("emails", "work", "value") and
-// `name.givenName` into ("name", "", "givenName").
-func splitPath(p string) (attr, typeVal, sub string, err error) {
-	if i := strings.IndexByte(p, '['); i >= 0 {
-		j := strings.IndexByte(p, ']')
-		if j < i {
-			return "", "", "", errors.New("unbalanced [")
-		}
-		attr = p[:i]
-		cond := strings.Fields(p[i+1 : j])
-		if len(cond) != 3 || !strings.EqualFold(cond[0], "type") || !strings.EqualFold(cond[1], "eq") {
-			return "", "", "", fmt.Errorf(`only [type eq "x"] selects a value, not [%s]`, p[i+1:j])
-		}
-		typeVal = strings.Trim(cond[2], `"`)
-		p = p[j+1:]
-		if p != "" {
-			if p[0] != '.' {
-				return "", "", "", errors.New("expected .sub-attribute after ]")
-			}
-			sub = p[1:]
-		}
-		return attr, typeVal, sub, nil
-	}
-	attr, sub, _ = strings.Cut(p, ".")
-	return attr, "", sub, nil
-}
-
-func lookupFold(m map[string][]string, k string) ([]string, bool) {
-	for key, v := range m {
-		if strings.EqualFold(key, k) {
-			return v, true
-		}
-	}
-	return nil, false
-}
-
-func canonKey(m map[string][]string, k string) string {
-	for key := range m {
-		if strings.EqualFold(key, k) {
-			return key
-		}
-	}
-	return k
-}
-
-func canonical(list []string, name string) (string, bool) {
-	for _, s := range list {
-		if strings.EqualFold(s, name) {
-			return s, true
-		}
-	}
-	return "", false
 }
 
 // validAttrName accepts an LDAP attribute description: a descriptor or numeric OID, with options.
@@ -314,7 +190,7 @@ func validAttrName(a string) bool {
 
 func (m *mapping) find(attr, sub string) *field {
 	for i := range m.fields {
-		if m.fields[i].schema == "" && m.fields[i].attr == attr && m.fields[i].sub == sub {
+		if m.fields[i].Schema == "" && m.fields[i].Attr == attr && m.fields[i].Sub == sub {
 			return &m.fields[i]
 		}
 	}

@@ -53,56 +53,30 @@ func (m *mapping) apply(r *scim.Resource, e attrGetter) (managerDN string) {
 		f := &m.fields[i]
 		vals := first(e, f.sources)
 		if f.absent {
-			attrs[f.attr] = len(vals) == 0
+			attrs[f.Attr] = len(vals) == 0
 			continue
 		}
 		if len(vals) == 0 {
 			continue
 		}
 		switch {
-		case f.schema != "":
-			if f.path == managerPath || f.attr == "manager" {
-				managerDN = str(vals[0])
-				continue
-			}
-			ext, _ := attrs[f.schema].(map[string]any)
-			if ext == nil {
-				ext = map[string]any{}
-				attrs[f.schema] = ext
-			}
-			ext[f.attr] = str(vals[0])
-		case f.attr == "externalId":
-			r.ExternalID = str(vals[0])
-		case f.conv != "":
+		case f.Schema != "" && (f.Raw == managerPath || f.Attr == "manager"):
+			managerDN = str(vals[0])
+		case f.conv != "" && f.Schema == "" && f.Attr != "externalId":
 			if v, ok := convert(f.conv, str(vals[0])); ok {
-				attrs[f.attr] = v
+				attrs[f.Attr] = v
 			}
-		case f.multi:
-			list, _ := attrs[f.attr].([]any)
-			for _, v := range vals {
-				if s := str(v); s != "" {
-					list = append(list, map[string]any{f.sub: s, "type": f.typ})
-				}
+		case f.Multi:
+			ss := make([]string, len(vals))
+			for i, v := range vals {
+				ss[i] = str(v)
 			}
-			if len(list) > 0 {
-				attrs[f.attr] = list
-			}
-		case f.sub != "":
-			sub, _ := attrs[f.attr].(map[string]any)
-			if sub == nil {
-				sub = map[string]any{}
-				attrs[f.attr] = sub
-			}
-			sub[f.sub] = str(vals[0])
+			f.Set(r, ss...)
 		default:
-			if s := str(vals[0]); s != "" {
-				attrs[f.attr] = s
-			}
+			f.Set(r, str(vals[0]))
 		}
 	}
-	if emails, ok := attrs["emails"].([]any); ok && len(emails) > 0 {
-		emails[0].(map[string]any)["primary"] = true
-	}
+	scim.MarkPrimaryEmail(r)
 	return managerDN
 }
 

@@ -191,7 +191,7 @@ func (p *pass) staleManagers(ctx context.Context) ([]recheck, error) {
 // managerDN returns the entry's manager DN, or "".
 func (m *mapping) managerDN(e attrGetter) string {
 	for i := range m.fields {
-		if f := &m.fields[i]; f.schema != "" && f.attr == "manager" {
+		if f := &m.fields[i]; f.Schema != "" && f.Attr == "manager" {
 			if v := first(e, f.sources); len(v) > 0 {
 				return str(v[0])
 			}
