@@ -15,13 +15,16 @@ import (
 // (invariant 5, docs/architecture.md). It waits for an admin to approve it (ldapsync.ApproveHolds, which
 // deletes through Apply and prunes group members) or for the next pass to replace the set.
 type Hold struct {
-	ID     string            `json:"id"`
-	Type   scim.ResourceType `json:"type"`
-	DN     string            `json:"dn,omitempty"`
-	Name   string            `json:"name,omitempty"`
-	Pass   string            `json:"pass,omitempty"`
-	Reason string            `json:"reason,omitempty"`
-	HeldAt time.Time         `json:"heldAt"`
+	ID   string            `json:"id"`
+	Type scim.ResourceType `json:"type"`
+	DN   string            `json:"dn,omitempty"`
+	Name string            `json:"name,omitempty"`
+	Pass string            `json:"pass,omitempty"`
+	// Source is the source whose pass held the change ("" in holds stored before sources were
+	// recorded: the directory's).
+	Source string    `json:"source,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	HeldAt time.Time `json:"heldAt"`
 	// Kind is "" for a held deletion or deactivation of the resource, or HoldMembers for a
 	// held removal of Members (ids) from group ID (invariant 5, docs/architecture.md: mass membership
 	// removals are held like deletions). The two kinds are stored under distinct keys, so a

@@ -38,6 +38,15 @@ type Report struct {
 	// every value of the column matched when date_format matched none (see Warnings).
 	Layouts  map[string]string
 	Warnings []string
+
+	keys map[[16]byte]int32 // digest of each key → its line
+}
+
+// Has reports whether the file has a row with that key (trimmed), in constant time: what a
+// reference from one row to another (a manager) resolves against.
+func (r *Report) Has(key string) bool {
+	_, ok := r.keys[keyDigest(key)]
+	return ok
 }
 
 // MaxProblems is how many problems a Problems error lists; it counts the rest.
@@ -129,6 +138,9 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 				seen[d] = int32(min(line, 1<<31-1))
 			}
 		}
+		if f.userCol >= 0 && strings.TrimSpace(rec[f.userCol]) == "" {
+			probs.add(line, f.colName(f.userCol), "empty userName: every user needs one")
+		}
 		for _, d := range dates {
 			d.see(line, strings.TrimSpace(rec[d.col]))
 		}
@@ -148,6 +160,7 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 		return nil, probs
 	}
 	copy(rep.SHA256[:], h.Sum(nil))
+	rep.keys = seen
 	return rep, nil
 }
 
@@ -233,6 +246,8 @@ type file struct {
 	index  map[string]int // header → column
 	keyCol int
 	mapped []mappedCol
+	// userCol is the userName column in users mode (-1: none): every row needs a value.
+	userCol int
 	// ok is false once the header has a problem: rows are not checked against it.
 	ok bool
 }
@@ -244,7 +259,7 @@ type mappedCol struct {
 
 // open decodes r and sniffs the delimiter (delim 0) from the header line.
 func open(r io.Reader, c Config, delim rune) (*file, error) {
-	f := &file{cfg: c, delim: delim}
+	f := &file{cfg: c, delim: delim, userCol: -1}
 	switch strings.ToLower(c.Encoding) {
 	case "windows-1252", "cp1252":
 		r = charmap.Windows1252.NewDecoder().Reader(r)
@@ -343,6 +358,13 @@ func (f *file) header(probs *Problems) {
 	for _, d := range []struct{ key, name string }{{"start_date", f.cfg.StartDate}, {"end_date", f.cfg.EndDate}} {
 		if d.name != "" {
 			col(d.key, d.name)
+		}
+	}
+	if f.cfg.Mode == ModeUsers {
+		for _, m := range f.mapped {
+			if strings.EqualFold(m.path, "userName") {
+				f.userCol = m.col
+			}
 		}
 	}
 	f.ok = probs.Total == before

@@ -103,11 +103,12 @@ func TestBadRowsApplyNothing(t *testing.T) {
 		"1,c@example.com,Cid,Roe,\n" + // duplicate key
 		"4,d@example.com,Dee\n" + // cut short
 		"5,e@example.com,Eve,Fox,,surplus\n" + // a surplus non-empty field
-		"6,f@example.com,F\"o,Gil,\n" // a bare quote
+		"6,f@example.com,F\"o,Gil,\n" + // a bare quote
+		"7, ,Gus,Hale,\n" // no userName
 	_, _, err := readAll(t, []byte(data), hrConfig())
 	var p *Problems
-	if !errors.As(err, &p) || p.Total != 5 {
-		t.Fatalf("want 5 problems, got %v", err)
+	if !errors.As(err, &p) || p.Total != 6 {
+		t.Fatalf("want 6 problems, got %v", err)
 	}
 	for _, want := range []string{
 		`line 3, column "Employee ID": empty key`,
@@ -115,6 +116,7 @@ func TestBadRowsApplyNothing(t *testing.T) {
 		`line 5: 3 field(s), the header has 5 (is the row cut short?)`,
 		`line 6: 6 fields, the header has 5: field 6 holds "surplus"`,
 		`line 7: bare " in non-quoted-field`,
+		`line 8, column "Email": empty userName: every user needs one`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

@@ -101,8 +101,18 @@ func (c *Pass) Last(ctx context.Context, t Tail) (b cache.Batch, held, heldMembe
 	var holds []cache.Hold
 	if !t.ReplaceHolds {
 		holds = c.Dels.KeptHolds(old, t.Read)
+	} else {
+		// A pass that saw everything of its source replaces that source's holds only.
+		for _, h := range old {
+			if h.Source != "" && h.Source != c.Source {
+				holds = append(holds, h)
+			}
+		}
 	}
-	holds = append(holds, dec.Holds...)
+	for _, h := range dec.Holds {
+		h.Source = c.Source
+		holds = append(holds, h)
+	}
 	b = cache.Batch{Source: c.Source, Pass: c.ID, Deletes: dec.Deletes}
 	b.Upserts = append(slices.Clone(dec.Upserts), t.Upserts...)
 	if dec.Held[scim.GroupType] {
@@ -132,6 +142,7 @@ func (c *Pass) Last(ctx context.Context, t Tail) (b cache.Batch, held, heldMembe
 	}
 	b.MemberEdits = edits.List()
 	for _, h := range c.MemberHolds.List() {
+		h.Source = c.Source
 		holds = append(holds, h)
 		heldMembers += len(h.Members)
 	}

@@ -1,0 +1,201 @@
+// Package hrsync runs the passes of an HR file source ([[csv]] with mode "users"): people who
+// are not in the directory (contractors, new hires before their account exists), provisioned
+// from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
+// any bad row applies nothing), then streams it into the cache through the same source-neutral
+// core as the directory (package ingest): the deletion threshold and holds, the rules and their
+// virtual groups. The source owns its users (cache.Batch.Own), so a row that disappears deletes
+// only a user this source created, and no directory pass ever takes its users for deleted.
+//
+// A user's id is derived from the source's name and the row's key (a name-based UUID), so it is
+// stable across imports: a changed row is an update, a row that disappears is a deletion. A
+// user is active from its start date (if any) until its end date (inactive from that day on);
+// a deactivation counts against the threshold like a deletion.
+package hrsync
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrcsv"
+	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Store is what a pass needs of the cache; *cache.Store implements it.
+type Store interface {
+	ingest.Store
+	Watermark(ctx context.Context, source string) ([]byte, error)
+}
+
+// Options are the optional parts of a Source.
+type Options struct {
+	// Log receives the passes' messages; nil discards them.
+	Log *slog.Logger
+	// Rules are the [[rules]] every source's users go through.
+	Rules *ingest.Rules
+	// Now is the clock that decides start and end dates; nil is time.Now.
+	Now func() time.Time
+}
+
+// Source is one [[csv]] source. Its passes are serialized.
+type Source struct {
+	cfg   hrcsv.Config
+	th    ingest.Threshold
+	store Store
+	o     Options
+	paths []mapped
+	mu    sync.Mutex
+}
+
+type mapped struct {
+	path    scim.Path
+	manager bool // the enterprise manager: a key, resolved to that user's id
+}
+
+// namespace is the UUID namespace of the ids of HR users: uuid.NewSHA1(namespace, source
+// name NUL key).
+var namespace = uuid.MustParse("6f1c2a4e-5b7d-4c0e-9a3f-1d2e3f405162")
+
+// New checks cfg (which must have passed hrcsv.Config.Validate) and returns its source.
+func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source, error) {
+	if cfg.Mode != hrcsv.ModeUsers {
+		return nil, fmt.Errorf("csv %q: mode %q is not supported yet; only \"users\"", cfg.Name, cfg.Mode)
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Source{cfg: cfg, th: th, store: store, o: o}
+	var errs []error
+	for _, p := range slices.Sorted(maps.Keys(cfg.Mapping)) {
+		sp, err := scim.ParsePath(scim.UserType, p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("csv %q mapping: %w", cfg.Name, err))
+			continue
+		}
+		s.paths = append(s.paths, mapped{path: sp, manager: sp.Schema != "" && sp.Attr == "manager"})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s.o.Log = s.o.Log.With("source", s.Name())
+	return s, nil
+}
+
+// Name is the source's name in the cache: its watermark key, its holds' and its users' owner.
+func (s *Source) Name() string { return "csv:" + s.cfg.Name }
+
+// Path is the file scheduled passes read.
+func (s *Source) Path() string { return s.cfg.Path }
+
+// UserID is the id of the user of the row with that key.
+func (s *Source) UserID(key string) string {
+	return uuid.NewSHA1(namespace, []byte(s.cfg.Name+"\x00"+key)).String()
+}
+
+// watermark is what the source stores after a pass: which file content it applied.
+type watermark struct {
+	SHA256 string    `json:"sha256"`
+	Rows   int       `json:"rows"`
+	Pass   string    `json:"pass"`
+	Time   time.Time `json:"time"`
+}
+
+// Summary is what one pass did.
+type Summary struct {
+	Source      string        `json:"source"`
+	Pass        string        `json:"pass,omitempty"`
+	Rows        int           `json:"rows"`
+	Created     int           `json:"created"`
+	Updated     int           `json:"updated"`
+	Deactivated int           `json:"deactivated"`
+	Deleted     int           `json:"deleted"`
+	Unchanged   int           `json:"unchanged"`
+	Held        int           `json:"held"` // deletions and deactivations held
+	Skipped     bool          `json:"skipped,omitempty"`
+	Warnings    []string      `json:"warnings,omitempty"`
+	Duration    time.Duration `json:"duration"`
+	// DryRun is set when nothing was written; Changes then says what would change.
+	DryRun  bool     `json:"dryRun,omitempty"`
+	Changes []Change `json:"changes,omitempty"`
+}
+
+// Change is one change a dry run found.
+type Change struct {
+	Action string `json:"action"` // create, update, deactivate, delete
+	ID     string `json:"id"`
+	Key    string `json:"key,omitempty"`
+	Name   string `json:"name"`
+}
+
+// Sync reads the configured file when its content changed since the last pass (a skipped
+// pass costs one hash of the file).
+func (s *Source) Sync(ctx context.Context) (Summary, error) {
+	f, err := os.Open(s.cfg.Path)
+	if err != nil {
+		return Summary{Source: s.Name()}, fmt.Errorf("csv %q: %w", s.cfg.Name, err)
+	}
+	defer f.Close()
+	return s.Import(ctx, f, false, false)
+}
+
+// Import applies the file r as the source's whole current content (dry: only reports what
+// would change). Unless force, a file whose content the last pass applied is skipped. A file
+// with any bad row changes nothing: the error is an *hrcsv.Problems.
+func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (Summary, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := time.Now()
+	sum := Summary{Source: s.Name(), DryRun: dry}
+	rep, err := hrcsv.Check(ctx, r, s.cfg)
+	if err != nil {
+		return sum, fmt.Errorf("csv %q: %w", s.cfg.Name, err)
+	}
+	sum.Rows, sum.Warnings = rep.Rows, rep.Warnings
+	for _, w := range rep.Warnings {
+		s.o.Log.Warn("the file's dates", "why", w)
+	}
+	digest := hex.EncodeToString(rep.SHA256[:])
+	var wm watermark
+	if raw, err := s.store.Watermark(ctx, s.Name()); err == nil {
+		_ = json.Unmarshal(raw, &wm)
+	} else if !errors.Is(err, cache.ErrNotFound) {
+		return sum, err
+	}
+	if !force && !dry && wm.SHA256 == digest {
+		sum.Skipped = true
+		sum.Duration = time.Since(start)
+		return sum, nil
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return sum, err
+	}
+	p := &pass{s: s, rep: rep, dry: dry, sum: &sum, seen: make(map[uuid.UUID]struct{}, rep.Rows),
+		id: "csv-" + s.cfg.Name + "-" + time.Now().UTC().Format("20060102T150405.000Z")}
+	sum.Pass = p.id
+	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
+	err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id})
+	sum.Duration = time.Since(start)
+	if err != nil {
+		return sum, fmt.Errorf("csv %q: pass %s: %w", s.cfg.Name, p.id, err)
+	}
+	s.o.Log.Info("csv pass done", "pass", p.id, "rows", sum.Rows, "created", sum.Created, "updated", sum.Updated,
+		"deactivated", sum.Deactivated, "deleted", sum.Deleted, "held", sum.Held, "unchanged", sum.Unchanged,
+		"dry_run", dry, "took", sum.Duration.Round(time.Millisecond))
+	return sum, nil
+}

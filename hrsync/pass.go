@@ -1,0 +1,284 @@
+package hrsync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrcsv"
+	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// chunk is how many users a pass writes per cache batch.
+const chunk = 500
+
+// pass is one read of the file into the cache.
+type pass struct {
+	s    *Source
+	rep  *hrcsv.Report
+	dry  bool
+	sum  *Summary
+	id   string
+	core *ingest.Pass
+	// seen holds the id of every row, 16 bytes each: what the deletion scan compares with.
+	seen  map[uuid.UUID]struct{}
+	batch []*scim.Resource
+	keys  map[string]string // dry run: id → key, for the report
+	// managersMissing counts rows whose manager key names no row and no directory user.
+	managersMissing int
+}
+
+func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
+	now := p.s.o.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	if p.dry {
+		p.keys = map[string]string{}
+	}
+	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
+		u, err := p.user(ctx, row, today)
+		if err != nil {
+			return err
+		}
+		p.seen[uuid.MustParse(u.ID)] = struct{}{}
+		if p.dry {
+			p.keys[u.ID] = row.Key
+		}
+		aside, err := p.core.Queue(ctx, u)
+		if err != nil || aside {
+			return err
+		}
+		p.batch = append(p.batch, u)
+		if len(p.batch) >= chunk {
+			return p.flush(ctx)
+		}
+		return nil
+	})
+	if err != nil {
+		// An incomplete read deletes nothing (invariant 4): what was written stays, the
+		// watermark does not move, and the next pass reads the file again.
+		return err
+	}
+	if p.managersMissing > 0 {
+		w := fmt.Sprintf("%d row(s) name a manager key that is no row of the file and no directory user's externalId; those users have no manager", p.managersMissing)
+		p.sum.Warnings = append(p.sum.Warnings, w)
+		p.s.o.Log.Warn("unresolved managers", "rows", p.managersMissing)
+	}
+	// The file is complete: a user this source owns that it no longer lists is deleted.
+	var gone []string
+	err = p.s.store.ForEachOwned(ctx, scim.UserType, p.s.Name(), func(id string) error {
+		if u, err := uuid.Parse(id); err == nil {
+			if _, ok := p.seen[u]; ok {
+				return nil
+			}
+		}
+		p.core.Dels.Mark(id, scim.UserType)
+		gone = append(gone, id)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := p.core.Held.Load(ctx, p.s.store, p.s.th, gone, p.core.Dels.Deactivations()); err != nil {
+		return err
+	}
+	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Read: p.read})
+	if err != nil {
+		return err
+	}
+	p.batch = nil
+	p.sum.Held = held
+	b.Own = true
+	wm.Time = time.Now().UTC()
+	if b.Watermark, err = json.Marshal(wm); err != nil {
+		return err
+	}
+	if p.dry {
+		return p.report(ctx, b)
+	}
+	res, err := p.s.store.Apply(ctx, b)
+	p.add(res)
+	return err
+}
+
+// read reports whether the pass read id: a row of the file, or a virtual group of the rules.
+func (p *pass) read(id string) bool {
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return false
+	}
+	_, ok := p.seen[u]
+	return ok
+}
+
+// flush writes the users queued so far (a dry run only compares them).
+func (p *pass) flush(ctx context.Context) error {
+	if len(p.batch) == 0 {
+		return nil
+	}
+	if p.dry {
+		err := p.compare(ctx, p.batch)
+		p.batch = p.batch[:0]
+		return err
+	}
+	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Own: true, Upserts: p.batch})
+	p.add(res)
+	p.batch = p.batch[:0]
+	return err
+}
+
+func (p *pass) add(r cache.Result) {
+	p.sum.Created += r.Created
+	p.sum.Updated += r.Updated
+	p.sum.Deactivated += r.Deactivated
+	p.sum.Deleted += r.Deleted
+	p.sum.Unchanged += r.Unchanged
+}
+
+// user builds the user of a row.
+func (p *pass) user(ctx context.Context, row hrcsv.Row, today time.Time) (*scim.Resource, error) {
+	u := &scim.Resource{Type: scim.UserType, ID: p.s.UserID(row.Key), Attributes: make(map[string]any, len(p.s.paths)+2)}
+	active := true
+	for _, m := range p.s.paths {
+		v, ok := row.Values[m.path.Raw]
+		if !ok {
+			continue
+		}
+		switch {
+		case m.manager:
+			if err := p.setManager(ctx, u, v); err != nil {
+				return nil, err
+			}
+		case m.path.Schema == "" && m.path.Attr == "active":
+			b, ok := parseBool(v)
+			if !ok {
+				return nil, fmt.Errorf("line %d, column %q: %q is not a boolean (true/false, yes/no, 1/0)", row.Line, p.s.cfg.Mapping[m.path.Raw], v)
+			}
+			active = b
+		default:
+			m.path.Set(u, v)
+		}
+	}
+	if u.ExternalID == "" {
+		u.ExternalID = row.Key
+	}
+	if !row.Start.IsZero() && today.Before(row.Start) {
+		active = false // not started yet
+	}
+	if !row.End.IsZero() && !today.Before(row.End) {
+		active = false // left: inactive from the end date on
+	}
+	u.Attributes["active"] = active
+	scim.MarkPrimaryEmail(u)
+	return u, nil
+}
+
+// setManager resolves a manager key: a row of the file, else the directory user whose
+// externalId it is (a contractor managed by an employee). It sets the manager's id only: its
+// displayName (read-only and optional, RFC 7643 4.3) would depend on the order of the rows.
+func (p *pass) setManager(ctx context.Context, u *scim.Resource, key string) error {
+	var id string
+	switch {
+	case key == "":
+		return nil
+	case p.rep.Has(key):
+		id = p.s.UserID(key)
+	default:
+		ids, err := p.s.store.Lookup(ctx, cache.IndexExternalID, key)
+		if err != nil {
+			return err
+		}
+		if len(ids) != 1 {
+			p.managersMissing++
+			return nil
+		}
+		id = ids[0]
+	}
+	if id == u.ID {
+		return nil // nobody is their own manager
+	}
+	ext, _ := u.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+	if ext == nil {
+		ext = map[string]any{}
+		u.Attributes[scim.SchemaEnterpriseUser] = ext
+	}
+	ext["manager"] = map[string]any{"value": id}
+	return nil
+}
+
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "true", "yes", "y", "1", "active":
+		return true, true
+	case "false", "no", "n", "0", "inactive":
+		return false, true
+	}
+	return false, false
+}
+
+// compare counts, for a dry run, what writing users would change.
+func (p *pass) compare(ctx context.Context, users []*scim.Resource) error {
+	for _, u := range users {
+		old, err := p.s.store.Get(ctx, scim.UserType, u.ID)
+		switch {
+		case errors.Is(err, cache.ErrNotFound):
+			p.sum.Created++
+			p.note("create", u)
+			continue
+		case err != nil:
+			return err
+		}
+		a, _ := json.Marshal(old.Attributes)
+		b, _ := json.Marshal(u.Attributes)
+		switch {
+		case bytes.Equal(a, b) && old.ExternalID == u.ExternalID:
+			p.sum.Unchanged++
+		case old.Active() && !u.Active():
+			p.sum.Deactivated++
+			p.note("deactivate", u)
+		default:
+			p.sum.Updated++
+			p.note("update", u)
+		}
+	}
+	return nil
+}
+
+// report fills a dry run's summary from the pass's last batch instead of applying it.
+func (p *pass) report(ctx context.Context, b cache.Batch) error {
+	var users []*scim.Resource
+	for _, r := range b.Upserts {
+		if r.Type == scim.UserType {
+			users = append(users, r)
+		}
+	}
+	if err := p.compare(ctx, users); err != nil {
+		return err
+	}
+	for _, id := range b.Deletes {
+		p.sum.Deleted++
+		name := id
+		if ref, err := p.s.store.Ref(ctx, id); err == nil {
+			name = ref.Display
+		}
+		p.sum.Changes = append(p.sum.Changes, Change{Action: "delete", ID: id, Name: name})
+	}
+	return nil
+}
+
+// maxChanges bounds a dry run's list of changes; the counts are always complete.
+const maxChanges = 1000
+
+func (p *pass) note(action string, u *scim.Resource) {
+	if len(p.sum.Changes) < maxChanges {
+		p.sum.Changes = append(p.sum.Changes, Change{Action: action, ID: u.ID, Key: p.keys[u.ID], Name: ingest.DisplayOf(u)})
+	}
+}
