@@ -93,7 +93,7 @@ func TestImportUsers(t *testing.T) {
 	rows := []string{
 		"1001;ann@example.com;Änne;Weiß;\"Head of \"\"Sales\"\"; EMEA\";;2020-01-01;",
 		"1002;bob@example.com;Bob;Ray;Engineer;1001;2020-01-01;",
-		"1003;cid@example.com;Cid;Roe;Engineer;1001;2027-01-01;", // starts next month
+		"1003;cid@example.com;Cid;Roe;Engineer;1001;2027-01-01;",           // starts next month
 		"1004;dee@example.com;Dee;Fox;Engineer;9999;2020-01-01;2026-12-04", // left today
 	}
 	// A dry run reports and writes nothing.
