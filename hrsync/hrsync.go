@@ -48,6 +48,10 @@ type Options struct {
 	Rules *ingest.Rules
 	// Now is the clock that decides start and end dates; nil is time.Now.
 	Now func() time.Time
+	// PassLock, if set, is held for each pass instead of the Source's own lock: the passes of
+	// every source of one cache share it (ldapsync.Options.PassLock), since each replaces the
+	// hold set.
+	PassLock sync.Locker
 }
 
 // Source is one [[csv]] source. Its passes are serialized.
@@ -57,7 +61,7 @@ type Source struct {
 	store Store
 	o     Options
 	paths []mapped
-	mu    sync.Mutex
+	mu    sync.Locker
 }
 
 type mapped struct {
@@ -80,7 +84,10 @@ func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Source{cfg: cfg, th: th, store: store, o: o}
+	s := &Source{cfg: cfg, th: th, store: store, o: o, mu: o.PassLock}
+	if s.mu == nil {
+		s.mu = &sync.Mutex{}
+	}
 	var errs []error
 	for _, p := range slices.Sorted(maps.Keys(cfg.Mapping)) {
 		sp, err := scim.ParsePath(scim.UserType, p)
@@ -114,6 +121,9 @@ type watermark struct {
 	Rows   int       `json:"rows"`
 	Pass   string    `json:"pass"`
 	Time   time.Time `json:"time"`
+	// Day is the date the pass judged start and end dates on: a file with dates is read again
+	// on a new day even when its content did not change, so a leaver's end date takes effect.
+	Day string `json:"day,omitempty"`
 }
 
 // Summary is what one pass did.
@@ -177,7 +187,9 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	} else if !errors.Is(err, cache.ErrNotFound) {
 		return sum, err
 	}
-	if !force && !dry && wm.SHA256 == digest {
+	day := s.o.Now().UTC().Format(time.DateOnly)
+	dated := s.cfg.StartDate != "" || s.cfg.EndDate != ""
+	if !force && !dry && wm.SHA256 == digest && (!dated || wm.Day == day) {
 		sum.Skipped = true
 		sum.Duration = time.Since(start)
 		return sum, nil
@@ -189,7 +201,7 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 		id: "csv-" + s.cfg.Name + "-" + time.Now().UTC().Format("20060102T150405.000Z")}
 	sum.Pass = p.id
 	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
-	err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id})
+	err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
 	sum.Duration = time.Since(start)
 	if err != nil {
 		return sum, fmt.Errorf("csv %q: pass %s: %w", s.cfg.Name, p.id, err)

@@ -30,10 +30,11 @@ func config() hrcsv.Config {
 }
 
 type env struct {
-	t   *testing.T
-	st  *cache.Store
-	src *hrsync.Source
-	dir string
+	t     *testing.T
+	st    *cache.Store
+	src   *hrsync.Source
+	dir   string
+	today time.Time
 }
 
 func newEnv(t *testing.T, th ingest.Threshold) *env {
@@ -43,12 +44,13 @@ func newEnv(t *testing.T, th ingest.Threshold) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	today := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-	src, err := hrsync.New(config(), th, st, hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return today }})
+	e := &env{t: t, st: st, dir: t.TempDir(), today: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)}
+	src, err := hrsync.New(config(), th, st, hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.today }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, st: st, src: src, dir: t.TempDir()}
+	e.src = src
+	return e
 }
 
 // file writes rows as a real export on disk and opens it.
@@ -123,6 +125,11 @@ func TestImportUsers(t *testing.T) {
 	// The same file again costs a hash and changes nothing; a changed row is one update.
 	if sum, err := e.importRows(false, false, rows...); err != nil || !sum.Skipped {
 		t.Fatalf("unchanged file: %+v %v", sum, err)
+	}
+	// The same file on the day cid starts is read again: cid becomes active.
+	e.today = time.Date(2027, 1, 1, 8, 0, 0, 0, time.UTC)
+	if sum, err := e.importRows(false, false, rows...); err != nil || sum.Skipped || sum.Updated != 1 || !e.user("1003").Active() {
+		t.Fatalf("unchanged file on a new day: %+v %v", sum, err)
 	}
 	rows[1] = strings.Replace(rows[1], "Engineer", "Staff Engineer", 1)
 	if sum, err := e.importRows(false, false, rows...); err != nil || sum.Updated != 1 || sum.Unchanged != 3 || len(sum.Changes) != 0 {

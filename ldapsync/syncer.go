@@ -94,7 +94,7 @@ type Syncer struct {
 
 	observers []Observer // told of every pass (observe.go)
 
-	mu sync.Mutex // one pass at a time
+	mu sync.Locker // one pass at a time (Options.PassLock)
 }
 
 // Options are the optional parts of a Syncer; the zero value is a Syncer without rules,
@@ -108,6 +108,9 @@ type Options struct {
 	Progress Progress
 	// Observers are told of every pass, in this order (observe.go).
 	Observers []Observer
+	// PassLock, if set, is held for each pass and approval instead of the Syncer's own lock:
+	// the passes of every source of one cache share it, since each replaces the hold set.
+	PassLock sync.Locker
 }
 
 // New checks cfg and returns a Syncer over store. cfg must already have its secrets resolved.
@@ -128,7 +131,10 @@ func New(cfg Config, safety SafetyConfig, store Store, opts Options) (*Syncer, e
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Syncer{cfg: cfg, safety: safety, store: store, log: log.With("source", Source), users: users, groups: groups,
-		rules: opts.Rules, progress: opts.Progress, observers: slices.Clone(opts.Observers)}
+		rules: opts.Rules, progress: opts.Progress, observers: slices.Clone(opts.Observers), mu: opts.PassLock}
+	if s.mu == nil {
+		s.mu = &sync.Mutex{}
+	}
 	s.fp = s.computeFingerprint()
 	s.uattrs = dedupFold(append([]string{"entryUUID", "objectGUID", "modifyTimestamp", "uid"}, users.ldapAttributes()...))
 	ga := append([]string{"entryUUID", "objectGUID", "modifyTimestamp"}, groups.ldapAttributes()...)

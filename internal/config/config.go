@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -15,9 +16,11 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ldapscim/ldapscim/admin"
+	"github.com/ldapscim/ldapscim/hrcsv"
 	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
+	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
 
@@ -37,6 +40,8 @@ type File struct {
 	// Targets are [[targets]] and Webhooks [[webhooks]]: push provisioning (package push).
 	Targets  []push.TargetConfig  `toml:"targets"`
 	Webhooks []push.WebhookConfig `toml:"webhooks"`
+	// CSV are [[csv]]: HR files as sources of users beside the directory (package hrsync).
+	CSV []hrcsv.Config `toml:"csv"`
 
 	inline   []string // keys whose secret is written in the file itself (not a *_file or the environment)
 	warnings []string // about the file itself (Load), beside those of its settings (Warnings)
@@ -147,6 +152,7 @@ func Parse(raw []byte) (*File, error) {
 	}
 	errs = append(errs, f.Admin.ResolveToken()...)
 	errs = append(errs, push.Prepare(f.Targets, f.Webhooks)...)
+	f.csvDefaults(md)
 	errs = append(errs, f.validate()...)
 	if len(errs) > 0 {
 		return nil, &Error{Problems: errs}
@@ -179,6 +185,54 @@ func (f *File) validate() []error {
 		errs = append(errs, f.SCIM.Validate()...)
 	}
 	errs = append(errs, f.Admin.Validate()...)
+	errs = append(errs, f.validateCSV()...)
+	return errs
+}
+
+// csvDefaults fills the keys each [[csv]] entry left out.
+func (f *File) csvDefaults(md toml.MetaData) {
+	def := hrcsv.DefaultConfig()
+	for i := range f.CSV {
+		c := &f.CSV[i]
+		for _, k := range []struct {
+			v   *string
+			def string
+		}{{&c.Mode, def.Mode}, {&c.Delimiter, def.Delimiter}, {&c.Encoding, def.Encoding}, {&c.DateFormat, def.DateFormat}} {
+			if *k.v == "" {
+				*k.v = k.def
+			}
+		}
+	}
+}
+
+// validateCSV checks every [[csv]] entry: its keys, its mapping's SCIM paths, unique names.
+func (f *File) validateCSV() []error {
+	var errs []error
+	names := map[string]int{}
+	for i, c := range f.CSV {
+		at := fmt.Sprintf("csv[%d]", i)
+		if c.Name != "" {
+			at = fmt.Sprintf("csv[%d] (%s)", i, c.Name)
+			if j, dup := names[c.Name]; dup {
+				errs = append(errs, fmt.Errorf("%s.name: csv[%d] has the same name", at, j))
+			}
+			names[c.Name] = i
+		}
+		for _, err := range c.Validate() {
+			errs = append(errs, fmt.Errorf("%s.%w", at, err))
+		}
+		if c.Mode == hrcsv.ModeEnrich {
+			errs = append(errs, fmt.Errorf("%s.mode: \"enrich\" is not supported yet; use \"users\"", at))
+		}
+		if c.Path == "" {
+			errs = append(errs, fmt.Errorf("%s.path: required: the file scheduled passes read", at))
+		}
+		for _, p := range slices.Sorted(maps.Keys(c.Mapping)) {
+			if _, err := scim.ParsePath(scim.UserType, p); err != nil {
+				errs = append(errs, fmt.Errorf("%s.mapping: %w", at, err))
+			}
+		}
+	}
 	return errs
 }
 
