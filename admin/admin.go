@@ -125,6 +125,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /admin/v1/plan", s.protect(s.plan))
 	s.mux.HandleFunc("GET /admin/v1/explain/{user}", s.protect(s.explain))
 	s.mux.HandleFunc("GET /admin/v1/targets", s.protect(s.targets))
+	s.mux.HandleFunc("POST "+importPath+"{source}", s.protect(s.importFile))
 	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))

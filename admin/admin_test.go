@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -116,6 +118,14 @@ func (f *fakeOps) SkipDeadLetters(ctx context.Context, target string, ids []stri
 
 func (f *fakeOps) TargetsStatus(ctx context.Context) (*ops.TargetsStatus, error) {
 	return &ops.TargetsStatus{Live: true, Targets: []push.Status{{Name: "okta", Kind: "target", Delivered: 3}}}, nil
+}
+
+func (f *fakeOps) Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error) {
+	if source != "hr" {
+		return nil, ops.Errorf(ops.Invalid, "no [[csv]] source is named %q", source)
+	}
+	b, err := io.ReadAll(file)
+	return &hrsync.Summary{Source: "csv:hr", Rows: strings.Count(string(b), "\n") - 1, DryRun: dryRun}, err
 }
 
 type fakePush struct{}
@@ -586,6 +596,24 @@ func TestClient(t *testing.T) {
 	}
 	if h, err := c.Audit(ctx, "nobody"); err != nil || len(h.Sync) != 0 || h.Push == nil {
 		t.Fatalf("audit of an unknown id: %+v %v", h, err)
+	}
+	// An import sends the file as text/csv; JSON or a form to the import route is refused.
+	sum, err := c.Import(ctx, "hr", strings.NewReader("Employee ID,Email\n1,a@x\n2,b@x\n"), true)
+	if err != nil || sum.Rows != 2 || !sum.DryRun {
+		t.Fatalf("import: %+v %v", sum, err)
+	}
+	if _, err := c.Import(ctx, "payroll", strings.NewReader("x\n"), false); ops.CodeOf(err) != ops.Invalid {
+		t.Fatalf("import to an unknown source: %v", err)
+	}
+	for _, ct := range []string{"application/json", "text/plain", "application/x-www-form-urlencoded"} {
+		resp, err := http.Post(ts.URL+"/admin/v1/import/hr", ct, strings.NewReader("Employee ID\n1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Fatalf("import as %s: %d", ct, resp.StatusCode)
+		}
 	}
 	ts.Close()
 	if _, err := c.Info(ctx); !errors.Is(err, ErrNotRunning) {

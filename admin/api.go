@@ -3,6 +3,8 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -238,6 +240,55 @@ func (s *Server) skip(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("dead letters skipped through the admin API", "target", t, "skipped", n)
 	writeJSON(w, http.StatusOK, map[string]int{"skipped": n})
+}
+
+// MaxImportBytes bounds the body of an import: an HR export of a few million rows.
+const MaxImportBytes = 2 << 30
+
+// importReadTimeout is how long a client may take to send an import.
+const importReadTimeout = 30 * time.Minute
+
+// importFile applies the text/csv body as the current content of a [[csv]] source
+// (?dry_run=true: reports only). The body is spooled to a temporary file first, since a pass
+// reads its file twice (every row is checked before any is applied).
+func (s *Server) importFile(w http.ResponseWriter, r *http.Request) {
+	dry, err := boolParam(r, "dry_run")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tmp, err := os.CreateTemp("", "ldapscim-import-*.csv")
+	if err != nil {
+		s.internal(w, "spooling the import", err)
+		return
+	}
+	defer func() { tmp.Close(); os.Remove(tmp.Name()) }()
+	// An export of a million rows takes longer to send than the server's ReadTimeout.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(importReadTimeout))
+	if _, err := io.Copy(tmp, http.MaxBytesReader(w, r.Body, MaxImportBytes)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the file is larger than %d bytes", int64(MaxImportBytes)))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading the file: "+err.Error())
+		return
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		s.internal(w, "spooling the import", err)
+		return
+	}
+	source := r.PathValue("source")
+	s.log.Info("import requested through the admin API", "source", source, "dry_run", dry, "remote", r.RemoteAddr)
+	sum, err := s.opts.Ops.Import(r.Context(), source, tmp, dry)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, sum)
+	case ops.CodeOf(err) == ops.Failed:
+		writeError(w, http.StatusBadGateway, err.Error())
+	default:
+		s.opError(w, "importing", err)
+	}
 }
 
 // opError is the one translation of an operation's error into an answer: a refusal answers

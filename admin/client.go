@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/ops"
 )
@@ -148,6 +149,21 @@ func (c *Client) TargetsStatus(ctx context.Context) (*ops.TargetsStatus, error) 
 	return &ts, nil
 }
 
+// Import sends file to serve as the current content of the [[csv]] source.
+func (c *Client) Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		c.base+importPath+url.PathEscape(source)+"?dry_run="+fmt.Sprint(dryRun), file)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "text/csv")
+	var sum hrsync.Summary
+	if err := c.send(req, &sum); err != nil {
+		return nil, err
+	}
+	return &sum, nil
+}
+
 // answerError is the one translation of an error answer back into the error the operation
 // gave in serve (the inverse of Server.opError): a refusal becomes its *ops.Error, a failed
 // pass (502) its message; anything else is a *StatusError.
@@ -183,6 +199,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.send(req, out)
+}
+
+// send sends req with the token and decodes a JSON answer into out (also for a 502: a failed
+// pass still has a summary).
+func (c *Client) send(req *http.Request, out any) error {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}

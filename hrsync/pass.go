@@ -170,6 +170,7 @@ func (p *pass) user(ctx context.Context, row hrcsv.Row, today time.Time) (*scim.
 	if u.ExternalID == "" {
 		u.ExternalID = row.Key
 	}
+	fillNames(u)
 	if !row.Start.IsZero() && today.Before(row.Start) {
 		active = false // not started yet
 	}
@@ -179,6 +180,27 @@ func (p *pass) user(ctx context.Context, row hrcsv.Row, today time.Time) (*scim.
 	u.Attributes["active"] = active
 	scim.MarkPrimaryEmail(u)
 	return u, nil
+}
+
+// fillNames gives a user whose file has no display name one from its given and family names,
+// as the directory's default mapping does (displayName and name.formatted from the full name).
+func fillNames(u *scim.Resource) {
+	name, _ := u.Attributes["name"].(map[string]any)
+	if name == nil {
+		return
+	}
+	given, _ := name["givenName"].(string)
+	family, _ := name["familyName"].(string)
+	full := strings.TrimSpace(given + " " + family)
+	if full == "" {
+		return
+	}
+	if _, ok := name["formatted"]; !ok {
+		name["formatted"] = full
+	}
+	if _, ok := u.Attributes["displayName"]; !ok {
+		u.Attributes["displayName"] = full
+	}
 }
 
 // setManager resolves a manager key: a row of the file, else the directory user whose

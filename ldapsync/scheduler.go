@@ -19,6 +19,9 @@ type SchedulerOptions struct {
 	// Log receives the scheduler's messages (a pass that panicked or was skipped); nil
 	// discards them.
 	Log *slog.Logger
+	// AfterDelta run, in order, after each scheduled delta pass: the passes of the other
+	// sources (HR files), on the same schedule.
+	AfterDelta []func(context.Context)
 }
 
 // NewScheduler registers the delta and full schedules. Empty specs are disabled. Passes run with
@@ -44,8 +47,13 @@ func NewScheduler(ctx context.Context, s *Syncer, sc ScheduleConfig, opts Schedu
 			}
 			if full {
 				_, _ = s.SyncFull(ctx) // the Syncer logs the outcome
-			} else {
-				_, _ = s.SyncOnce(ctx)
+				return
+			}
+			_, _ = s.SyncOnce(ctx)
+			for _, fn := range opts.AfterDelta {
+				if ctx.Err() == nil {
+					fn(ctx)
+				}
 			}
 		})
 		return err

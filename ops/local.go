@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrcsv"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -24,6 +27,7 @@ type LocalOptions struct {
 	Rules    []ldapsync.RuleConfig
 	Targets  []push.TargetConfig
 	Webhooks []push.WebhookConfig
+	CSV      []hrcsv.Config
 	Store    *cache.Store
 	Log      *slog.Logger
 	// Syncer runs passes and approvals. In serve it is the scheduled passes' Syncer, so an
@@ -34,6 +38,8 @@ type LocalOptions struct {
 	// Pusher is serve's running push workers: replays go through them and TargetsStatus
 	// reports their health. Nil: a Pusher on the store that does not run.
 	Pusher *push.Pusher
+	// Sources are serve's HR file sources (sharing its pass lock). Nil: built from CSV.
+	Sources []*hrsync.Source
 }
 
 // Local runs the operations on a cache this process holds.
@@ -54,7 +60,32 @@ func NewLocal(o LocalOptions) (*Local, error) {
 	if o.Pusher == nil {
 		l.o.Pusher = push.New(o.Targets, o.Webhooks, o.Store, push.Options{Log: o.Log})
 	}
+	if o.Sources == nil {
+		th := ingest.Threshold{MaxDeletes: o.Safety.MaxDeletes, MaxDeletePercent: o.Safety.MaxDeletePercent}
+		for _, c := range o.CSV {
+			src, err := hrsync.New(c, th, o.Store, hrsync.Options{Log: o.Log, Rules: rules})
+			if err != nil {
+				return nil, err
+			}
+			l.o.Sources = append(l.o.Sources, src)
+		}
+	}
 	return l, nil
+}
+
+// Import applies an HR file to its source.
+func (l *Local) Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error) {
+	for _, src := range l.o.Sources {
+		if src.Name() == "csv:"+source {
+			sum, err := src.Import(ctx, file, true, dryRun)
+			var probs *hrcsv.Problems
+			if errors.As(err, &probs) {
+				return &sum, &Error{Code: Invalid, Msg: err.Error()}
+			}
+			return &sum, err
+		}
+	}
+	return nil, Errorf(Invalid, "no [[csv]] source is named %q", source)
 }
 
 // syncOptions are the ldapsync options of every pass Local runs or plans.

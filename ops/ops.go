@@ -1,5 +1,5 @@
 // Package ops is ldapscim's operations layer: the administrative operations an admin runs
-// (a pass, held changes, plan, explain, audit, dead letters, targets status) as one typed
+// (a pass, held changes, plan, explain, audit, dead letters, targets status, import) as one typed
 // interface, Operations, with two implementations. Local works on a cache this process holds;
 // admin.Client asks the admin API of the `serve` that holds it. The CLI picks one, and the
 // admin server answers each route with Local's result, so both paths give the same types,
@@ -10,8 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 )
@@ -43,6 +45,10 @@ type Operations interface {
 	// TargetsStatus is every target's and webhook's progress, and its health when the push
 	// workers run in this process.
 	TargetsStatus(ctx context.Context) (*TargetsStatus, error)
+	// Import applies file as the whole current content of the [[csv]] source named source
+	// (dryRun: reports what would change, writing nothing). A file with any bad row changes
+	// nothing: Invalid, listing the rows.
+	Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error)
 }
 
 // PlanRequest asks for a plan: of a full pass or a delta, and of one push target or all.

@@ -41,6 +41,7 @@ const (
 	AlertQuarantine    = "quarantine"          // Key: ""
 	AlertUnauthorized  = "target_unauthorized" // a quarantine because the target refused our credentials; Key: ""
 	AlertHeldDeletions = "held_deletions"      // Target: the sync source, Key: ""
+	AlertSourceRefused = "source_refused"      // Target: an HR file source whose file was refused, Key: ""
 )
 
 // PusherStore is what a Pusher needs from the cache: its workers' Store and the alerts'.

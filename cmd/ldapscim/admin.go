@@ -12,6 +12,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/metrics"
@@ -43,7 +44,7 @@ func (o *observability) syncObservers() []ldapsync.Observer {
 // function that serves it until its context ends (nil when the server is off). When the
 // default address is taken (another ldapscim on this host), serve runs without it rather than
 // not at all; an address the file names must be free.
-func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer,
+func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer, hr []*hrsync.Source,
 	obs *observability, p *push.Pusher, log *slog.Logger) (func(context.Context) error, error) {
 	if cfg.Admin.Listen == "" {
 		log.Info("admin server off: [admin] listen is empty")
@@ -51,7 +52,7 @@ func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Sync
 	}
 	obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
 	lo := localOptions(cfg, st, log)
-	lo.Syncer, lo.Pusher = s, p
+	lo.Syncer, lo.Pusher, lo.Sources = s, p, hr
 	local, err := ops.NewLocal(lo)
 	if err != nil {
 		return nil, err
@@ -115,7 +116,7 @@ func openCacheOrExplain(cfg *config.File, log *slog.Logger, refused error) (*cac
 // localOptions are the ops.Local options of cfg on st.
 func localOptions(cfg *config.File, st *cache.Store, log *slog.Logger) ops.LocalOptions {
 	return ops.LocalOptions{LDAP: cfg.LDAP, Safety: cfg.Safety, Rules: cfg.Rules, Targets: cfg.Targets,
-		Webhooks: cfg.Webhooks, Store: st, Log: log}
+		Webhooks: cfg.Webhooks, CSV: cfg.CSV, Store: st, Log: log}
 }
 
 // operations loads the config at path and returns the operations on its cache: the admin API

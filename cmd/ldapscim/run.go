@@ -29,6 +29,8 @@ Usage:
   ldapscim targets status --config FILE          push targets and webhooks: cursor, lag, health
   ldapscim targets deadletters list|replay|skip --config FILE --target NAME [--all | ID...]
   ldapscim audit        --config FILE --resource ID  a resource's sync and push history
+  ldapscim import       --config FILE --source NAME CSVFILE [--dry-run] [--json]
+                                                 apply an HR file as a [[csv]] source's content
   ldapscim version                               print the version, commit and Go version
 
 Flags may come before or after the arguments; -h after a subcommand lists its flags. An
@@ -83,6 +85,8 @@ func runCommand(ctx context.Context, cmd string, rest []string, stdout, stderr i
 		return runTargets(ctx, rest, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
+	case "import":
+		return runImport(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		return runVersion(rest, stdout)
 	case "help", "-h", "--help":

@@ -4,8 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"sync"
+	"unicode/utf8"
 
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrsync"
+	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
@@ -34,19 +41,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var pusher *push.Pusher
 	obs := newObservability(st, func() []string { return pusher.Targets() })
 	pusher = push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush})
+	// The passes of every source replace the hold set: one at a time.
+	passLock := &sync.Mutex{}
 	opts := cfg.SyncOptions()
 	opts.Log = log
 	opts.Observers = append(obs.syncObservers(), heldAlert(pusher, path))
+	opts.PassLock = passLock
 	s, err := ldapsync.New(cfg.LDAP, cfg.Safety, st, opts)
 	if err != nil {
 		return err
+	}
+	hr, err := hrSources(cfg, st, opts.Rules, passLock, log)
+	if err != nil {
+		return err
+	}
+	hrPasses := func(ctx context.Context) {
+		for _, src := range hr {
+			hrPass(ctx, src, pusher, path, log)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx) // releases gctx when serve fails to start
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	// Everything that can fail at start does so before any component runs: a taken address
 	// is reported and nothing is left to stop.
-	sch, err := ldapsync.NewScheduler(gctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log})
+	sch, err := ldapsync.NewScheduler(gctx, s, cfg.Schedule, ldapsync.SchedulerOptions{Log: log,
+		AfterDelta: []func(context.Context){hrPasses}})
 	if err != nil {
 		return err
 	}
@@ -61,7 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		log.Info("SCIM API off: the config has no [scim] section")
 	}
-	serveAdmin, err := startAdmin(cfg, path, st, s, obs, pusher, log)
+	serveAdmin, err := startAdmin(cfg, path, st, s, hr, obs, pusher, log)
 	if err != nil {
 		if apiLn != nil {
 			apiLn.Close()
@@ -86,6 +106,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// is logged by the Syncer; the schedule retries.
 	g.Go(func() error {
 		_, _ = s.SyncOnce(gctx)
+		hrPasses(gctx)
 		return nil
 	})
 	if cfg.Safety.Staging {
@@ -114,6 +135,52 @@ func component(ctx context.Context, name string, run func(context.Context) error
 		}
 		return err
 	}
+}
+
+// hrSources builds the [[csv]] sources, sharing the passes' lock.
+func hrSources(cfg *config.File, st *cache.Store, rules *ingest.Rules, lock sync.Locker, log *slog.Logger) ([]*hrsync.Source, error) {
+	th := ingest.Threshold{MaxDeletes: cfg.Safety.MaxDeletes, MaxDeletePercent: cfg.Safety.MaxDeletePercent}
+	var out []*hrsync.Source
+	for _, c := range cfg.CSV {
+		src, err := hrsync.New(c, th, st, hrsync.Options{Log: log, Rules: rules, PassLock: lock})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+// hrPass runs a scheduled pass of an HR file source: it reads the file when its content (or
+// the day, for dates) changed. A refused file is logged and alerted, and changes nothing; held
+// changes are alerted like the directory's.
+func hrPass(ctx context.Context, src *hrsync.Source, p *push.Pusher, configPath string, log *slog.Logger) {
+	sum, err := src.Sync(ctx)
+	defer p.CheckAlertsSoon()
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Error("HR file pass failed; the last good state stays", "source", src.Name(), "file", src.Path(), "err", err)
+			p.Alert(push.Alert{Kind: push.AlertSourceRefused, Target: src.Name(), Text: fmt.Sprintf(
+				"ldapscim refused %s (%s); nothing changed: %s", src.Path(), src.Name(), clipText(err.Error(), 1500))})
+		}
+		return
+	}
+	p.Alert(push.Alert{Kind: push.AlertSourceRefused, Target: src.Name(), Resolved: true})
+	if sum.Held > 0 {
+		p.Alert(push.Alert{Kind: push.AlertHeldDeletions, Target: src.Name(), Text: fmt.Sprintf(
+			"ldapscim pass %s of %s holds %d deletion(s)/deactivation(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
+			sum.Pass, src.Path(), sum.Held, configPath, configPath)})
+	}
+}
+
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // heldAlert tells the alert webhooks when a pass holds deletions or deactivations. After any

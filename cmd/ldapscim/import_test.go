@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ldapscim/ldapscim/internal/sampledata"
+	"github.com/ldapscim/ldapscim/internal/testenv"
+)
+
+// hrExport writes an HR export as Excel writes it in a European locale: a BOM, ';', CRLF,
+// quoted fields with the delimiter, quotes and a line break, accents.
+func hrExport(t *testing.T, dir, name string, rows ...string) string {
+	t.Helper()
+	head := "Employee ID;Email;First Name;Last Name;Job Title;Manager ID;Start Date;End Date\r\n"
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("\xef\xbb\xbf"+head+strings.Join(rows, "\r\n")+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func csvSection(path string) string {
+	return fmt.Sprintf(`[[csv]]
+name = "hr"
+path = %q
+key = "Employee ID"
+start_date = "Start Date"
+end_date = "End Date"
+[csv.mapping]
+userName = "Email"
+"name.givenName" = "First Name"
+"name.familyName" = "Last Name"
+title = "Job Title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager" = "Manager ID"
+`, path)
+}
+
+var contractors = []string{
+	"C001;jürgen.weiß@example.com;Jürgen;Weiß;\"Berater; \"\"Einkauf\"\"\r\nund Logistik\";;2020-01-01;",
+	"C002;zoe@example.com;Zoë;Ødegård;Contractor;C001;2020-01-01;",
+	"C003;leaver@example.com;Lea;Ver;Contractor;C001;2020-01-01;2021-06-30",
+	"C004;new@example.com;Nia;Ewe;Contractor;C001;2020-01-01;2099-12-31",
+}
+
+// TestImportCommand: `import` of a real Excel-style export beside the directory, its dry
+// run, a refused file, and the directory's passes leaving the HR users alone.
+func TestImportCommand(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 20, Groups: 2, Seed: 3})}})
+	dir := t.TempDir()
+	file := hrExport(t, dir, "hr.csv", contractors[:3]...)
+	cfg := writeConfig(t, sl, dir, "[admin]\nlisten = \"\"\n"+csvSection(file))
+	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "import", "--config", cfg, "--source", "hr", file, "--dry-run")
+	if err != nil || !strings.Contains(out, "dry run of an import, nothing was written: csv:hr") || !strings.Contains(out, "created 3") ||
+		!strings.Contains(out, "create     Jürgen Weiß") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if _, _, err := runCLI(t, "explain", "--config", cfg, "zoe@example.com"); err == nil {
+		t.Fatal("the dry run wrote zoe")
+	}
+	out, _, err = runCLI(t, "import", "--config", file, "--source", "hr", file)
+	if err == nil {
+		t.Fatalf("a CSV file as the config: %s", out)
+	}
+	out, _, err = runCLI(t, "import", file, "--source", "hr", "--config", cfg)
+	if err != nil || !strings.Contains(out, "created 3") || !strings.Contains(out, "rows") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, "explain", "--config", cfg, "zoe@example.com")
+	if err != nil || !strings.Contains(out, `"familyName": "Ødegård"`) || !strings.Contains(out, `externalId: "C002"`) {
+		t.Fatalf("explain zoe: %v\n%s", err, out)
+	}
+	out, _, _ = runCLI(t, "explain", "--config", cfg, "leaver@example.com")
+	if !strings.Contains(out, `"active": false`) {
+		t.Fatalf("a leaver whose end date passed is active:\n%s", out)
+	}
+	// A bad file changes nothing and says where.
+	bad := hrExport(t, dir, "bad.csv", contractors[0], "C002;;Zoë;Ødegård;;;2020-01-01;", "C001;dup@example.com;D;U;;;;")
+	_, _, err = runCLI(t, "import", "--config", cfg, "--source", "hr", bad)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), `line 4, column "Email": empty userName`) ||
+		!strings.Contains(err.Error(), `line 5, column "Employee ID": duplicate key "C001" (first on line 2)`) {
+		t.Fatalf("bad file: %v", err)
+	}
+	if _, _, err := runCLI(t, "explain", "--config", cfg, "zoe@example.com"); err != nil {
+		t.Fatalf("a refused file deleted zoe: %v", err)
+	}
+	if _, _, err := runCLI(t, "import", "--config", cfg, "--source", "payroll", file); err == nil || exitCode(err) != 2 ||
+		!strings.Contains(err.Error(), `no [[csv]] source is named "payroll"`) {
+		t.Fatalf("unknown source: %v", err)
+	}
+	// The directory's full pass deletes none of them.
+	out, _, err = runCLI(t, "sync", "--config", cfg, "--full")
+	if err != nil || !strings.Contains(out, "deleted 0") || !strings.Contains(out, "held 0") {
+		t.Fatalf("full pass after the import: %v\n%s", err, out)
+	}
+	// A row gone is a deletion of that user only.
+	out, _, err = runCLI(t, "import", "--config", cfg, "--source", "hr", hrExport(t, dir, "two.csv", contractors[:2]...))
+	if err != nil || !strings.Contains(out, "deleted 1") {
+		t.Fatalf("one row gone: %v\n%s", err, out)
+	}
+}
+
+// TestHRUsersReachTheTargetThroughServe: serve reads the [[csv]] file on its schedule and
+// pushes its users to a real SCIM server (SCIMMY); `import` goes through serve's admin API.
+func TestHRUsersReachTheTargetThroughServe(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 10, Groups: 1, Seed: 4})}})
+	sc := testenv.StartScimmy(t)
+	dir := t.TempDir()
+	file := hrExport(t, dir, "hr.csv", contractors[:2]...)
+	addr := freeAddr(t)
+	cfg := writeConfig(t, sl, dir, strings.Replace(pushConfig(sc), `listen = ""`, fmt.Sprintf("listen = %q", addr), 1)+csvSection(file))
+	_, stderr := startServe(t, cfg)
+	waitReadyz(t, "http://"+addr, stderr)
+	want := func(n int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			users := sc.State(t).Users
+			names := map[string]bool{}
+			for _, u := range users {
+				names[fmt.Sprint(u["userName"])] = true
+			}
+			if len(users) == n && names["zoe@example.com"] {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the target has %d users (want %d with zoe); serve:\n%s", what, len(users), n, stderr.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	want(12, "the first pass")
+	out, _, err := runCLI(t, "import", "--config", cfg, "--source", "hr", hrExport(t, dir, "more.csv", contractors[0], contractors[1], contractors[3]))
+	if err != nil || !strings.Contains(out, "created 1") {
+		t.Fatalf("import through serve: %v\n%s", err, out)
+	}
+	want(13, "after the import")
+}
