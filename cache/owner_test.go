@@ -57,6 +57,11 @@ func TestOwnedResources(t *testing.T) {
 			t.Errorf("%s of %q: %v, want %v", c.typ, c.source, got, c.want)
 		}
 	}
+	for id, want := range map[string]string{"a": "", "b": "hr", "dd": "other", "h": "", "nope": ""} {
+		if got, err := st.Owner(ctx, id); err != nil || got != want {
+			t.Errorf("owner of %s: %q %v, want %q", id, got, err, want)
+		}
+	}
 	// An unchanged re-import keeps the ownership; a deletion ends it.
 	if _, err := st.Apply(ctx, Batch{Source: "hr", Own: true, Upserts: []*scim.Resource{u("b")}, Deletes: []string{"d"}}); err != nil {
 		t.Fatal(err)

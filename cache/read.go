@@ -275,6 +275,26 @@ func (s *Store) ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id
 	})
 }
 
+// Owner returns the source that owns the user with that id (Batch.Own), or "" for one no
+// source owns: the directory's. Errors: ErrClosed, ErrCorrupt, ctx.Err().
+func (s *Store) Owner(ctx context.Context, id string) (string, error) {
+	var owner string
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		v, err := getValue(txn, ownerKey(id))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(v) > 0 {
+			owner = string(v[1:])
+		}
+		return nil
+	})
+	return owner, err
+}
+
 // ForEachOwned calls fn with the id of every resource of typ that source owns (Batch.Own), in
 // id order; with source "", of every resource no source owns: the directory's. It stops at
 // fn's first error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for

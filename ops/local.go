@@ -171,6 +171,12 @@ func (l *Local) Explain(ctx context.Context, user string) (*Explanation, error) 
 	if ex.Groups, err = l.o.Store.GroupsOf(ctx, u.ID); err != nil {
 		return nil, err
 	}
+	if ex.Source, err = l.o.Store.Owner(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	if ex.Source == "" {
+		ex.Source = ldapsync.Source
+	}
 	slices.SortFunc(ex.Groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
 	for _, t := range l.o.Pusher.TargetWorkers() {
 		in, why, err := t.ExplainScope(ctx, u)

@@ -72,7 +72,10 @@ type TargetPlan struct {
 // Explanation is a user as cached, every rule and whether it matched, the user's direct
 // groups and each push target's scope verdict.
 type Explanation struct {
-	ID         string                `json:"id"`
+	ID string `json:"id"`
+	// Source is where every attribute of the user comes from: "ldap" (the directory) or an
+	// HR file source such as "csv:hr".
+	Source     string                `json:"source"`
 	UserName   string                `json:"userName"`
 	DN         string                `json:"dn"`
 	ExternalID string                `json:"externalId"`

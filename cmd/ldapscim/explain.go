@@ -40,8 +40,8 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func printExplanation(w io.Writer, ex *ops.Explanation) {
 	e := termsafe.Escape
 	attrs, _ := json.MarshalIndent(ex.Attributes, "  ", "  ")
-	fmt.Fprintf(w, "user %s (id %s)\n  dn: %s\n  externalId: %s\n  attributes: %s\n", e(ex.UserName), e(ex.ID), e(ex.DN),
-		e(strconv.Quote(ex.ExternalID)), termsafe.Lines(string(attrs)))
+	fmt.Fprintf(w, "user %s (id %s)\n  source: %s (every attribute)\n  dn: %s\n  externalId: %s\n  attributes: %s\n", e(ex.UserName), e(ex.ID),
+		e(ex.Source), e(ex.DN), e(strconv.Quote(ex.ExternalID)), termsafe.Lines(string(attrs)))
 	if len(ex.Rules) == 0 {
 		fmt.Fprintln(w, "\nno [[rules]] configured")
 	}

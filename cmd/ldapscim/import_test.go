@@ -74,7 +74,8 @@ func TestImportCommand(t *testing.T) {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, "explain", "--config", cfg, "zoe@example.com")
-	if err != nil || !strings.Contains(out, `"familyName": "Ødegård"`) || !strings.Contains(out, `externalId: "C002"`) {
+	if err != nil || !strings.Contains(out, `"familyName": "Ødegård"`) || !strings.Contains(out, `externalId: "C002"`) ||
+		!strings.Contains(out, "source: csv:hr (every attribute)") {
 		t.Fatalf("explain zoe: %v\n%s", err, out)
 	}
 	out, _, _ = runCLI(t, "explain", "--config", cfg, "leaver@example.com")
