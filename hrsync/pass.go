@@ -3,6 +3,7 @@ package hrsync
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,13 +32,26 @@ type pass struct {
 	core *ingest.Pass
 	// seen holds the id of every row, 16 bytes each: what the deletion scan compares with.
 	seen  map[uuid.UUID]struct{}
-	batch []*scim.Resource
+	// pending are rows read and not yet compared with their stored source records; batch and
+	// batchSrc the users (and records) to write.
+	pending  []pendingUser
+	batch    []*scim.Resource
+	batchSrc map[string][]byte
+	rulesFP  []byte
 	keys  map[string]string // dry run: id → key, for the report
 	// managersMissing counts rows whose manager key names no row and no directory user.
 	managersMissing int
 }
 
+// pendingUser is a row's user and the source record it would store.
+type pendingUser struct {
+	u   *scim.Resource
+	rec []byte
+}
+
 func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
+	p.batchSrc = map[string][]byte{}
+	p.rulesFP, _ = json.Marshal(p.s.o.Rules.Fingerprint())
 	now := p.s.o.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	if p.dry {
@@ -52,16 +66,15 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 		if p.dry {
 			p.keys[u.ID] = row.Key
 		}
-		aside, err := p.core.Queue(ctx, u)
-		if err != nil || aside {
-			return err
-		}
-		p.batch = append(p.batch, u)
-		if len(p.batch) >= chunk {
-			return p.flush(ctx)
+		p.pending = append(p.pending, pendingUser{u: u, rec: p.record(u)})
+		if len(p.pending) >= chunk {
+			return p.compareRecords(ctx)
 		}
 		return nil
 	})
+	if err == nil {
+		err = p.compareRecords(ctx)
+	}
 	if err != nil {
 		// An incomplete read deletes nothing (invariant 4): what was written stays, the
 		// watermark does not move, and the next pass reads the file again.
@@ -90,7 +103,7 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 	if err := p.core.Held.Load(ctx, p.s.store, p.s.th, gone, p.core.Dels.Deactivations()); err != nil {
 		return err
 	}
-	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Read: p.read})
+	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Read: p.read})
 	if err != nil {
 		return err
 	}
@@ -107,6 +120,59 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 	res, err := p.s.store.Apply(ctx, b)
 	p.add(res)
 	return err
+}
+
+// record is the source record of a user as this pass builds it: a digest of the user and of
+// the rules it goes through, so that an unchanged row costs a comparison, not a write.
+func (p *pass) record(u *scim.Resource) []byte {
+	body, _ := json.Marshal(u.Attributes)
+	h := sha256.New()
+	h.Write(p.rulesFP)
+	h.Write([]byte{0})
+	h.Write([]byte(u.ExternalID))
+	h.Write([]byte{0})
+	h.Write(body)
+	var rec ingest.SourceRecord
+	copy(rec.Digest[:], h.Sum(nil))
+	return rec.Encode()
+}
+
+// compareRecords skips the pending users whose stored source record is theirs (unchanged
+// rows) and queues the others for writing.
+func (p *pass) compareRecords(ctx context.Context) error {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	ids := make([]string, len(p.pending))
+	for i, pu := range p.pending {
+		ids[i] = pu.u.ID
+	}
+	stored, err := p.s.store.SourceHashes(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, pu := range p.pending {
+		if bytes.Equal(stored[pu.u.ID], pu.rec) {
+			p.sum.Unchanged++
+			continue
+		}
+		aside, err := p.core.Queue(ctx, pu.u)
+		if err != nil {
+			return err
+		}
+		if aside {
+			continue // a deactivation: decided against the threshold at the end
+		}
+		p.batch = append(p.batch, pu.u)
+		p.batchSrc[pu.u.ID] = pu.rec
+		if len(p.batch) >= chunk {
+			if err := p.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	p.pending = p.pending[:0]
+	return nil
 }
 
 // read reports whether the pass read id: a row of the file, or a virtual group of the rules.
@@ -126,12 +192,12 @@ func (p *pass) flush(ctx context.Context) error {
 	}
 	if p.dry {
 		err := p.compare(ctx, p.batch)
-		p.batch = p.batch[:0]
+		p.batch, p.batchSrc = p.batch[:0], map[string][]byte{}
 		return err
 	}
-	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Own: true, Upserts: p.batch})
+	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Own: true, Upserts: p.batch, SourceHashes: p.batchSrc})
 	p.add(res)
-	p.batch = p.batch[:0]
+	p.batch, p.batchSrc = p.batch[:0], map[string][]byte{}
 	return err
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -207,6 +208,15 @@ func BenchmarkSync100k(b *testing.B) {
 			sl.Modify(b, ldif.String())
 			deltas[j] = measure(b, command(ctx, "sync", "--config", cfg))
 		}
+		// The same number of people as an HR export, imported into an empty cache of its own.
+		hrDir := b.TempDir()
+		hrFile := filepath.Join(hrDir, "hr.csv")
+		writeHRExport(b, hrFile, users, -1)
+		hrCfg := writeConfig(b, sl, hrDir, "[admin]\nlisten = \"\"\n"+csvSection(hrFile))
+		imp := measure(b, command(ctx, "import", "--config", hrCfg, "--source", "hr", hrFile))
+		impAgain := measure(b, command(ctx, "import", "--config", hrCfg, "--source", "hr", hrFile))
+		writeHRExport(b, hrFile, users, 100)
+		imp100 := measure(b, command(ctx, "import", "--config", hrCfg, "--source", "hr", hrFile))
 		b.StopTimer()
 		row := func(name string, m measured, ref measured) {
 			ratio := ""
@@ -225,10 +235,14 @@ func BenchmarkSync100k(b *testing.B) {
 		row("ldapscim sync, delta after 100 changes", deltas[0], measured{})
 		row("ldapscim sync, delta after 1,000 changes", deltas[1], deltas[0])
 		row("ldapscim sync, delta after 100 renames", deltas[2], deltas[0])
+		row("ldapscim import, HR CSV, empty cache", imp, first)
+		row("ldapscim import, the same file again", impAgain, imp)
+		row("ldapscim import, 100 rows changed", imp100, deltas[0])
 		b.ReportMetric(float64(first.wall)/float64(base1.wall), "full/ldapsearch")
 		b.ReportMetric(float64(first.rss)/(1<<20), "full-peak-MB")
 		b.ReportMetric(float64(deltas[0].wall)/1e6, "delta100-ms")
 		b.ReportMetric(float64(deltas[1].wall)/float64(deltas[0].wall), "delta1000/delta100")
+		b.ReportMetric(float64(imp.wall)/float64(first.wall), "import/first-sync")
 		b.StartTimer()
 	}
 }
@@ -261,4 +275,32 @@ func benchDNsOnce(sl *testenv.Slapd) {
 func numCPU() int {
 	n, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*")
 	return len(n)
+}
+
+// writeHRExport writes an HR export of n people to path (a manager chain of 8 reports each);
+// the first changed rows get another title.
+func writeHRExport(b *testing.B, path string, n, changed int) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("Employee ID;Email;First Name;Last Name;Job Title;Manager ID;Start Date;End Date\r\n")
+	for k := range n {
+		title, mgr := "Engineer", ""
+		if k < changed {
+			title = "Staff Engineer"
+		}
+		if k > 0 {
+			mgr = fmt.Sprintf("E%07d", k/8)
+		}
+		fmt.Fprintf(w, "E%07d;user%d@example.com;First%d;Last%d;%s;%s;2020-01-01;\r\n", k, k, k, k, title, mgr)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
