@@ -31,14 +31,14 @@ type pass struct {
 	id   string
 	core *ingest.Pass
 	// seen holds the id of every row, 16 bytes each: what the deletion scan compares with.
-	seen  map[uuid.UUID]struct{}
+	seen map[uuid.UUID]struct{}
 	// pending are rows read and not yet compared with their stored source records; batch and
 	// batchSrc the users (and records) to write.
 	pending  []pendingUser
 	batch    []*scim.Resource
 	batchSrc map[string][]byte
 	rulesFP  []byte
-	keys  map[string]string // dry run: id → key, for the report
+	keys     map[string]string // dry run: id → key, for the report
 	// managersMissing counts rows whose manager key names no row and no directory user.
 	managersMissing int
 }
