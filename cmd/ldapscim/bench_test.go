@@ -279,7 +279,7 @@ func numCPU() int {
 
 // writeHRExport writes an HR export of n people to path (a manager chain of 8 reports each);
 // the first changed rows get another title.
-func writeHRExport(b *testing.B, path string, n, changed int) {
+func writeHRExport(b testing.TB, path string, n, changed int) {
 	b.Helper()
 	f, err := os.Create(path)
 	if err != nil {

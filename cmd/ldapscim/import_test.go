@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 )
@@ -143,4 +146,67 @@ func TestHRUsersReachTheTargetThroughServe(t *testing.T) {
 		t.Fatalf("import through serve: %v\n%s", err, out)
 	}
 	want(13, "after the import")
+}
+
+// TestKill9DuringImport: kill -9 of `import` in the middle of 100k rows, then the same import
+// again: every row is a user exactly once, created once, and nothing was deleted.
+func TestKill9DuringImport(t *testing.T) {
+	const n = 100000
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{adminLDIF(t, 1)}})
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hr.csv")
+	writeHRExport(t, file, n, -1)
+	cfg := writeConfig(t, sl, dir, "[admin]\nlisten = \"\"\n"+csvSection(file))
+	// How long a whole import takes here, in a cache of its own.
+	probeDir := t.TempDir()
+	probe := writeConfig(t, sl, probeDir, "[admin]\nlisten = \"\"\n"+csvSection(file))
+	start := time.Now()
+	if out, err := command(context.Background(), "import", "--config", probe, "--source", "hr", file).CombinedOutput(); err != nil {
+		t.Fatalf("probe import: %v\n%s", err, out)
+	}
+	took := time.Since(start)
+	cacheDir := filepath.Join(dir, "cache")
+	for attempt := 0; ; attempt++ {
+		imp := command(context.Background(), "import", "--config", cfg, "--source", "hr", file)
+		if err := imp.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(took * time.Duration(4+attempt%4) / 10)
+		imp.Process.Signal(syscall.SIGKILL)
+		err := imp.Wait()
+		written := len(testenv.ReadCache(t, cacheDir).Versions)
+		t.Logf("killed after %v (import takes %v): %v, %d of %d users written", took*time.Duration(4+attempt%4)/10, took, err, written, n)
+		if written > 0 && written < n {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("no kill landed in the middle of the import in 6 attempts (last: %d users)", written)
+		}
+		os.RemoveAll(cacheDir)
+	}
+	out, _, err := runCLI(t, "import", "--config", cfg, "--source", "hr", file)
+	if err != nil || !strings.Contains(out, "deleted 0") {
+		t.Fatalf("the import again: %v\n%s", err, out)
+	}
+	cs := testenv.ReadCache(t, cacheDir) // no directory pass ran on this cache: HR users only
+	if len(cs.Versions) != n {
+		t.Fatalf("%d users after the import again, want %d", len(cs.Versions), n)
+	}
+	created := map[string]int{}
+	for _, r := range cs.Journal {
+		switch r.Op {
+		case cache.OpCreated:
+			created[r.ID]++
+		case cache.OpDeleted, cache.OpDeactivated:
+			t.Fatalf("journal: %s %s", r.Op, r.ID)
+		}
+	}
+	for id, c := range created {
+		if c != 1 {
+			t.Fatalf("%s created %d times", id, c)
+		}
+	}
+	if len(created) != n {
+		t.Fatalf("%d users created, want %d", len(created), n)
+	}
 }
