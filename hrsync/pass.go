@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,10 +44,19 @@ type pass struct {
 	managersMissing int
 }
 
-// pendingUser is a row's user and the source record it would store.
+// pendingUser is a row, what its user depends on beyond the row, and the source record it
+// would store.
 type pendingUser struct {
-	u   *scim.Resource
+	row hrcsv.Row
+	f   facts
+	id  string
 	rec []byte
+}
+
+// facts are what a row's user depends on beyond its cells, resolved once per row.
+type facts struct {
+	active  bool
+	manager string // the manager's id, or ""
 }
 
 func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
@@ -58,15 +68,16 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 		p.keys = map[string]string{}
 	}
 	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
-		u, err := p.user(ctx, row, today)
+		f, err := p.resolve(ctx, row, today)
 		if err != nil {
 			return err
 		}
-		p.seen[uuid.MustParse(u.ID)] = struct{}{}
+		id := p.s.UserID(row.Key)
+		p.seen[uuid.MustParse(id)] = struct{}{}
 		if p.dry {
-			p.keys[u.ID] = row.Key
+			p.keys[id] = row.Key
 		}
-		p.pending = append(p.pending, pendingUser{u: u, rec: p.record(u)})
+		p.pending = append(p.pending, pendingUser{row: row, f: f, id: id, rec: p.record(row, f)})
 		if len(p.pending) >= chunk {
 			return p.compareRecords(ctx)
 		}
@@ -122,16 +133,25 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 	return err
 }
 
-// record is the source record of a user as this pass builds it: a digest of the user and of
-// the rules it goes through, so that an unchanged row costs a comparison, not a write.
-func (p *pass) record(u *scim.Resource) []byte {
-	body, _ := json.Marshal(u.Attributes)
+// recordVersion names how a row becomes a user: a change of that code makes every stored
+// record stale, so the next pass writes every user again.
+const recordVersion = "hrsync/1"
+
+// record is the source record of a row's user: a digest of everything the user is built from
+// (the mapped cells, the key, the resolved facts, the rules), so that an unchanged row costs a
+// comparison, not a write, and the user is built only for a row that changed.
+func (p *pass) record(row hrcsv.Row, f facts) []byte {
 	h := sha256.New()
+	put := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
+	put(recordVersion)
 	h.Write(p.rulesFP)
-	h.Write([]byte{0})
-	h.Write([]byte(u.ExternalID))
-	h.Write([]byte{0})
-	h.Write(body)
+	put(row.Key)
+	put(strconv.FormatBool(f.active))
+	put(f.manager)
+	for _, m := range p.s.paths {
+		put(m.path.Raw)
+		put(row.Values[m.path.Raw])
+	}
 	var rec ingest.SourceRecord
 	copy(rec.Digest[:], h.Sum(nil))
 	return rec.Encode()
@@ -145,26 +165,27 @@ func (p *pass) compareRecords(ctx context.Context) error {
 	}
 	ids := make([]string, len(p.pending))
 	for i, pu := range p.pending {
-		ids[i] = pu.u.ID
+		ids[i] = pu.id
 	}
 	stored, err := p.s.store.SourceHashes(ctx, ids)
 	if err != nil {
 		return err
 	}
 	for _, pu := range p.pending {
-		if bytes.Equal(stored[pu.u.ID], pu.rec) {
+		if bytes.Equal(stored[pu.id], pu.rec) {
 			p.sum.Unchanged++
 			continue
 		}
-		aside, err := p.core.Queue(ctx, pu.u)
+		u := p.build(pu.row, pu.id, pu.f)
+		aside, err := p.core.Queue(ctx, u)
 		if err != nil {
 			return err
 		}
 		if aside {
 			continue // a deactivation: decided against the threshold at the end
 		}
-		p.batch = append(p.batch, pu.u)
-		p.batchSrc[pu.u.ID] = pu.rec
+		p.batch = append(p.batch, u)
+		p.batchSrc[u.ID] = pu.rec
 		if len(p.batch) >= chunk {
 			if err := p.flush(ctx); err != nil {
 				return err
@@ -209,10 +230,10 @@ func (p *pass) add(r cache.Result) {
 	p.sum.Unchanged += r.Unchanged
 }
 
-// user builds the user of a row.
-func (p *pass) user(ctx context.Context, row hrcsv.Row, today time.Time) (*scim.Resource, error) {
-	u := &scim.Resource{Type: scim.UserType, ID: p.s.UserID(row.Key), Attributes: make(map[string]any, len(p.s.paths)+2)}
-	active := true
+// resolve works out what a row's user depends on beyond its cells: whether it is active
+// (the active column, the start and end dates against today) and its manager's id.
+func (p *pass) resolve(ctx context.Context, row hrcsv.Row, today time.Time) (facts, error) {
+	f := facts{active: true}
 	for _, m := range p.s.paths {
 		v, ok := row.Values[m.path.Raw]
 		if !ok {
@@ -220,32 +241,55 @@ func (p *pass) user(ctx context.Context, row hrcsv.Row, today time.Time) (*scim.
 		}
 		switch {
 		case m.manager:
-			if err := p.setManager(ctx, u, v); err != nil {
-				return nil, err
+			id, err := p.managerID(ctx, v)
+			if err != nil {
+				return f, err
+			}
+			if id != p.s.UserID(row.Key) { // nobody is their own manager
+				f.manager = id
 			}
 		case m.path.Schema == "" && m.path.Attr == "active":
 			b, ok := parseBool(v)
 			if !ok {
-				return nil, fmt.Errorf("line %d, column %q: %q is not a boolean (true/false, yes/no, 1/0)", row.Line, p.s.cfg.Mapping[m.path.Raw], v)
+				return f, fmt.Errorf("line %d, column %q: %q is not a boolean (true/false, yes/no, 1/0)", row.Line, p.s.cfg.Mapping[m.path.Raw], v)
 			}
-			active = b
-		default:
+			f.active = b
+		}
+	}
+	if !row.Start.IsZero() && today.Before(row.Start) {
+		f.active = false // not started yet
+	}
+	if !row.End.IsZero() && !today.Before(row.End) {
+		f.active = false // left: inactive from the end date on
+	}
+	return f, nil
+}
+
+// build makes the user of a row.
+func (p *pass) build(row hrcsv.Row, id string, f facts) *scim.Resource {
+	u := &scim.Resource{Type: scim.UserType, ID: id, Attributes: make(map[string]any, len(p.s.paths)+2)}
+	for _, m := range p.s.paths {
+		if v, ok := row.Values[m.path.Raw]; ok && !m.manager && !(m.path.Schema == "" && m.path.Attr == "active") {
 			m.path.Set(u, v)
 		}
+	}
+	if f.manager != "" {
+		ext, _ := u.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
+		if ext == nil {
+			ext = map[string]any{}
+			u.Attributes[scim.SchemaEnterpriseUser] = ext
+		}
+		// The id only: the manager's displayName (read-only and optional, RFC 7643 4.3) would
+		// depend on the order of the rows.
+		ext["manager"] = map[string]any{"value": f.manager}
 	}
 	if u.ExternalID == "" {
 		u.ExternalID = row.Key
 	}
 	fillNames(u)
-	if !row.Start.IsZero() && today.Before(row.Start) {
-		active = false // not started yet
-	}
-	if !row.End.IsZero() && !today.Before(row.End) {
-		active = false // left: inactive from the end date on
-	}
-	u.Attributes["active"] = active
+	u.Attributes["active"] = f.active
 	scim.MarkPrimaryEmail(u)
-	return u, nil
+	return u
 }
 
 // fillNames gives a user whose file has no display name one from its given and family names,
@@ -269,37 +313,20 @@ func fillNames(u *scim.Resource) {
 	}
 }
 
-// setManager resolves a manager key: a row of the file, else the directory user whose
-// externalId it is (a contractor managed by an employee). It sets the manager's id only: its
-// displayName (read-only and optional, RFC 7643 4.3) would depend on the order of the rows.
-func (p *pass) setManager(ctx context.Context, u *scim.Resource, key string) error {
-	var id string
-	switch {
-	case key == "":
-		return nil
-	case p.rep.Has(key):
-		id = p.s.UserID(key)
-	default:
-		ids, err := p.s.store.Lookup(ctx, cache.IndexExternalID, key)
-		if err != nil {
-			return err
-		}
-		if len(ids) != 1 {
+// managerID resolves a manager key: a row of the file, else the directory user whose
+// externalId it is (a contractor managed by an employee); "" when neither.
+func (p *pass) managerID(ctx context.Context, key string) (string, error) {
+	if p.rep.Has(key) {
+		return p.s.UserID(key), nil
+	}
+	ids, err := p.s.store.Lookup(ctx, cache.IndexExternalID, key)
+	if err != nil || len(ids) != 1 {
+		if err == nil {
 			p.managersMissing++
-			return nil
 		}
-		id = ids[0]
+		return "", err
 	}
-	if id == u.ID {
-		return nil // nobody is their own manager
-	}
-	ext, _ := u.Attributes[scim.SchemaEnterpriseUser].(map[string]any)
-	if ext == nil {
-		ext = map[string]any{}
-		u.Attributes[scim.SchemaEnterpriseUser] = ext
-	}
-	ext["manager"] = map[string]any{"value": id}
-	return nil
+	return ids[0], nil
 }
 
 func parseBool(v string) (bool, bool) {
