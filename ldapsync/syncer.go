@@ -223,6 +223,15 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 			full = true
 		}
 	}
+	fullReason, err := s.needsFullMarker(ctx)
+	if err != nil {
+		return Summary{}, fmt.Errorf("reading watermark: %w", err)
+	}
+	if !full && fullReason != "" {
+		s.log.Info("the last pass failed midway; running a full pass so that nothing a restarted server lost track of is missed",
+			"last_failure", fullReason)
+		full = true
+	}
 	conn, err := s.dial(ctx)
 	if err != nil {
 		return Summary{}, err
@@ -244,7 +253,14 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	p.sum.Duration = time.Since(start)
 	if err != nil {
 		s.log.Warn("pass failed", "pass", p.id, "err", err, "read", p.sum.Read)
+		syncrepl := p.sum.Mode == TrackSyncrepl || (wm != nil && wm.Mode == TrackSyncrepl)
+		if ctx.Err() == nil && syncrepl && fullReason == "" {
+			s.setFullMarker(context.WithoutCancel(ctx), err.Error())
+		}
 		return p.sum, fmt.Errorf("pass %s: %w", p.id, err)
+	}
+	if p.sum.Full && fullReason != "" {
+		s.clearFullMarker(ctx)
 	}
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,

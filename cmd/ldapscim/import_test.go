@@ -56,7 +56,8 @@ func TestImportCommand(t *testing.T) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 20, Groups: 2, Seed: 3})}})
 	dir := t.TempDir()
 	file := hrExport(t, dir, "hr.csv", contractors[:3]...)
-	cfg := writeConfig(t, sl, dir, "[admin]\nlisten = \"\"\n"+csvSection(file))
+	rule := "[[rules]]\nname = \"contractors\"\nwhen = 'title eq \"Contractor\"'\nroles = [\"contractor\"]\ngroups = [\"Contractors\"]\n"
+	cfg := writeConfig(t, sl, dir, "[admin]\nlisten = \"\"\n"+rule+csvSection(file))
 	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -99,10 +100,15 @@ func TestImportCommand(t *testing.T) {
 		!strings.Contains(err.Error(), `no [[csv]] source is named "payroll"`) {
 		t.Fatalf("unknown source: %v", err)
 	}
-	// The directory's full pass deletes none of them.
+	// The directory's full pass deletes none of them, and leaves them in the rules' groups.
 	out, _, err = runCLI(t, "sync", "--config", cfg, "--full")
 	if err != nil || !strings.Contains(out, "deleted 0") || !strings.Contains(out, "held 0") {
 		t.Fatalf("full pass after the import: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, "explain", "--config", cfg, "zoe@example.com")
+	if err != nil || !strings.Contains(out, `rule "contractors" MATCHES: roles [contractor], groups [Contractors]`) ||
+		!strings.Contains(out, "groups (direct): Contractors;") {
+		t.Fatalf("zoe and the rules after a directory pass: %v\n%s", err, out)
 	}
 	// A row gone is a deletion of that user only.
 	out, _, err = runCLI(t, "import", "--config", cfg, "--source", "hr", hrExport(t, dir, "two.csv", contractors[:2]...))
