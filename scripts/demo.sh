@@ -98,6 +98,10 @@ printf '%s\n' "$READERPW" >"$DIR/reader.pw"
 TOKEN="demo-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$TOKEN" >"$DIR/scim.token"
 chmod 600 "$DIR/reader.pw" "$DIR/scim.token"
+# An HR export of contractors who are not in the directory (Excel style: ';' and CRLF).
+printf 'Employee ID;Email;First Name;Last Name;Department;End Date\r\n' >"$DIR/contractors.csv"
+printf 'C001;ada.contractor@example.com;Ada;Byron;Engineering;\r\n' >>"$DIR/contractors.csv"
+printf 'C002;cy.contractor@example.com;Cy;Dee;Sales;2099-12-31\r\n' >>"$DIR/contractors.csv"
 cat >"$DIR/config.toml" <<CONF
 [cache]
 dir = "$DIR/cache"
@@ -132,6 +136,17 @@ name = "engineering"
 when = 'department eq "Engineering"'
 roles = ["engineer"]
 groups = ["Engineering (rule)"]
+
+[[csv]]
+name = "contractors"
+path = "$DIR/contractors.csv"
+key = "Employee ID"
+end_date = "End Date"
+[csv.mapping]
+userName = "Email"
+"name.givenName" = "First Name"
+"name.familyName" = "Last Name"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "Department"
 CONF
 
 C="--config $DIR/config.toml"
@@ -158,6 +173,8 @@ The status page: http://127.0.0.1:$ADMIN_PORT/status    metrics: http://127.0.0.
   bin/ldapscim plan $C --full       # what a full pass would change, and why (writes nothing)
   bin/ldapscim explain $C $(grep -m1 '^uid: ' "$DIR/sample.ldif" | cut -d' ' -f2-)   # how the rules and push scopes see one user
   bin/ldapscim check-config $C      # the effective config (secrets show as <secret>)
+  bin/ldapscim import $C --source contractors $DIR/contractors.csv --dry-run   # the HR file: what it would change
+  bin/ldapscim explain $C ada.contractor@example.com   # a contractor from the HR file, in the rule's group
 
 MSG
 bin/ldapscim serve $C
