@@ -1,12 +1,16 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // BuildLdapscim builds the real binary (`go build ./cmd/ldapscim`, not a test binary acting as
@@ -42,6 +46,36 @@ func FreeAddr(t testing.TB) string {
 func (s *Slapd) Freeze(t testing.TB) {
 	t.Helper()
 	s.signal(t, syscall.SIGSTOP)
+	// kill(2) returns before the stop takes effect; on a busy machine slapd could still answer
+	// a request or two. Wait until the kernel reports every thread stopped.
+	deadline := time.Now().Add(5 * time.Second)
+	for !s.stopped() {
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: slapd did not stop within 5 s of SIGSTOP")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stopped reports whether every thread of slapd is in the stopped state (/proc/PID/task/*/stat).
+func (s *Slapd) stopped() bool {
+	dir := fmt.Sprintf("/proc/%d/task", s.proc.cmd.Process.Pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name in parentheses: "pid (slapd) T ...".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // Thaw resumes a frozen slapd with SIGCONT.
