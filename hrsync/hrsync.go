@@ -1,6 +1,6 @@
-// Package hrsync runs the passes of an HR file source ([[csv]] with mode "users"): people who
-// are not in the directory (contractors, new hires before their account exists), provisioned
-// from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
+// Package hrsync runs the passes of an HR file source ([[csv]]). In mode "users" (below) the
+// file's rows are people who are not in the directory (contractors, new hires before their
+// account exists), provisioned from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
 // any bad row applies nothing), then streams it into the cache through the same source-neutral
 // core as the directory (package ingest): the deletion threshold and holds, the rules and their
 // virtual groups. The source owns its users (cache.Batch.Own), so a row that disappears deletes
@@ -10,6 +10,9 @@
 // stable across imports: a changed row is an update, a row that disappears is a deletion. A
 // user is active from its start date (if any) until its end date (inactive from that day on);
 // a deactivation counts against the threshold like a deletion.
+//
+// In mode "enrich" (enrich.go) each row adds attributes to the directory user it joins, through
+// an overlay (cache.Overlay) the directory's passes apply too.
 package hrsync
 
 import (
