@@ -189,9 +189,21 @@ func TestEnrichHeldDeactivation(t *testing.T) {
 	if sum := e.run(rows...); sum.Held != 5 || sum.Deactivated != 0 {
 		t.Fatalf("second pass: %+v", sum)
 	}
-	// Two leavers are under the threshold: applied, and their overlays carry it.
+	// An admin approves user 0's hold: the overlay takes the deactivation, so a directory
+	// pass keeps it.
+	if _, err := ingest.ApproveHolds(ctx, e.st, "ldap", []string{dirUser(0).ID}); err != nil {
+		t.Fatal(err)
+	}
+	ovs, err := e.st.Overlays(ctx, []string{dirUser(0).ID})
+	if err != nil || ovs[dirUser(0).ID].Set["active"] != false || ovs[dirUser(0).ID].Under["active"] != true {
+		t.Fatalf("overlay of user 0 after the approval: %+v %v", ovs[dirUser(0).ID], err)
+	}
+	if fresh := dirUser(0); ingest.MergeOverlay(fresh, ovs[dirUser(0).ID]) != nil && fresh.Active() {
+		t.Fatal("a directory pass would reactivate the approved leaver")
+	}
+	// Two leavers are under the threshold: applied (user 0's was), and their overlays carry it.
 	sum = e.run(rows[:2]...)
-	if sum.Deactivated != 2 || sum.Held != 0 {
+	if sum.Deactivated != 1 || sum.Held != 0 || sum.Unchanged != 1 {
 		t.Fatalf("two leavers: %+v", sum)
 	}
 	for i := range 2 {
