@@ -56,7 +56,7 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	p.aside = map[string]asideOverlays{}
 	var pending []enrichRow
 	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
-		ids, err := p.s.store.Lookup(ctx, idx, row.Key)
+		ids, err := p.directoryUsers(ctx, idx, row.Key)
 		if err != nil {
 			return err
 		}
@@ -143,6 +143,26 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	res, err := p.s.store.Apply(ctx, b)
 	p.add(res)
 	return err
+}
+
+// directoryUsers returns the directory's users whose join attribute is key: users another
+// source owns (an HR file's own users, whose externalId is their row's key) are never joined.
+func (p *pass) directoryUsers(ctx context.Context, idx cache.Index, key string) ([]string, error) {
+	ids, err := p.s.store.Lookup(ctx, idx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		owner, err := p.s.store.Owner(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if owner == "" {
+			out = append(out, id)
+		}
+	}
+	return out, nil
 }
 
 // enrichSet is what a row sets on the user it joins: its mapped cells (an empty cell sets

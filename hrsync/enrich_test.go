@@ -97,9 +97,15 @@ func TestEnrich(t *testing.T) {
 	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Upserts: []*scim.Resource{twin}}); err != nil {
 		t.Fatal(err)
 	}
-	rows := []string{"1000;Sales;Head of Sales;;", "1001;R&D;;;", "1003;Ops;Boss;;", "4242;Ghost;Nobody;;"}
+	// A user another source owns (an HR file's contractor) is never joined.
+	contractor := dirUser(98)
+	contractor.ExternalID = "5555"
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "csv:contractors", Own: true, Upserts: []*scim.Resource{contractor}}); err != nil {
+		t.Fatal(err)
+	}
+	rows := []string{"1000;Sales;Head of Sales;;", "1001;R&D;;;", "1003;Ops;Boss;;", "4242;Ghost;Nobody;;", "5555;Ops;Boss;;"}
 	sum := e.run(rows...)
-	if sum.Updated != 2 || sum.Unjoined != 1 || !reflect.DeepEqual(sum.UnjoinedKeys, []string{"4242"}) ||
+	if sum.Updated != 2 || sum.Unjoined != 2 || !reflect.DeepEqual(sum.UnjoinedKeys, []string{"4242", "5555"}) ||
 		sum.Ambiguous != 1 || !reflect.DeepEqual(sum.AmbiguousKeys, []string{"1003"}) || sum.Created+sum.Deleted+sum.Deactivated != 0 {
 		t.Fatalf("first pass: %+v", sum)
 	}

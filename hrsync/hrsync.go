@@ -41,6 +41,8 @@ import (
 type Store interface {
 	ingest.Store
 	Watermark(ctx context.Context, source string) ([]byte, error)
+	// Owner names the source that owns a user ("" for the directory's).
+	Owner(ctx context.Context, id string) (string, error)
 }
 
 // Options are the optional parts of a Source.
