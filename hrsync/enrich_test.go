@@ -104,6 +104,13 @@ func TestEnrich(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := []string{"1000;Sales;Head of Sales;;", "1001;R&D;;;", "1003;Ops;Boss;;", "4242;Ghost;Nobody;;", "5555;Ops;Boss;;"}
+	// A dry run reports the updates and writes nothing.
+	head := e.journalHead()
+	f := open(e.t, writeTemp(t, e.dir, enrichHeader+strings.Join(rows, "\r\n")+"\r\n"))
+	dry, err := e.src.Import(ctx, f, false, true)
+	if err != nil || !dry.DryRun || dry.Updated != 2 || len(dry.Changes) != 2 || dry.Changes[0].Action != "update" || e.journalHead() != head {
+		t.Fatalf("dry run: %+v %v (journal %d → %d)", dry, err, head, e.journalHead())
+	}
 	sum := e.run(rows...)
 	if sum.Updated != 2 || sum.Unjoined != 2 || !reflect.DeepEqual(sum.UnjoinedKeys, []string{"4242", "5555"}) ||
 		sum.Ambiguous != 1 || !reflect.DeepEqual(sum.AmbiguousKeys, []string{"1003"}) || sum.Created+sum.Deleted+sum.Deactivated != 0 {
@@ -124,7 +131,7 @@ func TestEnrich(t *testing.T) {
 		t.Fatalf("overlay of user 0: %+v %v", ovs[u0.ID], err)
 	}
 	// The same file again: read (not skipped), nothing written.
-	head := e.journalHead()
+	head = e.journalHead()
 	if sum := e.run(rows...); sum.Skipped || sum.Unchanged != 2 || sum.Updated != 0 || e.journalHead() != head {
 		t.Fatalf("same file: %+v, journal %d → %d", sum, head, e.journalHead())
 	}
@@ -240,6 +247,15 @@ func TestEnrichConfig(t *testing.T) {
 			t.Fatalf("join %s, path %s: %v, want an error naming %q", c.join, c.path, err, c.want)
 		}
 	}
+}
+
+func writeTemp(t *testing.T, dir, content string) string {
+	t.Helper()
+	p := fmt.Sprintf("%s/dry-%d.csv", dir, time.Now().UnixNano())
+	if err := writeFile(p, content); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func writeFile(p, content string) error { return os.WriteFile(p, []byte(content), 0o600) }
