@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ type Batch struct {
 	// groups of [[rules]] take members from every source. The directory owns nothing: its
 	// resources are those no source owns.
 	Own bool
+	// Overlays, optional, stores (nil: deletes) the overlay of a user (Overlay): in the same
+	// transaction as that user's upsert, or with the last transaction when the batch does not
+	// upsert it. An overlay of a user that is not stored is not written.
+	Overlays map[string]*Overlay
 }
 
 // MemberEdit changes some members of group Group. Removing an id that is not a member, and
@@ -96,12 +101,12 @@ func (s *Store) Apply(ctx context.Context, b Batch) (Result, error) {
 	if err := validate(&b); err != nil {
 		return Result{}, err
 	}
-	if len(b.Upserts)+len(b.Deletes)+len(b.MemberEdits) == 0 && b.Watermark == nil && b.Holds == nil {
+	if len(b.Upserts)+len(b.Deletes)+len(b.MemberEdits) == 0 && b.Watermark == nil && b.Holds == nil && len(b.Overlays) == 0 {
 		return Result{}, ctx.Err()
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	a := &applier{s: s, b: &b, ids: map[string]bool{}}
+	a := &applier{s: s, b: &b, ids: map[string]bool{}, upserted: map[string]bool{}}
 	err := a.run(ctx)
 	return a.total, err
 }
@@ -114,6 +119,8 @@ type applier struct {
 	pending []item
 	ids     map[string]bool // ids in pending
 	ops     int             // member changes in pending
+	// upserted are the users whose overlay (Batch.Overlays) their upsert writes.
+	upserted map[string]bool
 }
 
 // item is one resource's share of a transaction. write runs again from scratch on a conflict
@@ -133,6 +140,9 @@ func (a *applier) run(ctx context.Context) error {
 		if e.tb == 'G' {
 			err = a.addGroup(ctx, e)
 		} else {
+			if _, ok := a.b.Overlays[r.ID]; ok {
+				a.upserted[r.ID] = true
+			}
 			err = a.add(ctx, item{id: r.ID, write: func(w *writer) error {
 				if err := w.upsert(e); err != nil {
 					return fmt.Errorf("%s %s: %w", r.Type, r.ID, err)
@@ -200,7 +210,7 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 			}
 		}
 		if last {
-			return w.finishBatch(a.b)
+			return w.finishBatch(a.b, a.upserted)
 		}
 		return nil
 	})
@@ -221,8 +231,23 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 	return nil
 }
 
-// finishBatch writes the batch's watermark and hold set, with its last transaction.
-func (w *writer) finishBatch(b *Batch) error {
+// finishBatch writes the batch's watermark and hold set, and the overlays of users the batch
+// does not upsert, with its last transaction.
+func (w *writer) finishBatch(b *Batch, upserted map[string]bool) error {
+	for _, id := range slices.Sorted(maps.Keys(b.Overlays)) {
+		if upserted[id] {
+			continue
+		}
+		o := b.Overlays[id]
+		if o != nil {
+			if _, found, err := w.loadRef(id); err != nil || !found {
+				return err
+			}
+		}
+		if err := w.writeOverlay(id, o); err != nil {
+			return err
+		}
+	}
 	if b.Watermark != nil {
 		if err := w.set(watermarkKey(b.Source), b.Watermark); err != nil {
 			return err
@@ -239,6 +264,11 @@ func (w *writer) finishBatch(b *Batch) error {
 func (w *writer) setSourceHash(b *Batch, id string) error {
 	if h, ok := b.SourceHashes[id]; ok {
 		if err := w.set(sourceKey(id), h); err != nil {
+			return err
+		}
+	}
+	if o, ok := b.Overlays[id]; ok {
+		if err := w.writeOverlay(id, o); err != nil {
 			return err
 		}
 	}
@@ -499,6 +529,11 @@ func validate(b *Batch) error {
 			return err
 		}
 	}
+	for id := range b.Overlays {
+		if err := validID(id); err != nil {
+			return err
+		}
+	}
 	if b.Watermark != nil && b.Source == "" {
 		return fmt.Errorf("%w: watermark without source", ErrInvalid)
 	}
@@ -742,7 +777,7 @@ func (w *writer) remove(id string) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id), sourceKey(id), ownerKey(id)} {
+	for _, k := range [][]byte{resourceKey(ref.tb, id), refKey(id), modifiedKey(ref.tb, old.modified, id), sourceKey(id), ownerKey(id), overlayKey(id)} {
 		if err := w.del(k); err != nil {
 			return err
 		}

@@ -35,6 +35,9 @@ package cache
 //	                                resource came from, set by the sync source (Batch.SourceHashes)
 //	'o' id                          owner: type byte, then the name of the source that owns the
 //	                                user (Batch.Own); absent for the directory's resources
+//	'v' id                          JSON Overlay of a directory user an enriching source (an HR
+//	                                file in enrich mode) joins: the attributes it sets and the
+//	                                directory's values they replaced (overlay.go, Batch.Overlays)
 //	'p' sub target NUL ...          push state per target or webhook (cache/push*.go), sub is:
 //	    'c'                         cursor: 8-byte BE journal seq delivered up to
 //	    'i' id                      JSON PushState: target id, hash and document last sent
@@ -73,6 +76,7 @@ const (
 	kindHold      = 'h'
 	kindSource    = 's'
 	kindOwner     = 'o'
+	kindOverlay   = 'v'
 	kindPush      = 'p'
 	kindPushAudit = 'q'
 	kindAlert     = 'n'

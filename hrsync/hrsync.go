@@ -1,6 +1,6 @@
-// Package hrsync runs the passes of an HR file source ([[csv]] with mode "users"): people who
-// are not in the directory (contractors, new hires before their account exists), provisioned
-// from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
+// Package hrsync runs the passes of an HR file source ([[csv]]). In mode "users" (below) the
+// file's rows are people who are not in the directory (contractors, new hires before their
+// account exists), provisioned from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
 // any bad row applies nothing), then streams it into the cache through the same source-neutral
 // core as the directory (package ingest): the deletion threshold and holds, the rules and their
 // virtual groups. The source owns its users (cache.Batch.Own), so a row that disappears deletes
@@ -10,6 +10,9 @@
 // stable across imports: a changed row is an update, a row that disappears is a deletion. A
 // user is active from its start date (if any) until its end date (inactive from that day on);
 // a deactivation counts against the threshold like a deletion.
+//
+// In mode "enrich" (enrich.go) each row adds attributes to the directory user it joins, through
+// an overlay (cache.Overlay) the directory's passes apply too.
 package hrsync
 
 import (
@@ -38,6 +41,8 @@ import (
 type Store interface {
 	ingest.Store
 	Watermark(ctx context.Context, source string) ([]byte, error)
+	// Owner names the source that owns a user ("" for the directory's).
+	Owner(ctx context.Context, id string) (string, error)
 }
 
 // Options are the optional parts of a Source.
@@ -75,8 +80,14 @@ var namespace = uuid.MustParse("6f1c2a4e-5b7d-4c0e-9a3f-1d2e3f405162")
 
 // New checks cfg (which must have passed hrcsv.Config.Validate) and returns its source.
 func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source, error) {
-	if cfg.Mode != hrcsv.ModeUsers {
-		return nil, fmt.Errorf("csv %q: mode %q is not supported yet; only \"users\"", cfg.Name, cfg.Mode)
+	switch cfg.Mode {
+	case hrcsv.ModeUsers:
+	case hrcsv.ModeEnrich:
+		if _, ok := joinIndex(cfg.Join); !ok {
+			return nil, fmt.Errorf("csv %q: join: %q: want \"externalId\" or \"userName\"", cfg.Name, cfg.Join)
+		}
+	default:
+		return nil, fmt.Errorf("csv %q: mode %q: want \"users\" or \"enrich\"", cfg.Name, cfg.Mode)
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -95,6 +106,10 @@ func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source
 			errs = append(errs, fmt.Errorf("csv %q mapping: %w", cfg.Name, err))
 			continue
 		}
+		if cfg.Mode == hrcsv.ModeEnrich && !sp.Single() {
+			errs = append(errs, fmt.Errorf("csv %q mapping: %w", cfg.Name, EnrichPathError(sp)))
+			continue
+		}
 		s.paths = append(s.paths, mapped{path: sp, manager: sp.Schema != "" && sp.Attr == "manager"})
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -102,6 +117,14 @@ func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source
 	}
 	s.o.Log = s.o.Log.With("source", s.Name())
 	return s, nil
+}
+
+// EnrichPathError is why enrich mode refuses a path that is not single-valued (scim.Path.Single).
+func EnrichPathError(p scim.Path) error {
+	if p.Multi {
+		return fmt.Errorf("%q: enrich mode sets single-valued attributes only, not a value of the multi-valued %s", p.Raw, p.Attr)
+	}
+	return fmt.Errorf("%q: enrich mode cannot set the manager (a reference); map it in the directory", p.Raw)
 }
 
 // Name is the source's name in the cache: its watermark key, its holds' and its users' owner.
@@ -128,18 +151,24 @@ type watermark struct {
 
 // Summary is what one pass did.
 type Summary struct {
-	Source      string        `json:"source"`
-	Pass        string        `json:"pass,omitempty"`
-	Rows        int           `json:"rows"`
-	Created     int           `json:"created"`
-	Updated     int           `json:"updated"`
-	Deactivated int           `json:"deactivated"`
-	Deleted     int           `json:"deleted"`
-	Unchanged   int           `json:"unchanged"`
-	Held        int           `json:"held"` // deletions and deactivations held
-	Skipped     bool          `json:"skipped,omitempty"`
-	Warnings    []string      `json:"warnings,omitempty"`
-	Duration    time.Duration `json:"duration"`
+	Source      string `json:"source"`
+	Pass        string `json:"pass,omitempty"`
+	Rows        int    `json:"rows"`
+	Created     int    `json:"created"`
+	Updated     int    `json:"updated"`
+	Deactivated int    `json:"deactivated"`
+	Deleted     int    `json:"deleted"`
+	Unchanged   int    `json:"unchanged"`
+	Held        int    `json:"held"` // deletions and deactivations held
+	// Enrich mode: rows that join no directory user (not an error: the user may come later),
+	// and rows that join several (skipped); the first keys of each.
+	Unjoined      int           `json:"unjoined,omitempty"`
+	UnjoinedKeys  []string      `json:"unjoinedKeys,omitempty"`
+	Ambiguous     int           `json:"ambiguous,omitempty"`
+	AmbiguousKeys []string      `json:"ambiguousKeys,omitempty"`
+	Skipped       bool          `json:"skipped,omitempty"`
+	Warnings      []string      `json:"warnings,omitempty"`
+	Duration      time.Duration `json:"duration"`
 	// DryRun is set when nothing was written; Changes then says what would change.
 	DryRun  bool     `json:"dryRun,omitempty"`
 	Changes []Change `json:"changes,omitempty"`
@@ -189,7 +218,11 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	}
 	day := s.o.Now().UTC().Format(time.DateOnly)
 	dated := s.cfg.StartDate != "" || s.cfg.EndDate != ""
-	if !force && !dry && wm.SHA256 == digest && (!dated || wm.Day == day) {
+	// An enriching source is read on every pass: a directory user that appeared since (or came
+	// back under a new id) must be joined, whatever the file. Its unchanged rows cost a
+	// comparison with the stored overlays.
+	enrich := s.cfg.Mode == hrcsv.ModeEnrich
+	if !force && !dry && !enrich && wm.SHA256 == digest && (!dated || wm.Day == day) {
 		sum.Skipped = true
 		sum.Duration = time.Since(start)
 		return sum, nil
@@ -201,13 +234,18 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 		id: "csv-" + s.cfg.Name + "-" + time.Now().UTC().Format("20060102T150405.000Z")}
 	sum.Pass = p.id
 	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
-	err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
+	if enrich {
+		err = p.runEnrich(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
+	} else {
+		err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
+	}
 	sum.Duration = time.Since(start)
 	if err != nil {
 		return sum, fmt.Errorf("csv %q: pass %s: %w", s.cfg.Name, p.id, err)
 	}
 	s.o.Log.Info("csv pass done", "pass", p.id, "rows", sum.Rows, "created", sum.Created, "updated", sum.Updated,
 		"deactivated", sum.Deactivated, "deleted", sum.Deleted, "held", sum.Held, "unchanged", sum.Unchanged,
+		"unjoined", sum.Unjoined, "ambiguous", sum.Ambiguous,
 		"dry_run", dry, "took", sum.Duration.Round(time.Millisecond))
 	return sum, nil
 }

@@ -40,6 +40,11 @@ type pass struct {
 	batchSrc map[string][]byte
 	rulesFP  []byte
 	keys     map[string]string // dry run: id → key, for the report
+	// Enrich mode (enrich.go): joined and queued are the users rows joined and the pass queued,
+	// ovBatch the overlays of batch, aside those of users whose deactivation Last decides.
+	joined, queued map[string]bool
+	ovBatch        map[string]*cache.Overlay
+	aside          map[string]asideOverlays
 	// managersMissing counts rows whose manager key names no row and no directory user.
 	managersMissing int
 }

@@ -30,6 +30,7 @@ func ApproveHolds(ctx context.Context, store Store, source string, ids []string)
 	var deletes []string
 	var deact []*scim.Resource
 	var unknown []string
+	overlays := map[string]*cache.Overlay{}
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
@@ -53,6 +54,26 @@ func ApproveHolds(ctx context.Context, store Store, source string, ids []string)
 			r, err := store.Get(ctx, h.Type, h.ID)
 			if err != nil {
 				return cache.Result{}, fmt.Errorf("held deactivation of %s: %w", h.ID, err)
+			}
+			// A deactivation an enriching source held (an end date in an HR file): its overlay
+			// takes the deactivation too, so that the directory's next pass of the user keeps it.
+			ovs, err := store.Overlays(ctx, []string{h.ID})
+			if err != nil {
+				return cache.Result{}, err
+			}
+			if o := ovs[h.ID]; o != nil && o.Source == h.Source {
+				o.Set = maps.Clone(o.Set)
+				o.Set["active"] = false
+				o.Under = maps.Clone(o.Under)
+				if o.Under == nil {
+					o.Under = map[string]any{}
+				}
+				if v, ok := r.Attributes["active"]; ok {
+					o.Under["active"] = v
+				} else {
+					delete(o.Under, "active")
+				}
+				overlays[h.ID] = o
 			}
 			r.Attributes["active"] = false
 			deact = append(deact, r)
@@ -79,7 +100,7 @@ func ApproveHolds(ctx context.Context, store Store, source string, ids []string)
 	if err := PruneMembers(ctx, store, deact, deletes, edits); err != nil {
 		return cache.Result{}, err
 	}
-	b := cache.Batch{Source: source, Pass: pass, Upserts: deact, Deletes: deletes, Holds: &remaining}
+	b := cache.Batch{Source: source, Pass: pass, Upserts: deact, Deletes: deletes, Holds: &remaining, Overlays: overlays}
 	if err := dropHeldManagers(ctx, store, &b); err != nil {
 		return cache.Result{}, err
 	}

@@ -69,6 +69,8 @@ type Tail struct {
 	// Upserts are the resources not written yet, Sources their source records.
 	Upserts []*scim.Resource
 	Sources map[string][]byte
+	// Overlays are the overlays to store (nil: delete) beside Upserts or alone (cache.Batch).
+	Overlays map[string]*cache.Overlay
 	// KeepMembers names groups of Upserts whose members are not restated (cache.Batch).
 	KeepMembers map[string]bool
 	// Edits are member edits the source made; Last adds its own.
@@ -121,7 +123,7 @@ func (c *Pass) Last(ctx context.Context, t Tail) (b cache.Batch, held, heldMembe
 			return cache.Batch{}, 0, 0, err
 		}
 	}
-	b.SourceHashes, b.KeepMembers = t.Sources, t.KeepMembers
+	b.SourceHashes, b.KeepMembers, b.Overlays = t.Sources, t.KeepMembers, t.Overlays
 	edits := t.Edits
 	if edits == nil {
 		edits = Edits{}

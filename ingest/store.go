@@ -32,6 +32,11 @@ type Store interface {
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
 	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
+	// Overlays, ForEachOverlay and HasOverlays read what enriching sources set on directory
+	// users (cache.Overlay).
+	Overlays(ctx context.Context, ids []string) (map[string]*cache.Overlay, error)
+	ForEachOverlay(ctx context.Context, source string, fn func(id string, o *cache.Overlay) error) error
+	HasOverlays(ctx context.Context) (bool, error)
 }
 
 // DisplayOf returns what a resource shows as its name: displayName, else userName.

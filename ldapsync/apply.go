@@ -18,9 +18,10 @@ func (p *pass) flush(ctx context.Context) error {
 		p.apply = startApplier(ctx, p.s.store)
 	}
 	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc,
-		KeepMembers: p.keptMembers()})
+		KeepMembers: p.keptMembers(), Overlays: p.batchOv})
 	p.batch = make([]*scim.Resource, 0, flushSize)
 	p.batchSrc = map[string][]byte{}
+	p.batchOv = map[string]*cache.Overlay{}
 	return err
 }
 

@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"time"
 
 	"github.com/ldapscim/ldapscim/ingest"
@@ -17,7 +18,8 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	}
 	edits := ingest.Edits{}
 	p.addLoggedEdits(edits)
-	b, held, heldMembers, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc,
+	maps.Copy(p.batchOv, p.asideOv)
+	b, held, heldMembers, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Overlays: p.batchOv,
 		KeepMembers: p.keptMembers(), Edits: edits, ReplaceHolds: replaceHolds, Read: p.wasRead})
 	if err != nil {
 		return err

@@ -49,6 +49,11 @@ type pass struct {
 	unreadUsers  []string              // full pass: cached users the read did not see
 	usersScanned bool                  // unreadUsers is set (every user is read)
 	dups         dupNames              // users written whose userName another user holds (dupnames.go)
+	// overlays says whether the cache has overlays of enriching sources (0: not asked yet, 1:
+	// yes, -1: no); batchOv are the overlays of the users queued since the last flush, asideOv
+	// those of users set aside for Last.
+	overlays         int8
+	batchOv, asideOv map[string]*cache.Overlay
 }
 
 func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
@@ -64,6 +69,8 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		batchSrc:    map[string][]byte{},
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
+		batchOv:     map[string]*cache.Overlay{},
+		asideOv:     map[string]*cache.Overlay{},
 	}
 	p.core = ingest.NewPass(id, Source, s.store, s.threshold(), s.rules, !full, s.log)
 	p.res = newResolver(&p.ents, s.store, full, func() bool { return p.sum.Partial == "" }, nil)
@@ -189,15 +196,58 @@ func (p *pass) skip(entryDN, why string) {
 // queue adds a resolved resource to the batch. A user that the cache has active and the
 // directory now shows inactive is set aside: deactivations count against the deletion
 // threshold (invariant 5, docs/architecture.md) and are decided at the end of the pass.
+//
+// A user an enriching source joins (an HR file in enrich mode) gets that source's values over
+// the directory's first (mergeOverlay), so that the rules and the threshold see the user the
+// cache will hold.
 func (p *pass) queue(ctx context.Context, r *scim.Resource) error {
-	if aside, err := p.core.Queue(ctx, r); err != nil || aside {
+	ov, err := p.mergeOverlay(ctx, r)
+	if err != nil {
 		return err
+	}
+	aside, err := p.core.Queue(ctx, r)
+	if err != nil {
+		return err
+	}
+	if aside {
+		if ov != nil {
+			p.asideOv[r.ID] = ov
+		}
+		return nil
+	}
+	if ov != nil {
+		p.batchOv[r.ID] = ov
 	}
 	p.batch = append(p.batch, r)
 	if len(p.batch) >= flushSize {
 		return p.flush(ctx)
 	}
 	return nil
+}
+
+// mergeOverlay applies the stored overlay of user r, if any, and returns it with the
+// directory's values under it recomputed from r (ingest.MergeOverlay). A pass asks the cache
+// once whether it has overlays at all, so that passes without enriching sources pay nothing.
+func (p *pass) mergeOverlay(ctx context.Context, r *scim.Resource) (*cache.Overlay, error) {
+	if r.Type != scim.UserType || p.overlays < 0 {
+		return nil, nil
+	}
+	if p.overlays == 0 {
+		has, err := p.s.store.HasOverlays(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.overlays = 1
+		if !has {
+			p.overlays = -1
+			return nil, nil
+		}
+	}
+	ovs, err := p.s.store.Overlays(ctx, []string{r.ID})
+	if err != nil || ovs[r.ID] == nil {
+		return nil, err
+	}
+	return ingest.MergeOverlay(r, ovs[r.ID]), nil
 }
 
 func displayOf(r *scim.Resource) string { return ingest.DisplayOf(r) }

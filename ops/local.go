@@ -177,6 +177,22 @@ func (l *Local) Explain(ctx context.Context, user string) (*Explanation, error) 
 	if ex.Source == "" {
 		ex.Source = ldapsync.Source
 	}
+	ex.Sources = make(map[string]string, len(u.Attributes)+1)
+	for k := range u.Attributes {
+		ex.Sources[k] = ex.Source
+	}
+	if u.ExternalID != "" {
+		ex.Sources["externalId"] = ex.Source
+	}
+	ovs, err := l.o.Store.Overlays(ctx, []string{u.ID})
+	if err != nil {
+		return nil, err
+	}
+	if o := ovs[u.ID]; o != nil {
+		for path := range o.Set {
+			ex.Sources[path] = o.Source
+		}
+	}
 	slices.SortFunc(ex.Groups, func(a, b cache.Ref) int { return strings.Compare(a.Display, b.Display) })
 	for _, t := range l.o.Pusher.TargetWorkers() {
 		in, why, err := t.ExplainScope(ctx, u)

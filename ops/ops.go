@@ -83,6 +83,11 @@ type Explanation struct {
 	Rules      []ldapsync.RuleResult `json:"rules"`
 	Groups     []cache.Ref           `json:"groups"` // direct, by display name
 	Targets    []ScopeVerdict        `json:"targets"`
+	// Sources says which source each attribute comes from: every top-level attribute (and
+	// externalId) the user has maps to Source, and each path an enriching source sets (an HR
+	// file in enrich mode, such as "title" or "name.givenName") to that source, "csv:NAME". The
+	// most specific path wins.
+	Sources map[string]string `json:"sources"`
 }
 
 // ScopeVerdict is whether a push target has the user in scope, and why.

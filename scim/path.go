@@ -142,6 +142,90 @@ func (p Path) Set(r *Resource, vals ...string) {
 	}
 }
 
+// Single reports whether the path names one value Get, Put and Unset can handle: a simple
+// core attribute, a sub-attribute of name, or an enterprise extension attribute other than the
+// manager (a complex reference).
+func (p Path) Single() bool {
+	return !p.Multi && !(p.Schema != "" && p.Attr == "manager")
+}
+
+// Get returns the value of a single-valued path in r (Single), and whether r has one.
+func (p Path) Get(r *Resource) (any, bool) {
+	if !p.Single() {
+		return nil, false
+	}
+	switch {
+	case p.Schema == "" && p.Attr == "externalId":
+		return r.ExternalID, r.ExternalID != ""
+	case p.Schema != "":
+		ext, _ := r.Attributes[p.Schema].(map[string]any)
+		v, ok := ext[p.Attr]
+		return v, ok
+	case p.Sub != "":
+		sub, _ := r.Attributes[p.Attr].(map[string]any)
+		v, ok := sub[p.Sub]
+		return v, ok
+	}
+	v, ok := r.Attributes[p.Attr]
+	return v, ok
+}
+
+// Put writes v as it is to a single-valued path of r (Single); other paths are left alone.
+// externalId takes a string only.
+func (p Path) Put(r *Resource, v any) {
+	if !p.Single() {
+		return
+	}
+	switch {
+	case p.Schema == "" && p.Attr == "externalId":
+		r.ExternalID, _ = v.(string)
+	case p.Schema != "" || p.Sub != "":
+		parent := p.Attr
+		if p.Schema != "" {
+			parent = p.Schema
+		}
+		m, _ := r.Attributes[parent].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+			r.Attributes[parent] = m
+		}
+		if p.Schema != "" {
+			m[p.Attr] = v
+		} else {
+			m[p.Sub] = v
+		}
+	default:
+		r.Attributes[p.Attr] = v
+	}
+}
+
+// Unset removes a single-valued path from r (Single), and the complex attribute or extension
+// that holds it when it is left empty.
+func (p Path) Unset(r *Resource) {
+	if !p.Single() {
+		return
+	}
+	parent, name := p.Attr, p.Sub
+	switch {
+	case p.Schema == "" && p.Attr == "externalId":
+		r.ExternalID = ""
+		return
+	case p.Schema != "":
+		parent, name = p.Schema, p.Attr
+	case p.Sub == "":
+		delete(r.Attributes, p.Attr)
+		return
+	}
+	m, _ := r.Attributes[parent].(map[string]any)
+	if m == nil {
+		return
+	}
+	delete(m, name)
+	if len(m) == 0 {
+		delete(r.Attributes, parent)
+	}
+}
+
 // MarkPrimaryEmail marks the first of r's emails primary, as a source does once every path is
 // set.
 func MarkPrimaryEmail(r *Resource) {

@@ -46,3 +46,61 @@ func TestParsePathAndSet(t *testing.T) {
 		t.Error("a group has no title")
 	}
 }
+
+// TestPathGetPutUnset: Get reads what Set and Put wrote at every single-valued kind of path,
+// Unset removes it (and the holder left empty), and multi-valued paths and the manager are
+// not single-valued.
+func TestPathGetPutUnset(t *testing.T) {
+	r := &Resource{Type: UserType, ID: "u", Attributes: map[string]any{"name": map[string]any{"familyName": "Doe"}}}
+	for _, raw := range []string{"title", "name.givenName", SchemaEnterpriseUser + ":department", "externalId"} {
+		p, err := ParsePath(UserType, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Single() {
+			t.Fatalf("%s: not single-valued", raw)
+		}
+		if v, ok := p.Get(r); ok {
+			t.Fatalf("%s: Get before Set = %v", raw, v)
+		}
+		p.Set(r, "v-"+raw)
+		if v, ok := p.Get(r); !ok || v != "v-"+raw {
+			t.Fatalf("%s: Get after Set = %v, %v", raw, v, ok)
+		}
+		p.Unset(r)
+		if v, ok := p.Get(r); ok {
+			t.Fatalf("%s: Get after Unset = %v", raw, v)
+		}
+		p.Put(r, "w")
+		if v, ok := p.Get(r); !ok || v != "w" {
+			t.Fatalf("%s: Get after Put = %v, %v", raw, v, ok)
+		}
+	}
+	if _, ok := r.Attributes["name"].(map[string]any)["familyName"]; !ok {
+		t.Fatal("Unset of name.givenName removed familyName")
+	}
+	dept, _ := ParsePath(UserType, SchemaEnterpriseUser+":department")
+	dept.Unset(r)
+	if _, ok := r.Attributes[SchemaEnterpriseUser]; ok {
+		t.Fatal("the empty enterprise extension stayed after its last attribute's Unset")
+	}
+	active, _ := ParsePath(UserType, "active")
+	active.Put(r, false)
+	if v, ok := active.Get(r); !ok || v != false || r.Active() {
+		t.Fatalf("active after Put(false) = %v, %v", v, ok)
+	}
+	for _, raw := range []string{`emails[type eq "work"].value`, SchemaEnterpriseUser + ":manager"} {
+		p, err := ParsePath(UserType, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Single() {
+			t.Fatalf("%s: single-valued", raw)
+		}
+		before := len(r.Attributes)
+		p.Put(r, "x")
+		if _, ok := p.Get(r); ok || len(r.Attributes) != before {
+			t.Fatalf("%s: Put/Get acted on a path that is not single-valued", raw)
+		}
+	}
+}

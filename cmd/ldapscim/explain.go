@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -40,8 +42,18 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func printExplanation(w io.Writer, ex *ops.Explanation) {
 	e := termsafe.Escape
 	attrs, _ := json.MarshalIndent(ex.Attributes, "  ", "  ")
-	fmt.Fprintf(w, "user %s (id %s)\n  source: %s (every attribute)\n  dn: %s\n  externalId: %s\n  attributes: %s\n", e(ex.UserName), e(ex.ID),
-		e(ex.Source), e(ex.DN), e(strconv.Quote(ex.ExternalID)), termsafe.Lines(string(attrs)))
+	var other []string // attributes another source sets
+	for _, p := range slices.Sorted(maps.Keys(ex.Sources)) {
+		if ex.Sources[p] != ex.Source {
+			other = append(other, e(p)+" from "+e(ex.Sources[p]))
+		}
+	}
+	from := "every attribute"
+	if len(other) > 0 {
+		from = "every attribute but: " + strings.Join(other, ", ")
+	}
+	fmt.Fprintf(w, "user %s (id %s)\n  source: %s (%s)\n  dn: %s\n  externalId: %s\n  attributes: %s\n", e(ex.UserName), e(ex.ID),
+		e(ex.Source), from, e(ex.DN), e(strconv.Quote(ex.ExternalID)), termsafe.Lines(string(attrs)))
 	if len(ex.Rules) == 0 {
 		fmt.Fprintln(w, "\nno [[rules]] configured")
 	}

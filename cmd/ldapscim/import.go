@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ldapscim/ldapscim/hrsync"
@@ -69,6 +71,22 @@ func printImport(w io.Writer, s *hrsync.Summary) {
 	fmt.Fprintf(w, "%s %s %s: %d rows, created %d, updated %d, deactivated %d, deleted %d, held %d, unchanged %d in %s\n",
 		verb, e(s.Source), e(s.Pass), s.Rows, s.Created, s.Updated, s.Deactivated, s.Deleted, s.Held, s.Unchanged,
 		s.Duration.Round(time.Millisecond))
+	keys := func(ks []string, n int) string {
+		for i := range ks {
+			ks[i] = e(ks[i])
+		}
+		more := ""
+		if n > len(ks) {
+			more = fmt.Sprintf(" (and %d more)", n-len(ks))
+		}
+		return strings.Join(ks, ", ") + more
+	}
+	if s.Unjoined > 0 {
+		fmt.Fprintf(w, "%d row(s) join no directory user: %s\n", s.Unjoined, keys(slices.Clone(s.UnjoinedKeys), s.Unjoined))
+	}
+	if s.Ambiguous > 0 {
+		fmt.Fprintf(w, "%d row(s) join several directory users and were skipped: %s\n", s.Ambiguous, keys(slices.Clone(s.AmbiguousKeys), s.Ambiguous))
+	}
 	for _, warn := range s.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", e(warn))
 	}

@@ -216,3 +216,95 @@ func TestKill9DuringImport(t *testing.T) {
 		t.Fatalf("%d users created, want %d", len(created), n)
 	}
 }
+
+// userIDByExternalID opens the cache in dir (no command may hold it) and returns the id of
+// the user with that externalId.
+func userIDByExternalID(t *testing.T, dir, externalID string) string {
+	t.Helper()
+	st, err := cache.Open(cache.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ids, err := st.Lookup(context.Background(), cache.IndexExternalID, externalID)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("users with externalId %s: %v %v", externalID, ids, err)
+	}
+	return ids[0]
+}
+
+// TestImportEnrichCommand: `import` of an HR file in enrich mode over the sample directory:
+// the joined user takes its department and title, explain says they come from the file,
+// unjoined rows are printed, the directory's passes keep the values, a leaver is inactive, and
+// a file without the row gives the directory's values back.
+func TestImportEnrichCommand(t *testing.T) {
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 20, Groups: 2, Seed: 3})}})
+	dir := t.TempDir()
+	write := func(rows ...string) string {
+		p := filepath.Join(dir, "enrich.csv")
+		if err := os.WriteFile(p, []byte("Personnel No;Department;Job Title;End\r\n"+strings.Join(rows, "\r\n")+"\r\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	file := write("E000001;Payroll Dept;Chief Payroll Officer;", "E000002;Leavers;Gone;2020-01-31", "X999;Nowhere;Nobody;")
+	section := fmt.Sprintf(`[[csv]]
+name = "payroll"
+path = %q
+mode = "enrich"
+key = "Personnel No"
+join = "externalId"
+end_date = "End"
+[csv.mapping]
+title = "Job Title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "Department"
+`, file)
+	cfg := writeConfig(t, sl, dir, "[admin]\nlisten = \"\"\n"+section)
+	if _, _, err := runCLI(t, "sync", "--config", cfg); err != nil {
+		t.Fatal(err)
+	}
+	cacheDir := filepath.Join(dir, "cache")
+	first, second := userIDByExternalID(t, cacheDir, "E000001"), userIDByExternalID(t, cacheDir, "E000002")
+	out, _, err := runCLI(t, "import", "--config", cfg, "--source", "payroll", file)
+	if err != nil || !strings.Contains(out, "updated 1, deactivated 1") || !strings.Contains(out, "1 row(s) join no directory user: X999") {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	explain := func(id string) string {
+		t.Helper()
+		out, _, err := runCLI(t, "explain", "--config", cfg, id)
+		if err != nil {
+			t.Fatalf("explain %s: %v", id, err)
+		}
+		return out
+	}
+	out = explain(first)
+	if !strings.Contains(out, `"title": "Chief Payroll Officer"`) || !strings.Contains(out, `"department": "Payroll Dept"`) ||
+		!strings.Contains(out, "source: ldap (every attribute but: title from csv:payroll, urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department from csv:payroll)") {
+		t.Fatalf("explain the enriched user:\n%s", out)
+	}
+	if out := explain(second); !strings.Contains(out, `"active": false`) {
+		t.Fatalf("the leaver is active:\n%s", out)
+	}
+	// The directory's full pass keeps the values, and the leaver inactive.
+	if out, _, err := runCLI(t, "sync", "--config", cfg, "--full"); err != nil || !strings.Contains(out, "held 0") {
+		t.Fatalf("full pass: %v\n%s", err, out)
+	}
+	if out := explain(first); !strings.Contains(out, `"title": "Chief Payroll Officer"`) {
+		t.Fatalf("the full pass dropped the HR title:\n%s", out)
+	}
+	if out := explain(second); !strings.Contains(out, `"active": false`) {
+		t.Fatalf("the full pass reactivated the leaver:\n%s", out)
+	}
+	// Without the rows, the directory's values are back.
+	out, _, err = runCLI(t, "import", "--config", cfg, "--source", "payroll", write("X999;Nowhere;Nobody;"))
+	if err != nil || !strings.Contains(out, "updated 2") {
+		t.Fatalf("import without the rows: %v\n%s", err, out)
+	}
+	out = explain(first)
+	if strings.Contains(out, "Chief Payroll Officer") || strings.Contains(out, "Payroll Dept") || !strings.Contains(out, "source: ldap (every attribute)") {
+		t.Fatalf("the directory's values are not back:\n%s", out)
+	}
+	if out := explain(second); strings.Contains(out, `"active": false`) {
+		t.Fatalf("the leaver's row went and it is still inactive:\n%s", out)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/hrcsv"
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
@@ -221,15 +222,18 @@ func (f *File) validateCSV() []error {
 		for _, err := range c.Validate() {
 			errs = append(errs, fmt.Errorf("%s.%w", at, err))
 		}
-		if c.Mode == hrcsv.ModeEnrich {
-			errs = append(errs, fmt.Errorf("%s.mode: \"enrich\" is not supported yet; use \"users\"", at))
+		if c.Mode == hrcsv.ModeEnrich && c.Join != "" && c.Join != "externalId" && c.Join != "userName" {
+			errs = append(errs, fmt.Errorf("%s.join: %q: want \"externalId\" or \"userName\" (the attribute of directory users that equals the key)", at, c.Join))
 		}
 		if c.Path == "" {
 			errs = append(errs, fmt.Errorf("%s.path: required: the file scheduled passes read", at))
 		}
 		for _, p := range slices.Sorted(maps.Keys(c.Mapping)) {
-			if _, err := scim.ParsePath(scim.UserType, p); err != nil {
+			sp, err := scim.ParsePath(scim.UserType, p)
+			if err != nil {
 				errs = append(errs, fmt.Errorf("%s.mapping: %w", at, err))
+			} else if c.Mode == hrcsv.ModeEnrich && !sp.Single() {
+				errs = append(errs, fmt.Errorf("%s.mapping: %w", at, hrsync.EnrichPathError(sp)))
 			}
 		}
 	}

@@ -210,3 +210,35 @@ func TestExampleActiveDirectoryValidates(t *testing.T) {
 		t.Fatalf("AD example: dialect %q, groups filter %q", cfg.LDAP.Dialect, cfg.LDAP.Groups.Filter)
 	}
 }
+
+// TestCSVEnrichValidates: an enrich source joined by externalId or userName is accepted.
+func TestCSVEnrichValidates(t *testing.T) {
+	for _, join := range []string{"externalId", "userName"} {
+		raw := `[cache]
+dir = "/tmp/x"
+[ldap]
+url = "ldap://127.0.0.1:389"
+[ldap.users]
+base_dn = "ou=people,dc=example,dc=com"
+[ldap.groups]
+base_dn = "ou=groups,dc=example,dc=com"
+[[csv]]
+name = "hr"
+path = "/tmp/hr.csv"
+mode = "enrich"
+key = "Personnel No"
+join = "` + join + `"
+end_date = "End"
+[csv.mapping]
+title = "Job Title"
+"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department" = "Department"
+`
+		cfg, err := Parse([]byte(raw))
+		if err != nil {
+			t.Fatalf("join %s: %v", join, err)
+		}
+		if len(cfg.CSV) != 1 || cfg.CSV[0].Mode != "enrich" || cfg.CSV[0].Join != join {
+			t.Fatalf("join %s: decoded %+v", join, cfg.CSV)
+		}
+	}
+}

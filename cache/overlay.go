@@ -1,0 +1,114 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Overlay is what an enriching source (an HR file in enrich mode) keeps beside a directory
+// user it joins: the attributes it sets, and the directory's values they replaced, so that the
+// directory's passes apply the source's values again over a fresh directory entry, and the
+// source can restore the directory's values when its row disappears.
+type Overlay struct {
+	// Source names the source that wrote the overlay ("csv:NAME"); Key is its row's key.
+	Source string `json:"source"`
+	Key    string `json:"key"`
+	// Set maps a SCIM path (a mapping key) to the value the source sets: a string, or for
+	// "active" a bool.
+	Set map[string]any `json:"set"`
+	// Under maps a path of Set to the directory's value it replaced; a path of Set missing
+	// from Under means the directory had no value there.
+	Under map[string]any `json:"under,omitempty"`
+}
+
+func overlayKey(id string) []byte { return key(kindOverlay, id) }
+
+// writeOverlay stores o for id (nil: deletes it).
+func (w *writer) writeOverlay(id string, o *Overlay) error {
+	if o == nil {
+		return w.del(overlayKey(id))
+	}
+	v, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("overlay of %s: %w", id, err)
+	}
+	return w.set(overlayKey(id), v)
+}
+
+func decodeOverlay(id string, v []byte) (*Overlay, error) {
+	var o Overlay
+	if err := json.Unmarshal(v, &o); err != nil {
+		return nil, fmt.Errorf("%w: overlay of %s: %v", ErrCorrupt, id, err)
+	}
+	return &o, nil
+}
+
+// Overlays returns the stored overlays of ids (ids without one are absent from the map), from
+// one snapshot. Errors: ErrClosed, ErrCorrupt, ctx.Err(). Safe for concurrent use.
+func (s *Store) Overlays(ctx context.Context, ids []string) (map[string]*Overlay, error) {
+	out := map[string]*Overlay{}
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		for _, id := range ids {
+			v, err := getValue(txn, overlayKey(id))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			o, err := decodeOverlay(id, v)
+			if err != nil {
+				return err
+			}
+			out[id] = o
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ForEachOverlay calls fn with every stored overlay of source ("" : of every source), in id
+// order, from one snapshot; an error of fn stops the walk and is returned.
+func (s *Store) ForEachOverlay(ctx context.Context, source string, fn func(id string, o *Overlay) error) error {
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindOverlay}, nil, false, func(k []byte, item *badger.Item) error {
+			id := string(k[1:])
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			o, err := decodeOverlay(id, v)
+			if err != nil {
+				return err
+			}
+			if source != "" && o.Source != source {
+				return nil
+			}
+			if err := fn(id, o); err != nil {
+				return callbackError{err}
+			}
+			return nil
+		})
+	})
+}
+
+// HasOverlays reports whether any overlay is stored: one seek, so that a directory pass of a
+// cache without enriching sources pays nothing for them.
+func (s *Store) HasOverlays(ctx context.Context) (bool, error) {
+	var found bool
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues, opts.Prefix = false, []byte{kindOverlay}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		it.Seek(opts.Prefix)
+		found = it.Valid() && bytes.HasPrefix(it.Item().Key(), opts.Prefix)
+		return nil
+	})
+	return found, err
+}

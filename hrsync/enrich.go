@@ -1,0 +1,369 @@
+package hrsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrcsv"
+	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Enrich mode: each row adds attributes to the directory user it joins (cache.Overlay). The
+// row's values override the directory's for every mapped column it has a value for; a start
+// date in the future or an end date reached makes the user inactive, a deactivation that
+// counts against the threshold like the directory's. The source never creates, deletes or
+// owns users: a row that disappears gives the user back the directory's values.
+
+// maxKeys bounds the keys a summary lists of unjoined and ambiguous rows.
+const maxKeys = 20
+
+// joinIndex is the cache index of a join attribute.
+func joinIndex(join string) (cache.Index, bool) {
+	switch join {
+	case "externalId":
+		return cache.IndexExternalID, true
+	case "userName":
+		return cache.IndexUserName, true
+	}
+	return "", false
+}
+
+// enrichRow is a joined row waiting for its user's stored overlay.
+type enrichRow struct {
+	row hrcsv.Row
+	id  string
+	set map[string]any
+}
+
+// asideOverlays are the two overlays a user whose deactivation Queue set aside may get: which
+// one is stored depends on whether Last applies the deactivation or holds it.
+type asideOverlays struct{ applied, held *cache.Overlay }
+
+func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
+	idx, _ := joinIndex(p.s.cfg.Join)
+	now := p.s.o.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	p.joined = map[string]bool{}
+	p.queued = map[string]bool{}
+	p.ovBatch = map[string]*cache.Overlay{}
+	p.aside = map[string]asideOverlays{}
+	var pending []enrichRow
+	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
+		ids, err := p.directoryUsers(ctx, idx, row.Key)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(ids) == 0:
+			p.sum.Unjoined++
+			if len(p.sum.UnjoinedKeys) < maxKeys {
+				p.sum.UnjoinedKeys = append(p.sum.UnjoinedKeys, row.Key)
+			}
+			return nil
+		case len(ids) > 1 || p.joined[ids[0]]:
+			// Several users, or a user another row joined already (userName is case-folded).
+			p.sum.Ambiguous++
+			if len(p.sum.AmbiguousKeys) < maxKeys {
+				p.sum.AmbiguousKeys = append(p.sum.AmbiguousKeys, row.Key)
+			}
+			return nil
+		}
+		f, err := p.resolve(ctx, row, today)
+		if err != nil {
+			return err
+		}
+		p.joined[ids[0]] = true
+		pending = append(pending, enrichRow{row: row, id: ids[0], set: p.enrichSet(row, f)})
+		if len(pending) >= chunk {
+			err = p.compareOverlays(ctx, pending)
+			pending = pending[:0]
+		}
+		return err
+	})
+	if err == nil {
+		err = p.compareOverlays(ctx, pending)
+	}
+	if err != nil {
+		return err // an incomplete read reverts nothing (invariant 4)
+	}
+	if p.sum.Unjoined > 0 {
+		p.s.o.Log.Info("rows that join no directory user", "rows", p.sum.Unjoined, "first", p.sum.UnjoinedKeys)
+	}
+	if p.sum.Ambiguous > 0 {
+		p.s.o.Log.Warn("rows that join several directory users: skipped", "rows", p.sum.Ambiguous, "first", p.sum.AmbiguousKeys)
+	}
+	// The file is complete: a user this source enriched that no row joins gets the directory's
+	// values back.
+	var gone []string
+	err = p.s.store.ForEachOverlay(ctx, p.s.Name(), func(id string, _ *cache.Overlay) error {
+		if !p.joined[id] {
+			gone = append(gone, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(gone); i += chunk {
+		if err := p.revertGone(ctx, gone[i:min(i+chunk, len(gone))]); err != nil {
+			return err
+		}
+	}
+	old, err := p.s.store.Holds(ctx)
+	if err != nil {
+		return err
+	}
+	others := map[string]bool{} // users another source holds: this pass must not drop their holds
+	for _, h := range old {
+		if h.Source != p.s.Name() {
+			others[h.ID] = true
+		}
+	}
+	read := func(id string) bool { return p.queued[id] && !others[id] }
+	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Overlays: p.ovBatch, Read: read})
+	if err != nil {
+		return err
+	}
+	p.batch, p.sum.Held = nil, held
+	p.decideAside(&b)
+	wm.Time = time.Now().UTC()
+	if b.Watermark, err = json.Marshal(wm); err != nil {
+		return err
+	}
+	if p.dry {
+		return p.report(ctx, b)
+	}
+	res, err := p.s.store.Apply(ctx, b)
+	p.add(res)
+	return err
+}
+
+// directoryUsers returns the directory's users whose join attribute is key: users another
+// source owns (an HR file's own users, whose externalId is their row's key) are never joined.
+func (p *pass) directoryUsers(ctx context.Context, idx cache.Index, key string) ([]string, error) {
+	ids, err := p.s.store.Lookup(ctx, idx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		owner, err := p.s.store.Owner(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if owner == "" {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// enrichSet is what a row sets on the user it joins: its mapped cells (an empty cell sets
+// nothing), and "active": false when the row's dates (or its active column) say inactive.
+func (p *pass) enrichSet(row hrcsv.Row, f facts) map[string]any {
+	set := make(map[string]any, len(row.Values)+1)
+	for _, m := range p.s.paths {
+		if m.path.Schema == "" && m.path.Attr == "active" {
+			continue // in f.active
+		}
+		if v, ok := row.Values[m.path.Raw]; ok {
+			set[m.path.Raw] = v
+		}
+	}
+	if !f.active {
+		set["active"] = false
+	}
+	return set
+}
+
+// compareOverlays compares rows with their users' stored overlays: an unchanged row writes
+// nothing; a changed one takes the old overlay off its user, puts the new one on and queues
+// the user.
+func (p *pass) compareOverlays(ctx context.Context, rows []enrichRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ids := make([]string, len(rows))
+	for i, er := range rows {
+		ids[i] = er.id
+	}
+	stored, err := p.s.store.Overlays(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, er := range rows {
+		old := stored[er.id]
+		if old != nil && old.Source != p.s.Name() {
+			p.warn(fmt.Sprintf("key %q joins a user that source %s enriches already: row skipped", er.row.Key, old.Source))
+			continue
+		}
+		if (old == nil && len(er.set) == 0) || (old != nil && old.Key == er.row.Key && sameSet(old.Set, er.set)) {
+			p.sum.Unchanged++
+			continue
+		}
+		u, err := p.s.store.Get(ctx, scim.UserType, er.id)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue // deleted since the join
+		}
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			ingest.RevertOverlay(u, old)
+		}
+		ov := &cache.Overlay{Source: p.s.Name(), Key: er.row.Key, Set: er.set, Under: ingest.Under(u, er.set)}
+		ingest.ApplySet(u, er.set)
+		if len(er.set) == 0 {
+			ov = nil
+		}
+		aside, err := p.core.Queue(ctx, u)
+		if err != nil {
+			return err
+		}
+		p.queued[er.id] = true
+		if aside {
+			p.aside[er.id] = asideOverlays{applied: ov, held: heldOverlay(ov, old)}
+			continue
+		}
+		if err := p.put(ctx, u, ov); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heldOverlay is the overlay stored for a user whose deactivation by ov is held: ov without
+// its "active" (the old overlay's, if it had one), so that no later directory pass of the user
+// applies the held deactivation through the overlay.
+func heldOverlay(ov, old *cache.Overlay) *cache.Overlay {
+	if ov == nil {
+		return nil
+	}
+	h := &cache.Overlay{Source: ov.Source, Key: ov.Key, Set: maps.Clone(ov.Set), Under: maps.Clone(ov.Under)}
+	delete(h.Set, "active")
+	if a, ok := activeSet(old); ok {
+		h.Set["active"] = a
+	} else {
+		delete(h.Under, "active")
+	}
+	if len(h.Set) == 0 {
+		return nil
+	}
+	return h
+}
+
+// decideAside stores, for each user whose deactivation Queue set aside, the overlay that
+// matches what Last decided: the deactivation applied (the user is upserted inactive) or held.
+func (p *pass) decideAside(b *cache.Batch) {
+	if len(p.aside) == 0 {
+		return
+	}
+	if b.Overlays == nil {
+		b.Overlays = map[string]*cache.Overlay{}
+	}
+	inactive := map[string]bool{}
+	for _, r := range b.Upserts {
+		if _, ok := p.aside[r.ID]; ok && r.Type == scim.UserType {
+			inactive[r.ID] = !r.Active()
+		}
+	}
+	for id, a := range p.aside {
+		if inactive[id] {
+			b.Overlays[id] = a.applied
+		} else {
+			b.Overlays[id] = a.held
+		}
+	}
+}
+
+// revertGone gives the users of ids, whose overlays of this source no row joins any more, the
+// directory's values back and deletes the overlays.
+func (p *pass) revertGone(ctx context.Context, ids []string) error {
+	stored, err := p.s.store.Overlays(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		o := stored[id]
+		if o == nil {
+			continue
+		}
+		u, err := p.s.store.Get(ctx, scim.UserType, id)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue // the overlay went with its user
+		}
+		if err != nil {
+			return err
+		}
+		ingest.RevertOverlay(u, o)
+		aside, err := p.core.Queue(ctx, u)
+		if err != nil {
+			return err
+		}
+		p.queued[id] = true
+		if aside {
+			// Only the directory's own "active": false comes back inactive: a deactivation
+			// like any other, decided by Last; the overlay goes either way.
+			p.aside[id] = asideOverlays{}
+			continue
+		}
+		if err := p.put(ctx, u, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put queues u with its overlay (nil: delete it), writing a full chunk.
+func (p *pass) put(ctx context.Context, u *scim.Resource, ov *cache.Overlay) error {
+	p.batch = append(p.batch, u)
+	p.ovBatch[u.ID] = ov
+	if len(p.batch) < chunk {
+		return nil
+	}
+	if p.dry {
+		err := p.compare(ctx, p.batch)
+		p.batch, p.ovBatch = p.batch[:0], map[string]*cache.Overlay{}
+		return err
+	}
+	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Upserts: p.batch, Overlays: p.ovBatch})
+	p.add(res)
+	p.batch, p.ovBatch = p.batch[:0], map[string]*cache.Overlay{}
+	return err
+}
+
+func (p *pass) warn(w string) {
+	p.s.o.Log.Warn(w)
+	if len(p.sum.Warnings) < maxChanges {
+		p.sum.Warnings = append(p.sum.Warnings, w)
+	}
+}
+
+// activeSet returns the "active" an overlay (nil: none) sets, if it sets one.
+func activeSet(o *cache.Overlay) (any, bool) {
+	if o == nil {
+		return nil, false
+	}
+	v, ok := o.Set["active"]
+	return v, ok
+}
+
+// sameSet reports whether two overlays set the same values.
+func sameSet(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
