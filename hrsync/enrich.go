@@ -116,6 +116,9 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 			return err
 		}
 	}
+	if err := p.decideReactivations(ctx); err != nil {
+		return err
+	}
 	old, err := p.s.store.Holds(ctx)
 	if err != nil {
 		return err
@@ -219,9 +222,17 @@ func (p *pass) compareOverlays(ctx context.Context, rows []enrichRow) error {
 			ingest.RevertOverlay(u, old)
 		}
 		ov := &cache.Overlay{Source: p.s.Name(), Key: er.row.Key, Set: er.set, Under: ingest.Under(u, er.set)}
+		wasInactive := !u.Active() || deactivates(old)
 		ingest.ApplySet(u, er.set)
 		if len(er.set) == 0 {
 			ov = nil
+		}
+		if deactivates(old) && wasInactive && u.Active() {
+			// The row no longer deactivates the user: a reactivation, decided at the end of
+			// the pass against the threshold (a bad export must not re-enable leavers).
+			p.reactivations = append(p.reactivations, reactivation{u: u, ov: ov, old: old})
+			p.queued[er.id] = true
+			continue
 		}
 		aside, err := p.core.Queue(ctx, u)
 		if err != nil {
@@ -303,6 +314,17 @@ func (p *pass) revertGone(ctx context.Context, ids []string) error {
 			return err
 		}
 		ingest.RevertOverlay(u, o)
+		var keep *cache.Overlay
+		if deactivates(o) {
+			// A leaver whose row left the export stays deprovisioned: the deactivation is
+			// kept (only a row that says the user is active again reactivates, under the
+			// threshold); the other values go back to the directory's.
+			keep = &cache.Overlay{Source: o.Source, Key: o.Key, Set: map[string]any{"active": false}}
+			if v, ok := o.Under["active"]; ok {
+				keep.Under = map[string]any{"active": v}
+			}
+			ingest.ApplySet(u, keep.Set)
+		}
 		aside, err := p.core.Queue(ctx, u)
 		if err != nil {
 			return err
@@ -314,7 +336,7 @@ func (p *pass) revertGone(ctx context.Context, ids []string) error {
 			p.aside[id] = asideOverlays{}
 			continue
 		}
-		if err := p.put(ctx, u, nil); err != nil {
+		if err := p.put(ctx, u, keep); err != nil {
 			return err
 		}
 	}
@@ -344,6 +366,67 @@ func (p *pass) warn(w string) {
 	if len(p.sum.Warnings) < maxChanges {
 		p.sum.Warnings = append(p.sum.Warnings, w)
 	}
+}
+
+// reactivation is a user a row makes active again, with its new overlay and its old one.
+type reactivation struct {
+	u       *scim.Resource
+	ov, old *cache.Overlay
+}
+
+// deactivates reports whether an overlay (nil: none) sets active to false.
+func deactivates(o *cache.Overlay) bool {
+	a, ok := activeSet(o)
+	return ok && a == false
+}
+
+// decideReactivations applies the pass's reactivations when they are within the deletion
+// threshold (counted like deactivations: users of the cache); above it, every one of them is
+// refused: the users keep the overlay's deactivation (their other values change), and a
+// warning says why. A truncated or wrong export must not re-enable leavers in every app.
+func (p *pass) decideReactivations(ctx context.Context) error {
+	n := len(p.reactivations)
+	if n == 0 {
+		return nil
+	}
+	total, err := p.s.store.Count(ctx, scim.UserType)
+	if err != nil {
+		return err
+	}
+	refuse := p.s.th.Over(n, total)
+	if refuse {
+		p.sum.RefusedReactivations = n
+		p.warn(fmt.Sprintf("%d users would be active again (their rows no longer deactivate them), more than [safety] allows in one pass (max_deletes %d, max_delete_percent %g): all are kept inactive; check the export, or raise the limits for one pass",
+			n, p.s.th.MaxDeletes, p.s.th.MaxDeletePercent))
+	} else {
+		p.sum.Reactivations = n
+	}
+	for _, r := range p.reactivations {
+		ov := r.ov
+		if refuse {
+			if ov == nil {
+				ov = &cache.Overlay{Source: p.s.Name(), Key: r.old.Key, Set: map[string]any{}}
+			} else {
+				ov = &cache.Overlay{Source: ov.Source, Key: ov.Key, Set: maps.Clone(ov.Set), Under: maps.Clone(ov.Under)}
+			}
+			if v, ok := r.old.Under["active"]; ok {
+				if ov.Under == nil {
+					ov.Under = map[string]any{}
+				}
+				ov.Under["active"] = v
+			}
+			ov.Set["active"] = false
+			ingest.ApplySet(r.u, map[string]any{"active": false})
+		}
+		if _, err := p.core.Queue(ctx, r.u); err != nil {
+			return err
+		}
+		if err := p.put(ctx, r.u, ov); err != nil {
+			return err
+		}
+	}
+	p.reactivations = nil
+	return nil
 }
 
 // activeSet returns the "active" an overlay (nil: none) sets, if it sets one.

@@ -146,13 +146,52 @@ func TestEnrich(t *testing.T) {
 	if u1 := e.get(1); getPath(u1, dept) != nil || u1.String("title") != "Engineer" {
 		t.Fatalf("user 1 after its row went: %v", u1.Attributes)
 	}
-	// Its row goes too (the file keeps an unjoined one): user 0 is the directory's again, active.
+	// Its row goes too (the file keeps an unjoined one): user 0 has the directory's values back
+	// but stays deprovisioned: a leaver who left the export is not re-enabled.
 	e.run("4242;Ghost;Nobody;;")
-	if u0 := e.get(0); !u0.Active() || u0.String("title") != "Engineer" || getPath(u0, dept) != nil {
+	if u0 := e.get(0); u0.Active() || u0.String("title") != "Engineer" || getPath(u0, dept) != nil {
 		t.Fatalf("user 0 after its row went: %v", u0.Attributes)
 	}
-	if has, _ := e.st.HasOverlays(ctx); has {
-		t.Fatal("overlays left after an empty file")
+	// A row that says user 0 works again reactivates them (one user: within the threshold).
+	if sum := e.run("1000;Sales;Back;;"); sum.Reactivations != 1 || !e.get(0).Active() || e.get(0).String("title") != "Back" {
+		t.Fatalf("reactivation: %+v %v", sum, e.get(0).Attributes)
+	}
+	e.run("4242;Ghost;Nobody;;")
+	if has, _ := e.st.HasOverlays(ctx); has || !e.get(0).Active() {
+		t.Fatal("overlays left after an empty file, or user 0 inactive")
+	}
+}
+
+// TestEnrichMassReactivationIsRefused: an export whose end dates went missing would re-enable
+// every leaver; above the threshold none is reactivated, and the summary says why.
+func TestEnrichMassReactivationIsRefused(t *testing.T) {
+	e := newEnrichEnv(t, ingest.Threshold{MaxDeletes: 1000, MaxDeletePercent: 100}, 40)
+	var leavers, back []string
+	for i := range 30 {
+		leavers = append(leavers, fmt.Sprintf("%d;Sales;Seller;;2026-01-31", 1000+i))
+		back = append(back, fmt.Sprintf("%d;Sales;Seller;;", 1000+i))
+	}
+	if sum := e.run(leavers...); sum.Deactivated != 30 {
+		t.Fatalf("leavers: %+v", sum)
+	}
+	strict, err := hrsync.New(enrichConfig(), ingest.Threshold{MaxDeletes: 5, MaxDeletePercent: 10}, e.st,
+		hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.today }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.src = strict
+	sum := e.run(back...)
+	if sum.RefusedReactivations != 30 || sum.Reactivations != 0 || len(sum.Warnings) == 0 || !strings.Contains(sum.Warnings[0], "30 users would be active again") {
+		t.Fatalf("mass reactivation: %+v", sum)
+	}
+	for i := range 30 {
+		if e.get(i).Active() {
+			t.Fatalf("user %d was reactivated", i)
+		}
+	}
+	// Three at a time is within the threshold.
+	if sum := e.run(append(back[:3:3], leavers[3:]...)...); sum.Reactivations != 3 || !e.get(0).Active() || e.get(3).Active() {
+		t.Fatalf("three back: %+v", sum)
 	}
 }
 

@@ -166,6 +166,11 @@ type Summary struct {
 	UnjoinedKeys  []string      `json:"unjoinedKeys,omitempty"`
 	Ambiguous     int           `json:"ambiguous,omitempty"`
 	AmbiguousKeys []string      `json:"ambiguousKeys,omitempty"`
+	// Reactivations counts enriched users a row made active again (an end date cleared or
+	// moved); RefusedReactivations those kept inactive because there were more than [safety]
+	// allows in one pass.
+	Reactivations        int `json:"reactivations,omitempty"`
+	RefusedReactivations int `json:"refusedReactivations,omitempty"`
 	Skipped       bool          `json:"skipped,omitempty"`
 	Warnings      []string      `json:"warnings,omitempty"`
 	Duration      time.Duration `json:"duration"`

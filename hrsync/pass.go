@@ -45,6 +45,9 @@ type pass struct {
 	joined, queued map[string]bool
 	ovBatch        map[string]*cache.Overlay
 	aside          map[string]asideOverlays
+	// reactivations are users a changed row makes active again after this source's overlay
+	// had deactivated them: applied at the end of the pass, when under the threshold.
+	reactivations []reactivation
 	// managersMissing counts rows whose manager key names no row and no directory user.
 	managersMissing int
 }
