@@ -162,18 +162,18 @@ type Summary struct {
 	Held        int    `json:"held"` // deletions and deactivations held
 	// Enrich mode: rows that join no directory user (not an error: the user may come later),
 	// and rows that join several (skipped); the first keys of each.
-	Unjoined      int           `json:"unjoined,omitempty"`
-	UnjoinedKeys  []string      `json:"unjoinedKeys,omitempty"`
-	Ambiguous     int           `json:"ambiguous,omitempty"`
-	AmbiguousKeys []string      `json:"ambiguousKeys,omitempty"`
+	Unjoined      int      `json:"unjoined,omitempty"`
+	UnjoinedKeys  []string `json:"unjoinedKeys,omitempty"`
+	Ambiguous     int      `json:"ambiguous,omitempty"`
+	AmbiguousKeys []string `json:"ambiguousKeys,omitempty"`
 	// Reactivations counts enriched users a row made active again (an end date cleared or
 	// moved); RefusedReactivations those kept inactive because there were more than [safety]
 	// allows in one pass.
-	Reactivations        int `json:"reactivations,omitempty"`
-	RefusedReactivations int `json:"refusedReactivations,omitempty"`
-	Skipped       bool          `json:"skipped,omitempty"`
-	Warnings      []string      `json:"warnings,omitempty"`
-	Duration      time.Duration `json:"duration"`
+	Reactivations        int           `json:"reactivations,omitempty"`
+	RefusedReactivations int           `json:"refusedReactivations,omitempty"`
+	Skipped              bool          `json:"skipped,omitempty"`
+	Warnings             []string      `json:"warnings,omitempty"`
+	Duration             time.Duration `json:"duration"`
 	// DryRun is set when nothing was written; Changes then says what would change.
 	DryRun  bool     `json:"dryRun,omitempty"`
 	Changes []Change `json:"changes,omitempty"`
