@@ -2,7 +2,6 @@ package hrsync
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -136,16 +135,7 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	}
 	p.batch, p.sum.Held = nil, held
 	p.decideAside(&b)
-	wm.Time = time.Now().UTC()
-	if b.Watermark, err = json.Marshal(wm); err != nil {
-		return err
-	}
-	if p.dry {
-		return p.report(ctx, b)
-	}
-	res, err := p.s.store.Apply(ctx, b)
-	p.add(res)
-	return err
+	return p.finish(ctx, b, wm)
 }
 
 // directoryUsers returns the directory's users whose join attribute is key: users another
@@ -350,13 +340,7 @@ func (p *pass) put(ctx context.Context, u *scim.Resource, ov *cache.Overlay) err
 	if len(p.batch) < chunk {
 		return nil
 	}
-	if p.dry {
-		err := p.compare(ctx, p.batch)
-		p.batch, p.ovBatch = p.batch[:0], map[string]*cache.Overlay{}
-		return err
-	}
-	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Upserts: p.batch, Overlays: p.ovBatch})
-	p.add(res)
+	err := p.apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Upserts: p.batch, Overlays: p.ovBatch})
 	p.batch, p.ovBatch = p.batch[:0], map[string]*cache.Overlay{}
 	return err
 }

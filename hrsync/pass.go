@@ -129,12 +129,27 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 	p.batch = nil
 	p.sum.Held = held
 	b.Own = true
+	return p.finish(ctx, b, wm)
+}
+
+// finish writes the pass's last batch with the watermark, in one transaction (a dry run
+// reports the batch instead).
+func (p *pass) finish(ctx context.Context, b cache.Batch, wm watermark) error {
 	wm.Time = time.Now().UTC()
+	var err error
 	if b.Watermark, err = json.Marshal(wm); err != nil {
 		return err
 	}
 	if p.dry {
 		return p.report(ctx, b)
+	}
+	return p.apply(ctx, b)
+}
+
+// apply writes b; a dry run only counts what writing its users would change.
+func (p *pass) apply(ctx context.Context, b cache.Batch) error {
+	if p.dry {
+		return p.compare(ctx, b.Upserts)
 	}
 	res, err := p.s.store.Apply(ctx, b)
 	p.add(res)
@@ -219,13 +234,7 @@ func (p *pass) flush(ctx context.Context) error {
 	if len(p.batch) == 0 {
 		return nil
 	}
-	if p.dry {
-		err := p.compare(ctx, p.batch)
-		p.batch, p.batchSrc = p.batch[:0], map[string][]byte{}
-		return err
-	}
-	res, err := p.s.store.Apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Own: true, Upserts: p.batch, SourceHashes: p.batchSrc})
-	p.add(res)
+	err := p.apply(ctx, cache.Batch{Source: p.s.Name(), Pass: p.id, Own: true, Upserts: p.batch, SourceHashes: p.batchSrc})
 	p.batch, p.batchSrc = p.batch[:0], map[string][]byte{}
 	return err
 }
