@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 )
 
 // alternatives are the date layouts HR exports commonly hold, tried when date_format reads
@@ -62,7 +64,7 @@ func (d *dateColumn) see(line int, v string) {
 	if _, err := time.Parse(d.layout, v); err != nil {
 		d.failTotal++
 		if len(d.fails) < MaxProblems {
-			d.fails = append(d.fails, Problem{Line: line, Column: d.name, Msg: fmt.Sprintf("%q is not a date in date_format %q", clip(v), d.layout)})
+			d.fails = append(d.fails, Problem{Line: line, Column: d.name, Msg: fmt.Sprintf("%q is not a date in date_format %q", termsafe.Clip(v, 40), d.layout)})
 		}
 		if d.example == "" {
 			d.example = v
@@ -101,11 +103,11 @@ func (d *dateColumn) decide(probs *Problems) (string, string) {
 	}
 	switch {
 	case dayFirst && monthFirst:
-		probs.add(1, d.name, "the dates (such as %q) read both as day/month/year and as month/day/year; set date_format to \"02/01/2006\" or \"01/02/2006\"", clip(d.example))
+		probs.add(1, d.name, "the dates (such as %q) read both as day/month/year and as month/day/year; set date_format to \"02/01/2006\" or \"01/02/2006\"", termsafe.Clip(d.example, 40))
 		return d.layout, ""
 	case len(alive) > 0:
 		return alive[0], fmt.Sprintf("column %q holds dates such as %q, which date_format %q does not read; every value reads as %q, so that layout is used (set date_format = %q to silence this)",
-			d.name, clip(d.example), d.layout, alive[0], alive[0])
+			d.name, termsafe.Clip(d.example, 40), d.layout, alive[0], alive[0])
 	}
 	for _, p := range d.fails {
 		probs.add(p.Line, p.Column, "%s", p.Msg)

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -434,7 +435,7 @@ func (f *file) fieldCount(probs *Problems, line int, rec []string) bool {
 	}
 	for i := len(f.cols); i < len(rec); i++ {
 		if strings.TrimSpace(rec[i]) != "" {
-			probs.add(line, "", "%d fields, the header has %d: field %d holds %q", len(rec), len(f.cols), i+1, clip(rec[i]))
+			probs.add(line, "", "%d fields, the header has %d: field %d holds %q", len(rec), len(f.cols), i+1, termsafe.Clip(rec[i], 40))
 			return false
 		}
 	}
@@ -455,17 +456,6 @@ func (f *file) date(rec []string, name string, rep *Report) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("column %q: %w", name, err)
 	}
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), nil
-}
-
-func clip(s string) string {
-	if len(s) <= 40 {
-		return s
-	}
-	n := 40
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/config"
+	"github.com/ldapscim/ldapscim/internal/termsafe"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/push"
 	"github.com/ldapscim/ldapscim/scimapi"
@@ -161,7 +161,7 @@ func hrPass(ctx context.Context, src *hrsync.Source, p *push.Pusher, configPath 
 		if ctx.Err() == nil {
 			log.Error("HR file pass failed; the last good state stays", "source", src.Name(), "file", src.Path(), "err", err)
 			p.Alert(push.Alert{Kind: push.AlertSourceRefused, Target: src.Name(), Text: fmt.Sprintf(
-				"ldapscim refused %s (%s); nothing changed: %s", src.Path(), src.Name(), clipText(err.Error(), 1500))})
+				"ldapscim refused %s (%s); nothing changed: %s", src.Path(), src.Name(), termsafe.Clip(err.Error(), 1500))})
 		}
 		return
 	}
@@ -171,16 +171,6 @@ func hrPass(ctx context.Context, src *hrsync.Source, p *push.Pusher, configPath 
 			"ldapscim pass %s of %s holds %d deletion(s)/deactivation(s) above the safety threshold; review with `ldapscim deletes list --config %s`, apply with `ldapscim deletes approve --config %s --all`",
 			sum.Pass, src.Path(), sum.Held, configPath, configPath)})
 	}
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
 
 // heldAlert tells the alert webhooks when a pass holds deletions or deactivations. After any

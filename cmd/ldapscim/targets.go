@@ -7,7 +7,6 @@ import (
 	"io"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/config"
@@ -181,14 +180,7 @@ func printDeadLetters(w io.Writer, dls []cache.DeadLetter) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tOP\tSEQ\tSTATUS\tATTEMPTS\tTIME\tERROR\tTARGET SAID")
 	for _, d := range dls {
-		body := d.Body
-		if len(body) > 200 {
-			n := 200
-			for n > 0 && !utf8.RuneStart(body[n]) {
-				n--
-			}
-			body = body[:n] + "…"
-		}
+		body := termsafe.Clip(d.Body, 200)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e(d.ID), e(string(d.Type)), e(d.Op), d.Seq, d.Status, d.Attempts,
 			d.Time.Format(time.RFC3339), e(d.Error), e(body))
 	}

@@ -91,3 +91,14 @@ func Strings(ss []string) []string {
 	}
 	return out
 }
+
+// Clip cuts s to at most n bytes on a rune boundary, marking a cut with "…".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

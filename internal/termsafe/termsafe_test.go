@@ -44,3 +44,15 @@ func TestEscapeUnchangedIsSame(t *testing.T) {
 		t.Fatalf("Escape of safe text allocates %v times", n)
 	}
 }
+
+func TestClip(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{{"short", 10, "short"}, {"abcdef", 3, "abc…"}, {"aéb", 2, "a…"}, {"ééé", 4, "éé…"}} {
+		if got := Clip(c.in, c.n); got != c.want {
+			t.Errorf("Clip(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
