@@ -206,15 +206,6 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	defer s.mu.Unlock()
 	start := time.Now()
 	sum := Summary{Source: s.Name(), DryRun: dry}
-	rep, err := hrcsv.Check(ctx, r, s.cfg)
-	if err != nil {
-		return sum, fmt.Errorf("csv %q: %w", s.cfg.Name, err)
-	}
-	sum.Rows, sum.Warnings = rep.Rows, rep.Warnings
-	for _, w := range rep.Warnings {
-		s.o.Log.Warn("the file's dates", "why", w)
-	}
-	digest := hex.EncodeToString(rep.SHA256[:])
 	var wm watermark
 	if raw, err := s.store.Watermark(ctx, s.Name()); err == nil {
 		_ = json.Unmarshal(raw, &wm)
@@ -225,13 +216,32 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	dated := s.cfg.StartDate != "" || s.cfg.EndDate != ""
 	// An enriching source is read on every pass: a directory user that appeared since (or came
 	// back under a new id) must be joined, whatever the file. Its unchanged rows cost a
-	// comparison with the stored overlays.
+	// comparison with the stored overlays. A users file the last pass applied, on the same day
+	// when it has dates, costs one hash.
 	enrich := s.cfg.Mode == hrcsv.ModeEnrich
-	if !force && !dry && !enrich && wm.SHA256 == digest && (!dated || wm.Day == day) {
-		sum.Skipped = true
-		sum.Duration = time.Since(start)
-		return sum, nil
+	if !force && !dry && !enrich && wm.SHA256 != "" && (!dated || wm.Day == day) {
+		d, err := hrcsv.Digest(r)
+		if err != nil {
+			return sum, err
+		}
+		if hex.EncodeToString(d[:]) == wm.SHA256 {
+			sum.Skipped, sum.Rows = true, wm.Rows
+			sum.Duration = time.Since(start)
+			return sum, nil
+		}
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return sum, err
+		}
 	}
+	rep, err := hrcsv.Check(ctx, r, s.cfg)
+	if err != nil {
+		return sum, fmt.Errorf("csv %q: %w", s.cfg.Name, err)
+	}
+	sum.Rows, sum.Warnings = rep.Rows, rep.Warnings
+	for _, w := range rep.Warnings {
+		s.o.Log.Warn("the file's dates", "why", w)
+	}
+	digest := hex.EncodeToString(rep.SHA256[:])
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return sum, err
 	}
