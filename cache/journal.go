@@ -70,6 +70,9 @@ type writer struct {
 	res       Result
 	writes    int
 	maxValue  int // in memory: the largest value Badger takes (it has no value log); 0 = any
+	// sink, if set, receives the writes instead of txn: a bulk load (load.go), which only
+	// creates resources in a store without them, so every read finds nothing.
+	sink *kvSorter
 }
 
 func (w *writer) set(k, v []byte) error {
@@ -77,16 +80,27 @@ func (w *writer) set(k, v []byte) error {
 		return ErrTooBig
 	}
 	w.writes++
+	if w.sink != nil {
+		return w.sink.add(k, v)
+	}
 	return w.txn.Set(k, v)
 }
 
 func (w *writer) del(k []byte) error {
 	w.writes++
+	if w.sink != nil {
+		return fmt.Errorf("%w: a bulk load deletes nothing", ErrInvalid)
+	}
 	return w.txn.Delete(k)
 }
 
 // get returns a copy of k's value, or ErrNotFound.
-func (w *writer) get(k []byte) ([]byte, error) { return getValue(w.txn, k) }
+func (w *writer) get(k []byte) ([]byte, error) {
+	if w.sink != nil {
+		return nil, ErrNotFound
+	}
+	return getValue(w.txn, k)
+}
 
 func getValue(txn *badger.Txn, k []byte) ([]byte, error) {
 	item, err := txn.Get(k)

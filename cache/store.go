@@ -66,9 +66,14 @@ type Store struct {
 	lock *os.File // holds the flock that makes ErrLocked (nil in memory)
 	// wmu serializes write transactions: the journal sequence is read and bumped inside each
 	// transaction, so concurrent writers would only conflict and retry.
-	wmu   sync.Mutex
-	now   func() time.Time
-	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
+	wmu sync.Mutex
+	// bulkMu holds off every write transaction (read-locked by write) while a bulk load
+	// streams its tables (load.go).
+	bulkMu sync.RWMutex
+	dir    string // "" in memory
+	log    *slog.Logger
+	now    func() time.Time
+	chunk  int // resources per Apply transaction, before ErrTxnTooBig splitting
 	// memberSlice is how many member changes of a group one transaction writes at most.
 	memberSlice int
 	// maxValue is the largest value an in-memory store takes; 0 on disk.
@@ -113,9 +118,14 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, lock: lock, now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
+	s := &Store{db: db, lock: lock, dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
+	}
+	if err := s.recoverLoad(); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
 	err = db.View(func(txn *badger.Txn) error {
 		seq, err := getCounter(txn, seqKey)
@@ -281,6 +291,8 @@ func (s *Store) write(fn func(w *writer) error) (*writer, error) {
 	if s.db.IsClosed() {
 		return nil, ErrClosed
 	}
+	s.bulkMu.RLock()
+	defer s.bulkMu.RUnlock()
 	for attempt := 0; ; attempt++ {
 		w, err := s.writeOnce(fn)
 		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
@@ -342,6 +354,14 @@ func translate(err error) error {
 type callbackError struct{ err error }
 
 func (e callbackError) Error() string { return e.err.Error() }
+
+// cacheLogger is the store's own logger (migrations, bulk loads); nil discards.
+func cacheLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.With("component", "cache")
+}
 
 func newLogger(l *slog.Logger) *slog.Logger {
 	if l == nil {

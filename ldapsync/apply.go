@@ -2,6 +2,7 @@ package ldapsync
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
@@ -15,7 +16,11 @@ func (p *pass) flush(ctx context.Context) error {
 		p.s.progress("apply", p.sum.Read)
 	}
 	if p.apply == nil {
-		p.apply = startApplier(ctx, p.s.store)
+		if p.load != nil {
+			p.apply = startApplier(ctx, p.load.Apply, nil)
+		} else {
+			p.apply = startApplier(ctx, p.s.store.Apply, p.s.store)
+		}
 	}
 	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc,
 		KeepMembers: p.keptMembers(), Overlays: p.batchOv})
@@ -47,7 +52,9 @@ type applier struct {
 	err  error    // set before done is closed
 }
 
-func startApplier(ctx context.Context, store Store) *applier {
+// startApplier starts a writer of batches through apply; dups, if set, is the store it checks
+// their userNames in (dupnames.go).
+func startApplier(ctx context.Context, apply func(context.Context, cache.Batch) (cache.Result, error), dups Store) *applier {
 	a := &applier{ch: make(chan cache.Batch, 1), done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
@@ -55,14 +62,14 @@ func startApplier(ctx context.Context, store Store) *applier {
 			if a.err != nil {
 				continue // keep draining so send never blocks forever
 			}
-			res, err := store.Apply(ctx, batch)
+			res, err := apply(ctx, batch)
 			a.res.Created += res.Created
 			a.res.Updated += res.Updated
 			a.res.Deactivated += res.Deactivated
 			a.res.Deleted += res.Deleted
 			a.res.Unchanged += res.Unchanged
-			if a.err = err; err == nil {
-				a.err = a.dups.check(ctx, store, batch.Upserts)
+			if a.err = err; err == nil && dups != nil {
+				a.err = a.dups.check(ctx, dups, batch.Upserts)
 			}
 		}
 	}()
@@ -83,4 +90,44 @@ func (a *applier) wait() (cache.Result, error) {
 	close(a.ch)
 	<-a.done
 	return a.res, a.err
+}
+
+// beginLoad starts a bulk load for a first sync into a cache without resources
+// (cache.Store.BeginLoad): the pass's batches are then written as finished tables by endLoad,
+// at a fraction of the cost of transactions. A store that cannot load (in memory, or a test's)
+// is written to as usual.
+func (p *pass) beginLoad(ctx context.Context) error {
+	ls, ok := p.s.store.(interface {
+		BeginLoad(context.Context) (*cache.Load, error)
+	})
+	if !ok {
+		return nil
+	}
+	l, err := ls.BeginLoad(ctx)
+	switch {
+	case errors.Is(err, cache.ErrNotEmpty), errors.Is(err, cache.ErrInvalid):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.load = l
+	return nil
+}
+
+// endLoad writes the bulk load, if any, into the cache; later batches go to the cache.
+func (p *pass) endLoad(ctx context.Context) error {
+	if p.load == nil {
+		return nil
+	}
+	if err := p.drain(); err != nil {
+		return err
+	}
+	l := p.load
+	p.load = nil
+	if err := l.Commit(ctx); err != nil {
+		return err
+	}
+	d := l.Duplicates()
+	p.dups.merge(dupNames{count: d.Users, sample: d.Sample})
+	return nil
 }

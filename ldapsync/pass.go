@@ -39,6 +39,7 @@ type pass struct {
 	mgrSeed      maphash.Seed          // of mgrCheck.want
 	batchSrc     map[string][]byte     // source hashes of the resources queued since the last flush
 	apply        *applier              // background cache writer, started on the first flush
+	load         *cache.Load           // a first sync's bulk load until endLoad (apply.go)
 	now          time.Time             // the pass's start, for accountExpires
 	wire         *ldapwire.Conn        // bulk-read connection, dialed on first use
 	side         ldapConn              // single-entry lookups while a stream reads conn (lookupConn)
@@ -276,6 +277,11 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		return err
 	}
 	p.noSources = users == 0
+	if p.noSources {
+		if err := p.beginLoad(ctx); err != nil {
+			return err
+		}
+	}
 	readErr := p.readAll(ctx)
 	if readErr != nil {
 		if !errors.Is(readErr, errPartial) {
@@ -284,6 +290,10 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		p.sum.Partial = readErr.Error()
 	}
 	if err := p.resolvePending(ctx); err != nil {
+		return err
+	}
+	// What follows reads what the pass wrote.
+	if err := p.endLoad(ctx); err != nil {
 		return err
 	}
 	if p.sum.Partial == "" {
@@ -318,6 +328,10 @@ func maxTimestamp(prev *watermark, seen string) string {
 // close waits for the background writer and releases the bulk-read and lookup connections.
 func (p *pass) close() {
 	_ = p.drain() // on error paths only; the pass already reports its first error
+	if p.load != nil {
+		p.load.Abort()
+		p.load = nil
+	}
 	p.spill.close()
 	if p.wire != nil {
 		p.wire.Close()
