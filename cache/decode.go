@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -14,6 +15,44 @@ import (
 // encoding/json, and on a number strconv does not take, or anything unexpected, the decoder
 // hands the whole content to encoding/json instead. FuzzDecodeContent holds the two to the
 // same result.
+
+// DecodeResource decodes the JSON of a resource into r as json.Unmarshal(body, r) does, at a
+// fraction of its cost for a user without meta (what AppendResource writes); anything else
+// goes to encoding/json.
+func DecodeResource(body []byte, r *scim.Resource) error { return decodeContent(body, r) }
+
+// AppendResource appends r as JSON without its meta (type, id, externalId, dn, attributes,
+// members), which DecodeResource reads back into an equal resource: for resources a sync pass
+// sets aside before the cache has them.
+func AppendResource(buf []byte, r *scim.Resource) ([]byte, error) {
+	buf = append(buf, `{"type":`...)
+	buf = jsonappend.String(buf, string(r.Type))
+	buf = append(buf, `,"id":`...)
+	buf = jsonappend.String(buf, r.ID)
+	if r.ExternalID != "" {
+		buf = append(buf, `,"externalId":`...)
+		buf = jsonappend.String(buf, r.ExternalID)
+	}
+	if r.DN != "" {
+		buf = append(buf, `,"dn":`...)
+		buf = jsonappend.String(buf, r.DN)
+	}
+	if r.Attributes != nil {
+		var err error
+		buf = append(buf, `,"attributes":`...)
+		if buf, err = jsonappend.Value(buf, r.Attributes); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.Members) > 0 {
+		m, err := json.Marshal(r.Members)
+		if err != nil {
+			return nil, err
+		}
+		buf = append(append(buf, `,"members":`...), m...)
+	}
+	return append(buf, '}'), nil
+}
 
 // decodeContent decodes stored content into r as json.Unmarshal(body, r) does.
 func decodeContent(body []byte, r *scim.Resource) error {
@@ -42,7 +81,7 @@ func fastContent(body []byte, r *scim.Resource) bool {
 		}
 		seen[key] = true
 		switch key {
-		case "type", "externalId", "dn":
+		case "type", "id", "externalId", "dn":
 			v, ok := d.value()
 			s, isStr := v.(string)
 			if !ok || !isStr {
@@ -51,6 +90,8 @@ func fastContent(body []byte, r *scim.Resource) bool {
 			switch key {
 			case "type":
 				r.Type = scim.ResourceType(s)
+			case "id":
+				r.ID = s
 			case "externalId":
 				r.ExternalID = s
 			default:

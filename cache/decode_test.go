@@ -63,3 +63,31 @@ func TestDecodeContentTakesStoredUsers(t *testing.T) {
 		t.Fatalf("decoded %#v", r)
 	}
 }
+
+// AppendResource and DecodeResource round-trip a resource as encoding/json does (without meta,
+// which a resource not stored yet does not have), for users and groups in odd shapes.
+func TestAppendResourceRoundTrip(t *testing.T) {
+	odd := user(9)
+	odd.Attributes["displayName"] = "Zoë \"q\" \\ \x01 \u2028 ☃"
+	odd.Attributes["x-count"] = 12.5
+	odd.Attributes["x-null"] = nil
+	odd.Attributes["x-list"] = []any{true, false, 1e21, "s", []any{}, map[string]any{}}
+	bare := &scim.Resource{Type: scim.UserType, ID: "bare"}
+	for _, r := range []*scim.Resource{user(1), odd, bare, group(2, 1, 2, 3)} {
+		b, err := AppendResource(nil, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want scim.Resource
+		if err := DecodeResource(b, &got); err != nil {
+			t.Fatalf("%s: %v in %s", r.ID, err, b)
+		}
+		j, _ := json.Marshal(r)
+		if err := json.Unmarshal(j, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s round trip:\n got %+v\nwant %+v", r.ID, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -288,8 +289,8 @@ func (l *Load) commit(ctx context.Context) error {
 		sw.Cancel()
 		return fmt.Errorf("cache: bulk load: %v", err)
 	}
-	buf := z.NewBuffer(8<<20, "ldapscim.load")
-	defer buf.Release()
+	st := newStreamer(sw, l.afterWrite)
+	buf := st.buffer()
 	n := 0
 	var lastName []byte
 	err = l.sorter.merge(base, func(k, v []byte) error {
@@ -304,19 +305,19 @@ func (l *Load) commit(ctx context.Context) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			if st.failed.Load() {
+				return errStop // the writer's error comes from close
+			}
 		}
-		if buf.LenNoPadding() < 4<<20 {
-			return nil
+		if buf.LenNoPadding() >= 4<<20 {
+			st.send(buf)
+			buf = st.buffer()
 		}
-		err := sw.Write(buf)
-		buf.Reset()
-		if l.afterWrite != nil {
-			l.afterWrite()
-		}
-		return err
+		return nil
 	})
-	if err == nil {
-		err = sw.Write(buf)
+	st.send(buf)
+	if werr := st.close(); err == nil || errors.Is(err, errStop) {
+		err = werr
 	}
 	if err == nil {
 		err = sw.Flush()
@@ -399,4 +400,50 @@ func (s *Store) recoverLoad() error {
 func (s *kvSorter) removeDir() {
 	s.remove()
 	os.RemoveAll(s.dir)
+}
+
+// streamer writes filled buffers of pairs through a StreamWriter on a goroutine of its own, so
+// that merging the runs overlaps with Badger's decoding of the buffers; two buffers circulate.
+type streamer struct {
+	full   chan *z.Buffer
+	free   chan *z.Buffer
+	done   chan error
+	failed atomic.Bool
+}
+
+func newStreamer(sw *badger.StreamWriter, after func()) *streamer {
+	st := &streamer{full: make(chan *z.Buffer, 1), free: make(chan *z.Buffer, 2), done: make(chan error, 1)}
+	for range 2 {
+		st.free <- z.NewBuffer(8<<20, "ldapscim.load")
+	}
+	go func() {
+		var err error
+		for b := range st.full {
+			if err == nil {
+				if err = sw.Write(b); err != nil {
+					st.failed.Store(true)
+				}
+				if after != nil {
+					after()
+				}
+			}
+			b.Reset()
+			st.free <- b
+		}
+		st.done <- err
+	}()
+	return st
+}
+
+func (st *streamer) buffer() *z.Buffer { return <-st.free }
+func (st *streamer) send(b *z.Buffer)  { st.full <- b }
+
+// close waits for the last write and returns the first write error.
+func (st *streamer) close() error {
+	close(st.full)
+	err := <-st.done
+	for range 2 {
+		(<-st.free).Release()
+	}
+	return err
 }

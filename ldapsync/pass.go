@@ -3,7 +3,6 @@ package ldapsync
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"time"
@@ -156,7 +155,7 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 			return err
 		}
 		if !ok {
-			enc, err := json.Marshal(r)
+			enc, err := cache.AppendResource(nil, r)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package ldapsync
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -146,7 +145,7 @@ func (p *pass) resolvePending(ctx context.Context) error {
 	p.pending, p.spill = nil, nil
 	do := func(pr pendingResource) error {
 		r := &scim.Resource{}
-		if err := json.Unmarshal(pr.raw, r); err != nil {
+		if err := cache.DecodeResource(pr.raw, r); err != nil {
 			return err
 		}
 		_, mgr, err := p.resolve(ctx, r, pr.rf, true)
