@@ -499,3 +499,55 @@ func TestLoadCrash(t *testing.T) {
 		t.Fatalf("journal head %d, want one record per resource (%d)", h, bigCrashMembers+1)
 	}
 }
+
+// A store opened with DeferCompaction (a CLI command) leaves the level-0 tables of earlier
+// commands alone until there are deferL0Limit of them; the command that finds that many
+// compacts them, and one without DeferCompaction (serve) compacts from Badger's own trigger.
+func TestDeferCompaction(t *testing.T) {
+	dir := t.TempDir()
+	l0 := func(s *Store) int { return s.db.Levels()[0].NumTables }
+	// A first sync through a bulk load: its tables go to the last level, not level 0.
+	s, err := Open(Options{Dir: dir, DeferCompaction: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.BeginLoad(ctx0)
+	l.Apply(ctx0, Batch{Source: "ldap", Upserts: users(0, 2000)})
+	if err := l.Commit(ctx0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Each command writes a small delta and leaves one level-0 table.
+	for i := range deferL0Limit {
+		s, err := Open(Options{Dir: dir, DeferCompaction: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l0(s); got != i {
+			t.Fatalf("command %d found %d level-0 tables, want %d (one per earlier command, none compacted)", i, got, i)
+		}
+		changed := user(i)
+		changed.Attributes["title"] = fmt.Sprint("T", i)
+		mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{changed}, Watermark: []byte{byte(i)}})
+		s.Close()
+	}
+	var log strings.Builder
+	s, err = Open(Options{Dir: dir, DeferCompaction: true, Log: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "compacting the cache") {
+		t.Errorf("the command that found %d level-0 tables did not say it compacts: %q", deferL0Limit, log.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for l0(s) >= deferL0Limit && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := l0(s); got >= deferL0Limit {
+		t.Fatalf("level 0 still holds %d tables", got)
+	}
+	if u, err := s.Get(ctx0, scim.UserType, userID(3)); err != nil || u.Attributes["title"] != "T3" {
+		t.Fatalf("user 3 after the compaction: %v, %v", u, err)
+	}
+	s.Close()
+}

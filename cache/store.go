@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,6 +55,15 @@ type Options struct {
 	SyncWrites bool
 	// Log receives Badger's own messages at WARN and above, and the migrations'; nil discards them.
 	Log *slog.Logger
+	// DeferCompaction is for a short-lived process (every CLI command but serve). Each such
+	// process leaves one small level-0 table behind (Badger flushes its memtable at Close),
+	// and Badger merges level 0 into the levels below once it holds 5 of them, in whichever
+	// process comes next, which then waits for it at Close: a delta of 1,000 changes cost 10x
+	// a delta of 100 in 4 runs of 10. With DeferCompaction the store runs no compactions
+	// while level 0 holds fewer than deferL0Limit tables, so that work is left to serve (which
+	// compacts in the background) or, without a serve, to the one command in deferL0Limit
+	// that finds the limit reached.
+	DeferCompaction bool
 
 	// memTableSize overrides the memtable size (tests use it to force ErrTxnTooBig).
 	memTableSize int64
@@ -113,7 +123,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	removeEmptyMemtables(opts.Dir, newLogger(opts.Log))
-	db, err := badger.Open(bo)
+	db, err := openBadger(bo, opts)
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
@@ -150,6 +160,33 @@ func Open(opts Options) (*Store, error) {
 		go s.runGC(ctx)
 	}
 	return s, nil
+}
+
+// deferL0Limit is how many level-0 tables a store opened with DeferCompaction lets stand before
+// it compacts (Badger's own trigger is 5; it stops writes at 15, which a store without
+// compactions must never reach, so it raises that bound).
+const deferL0Limit = 10
+
+// openBadger opens the database; with DeferCompaction without compactions unless level 0
+// holds deferL0Limit tables.
+func openBadger(bo badger.Options, opts Options) (*badger.DB, error) {
+	if !opts.DeferCompaction || bo.InMemory {
+		return badger.Open(bo)
+	}
+	deferred := bo.WithNumCompactors(0).WithNumLevelZeroTablesStall(math.MaxInt32)
+	db, err := badger.Open(deferred)
+	if err != nil {
+		return nil, err
+	}
+	l0 := db.Levels()[0].NumTables
+	if l0 < deferL0Limit {
+		return db, nil
+	}
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	cacheLogger(opts.Log).Info("compacting the cache: level 0 holds the tables of earlier commands", "tables", l0)
+	return badger.Open(bo)
 }
 
 // badgerOptions tunes Badger for an appliance: one process, a directory of up to a million

@@ -106,7 +106,7 @@ func adminClient(ctx context.Context, cfg *config.File) (c *admin.Client, refuse
 
 // openCacheOrExplain opens the cache; when that fails and a serve refused us, it says both.
 func openCacheOrExplain(cfg *config.File, log *slog.Logger, refused error) (*cache.Store, error) {
-	st, err := openCache(cfg, log)
+	st, err := openCache(cfg, log, true)
 	if err != nil && refused != nil {
 		return nil, fmt.Errorf("%w; %v", err, refused)
 	}

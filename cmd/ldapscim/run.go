@@ -230,7 +230,7 @@ func setup(path string, stderr io.Writer) (*config.File, *slog.Logger, *cache.St
 	}
 	log := newLogger(cfg.Log, stderr)
 	warnConfig(log, cfg)
-	st, err := openCache(cfg, log)
+	st, err := openCache(cfg, log, false)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -245,8 +245,10 @@ func warnConfig(log *slog.Logger, cfg *config.File) {
 }
 
 // openCache opens the cache, explaining the usual reason it fails: another process has it.
-func openCache(cfg *config.File, log *slog.Logger) (*cache.Store, error) {
-	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Log: log})
+// A command (short: not serve) leaves Badger's compactions to serve or to a later command
+// (cache.Options.DeferCompaction).
+func openCache(cfg *config.File, log *slog.Logger, short bool) (*cache.Store, error) {
+	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Log: log, DeferCompaction: short})
 	if err != nil {
 		if errors.Is(err, cache.ErrLocked) {
 			return nil, fmt.Errorf("opening cache %s: %w (is `ldapscim serve` running on it? stop it first)", cfg.Cache.Dir, err)
