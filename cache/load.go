@@ -222,16 +222,16 @@ func (l *Load) Abort() {
 func (l *Load) commit(ctx context.Context) error {
 	s := l.s
 	start := time.Now()
-	s.wmu.Lock() // before bulkMu, as Apply takes them
+	s.wmu.Lock() // Apply's lock first, then the gate, as Apply does
 	defer s.wmu.Unlock()
-	s.bulkMu.Lock()
-	defer s.bulkMu.Unlock()
+	s.gate.close()
+	defer s.gate.open()
+	// Behind the gate: s.db directly (view and write would wait for it).
 	if s.head.Load() != l.head0 {
 		return fmt.Errorf("%w: the store changed during a bulk load", ErrConflict)
 	}
 	var counts [2]uint64
-	var err error
-	err = s.view(ctx, func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) (err error) {
 		for i, tb := range []byte{'U', 'G'} {
 			if counts[i], err = getCounter(txn, countKey(tb)); err != nil {
 				return err
@@ -240,7 +240,7 @@ func (l *Load) commit(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return translate(err)
 	}
 	if counts[0]+counts[1] > 0 {
 		return fmt.Errorf("%w: the store changed during a bulk load", ErrConflict)

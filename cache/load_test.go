@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -550,4 +552,116 @@ func TestDeferCompaction(t *testing.T) {
 		t.Fatalf("user 3 after the compaction: %v, %v", u, err)
 	}
 	s.Close()
+}
+
+// Readers and writers of other kinds (a SCIM client, a push worker) go on during a load, and
+// wait while its tables are streamed: Badger's StreamWriter is not safe beside them. Run with
+// -race; a reader entering again from inside a scan must not deadlock against the Commit.
+func TestLoadCommitBesideReadersAndWriters(t *testing.T) {
+	ctx := context.Background()
+	s := openDir(t, t.TempDir())
+	defer s.Close()
+	l, err := s.BeginLoad(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20000; i += 2000 {
+		if _, err := l.Apply(ctx, Batch{Source: "ldap", Pass: "first", Upserts: users(i, i+2000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, nested atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				switch w {
+				case 0:
+					if _, err := s.Count(ctx, scim.UserType); err != nil {
+						t.Error(err)
+						return
+					}
+				case 1:
+					_, err := s.Get(ctx, scim.UserType, userID(i%20000))
+					if err != nil && !errors.Is(err, ErrNotFound) {
+						t.Error(err)
+						return
+					}
+				case 2:
+					// A callback that calls the store again, from inside a scan.
+					err := s.ForEachID(ctx, scim.UserType, func(id string) error {
+						if _, err := s.Count(ctx, scim.GroupType); err != nil {
+							return err
+						}
+						nested.Add(1)
+						return errStop
+					})
+					if err != nil && !errors.Is(err, errStop) {
+						t.Error(err)
+						return
+					}
+				case 3:
+					if err := s.SetPushCursor(ctx, "okta", uint64(i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := l.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if n, _ := s.Count(ctx, scim.UserType); n != 20000 {
+		t.Fatalf("%d users", n)
+	}
+	if nested.Load() == 0 || reads.Load() < 100 {
+		t.Fatalf("only %d operations, %d nested: the readers did not run beside the load", reads.Load(), nested.Load())
+	}
+	if c, err := s.PushSummary(ctx, "okta"); err != nil || c.Cursor == 0 {
+		t.Fatalf("the push cursor written beside the load: %+v, %v", c, err)
+	}
+}
+
+// The gate lets a goroutine inside enter again while close waits, and close waits for
+// everyone inside; open lets the waiting ones in.
+func TestGateNestedEntryAndClose(t *testing.T) {
+	g := newGate()
+	g.enter()
+	closed := make(chan struct{})
+	go func() { g.close(); close(closed) }()
+	time.Sleep(10 * time.Millisecond)
+	g.enter() // nested, while close waits: must not block
+	g.leave()
+	select {
+	case <-closed:
+		t.Fatal("close returned while a goroutine was inside")
+	default:
+	}
+	g.leave()
+	<-closed
+	entered := make(chan struct{})
+	go func() { g.enter(); close(entered) }()
+	time.Sleep(10 * time.Millisecond)
+	select {
+	case <-entered:
+		t.Fatal("enter passed a closed gate")
+	default:
+	}
+	g.open()
+	<-entered
+	g.leave()
 }

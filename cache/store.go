@@ -77,9 +77,9 @@ type Store struct {
 	// wmu serializes write transactions: the journal sequence is read and bumped inside each
 	// transaction, so concurrent writers would only conflict and retry.
 	wmu sync.Mutex
-	// bulkMu holds off every write transaction (read-locked by write) while a bulk load
-	// streams its tables (load.go).
-	bulkMu sync.RWMutex
+	// gate holds off every read and write of db while a bulk load streams its tables
+	// (load.go): view, write and the value log GC pass it.
+	gate *gate
 	dir    string // "" in memory
 	log    *slog.Logger
 	now    func() time.Time
@@ -128,7 +128,7 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, lock: lock, dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
+	s := &Store{db: db, lock: lock, gate: newGate(), dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
 	}
@@ -308,10 +308,16 @@ func (s *Store) runGC(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for ctx.Err() == nil && s.db.RunValueLogGC(gcDiscardRate) == nil {
+			for ctx.Err() == nil && s.runValueLogGC() == nil {
 			}
 		}
 	}
+}
+
+func (s *Store) runValueLogGC() error {
+	s.gate.enter()
+	defer s.gate.leave()
+	return s.db.RunValueLogGC(gcDiscardRate)
 }
 
 // view runs fn in a read-only transaction.
@@ -319,6 +325,8 @@ func (s *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.gate.enter()
+	defer s.gate.leave()
 	return translate(s.db.View(fn))
 }
 
@@ -328,8 +336,8 @@ func (s *Store) write(fn func(w *writer) error) (*writer, error) {
 	if s.db.IsClosed() {
 		return nil, ErrClosed
 	}
-	s.bulkMu.RLock()
-	defer s.bulkMu.RUnlock()
+	s.gate.enter()
+	defer s.gate.leave()
 	for attempt := 0; ; attempt++ {
 		w, err := s.writeOnce(fn)
 		if errors.Is(err, badger.ErrConflict) && attempt < maxRetries {
