@@ -224,9 +224,9 @@ func (l *Load) commit(ctx context.Context) error {
 	start := time.Now()
 	s.wmu.Lock() // Apply's lock first, then the gate, as Apply does
 	defer s.wmu.Unlock()
-	s.gate.close()
+	s.gate.shut()
 	defer s.gate.open()
-	// Behind the gate: s.db directly (view and write would wait for it).
+	// Behind the gate: s.db directly (view and write are turned away).
 	if s.head.Load() != l.head0 {
 		return fmt.Errorf("%w: the store changed during a bulk load", ErrConflict)
 	}

@@ -79,11 +79,11 @@ type Store struct {
 	wmu sync.Mutex
 	// gate holds off every read and write of db while a bulk load streams its tables
 	// (load.go): view, write and the value log GC pass it.
-	gate *gate
-	dir    string // "" in memory
-	log    *slog.Logger
-	now    func() time.Time
-	chunk  int // resources per Apply transaction, before ErrTxnTooBig splitting
+	gate  gate
+	dir   string // "" in memory
+	log   *slog.Logger
+	now   func() time.Time
+	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
 	// memberSlice is how many member changes of a group one transaction writes at most.
 	memberSlice int
 	// maxValue is the largest value an in-memory store takes; 0 on disk.
@@ -128,7 +128,7 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, lock: lock, gate: newGate(), dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
+	s := &Store{db: db, lock: lock, dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
 	}
@@ -315,7 +315,9 @@ func (s *Store) runGC(ctx context.Context) {
 }
 
 func (s *Store) runValueLogGC() error {
-	s.gate.enter()
+	if err := s.gate.enter(); err != nil {
+		return err
+	}
 	defer s.gate.leave()
 	return s.db.RunValueLogGC(gcDiscardRate)
 }
@@ -325,7 +327,9 @@ func (s *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.gate.enter()
+	if err := s.gate.enter(); err != nil {
+		return err
+	}
 	defer s.gate.leave()
 	return translate(s.db.View(fn))
 }
@@ -336,7 +340,9 @@ func (s *Store) write(fn func(w *writer) error) (*writer, error) {
 	if s.db.IsClosed() {
 		return nil, ErrClosed
 	}
-	s.gate.enter()
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
 	defer s.gate.leave()
 	for attempt := 0; ; attempt++ {
 		w, err := s.writeOnce(fn)
@@ -379,7 +385,7 @@ func translate(err error) error {
 	case errors.As(err, &cb):
 		return cb.err
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrInvalid), errors.Is(err, ErrClosed),
-		errors.Is(err, ErrTooBig), errors.Is(err, ErrConflict), errors.Is(err, ErrCorrupt),
+		errors.Is(err, ErrTooBig), errors.Is(err, ErrConflict), errors.Is(err, ErrCorrupt), errors.Is(err, ErrBusy),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	case errors.Is(err, badger.ErrKeyNotFound):

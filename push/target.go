@@ -133,7 +133,11 @@ func (t *Target) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, cache.ErrBusy):
+			// A first sync is writing its bulk load; nothing was pushed from an empty cache.
+			t.log.Debug("cache busy with a first sync; retrying", "err", err)
+		case err != nil:
 			t.log.Error("push batch failed; retrying", "err", err)
 			t.lastError.Store(err.Error())
 		}

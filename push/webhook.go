@@ -135,7 +135,10 @@ func (w *Webhook) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, cache.ErrBusy):
+			w.log.Debug("cache busy with a first sync; retrying", "err", err)
+		case err != nil:
 			w.log.Error("webhook batch failed; retrying", "err", err)
 		}
 		if n == 0 || err != nil {
