@@ -174,8 +174,8 @@ func badgerOptions(opts Options) badger.Options {
 		// cache would only copy blocks into ristretto, which Badger documents as "unnecessary
 		// overhead which will affect the read performance" without compression or encryption;
 		// looking up 10,000 different users by userName (a cache miss each) took about 25% less
-		// CPU per request without it (BenchmarkUserNameFilterVsTrivialGin, README). A small
-		// index cache bounds the memory the tables' block offsets and bloom filters take.
+		// CPU per request without it (BenchmarkUserNameFilterVsTrivialGin, README). (Badger
+		// uses the index cache only for encrypted tables.)
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
