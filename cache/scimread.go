@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
@@ -146,8 +147,11 @@ func decodeFields(dec *json.Decoder, r *scim.Resource) error {
 // map. Errors: ErrClosed, ErrCorrupt, ctx.Err(). Safe for concurrent use.
 func (s *Store) GroupsOfMany(ctx context.Context, memberIDs []string) (map[string][]Ref, error) {
 	out := make(map[string][]Ref)
+	head := s.head.Load() // before the snapshot: the refs it reads are at least as new
+	var fresh map[string]refRecord
 	err := s.view(ctx, func(txn *badger.Txn) error {
 		names := map[string]refRecord{}
+		fresh = map[string]refRecord{}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false
 		// A prefix lets the iterator skip every table outside the member index; one member (a
@@ -164,15 +168,18 @@ func (s *Store) GroupsOfMany(ctx context.Context, memberIDs []string) (map[strin
 				gid := string(it.Item().Key()[len(prefix):])
 				rec, ok := names[gid]
 				if !ok {
-					v, err := getValue(txn, refKey(gid))
-					if errors.Is(err, ErrNotFound) {
-						continue
-					}
-					if err != nil {
-						return err
-					}
-					if rec, err = decodeRef(v); err != nil {
-						return err
+					if rec, ok = s.refs.get(head, gid); !ok {
+						v, err := getValue(txn, refKey(gid))
+						if errors.Is(err, ErrNotFound) {
+							continue
+						}
+						if err != nil {
+							return err
+						}
+						if rec, err = decodeRef(v); err != nil {
+							return err
+						}
+						fresh[gid] = rec
 					}
 					names[gid] = rec
 				}
@@ -181,5 +188,54 @@ func (s *Store) GroupsOfMany(ctx context.Context, memberIDs []string) (map[strin
 		}
 		return ctx.Err()
 	})
+	if err == nil {
+		s.refs.put(head, fresh)
+	}
 	return out, err
+}
+
+// groupRefs keeps the type and display name of the groups GroupsOfMany read lately, so that
+// rendering users (each with the groups it is a member of) does not read the same few group
+// refs again for every user. It holds the refs of one journal head: every write of a ref ('f'
+// key) appends a journal record in the same transaction and moves the head, so a ref read
+// from a snapshot taken after head h was read is current as long as the head is h. An entry
+// of another head is never returned, and putting refs of a new head drops the old ones.
+type groupRefs struct {
+	mu   sync.Mutex
+	head uint64
+	m    map[string]refRecord
+}
+
+// maxGroupRefs bounds the entries (a ref is an id, a display name and a hash: about 150 bytes).
+const maxGroupRefs = 4096
+
+func (c *groupRefs) get(head uint64, gid string) (refRecord, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head != head {
+		return refRecord{}, false
+	}
+	rec, ok := c.m[gid]
+	return rec, ok
+}
+
+// put adds refs read after head was read.
+func (c *groupRefs) put(head uint64, refs map[string]refRecord) {
+	if len(refs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case head < c.head:
+		return // a slow reader of an older head: the cache already holds a newer one
+	case head > c.head || c.m == nil || len(c.m)+len(refs) > maxGroupRefs:
+		c.head, c.m = head, make(map[string]refRecord, len(refs))
+	}
+	for gid, rec := range refs {
+		if len(c.m) >= maxGroupRefs {
+			break
+		}
+		c.m[gid] = rec
+	}
 }
