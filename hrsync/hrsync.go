@@ -253,11 +253,15 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 		}
 	}
 	// A users file is learnt in the read that checks it (users.go).
+	// The source's stored users are read meanwhile: the pass compares the rows with them.
 	var rows *collector
 	var learn func(hrcsv.Row) error
+	var stored *storedUsers
 	if !enrich {
 		rows = newCollector(s)
 		learn = rows.add
+		stored = s.readStored(ctx)
+		defer stored.stop()
 	}
 	rep, err := hrcsv.CheckRows(ctx, r, s.cfg, learn)
 	if err != nil {
@@ -280,7 +284,7 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	case enrich:
 		err = p.runEnrich(ctx, r, wm)
 	case rep.DatesAsConfigured() && !rows.slow:
-		err = p.runRows(ctx, rows, r, wm)
+		err = p.runRows(ctx, rows, stored, r, wm)
 	default:
 		err = p.runScan(ctx, r, wm)
 	}

@@ -18,15 +18,17 @@ import (
 )
 
 // A users pass learns the file in the read that checks it (hrcsv.CheckRows), keeping a
-// rowState of each row; then it works out each row's source record in memory, and compares
-// the records with the stored ones in one ordered walk of the source's users
-// (cache.Store.ForEachOwnedSource), which finds the rows that disappeared too. Only the rows
-// whose records differ are read again (by offset, or in one more read of the file when many
-// did) and built into users. A re-import of a file with k changed rows costs one read of the
-// file, the walk, and O(k) cache work.
+// rowState of each row, while a goroutine reads the source's stored users and their records
+// in one ordered walk (cache.Store.ForEachOwnedSource). Then it works out each row's source
+// record in memory and merges the rows, sorted by id, with the stored users: a row whose
+// record differs changed, a row with no user is new, a user with no row is gone. Only the rows
+// that changed are read again (by offset, or in one more read of the file when many did) and
+// built into users. A re-import of a file with k changed rows costs one read of the file, the
+// walk beside it, and O(k) cache work.
 //
-// Memory: 64 bytes per row (rowState), 4 per row to sort them by id, and one string per
-// distinct manager key (with its map entry), beside hrcsv.Check's 24 bytes per row.
+// Memory: 64 bytes per row (rowState), 4 per row to sort them by id, 33 per stored user
+// (storedUser), and one string per distinct manager key (with its map entry), beside
+// hrcsv.CheckRows's 24 bytes per row.
 
 // rowState is what a users pass keeps of a row between the check and the comparison.
 type rowState struct {
@@ -129,7 +131,7 @@ func (p *pass) stateFacts(i int32, today int32, m *managers) facts {
 }
 
 // runRows is the pass of a users file whose rows c collected while the file was checked.
-func (p *pass) runRows(ctx context.Context, c *collector, r io.ReadSeeker, wm watermark) error {
+func (p *pass) runRows(ctx context.Context, c *collector, stored *storedUsers, r io.ReadSeeker, wm watermark) error {
 	p.batchSrc = map[string][]byte{}
 	p.rulesFP = p.s.rulesFingerprint()
 	if p.dry {
@@ -163,33 +165,28 @@ func (p *pass) runRows(ctx context.Context, c *collector, r io.ReadSeeker, wm wa
 	}
 	slices.SortFunc(p.order, func(a, b int32) int { return bytes.Compare(rows[a].id[:], rows[b].id[:]) })
 	var changed []int32
-	var goneIDs []string
+	if err := stored.wait(); err != nil {
+		return err
+	}
+	goneIDs := stored.other
 	j := 0
-	err := p.s.store.ForEachOwnedSource(ctx, scim.UserType, p.s.Name(), func(id string, stored []byte) error {
-		u, err := uuid.Parse(id)
-		if err != nil || u.String() != id {
-			goneIDs = append(goneIDs, id) // no id of a row
-			return nil
-		}
-		for j < len(p.order) && bytes.Compare(rows[p.order[j]].id[:], u[:]) < 0 {
+	for _, su := range stored.users {
+		for j < len(p.order) && bytes.Compare(rows[p.order[j]].id[:], su.id[:]) < 0 {
 			changed = append(changed, p.order[j]) // a row with no user: new
 			j++
 		}
-		if j < len(p.order) && rows[p.order[j]].id == u {
-			if i := p.order[j]; !bytes.Equal(stored, p.record(rows[i].digest, p.stateFacts(i, today, mgrs))) {
-				changed = append(changed, p.order[j])
+		if j < len(p.order) && rows[p.order[j]].id == su.id {
+			if i := p.order[j]; !su.ok || !bytes.Equal(su.rec[:], p.record(rows[i].digest, p.stateFacts(i, today, mgrs))) {
+				changed = append(changed, i)
 			} else {
 				p.sum.Unchanged++
 			}
 			j++
-			return nil
+			continue
 		}
-		goneIDs = append(goneIDs, id)
-		return nil
-	})
-	if err != nil {
-		return err
+		goneIDs = append(goneIDs, su.id.String())
 	}
+	stored.users = nil
 	changed = append(changed, p.order[j:]...)
 	for i := range rows {
 		if rows[i].mgr >= 0 && mgrs.ids[rows[i].mgr] == "" {
@@ -216,6 +213,60 @@ func (p *pass) runRows(ctx context.Context, c *collector, r io.ReadSeeker, wm wa
 		p.core.Dels.Mark(id, scim.UserType)
 	}
 	return p.last(ctx, goneIDs, wm)
+}
+
+// storedUsers are the users a source owns with their stored records, in id order: read
+// (cache.Store.ForEachOwnedSource) beside the read that checks the file, which does not need
+// them. 33 bytes a user.
+type storedUsers struct {
+	users  []storedUser
+	other  []string // owned ids that are no row's (not a UUID as UserID writes them)
+	err    error
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+type storedUser struct {
+	id  uuid.UUID
+	rec [recordSize]byte // the stored record, when ok (a record as record encodes them)
+	ok  bool
+}
+
+// recordSize is the size of the records of pass.record: a digest and no manager reference.
+const recordSize = 17
+
+// readStored starts reading the source's stored users; wait returns them.
+func (s *Source) readStored(ctx context.Context) *storedUsers {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &storedUsers{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(w.done)
+		w.err = s.store.ForEachOwnedSource(ctx, scim.UserType, s.Name(), func(id string, rec []byte) error {
+			u, err := uuid.Parse(id)
+			if err != nil || u.String() != id {
+				w.other = append(w.other, id)
+				return nil
+			}
+			su := storedUser{id: u, ok: len(rec) == recordSize}
+			copy(su.rec[:], rec)
+			w.users = append(w.users, su)
+			return nil
+		})
+	}()
+	return w
+}
+
+// wait waits for the read to end (stop ends it early) and returns its error.
+func (w *storedUsers) wait() error {
+	<-w.done
+	w.cancel()
+	return w.err
+}
+
+// stop ends the read when its users are not needed.
+func (w *storedUsers) stop() {
+	w.cancel()
+	<-w.done
 }
 
 // readChanged calls fn with each changed row (indexes in file order): read by its offset when
