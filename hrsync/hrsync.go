@@ -1,10 +1,12 @@
 // Package hrsync runs the passes of an HR file source ([[csv]]). In mode "users" (below) the
 // file's rows are people who are not in the directory (contractors, new hires before their
-// account exists), provisioned from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
-// any bad row applies nothing), then streams it into the cache through the same source-neutral
-// core as the directory (package ingest): the deletion threshold and holds, the rules and their
-// virtual groups. The source owns its users (cache.Batch.Own), so a row that disappears deletes
-// only a user this source created, and no directory pass ever takes its users for deleted.
+// account exists), provisioned from a CSV export like directory users. A pass checks the whole
+// file before it applies anything (package hrcsv: any bad row applies nothing), learning its
+// rows in the same read (users.go), then writes the rows that changed into the cache through
+// the same source-neutral core as the directory (package ingest): the deletion threshold and
+// holds, the rules and their virtual groups. The source owns its users (cache.Batch.Own), so a
+// row that disappears deletes only a user this source created, and no directory pass ever
+// takes its users for deleted.
 //
 // A user's id is derived from the source's name and the row's key (a name-based UUID), so it is
 // stable across imports: a changed row is an update, a row that disappears is a deletion. A
@@ -252,8 +254,8 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 			return sum, err
 		}
 	}
-	// A users file is learnt in the read that checks it (users.go).
-	// The source's stored users are read meanwhile: the pass compares the rows with them.
+	// A users file is learnt in the read that checks it, while the source's stored users are
+	// read for the comparison (users.go).
 	var rows *collector
 	var learn func(hrcsv.Row) error
 	var stored *storedUsers
@@ -286,6 +288,7 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	case rep.DatesAsConfigured() && !rows.slow:
 		err = p.runRows(ctx, rows, stored, r, wm)
 	default:
+		stored.stop()
 		err = p.runScan(ctx, r, wm)
 	}
 	sum.Duration = time.Since(start)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
@@ -49,6 +51,14 @@ func TestReimportBuildsOnlyChangedRows(t *testing.T) {
 	next[20] += "2026-01-01"                                                        // left: a deactivation
 	next = append(next[:30], next[31:]...)                                          // E030 gone: E029's manager too
 	next = append(next, "E200;e200@example.com;New;Hire;Engineer;E000;2024-01-01;") // new
+	dry, err := e.importRows(true, true, next...)
+	if err != nil || dry.Updated != 2 || dry.Deactivated != 1 || dry.Deleted != 1 || dry.Created != 1 || len(dry.Changes) != 5 ||
+		!slices.ContainsFunc(dry.Changes, func(c hrsync.Change) bool { return c.Action == "update" && c.Key == "E010" }) {
+		t.Fatalf("a dry run of a few changed rows: %+v %v", dry, err)
+	}
+	if e.user("E010").Attributes["title"] != "Engineer" {
+		t.Fatal("the dry run wrote")
+	}
 	sum, err := e.importRows(true, false, next...)
 	if err != nil || sum.Updated != 2 || sum.Deactivated != 1 || sum.Deleted != 1 || sum.Created != 1 || sum.Unchanged != 196 ||
 		len(sum.Warnings) != 1 || !strings.Contains(sum.Warnings[0], "1 row(s) name a manager key") {
