@@ -43,7 +43,10 @@ type pass struct {
 	batch    []*scim.Resource
 	batchSrc map[string][]byte
 	rulesFP  []byte
-	keys     map[string]string // dry run: id → key, for the report
+	// recBuf is recordDigest's buffer; its first recPrefix bytes are the version and rules.
+	recBuf    []byte
+	recPrefix int
+	keys      map[string]string // dry run: id → key, for the report
 	// Enrich mode (enrich.go): joined and queued are the users rows joined and the pass queued,
 	// ovBatch the overlays of batch, aside those of users whose deactivation Last decides.
 	joined, queued map[string]bool
@@ -184,16 +187,24 @@ const recordVersion = "hrsync/2"
 // unchanged row costs a comparison, not a write, and the user is built only for a row that
 // changed.
 func (p *pass) record(digest [16]byte, f facts) []byte {
-	h := sha256.New()
-	put := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
-	put(recordVersion)
-	h.Write(p.rulesFP)
-	h.Write(digest[:])
-	put(strconv.FormatBool(f.active))
-	put(f.manager)
 	var rec ingest.SourceRecord
-	copy(rec.Digest[:], h.Sum(nil))
+	rec.Digest = p.recordDigest(digest, f)
 	return rec.Encode()
+}
+
+// recordDigest is the digest of record: SHA-256 of the record version, the rules, the row's
+// digest, the facts, cut to 16 bytes.
+func (p *pass) recordDigest(digest [16]byte, f facts) [16]byte {
+	if p.recBuf == nil {
+		p.recBuf = append(append([]byte(recordVersion), 0), p.rulesFP...)
+		p.recPrefix = len(p.recBuf)
+	}
+	b := append(p.recBuf[:p.recPrefix], digest[:]...)
+	b = append(b, strconv.FormatBool(f.active)...)
+	b = append(append(b, 0), f.manager...)
+	p.recBuf = append(b, 0)
+	sum := sha256.Sum256(p.recBuf)
+	return [16]byte(sum[:16])
 }
 
 // compareRecords skips the pending users whose stored source record is theirs (unchanged
@@ -244,7 +255,7 @@ func (p *pass) read(id string) bool {
 		return false
 	}
 	if p.rows != nil {
-		_, ok := slices.BinarySearchFunc(p.order, u, func(i int32, u uuid.UUID) int { return bytes.Compare(p.rows[i].id[:], u[:]) })
+		_, ok := slices.BinarySearchFunc(p.order, u, func(i int32, u uuid.UUID) int { return compareIDs(&p.rows[i].id, &u) })
 		return ok
 	}
 	_, ok := p.seen[u]

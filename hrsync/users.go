@@ -1,8 +1,10 @@
 package hrsync
 
 import (
-	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha1"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -55,6 +57,7 @@ type collector struct {
 	rows    []rowState
 	mgrKeys []string         // the distinct manager keys
 	mgrIdx  map[string]int32 // manager key → its index in mgrKeys
+	buf     []byte
 	// slow is set when the states cannot decide the rows' users: a value of the active column
 	// that is no boolean (the row-by-row pass reports it).
 	slow bool
@@ -65,7 +68,7 @@ func newCollector(s *Source) *collector {
 }
 
 func (c *collector) add(row hrcsv.Row) error {
-	st := rowState{id: uuid.NewSHA1(namespace, []byte(c.s.cfg.Name+"\x00"+row.Key)), digest: row.Digest,
+	st := rowState{id: c.userID(row.Key), digest: row.Digest,
 		off: row.Offset, line: int32(min(row.Line, math.MaxInt32)), mgr: -1, start: day(row.Start), end: day(row.End)}
 	if c.s.activePath != "" {
 		if v, ok := row.Values[c.s.activePath]; ok {
@@ -96,6 +99,18 @@ func (c *collector) add(row hrcsv.Row) error {
 	return nil
 }
 
+// userID is Source.UserID as a UUID, without its allocations: uuid.NewSHA1 (RFC 4122 version
+// 5) of the namespace and the source name NUL key.
+func (c *collector) userID(key string) uuid.UUID {
+	c.buf = append(append(append(append(c.buf[:0], namespace[:]...), c.s.cfg.Name...), 0), key...)
+	sum := sha1.Sum(c.buf)
+	var u uuid.UUID
+	copy(u[:], sum[:])
+	u[6] = (u[6] & 0x0f) | 0x50 // version 5
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u
+}
+
 // day is t as days since 1970-01-01, or noDate for the zero time.
 func day(t time.Time) int32 {
 	if t.IsZero() {
@@ -109,6 +124,14 @@ func day(t time.Time) int32 {
 type managers struct {
 	ids  []string
 	rows []int32
+}
+
+// compareIDs orders ids as bytes.Compare does, in two integer comparisons.
+func compareIDs(a, b *uuid.UUID) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // stateFacts are the facts of row i from its state: resolve's, without reading the row.
@@ -163,7 +186,7 @@ func (p *pass) runRows(ctx context.Context, c *collector, stored *storedUsers, r
 	for i := range p.order {
 		p.order[i] = int32(i)
 	}
-	slices.SortFunc(p.order, func(a, b int32) int { return bytes.Compare(rows[a].id[:], rows[b].id[:]) })
+	slices.SortFunc(p.order, func(a, b int32) int { return compareIDs(&rows[a].id, &rows[b].id) })
 	var changed []int32
 	if err := stored.wait(); err != nil {
 		return err
@@ -171,12 +194,12 @@ func (p *pass) runRows(ctx context.Context, c *collector, stored *storedUsers, r
 	goneIDs := stored.other
 	j := 0
 	for _, su := range stored.users {
-		for j < len(p.order) && bytes.Compare(rows[p.order[j]].id[:], su.id[:]) < 0 {
+		for j < len(p.order) && compareIDs(&rows[p.order[j]].id, &su.id) < 0 {
 			changed = append(changed, p.order[j]) // a row with no user: new
 			j++
 		}
 		if j < len(p.order) && rows[p.order[j]].id == su.id {
-			if i := p.order[j]; !su.ok || !bytes.Equal(su.rec[:], p.record(rows[i].digest, p.stateFacts(i, today, mgrs))) {
+			if i := p.order[j]; !su.ok || su.rec != p.recordDigest(rows[i].digest, p.stateFacts(i, today, mgrs)) {
 				changed = append(changed, i)
 			} else {
 				p.sum.Unchanged++
@@ -228,12 +251,9 @@ type storedUsers struct {
 
 type storedUser struct {
 	id  uuid.UUID
-	rec [recordSize]byte // the stored record, when ok (a record as record encodes them)
+	rec [16]byte // the stored record's digest, when ok (a record as pass.record encodes them)
 	ok  bool
 }
-
-// recordSize is the size of the records of pass.record: a digest and no manager reference.
-const recordSize = 17
 
 // readStored starts reading the source's stored users; wait returns them.
 func (s *Source) readStored(ctx context.Context) *storedUsers {
@@ -247,7 +267,8 @@ func (s *Source) readStored(ctx context.Context) *storedUsers {
 				w.other = append(w.other, id)
 				return nil
 			}
-			su := storedUser{id: u, ok: len(rec) == recordSize}
+			// A record of pass.record: a digest, no manager reference (a NUL, no display).
+			su := storedUser{id: u, ok: len(rec) == 17 && rec[16] == 0}
 			copy(su.rec[:], rec)
 			w.users = append(w.users, su)
 			return nil
