@@ -44,9 +44,12 @@ type rowState struct {
 	active     uint8 // the active column: activeUnset, activeTrue or activeFalse
 }
 
+// noDate is rowState.start or end for an empty cell.
+const noDate = math.MinInt32
+
+// The values of rowState.active.
 const (
-	noDate      = math.MinInt32
-	activeUnset = iota
+	activeUnset uint8 = iota // no active column, or an empty cell
 	activeTrue
 	activeFalse
 )

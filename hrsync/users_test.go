@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
@@ -129,5 +130,45 @@ func TestRowChangedAfterTheCheck(t *testing.T) {
 	sum, err := e.src.Import(context.Background(), io.ReadSeeker(bytes.NewReader(checked)), false, false)
 	if err != nil || sum.Skipped || sum.Updated != 1 || e.user("E040").Attributes["title"] != "Designer" {
 		t.Fatalf("the file again: %+v %v", sum, err)
+	}
+}
+
+// TestActiveColumn: a mapped active column decides a user's active flag with the dates; a
+// value that is no boolean fails the pass at its line.
+func TestActiveColumn(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, ingest.Threshold{MaxDeletes: 10, MaxDeletePercent: 100})
+	c := config()
+	c.Mapping["active"] = "Status"
+	src, err := hrsync.New(c, ingest.Threshold{MaxDeletes: 10, MaxDeletePercent: 100}, e.st, hrsync.Options{Now: func() time.Time { return e.today }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := func(rows ...string) (hrsync.Summary, error) {
+		data := "Employee ID;Email;First Name;Last Name;Job Title;Manager ID;Start Date;End Date;Status\n" + strings.Join(rows, "\n") + "\n"
+		return src.Import(ctx, bytes.NewReader([]byte(data)), true, false)
+	}
+	rows := []string{"A1;a1@example.com;A;One;;;2020-01-01;;yes", "A2;a2@example.com;A;Two;;;2020-01-01;;no",
+		"A3;a3@example.com;A;Three;;;2020-01-01;2021-01-01;yes", "A4;a4@example.com;A;Four;;;2020-01-01;;"}
+	if sum, err := imp(rows...); err != nil || sum.Created != 4 {
+		t.Fatalf("import: %+v %v", sum, err)
+	}
+	active := func(key string) bool {
+		u, err := e.st.Get(ctx, scim.UserType, src.UserID(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Active()
+	}
+	if !active("A1") || active("A2") || active("A3") || !active("A4") {
+		t.Fatal("active: want A1 and A4 only")
+	}
+	rows[1] = strings.Replace(rows[1], ";no", ";yes", 1)
+	if sum, err := imp(rows...); err != nil || sum.Updated != 1 || sum.Unchanged != 3 || !active("A2") {
+		t.Fatalf("A2 made active: %+v %v", sum, err)
+	}
+	rows[3] += "maybe"
+	if _, err := imp(rows...); err == nil || !strings.Contains(err.Error(), `line 5, column "Status": "maybe" is not a boolean`) {
+		t.Fatalf("a value that is no boolean: %v", err)
 	}
 }
