@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -71,5 +73,65 @@ func TestOwnedResources(t *testing.T) {
 	}
 	if got := list(scim.UserType, ""); !reflect.DeepEqual(got, []string{"a", "c", "e", "g"}) {
 		t.Fatalf("the directory's after deleting d: %v", got)
+	}
+}
+
+// TestOwnedSourceHashes: ForEachOwnedSource walks one source's users in id order with their
+// source hashes (nil for one without), whether the other keys between are few (stepped over)
+// or many (sought past), and none of the others'.
+func TestOwnedSourceHashes(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u := func(id string) *scim.Resource {
+		return &scim.Resource{Type: scim.UserType, ID: id, Attributes: map[string]any{"userName": id}}
+	}
+	// The directory's users, with source hashes, between and around the HR ones: a run of
+	// 40 ids between "b" and "d" makes the walk seek.
+	dir := []*scim.Resource{u("a"), u("c"), u("e")}
+	dirHashes := map[string][]byte{"a": []byte("da"), "c": []byte("dc"), "e": []byte("de")}
+	for i := range 40 {
+		id := fmt.Sprintf("c%02d", i)
+		dir = append(dir, u(id))
+		dirHashes[id] = []byte("d" + id)
+	}
+	if _, err := st.Apply(ctx, Batch{Source: "ldap", Upserts: dir, SourceHashes: dirHashes}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, Batch{Source: "hr", Own: true, Upserts: []*scim.Resource{u("b"), u("d"), u("f"), u("g")},
+		SourceHashes: map[string][]byte{"b": []byte("hb"), "d": []byte("hd"), "g": []byte("hg")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, Batch{Source: "other", Own: true, Upserts: []*scim.Resource{u("dd")},
+		SourceHashes: map[string][]byte{"dd": []byte("od")}}); err != nil {
+		t.Fatal(err)
+	}
+	walk := func(source string) []string {
+		t.Helper()
+		var out []string
+		err := st.ForEachOwnedSource(ctx, scim.UserType, source, func(id string, h []byte) error {
+			out = append(out, id+"="+string(h))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got, want := walk("hr"), []string{"b=hb", "d=hd", "f=", "g=hg"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("hr: %q, want %q", got, want)
+	}
+	if got, want := walk("other"), []string{"dd=od"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("other: %q, want %q", got, want)
+	}
+	if err := st.ForEachOwnedSource(ctx, scim.UserType, "", func(string, []byte) error { return nil }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no source: %v", err)
+	}
+	stop := errors.New("stop")
+	if err := st.ForEachOwnedSource(ctx, scim.UserType, "hr", func(string, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("fn's error: %v", err)
 	}
 }

@@ -295,6 +295,55 @@ func (s *Store) Owner(ctx context.Context, id string) (string, error) {
 	return owner, err
 }
 
+// ForEachOwnedSource calls fn with the id and the source hash (Batch.SourceHashes; nil when it
+// has none) of every resource of typ that source (not "") owns, in id order: a source's full
+// pass compares what it read with what it stored in one ordered walk of the owner and source
+// hash keys, instead of one read per id. hash is valid only during fn. It stops at fn's first
+// error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for concurrent use.
+func (s *Store) ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, source string, fn func(id string, hash []byte) error) error {
+	tb, err := checkType(typ)
+	if err != nil {
+		return err
+	}
+	if source == "" {
+		return fmt.Errorf("%w: ForEachOwnedSource needs a source", ErrInvalid)
+	}
+	want := append([]byte{tb}, source...)
+	return s.view(ctx, func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues, opts.Prefix = false, []byte{kindSource}
+		hashes := txn.NewIterator(opts)
+		defer hashes.Close()
+		hashes.Seek(opts.Prefix)
+		return scan(ctx, txn, []byte{kindOwner}, nil, false, func(k []byte, item *badger.Item) error {
+			mine := false
+			if err := item.Value(func(v []byte) error { mine = bytes.Equal(v, want); return nil }); err != nil || !mine {
+				return err
+			}
+			id := k[1:]
+			// The source hash keys are in the same id order: step to id, a few keys at a
+			// time while the walk is dense (other sources' keys between), else seek.
+			for i := 0; hashes.Valid() && bytes.Compare(hashes.Item().Key()[1:], id) < 0; i++ {
+				if i == 8 {
+					hashes.Seek(sourceKey(string(id)))
+					break
+				}
+				hashes.Next()
+			}
+			var hash []byte
+			if hashes.Valid() && bytes.Equal(hashes.Item().Key()[1:], id) {
+				if hash, err = hashes.Item().ValueCopy(nil); err != nil {
+					return err
+				}
+			}
+			if err := fn(string(id), hash); err != nil {
+				return callbackError{err}
+			}
+			return nil
+		})
+	})
+}
+
 // ForEachOwned calls fn with the id of every resource of typ that source owns (Batch.Own), in
 // id order; with source "", of every resource no source owns: the directory's. It stops at
 // fn's first error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for

@@ -56,12 +56,15 @@ func (f *file) dateColumns(c Config) []*dateColumn {
 	return out
 }
 
-func (d *dateColumn) see(line int, v string) {
+// see notes the value v of the column on that line, and returns it read with date_format at
+// UTC midnight (zero when it is empty or does not read).
+func (d *dateColumn) see(line int, v string) time.Time {
 	if v == "" {
-		return
+		return time.Time{}
 	}
 	d.values++
-	if _, err := time.Parse(d.layout, v); err != nil {
+	t, err := time.Parse(d.layout, v)
+	if err != nil {
 		d.failTotal++
 		if len(d.fails) < MaxProblems {
 			d.fails = append(d.fails, Problem{Line: line, Column: d.name, Msg: fmt.Sprintf("%q is not a date in date_format %q", termsafe.Clip(v, 40), d.layout)})
@@ -77,6 +80,10 @@ func (d *dateColumn) see(line int, v string) {
 			}
 		}
 	}
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
 // decide returns the layout of the column: date_format when it read every value; else the one

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -27,6 +29,12 @@ type Row struct {
 	// Start and End are the start_date and end_date cells, UTC midnight; zero when the column
 	// is not configured or the cell is empty.
 	Start, End time.Time
+	// Digest is a digest of the key and the mapped cells (not the dates): equal digests, equal
+	// Key and Values.
+	Digest [16]byte
+	// Offset is where the row starts in the file's bytes, for Rereader; -1 when the encoding
+	// is not UTF-8 (the decoded bytes are not the file's).
+	Offset int64
 }
 
 // Report is what Check learned about a file that passed; Scan needs it.
@@ -40,7 +48,8 @@ type Report struct {
 	Layouts  map[string]string
 	Warnings []string
 
-	keys map[[16]byte]int32 // digest of each key → its line
+	keys  map[[16]byte]int32 // digest of each key → its row's index (0 is the first row)
+	dates bool               // every date column uses date_format
 }
 
 // Has reports whether the file has a row with that key (trimmed), in constant time: what a
@@ -49,6 +58,17 @@ func (r *Report) Has(key string) bool {
 	_, ok := r.keys[keyDigest(key)]
 	return ok
 }
+
+// Index returns the index of the row with that key (trimmed) in file order, 0 for the first
+// row; false if the file has none.
+func (r *Report) Index(key string) (int, bool) {
+	i, ok := r.keys[keyDigest(key)]
+	return int(i), ok
+}
+
+// DatesAsConfigured reports whether every date column reads with date_format, so that the
+// Start and End of the rows CheckRows passed are the ones Scan reads.
+func (r *Report) DatesAsConfigured() bool { return r.dates }
 
 // MaxProblems is how many problems a Problems error lists; it counts the rest.
 const MaxProblems = 50
@@ -95,9 +115,18 @@ func (p *Problems) add(line int, column, format string, a ...any) {
 }
 
 // Check reads all of r and returns what Scan needs, or a *Problems listing every bad row (the
-// first MaxProblems of them). Other errors are read errors and ctx.Err(). It keeps 16 bytes
-// per row in memory, for the duplicate key check.
+// first MaxProblems of them). Other errors are read errors and ctx.Err(). It keeps 24 bytes
+// per row in memory, for the duplicate key check and Report.Index.
 func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
+	return CheckRows(ctx, r, c, nil)
+}
+
+// CheckRows is Check that also calls fn (unless nil) with each row, in file order, until the
+// first problem: the caller learns the file in the read that checks it, and must not act on
+// it unless CheckRows returns nil. A row's Values map is reused for the next row; its Start
+// and End are read with date_format, and are the rows' only when Report.DatesAsConfigured.
+// The Line of a row is only 32 bits wide. fn's error stops the read.
+func CheckRows(ctx context.Context, r io.Reader, c Config, fn func(Row) error) (*Report, error) {
 	h := sha256.New()
 	f, err := open(io.TeeReader(r, h), c, 0)
 	if err != nil {
@@ -108,7 +137,11 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 	f.header(probs)
 	dates := f.dateColumns(c)
 	seen := make(map[[16]byte]int32)
+	var lines []int32 // the line of each row, for the duplicate key message
+	values := make(map[string]string, len(f.mapped))
+	rd := newRowDigest()
 	for {
+		off := f.offset()
 		line, rec, err := f.next(probs)
 		if err == io.EOF {
 			break
@@ -125,6 +158,7 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 			}
 		}
 		rep.Rows++
+		lines = append(lines, int32(min(line, 1<<31-1)))
 		if !f.fieldCount(probs, line, rec) {
 			continue
 		}
@@ -134,16 +168,31 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 		} else {
 			d := keyDigest(key)
 			if first, dup := seen[d]; dup {
-				probs.add(line, c.Key, "duplicate key %q (first on line %d)", key, first)
+				probs.add(line, c.Key, "duplicate key %q (first on line %d)", key, lines[first])
 			} else {
-				seen[d] = int32(min(line, 1<<31-1))
+				seen[d] = int32(rep.Rows - 1)
 			}
 		}
 		if f.userCol >= 0 && strings.TrimSpace(rec[f.userCol]) == "" {
 			probs.add(line, f.colName(f.userCol), "empty userName: every user needs one")
 		}
+		var start, end time.Time
 		for _, d := range dates {
-			d.see(line, strings.TrimSpace(rec[d.col]))
+			t := d.see(line, strings.TrimSpace(rec[d.col]))
+			if d.name == c.StartDate {
+				start = t
+			} else {
+				end = t
+			}
+		}
+		if fn == nil || probs.Total > 0 {
+			continue
+		}
+		clear(values)
+		row := f.row(line, key, rec, values, rd)
+		row.Offset, row.Start, row.End = off, start, end
+		if err := fn(row); err != nil {
+			return nil, err
 		}
 	}
 	if rep.Rows == 0 && probs.Total == 0 {
@@ -162,6 +211,12 @@ func Check(ctx context.Context, r io.Reader, c Config) (*Report, error) {
 	}
 	copy(rep.SHA256[:], h.Sum(nil))
 	rep.keys = seen
+	rep.dates = true
+	for _, d := range dates {
+		if rep.Layouts[d.name] != d.layout {
+			rep.dates = false
+		}
+	}
 	return rep, nil
 }
 
@@ -176,8 +231,10 @@ func Scan(ctx context.Context, r io.Reader, c Config, rep *Report, fn func(Row) 
 	}
 	probs := &Problems{}
 	f.header(probs)
+	rd := newRowDigest()
 	n := 0
 	for {
+		off := f.offset()
 		line, rec, err := f.next(probs)
 		if err == io.EOF {
 			break
@@ -193,21 +250,11 @@ func Scan(ctx context.Context, r io.Reader, c Config, rep *Report, fn func(Row) 
 				return err
 			}
 		}
-		row := Row{Line: line, Key: strings.TrimSpace(rec[f.keyCol]), Values: make(map[string]string, len(f.mapped))}
-		if row.Key == "" {
-			return fmt.Errorf("the file changed since it was checked: line %d: empty key", line)
-		}
-		for _, m := range f.mapped {
-			if v := strings.TrimSpace(rec[m.col]); v != "" {
-				row.Values[m.path] = v
-			}
-		}
-		if row.Start, err = f.date(rec, c.StartDate, rep); err == nil {
-			row.End, err = f.date(rec, c.EndDate, rep)
-		}
+		row, err := f.fullRow(line, rec, rep, rd)
 		if err != nil {
-			return fmt.Errorf("the file changed since it was checked: line %d: %w", line, err)
+			return err
 		}
+		row.Offset = off
 		if err := fn(row); err != nil {
 			return err
 		}
@@ -216,6 +263,67 @@ func Scan(ctx context.Context, r io.Reader, c Config, rep *Report, fn func(Row) 
 		return errors.New("the file changed since it was checked; read it again")
 	}
 	return nil
+}
+
+// fullRow makes the Row of a record Check passed (with a Values map of its own), its dates
+// read with the layouts Check chose.
+func (f *file) fullRow(line int, rec []string, rep *Report, rd *rowDigest) (Row, error) {
+	key := strings.TrimSpace(rec[f.keyCol])
+	if key == "" {
+		return Row{}, fmt.Errorf("the file changed since it was checked: line %d: empty key", line)
+	}
+	row := f.row(line, key, rec, make(map[string]string, len(f.mapped)), rd)
+	var err error
+	if row.Start, err = f.date(rec, f.cfg.StartDate, rep); err == nil {
+		row.End, err = f.date(rec, f.cfg.EndDate, rep)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("the file changed since it was checked: line %d: %w", line, err)
+	}
+	return row, nil
+}
+
+// row makes the Row of a record, without its dates: its key, its mapped cells (into values)
+// and their digest.
+func (f *file) row(line int, key string, rec []string, values map[string]string, rd *rowDigest) Row {
+	row := Row{Line: line, Key: key, Values: values, Offset: -1}
+	rd.reset(key)
+	for _, m := range f.mapped {
+		v := strings.TrimSpace(rec[m.col])
+		if v != "" {
+			row.Values[m.path] = v
+		}
+		rd.add(m.path, v)
+	}
+	row.Digest = rd.sum()
+	return row
+}
+
+// rowDigest computes Row.Digest: SHA-256 of the key and each mapped path and cell, each
+// after its length (so no two rows' strings run together alike), cut to 16 bytes.
+type rowDigest struct {
+	h   hash.Hash
+	buf []byte
+	out [sha256.Size]byte
+}
+
+func newRowDigest() *rowDigest { return &rowDigest{h: sha256.New()} }
+
+func (d *rowDigest) reset(key string) {
+	d.h.Reset()
+	d.buf = append(binary.AppendUvarint(d.buf[:0], uint64(len(key))), key...)
+}
+
+func (d *rowDigest) add(path, v string) {
+	d.buf = append(binary.AppendUvarint(d.buf, uint64(len(path))), path...)
+	d.buf = append(binary.AppendUvarint(d.buf, uint64(len(v))), v...)
+}
+
+func (d *rowDigest) sum() [16]byte {
+	d.h.Write(d.buf)
+	var out [16]byte
+	copy(out[:], d.h.Sum(d.out[:0]))
+	return out
 }
 
 // Digest returns the SHA-256 of all of r: what a scheduled pass compares with the digest of
@@ -251,6 +359,9 @@ type file struct {
 	userCol int
 	// ok is false once the header has a problem: rows are not checked against it.
 	ok bool
+	// base is where the decoded bytes start in the file (after a BOM); -1 when they are not
+	// the file's (windows-1252).
+	base int64
 }
 
 type mappedCol struct {
@@ -260,16 +371,19 @@ type mappedCol struct {
 
 // open decodes r and sniffs the delimiter (delim 0) from the header line.
 func open(r io.Reader, c Config, delim rune) (*file, error) {
-	f := &file{cfg: c, delim: delim, userCol: -1}
+	f := &file{cfg: c, delim: delim, userCol: -1, base: -1}
 	switch strings.ToLower(c.Encoding) {
 	case "windows-1252", "cp1252":
 		r = charmap.Windows1252.NewDecoder().Reader(r)
 	default:
-		f.utf8 = true
+		f.utf8, f.base = true, 0
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
 		br.Discard(3)
+		if f.utf8 {
+			f.base = 3
+		}
 	}
 	if f.delim == 0 {
 		d, err := c.delimiter()
@@ -371,6 +485,14 @@ func (f *file) header(probs *Problems) {
 	f.ok = probs.Total == before
 }
 
+// offset is where the next record starts in the file, or -1 (file.base).
+func (f *file) offset() int64 {
+	if f.base < 0 {
+		return -1
+	}
+	return f.base + f.csv.InputOffset()
+}
+
 func (f *file) list() string {
 	var named []string
 	for _, c := range f.cols {
@@ -465,4 +587,66 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Rereader reads single rows of a file CheckRows passed again, by their Offset: a pass that
+// needs only the rows that changed reads those, not the whole file again.
+type Rereader struct {
+	r   io.ReadSeeker
+	f   *file
+	rep *Report
+	rd  *rowDigest
+}
+
+// ErrNoOffsets is NewRereader's error for a file whose rows have no Offset (not UTF-8).
+var ErrNoOffsets = errors.New("the rows of a file that is not UTF-8 have no offsets")
+
+// NewRereader reads the header of r, the file CheckRows passed with rep, again.
+func NewRereader(r io.ReadSeeker, c Config, rep *Report) (*Rereader, error) {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	f, err := open(r, c, rep.Delimiter)
+	if err != nil {
+		return nil, err
+	}
+	if f.base < 0 {
+		return nil, ErrNoOffsets
+	}
+	probs := &Problems{}
+	f.header(probs)
+	if probs.Total > 0 {
+		return nil, fmt.Errorf("the file changed since it was checked: %w", probs)
+	}
+	return &Rereader{r: r, f: f, rep: rep, rd: newRowDigest()}, nil
+}
+
+// Row reads the row at off (its Row.Offset), which starts on line, and checks that it is
+// still the row of that digest (its Row.Digest) CheckRows passed: else the error says the
+// file changed.
+func (x *Rereader) Row(off int64, line int, digest [16]byte) (Row, error) {
+	if _, err := x.r.Seek(off, io.SeekStart); err != nil {
+		return Row{}, err
+	}
+	cr := csv.NewReader(bufio.NewReaderSize(x.r, 4<<10))
+	cr.Comma = x.f.delim
+	cr.FieldsPerRecord = -1
+	rec, err := cr.Read()
+	var pe *csv.ParseError
+	if err != nil && err != io.EOF && !errors.As(err, &pe) {
+		return Row{}, err
+	}
+	probs := &Problems{}
+	if err != nil || !x.f.fieldCount(probs, line, rec) {
+		return Row{}, fmt.Errorf("the file changed since it was checked: line %d", line)
+	}
+	row, err := x.f.fullRow(line, rec, x.rep, x.rd)
+	if err != nil {
+		return Row{}, err
+	}
+	if row.Digest != digest {
+		return Row{}, fmt.Errorf("the file changed since it was checked: line %d", line)
+	}
+	row.Offset = off
+	return row, nil
 }

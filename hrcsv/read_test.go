@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +270,72 @@ func itoa(i int) string {
 		if i /= 10; i == 0 {
 			return string(b[n:])
 		}
+	}
+}
+
+// TestRereadByOffset: the rows CheckRows passes carry what Scan's carry (digests, offsets), and
+// a Rereader reads each again by its offset, through a BOM, CRLF and a quoted line break; a row
+// that is not the one checked, and a file that is not UTF-8, are refused.
+func TestRereadByOffset(t *testing.T) {
+	ctx := context.Background()
+	c := hrConfig()
+	c.StartDate = "Start"
+	data := "\xef\xbb\xbfEmployee ID;Email;First Name;Last Name;Job Title;Start\r\n" +
+		"1001;a@example.com;Ann;Lee;\"Head; \"\"Sales\"\"\r\nEMEA\";2024-02-01\r\n" +
+		"\r\n" +
+		"1002;b@example.com;Bob;Ray;;\r\n" +
+		"1003;c@example.com;Cid;Roe;CFO;2023-12-31\r\n"
+	f := writeFile(t, []byte(data))
+	var checked []Row
+	rep, err := CheckRows(ctx, f, c, func(r Row) error {
+		r.Values = maps.Clone(r.Values) // reused for the next row
+		checked = append(checked, r)
+		return nil
+	})
+	if err != nil || !rep.DatesAsConfigured() || len(checked) != 3 {
+		t.Fatalf("check: %d rows, %v", len(checked), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	var scanned []Row
+	if err := Scan(ctx, f, c, rep, func(r Row) error { scanned = append(scanned, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(checked, scanned) {
+		t.Fatalf("CheckRows gave\n%+v\nScan gave\n%+v", checked, scanned)
+	}
+	if i, ok := rep.Index("1003"); !ok || i != 2 {
+		t.Fatalf("Index(1003) = %d %v", i, ok)
+	}
+	rr, err := NewRereader(f, c, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{2, 0, 1} {
+		want := checked[i]
+		got, err := rr.Row(want.Offset, want.Line, want.Digest)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("row %d again: %+v %v, want %+v", i, got, err, want)
+		}
+	}
+	if _, err := rr.Row(checked[1].Offset, checked[1].Line, checked[0].Digest); err == nil || !strings.Contains(err.Error(), "changed since it was checked: line 5") {
+		t.Fatalf("another row at that offset: %v", err)
+	}
+	if checked[0].Digest == checked[1].Digest || checked[0].Offset != 3+int64(strings.Index(data[3:], "1001")) {
+		t.Fatalf("digests or offset: %+v", checked[:2])
+	}
+	c.Encoding, c.StartDate = "windows-1252", ""
+	rep, err = CheckRows(ctx, writeFile(t, []byte("Employee ID,Email,First Name,Last Name,Job Title\r\n8,m@example.com,J\xfcrgen,M\xfcller,\r\n")), c, func(r Row) error {
+		if r.Offset != -1 {
+			t.Errorf("an offset in a windows-1252 file: %d", r.Offset)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewRereader(f, c, rep); !errors.Is(err, ErrNoOffsets) {
+		t.Fatalf("windows-1252: %v", err)
 	}
 }

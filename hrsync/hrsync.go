@@ -1,10 +1,12 @@
 // Package hrsync runs the passes of an HR file source ([[csv]]). In mode "users" (below) the
 // file's rows are people who are not in the directory (contractors, new hires before their
-// account exists), provisioned from a CSV export like directory users. A pass checks the whole file first (package hrcsv:
-// any bad row applies nothing), then streams it into the cache through the same source-neutral
-// core as the directory (package ingest): the deletion threshold and holds, the rules and their
-// virtual groups. The source owns its users (cache.Batch.Own), so a row that disappears deletes
-// only a user this source created, and no directory pass ever takes its users for deleted.
+// account exists), provisioned from a CSV export like directory users. A pass checks the whole
+// file before it applies anything (package hrcsv: any bad row applies nothing), learning its
+// rows in the same read (users.go), then writes the rows that changed into the cache through
+// the same source-neutral core as the directory (package ingest): the deletion threshold and
+// holds, the rules and their virtual groups. The source owns its users (cache.Batch.Own), so a
+// row that disappears deletes only a user this source created, and no directory pass ever
+// takes its users for deleted.
 //
 // A user's id is derived from the source's name and the row's key (a name-based UUID), so it is
 // stable across imports: a changed row is an update, a row that disappears is a deletion. A
@@ -43,6 +45,8 @@ type Store interface {
 	Watermark(ctx context.Context, source string) ([]byte, error)
 	// Owner names the source that owns a user ("" for the directory's).
 	Owner(ctx context.Context, id string) (string, error)
+	// ForEachOwnedSource walks the users a source owns, with their source records, in id order.
+	ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, source string, fn func(id string, hash []byte) error) error
 }
 
 // Options are the optional parts of a Source.
@@ -66,7 +70,10 @@ type Source struct {
 	store Store
 	o     Options
 	paths []mapped
-	mu    sync.Locker
+	// activePath and managerPath are the raw paths of the active attribute and the manager,
+	// "" when not mapped.
+	activePath, managerPath string
+	mu                      sync.Locker
 }
 
 type mapped struct {
@@ -110,7 +117,14 @@ func New(cfg hrcsv.Config, th ingest.Threshold, store Store, o Options) (*Source
 			errs = append(errs, fmt.Errorf("csv %q mapping: %w", cfg.Name, EnrichPathError(sp)))
 			continue
 		}
-		s.paths = append(s.paths, mapped{path: sp, manager: sp.Schema != "" && sp.Attr == "manager"})
+		m := mapped{path: sp, manager: sp.Schema != "" && sp.Attr == "manager"}
+		s.paths = append(s.paths, m)
+		switch {
+		case m.manager:
+			s.managerPath = sp.Raw
+		case sp.Schema == "" && sp.Attr == "active":
+			s.activePath = sp.Raw
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -136,6 +150,13 @@ func (s *Source) Path() string { return s.cfg.Path }
 // UserID is the id of the user of the row with that key.
 func (s *Source) UserID(key string) string {
 	return uuid.NewSHA1(namespace, []byte(s.cfg.Name+"\x00"+key)).String()
+}
+
+// rulesFingerprint is the rules' part of every source record: a change of the rules makes
+// every record stale.
+func (s *Source) rulesFingerprint() []byte {
+	b, _ := json.Marshal(s.o.Rules.Fingerprint())
+	return b
 }
 
 // watermark is what the source stores after a pass: which file content it applied.
@@ -233,7 +254,18 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 			return sum, err
 		}
 	}
-	rep, err := hrcsv.Check(ctx, r, s.cfg)
+	// A users file is learnt in the read that checks it, while the source's stored users are
+	// read for the comparison (users.go).
+	var rows *collector
+	var learn func(hrcsv.Row) error
+	var stored *storedUsers
+	if !enrich {
+		rows = newCollector(s)
+		learn = rows.add
+		stored = s.readStored(ctx)
+		defer stored.stop()
+	}
+	rep, err := hrcsv.CheckRows(ctx, r, s.cfg, learn)
 	if err != nil {
 		return sum, fmt.Errorf("csv %q: %w", s.cfg.Name, err)
 	}
@@ -245,14 +277,19 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return sum, err
 	}
-	p := &pass{s: s, rep: rep, dry: dry, sum: &sum, seen: make(map[uuid.UUID]struct{}, rep.Rows),
+	p := &pass{s: s, rep: rep, dry: dry, sum: &sum,
 		id: "csv-" + s.cfg.Name + "-" + time.Now().UTC().Format("20060102T150405.000Z")}
 	sum.Pass = p.id
 	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
-	if enrich {
-		err = p.runEnrich(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
-	} else {
-		err = p.run(ctx, r, watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day})
+	wm = watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day}
+	switch {
+	case enrich:
+		err = p.runEnrich(ctx, r, wm)
+	case rep.DatesAsConfigured() && !rows.slow:
+		err = p.runRows(ctx, rows, stored, r, wm)
+	default:
+		stored.stop()
+		err = p.runScan(ctx, r, wm)
 	}
 	sum.Duration = time.Since(start)
 	if err != nil {

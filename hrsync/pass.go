@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,15 +32,21 @@ type pass struct {
 	sum  *Summary
 	id   string
 	core *ingest.Pass
-	// seen holds the id of every row, 16 bytes each: what the deletion scan compares with.
-	seen map[uuid.UUID]struct{}
+	// seen holds the id of every row, 16 bytes each: what the deletion scan of runScan
+	// compares with. runRows has rows instead, and order: their indexes in id order.
+	seen  map[uuid.UUID]struct{}
+	rows  []rowState
+	order []int32
 	// pending are rows read and not yet compared with their stored source records; batch and
 	// batchSrc the users (and records) to write.
 	pending  []pendingUser
 	batch    []*scim.Resource
 	batchSrc map[string][]byte
 	rulesFP  []byte
-	keys     map[string]string // dry run: id → key, for the report
+	// recBuf is recordDigest's buffer; its first recPrefix bytes are the version and rules.
+	recBuf    []byte
+	recPrefix int
+	keys      map[string]string // dry run: id → key, for the report
 	// Enrich mode (enrich.go): joined and queued are the users rows joined and the pass queued,
 	// ovBatch the overlays of batch, aside those of users whose deactivation Last decides.
 	joined, queued map[string]bool
@@ -67,9 +74,14 @@ type facts struct {
 	manager string // the manager's id, or ""
 }
 
-func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
+// runScan is the row-by-row pass of a users file: it resolves each row as it reads the file
+// again, and compares the rows' records with the stored ones a chunk at a time. It serves the
+// files whose rows' states cannot decide their users (runRows): dates that do not read with
+// date_format, or an active column with a value that is no boolean (an error).
+func (p *pass) runScan(ctx context.Context, r io.Reader, wm watermark) error {
 	p.batchSrc = map[string][]byte{}
-	p.rulesFP, _ = json.Marshal(p.s.o.Rules.Fingerprint())
+	p.rulesFP = p.s.rulesFingerprint()
+	p.seen = make(map[uuid.UUID]struct{}, p.rep.Rows)
 	now := p.s.o.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	if p.dry {
@@ -85,7 +97,7 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 		if p.dry {
 			p.keys[id] = row.Key
 		}
-		p.pending = append(p.pending, pendingUser{row: row, f: f, id: id, rec: p.record(row, f)})
+		p.pending = append(p.pending, pendingUser{row: row, f: f, id: id, rec: p.record(row.Digest, f)})
 		if len(p.pending) >= chunk {
 			return p.compareRecords(ctx)
 		}
@@ -99,11 +111,7 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 		// watermark does not move, and the next pass reads the file again.
 		return err
 	}
-	if p.managersMissing > 0 {
-		w := fmt.Sprintf("%d row(s) name a manager key that is no row of the file and no directory user's externalId; those users have no manager", p.managersMissing)
-		p.sum.Warnings = append(p.sum.Warnings, w)
-		p.s.o.Log.Warn("unresolved managers", "rows", p.managersMissing)
-	}
+	p.reportMissingManagers()
 	// The file is complete: a user this source owns that it no longer lists is deleted.
 	var gone []string
 	err = p.s.store.ForEachOwned(ctx, scim.UserType, p.s.Name(), func(id string) error {
@@ -119,6 +127,20 @@ func (p *pass) run(ctx context.Context, r io.Reader, wm watermark) error {
 	if err != nil {
 		return err
 	}
+	return p.last(ctx, gone, wm)
+}
+
+func (p *pass) reportMissingManagers() {
+	if p.managersMissing > 0 {
+		w := fmt.Sprintf("%d row(s) name a manager key that is no row of the file and no directory user's externalId; those users have no manager", p.managersMissing)
+		p.sum.Warnings = append(p.sum.Warnings, w)
+		p.s.o.Log.Warn("unresolved managers", "rows", p.managersMissing)
+	}
+}
+
+// last decides the deletions (gone, marked) and the deactivations set aside against the
+// threshold, and writes the pass's last batch with the watermark.
+func (p *pass) last(ctx context.Context, gone []string, wm watermark) error {
 	if err := p.core.Held.Load(ctx, p.s.store, p.s.th, gone, p.core.Dels.Deactivations()); err != nil {
 		return err
 	}
@@ -158,26 +180,31 @@ func (p *pass) apply(ctx context.Context, b cache.Batch) error {
 
 // recordVersion names how a row becomes a user: a change of that code makes every stored
 // record stale, so the next pass writes every user again.
-const recordVersion = "hrsync/1"
+const recordVersion = "hrsync/2"
 
 // record is the source record of a row's user: a digest of everything the user is built from
-// (the mapped cells, the key, the resolved facts, the rules), so that an unchanged row costs a
-// comparison, not a write, and the user is built only for a row that changed.
-func (p *pass) record(row hrcsv.Row, f facts) []byte {
-	h := sha256.New()
-	put := func(s string) { h.Write([]byte(s)); h.Write([]byte{0}) }
-	put(recordVersion)
-	h.Write(p.rulesFP)
-	put(row.Key)
-	put(strconv.FormatBool(f.active))
-	put(f.manager)
-	for _, m := range p.s.paths {
-		put(m.path.Raw)
-		put(row.Values[m.path.Raw])
-	}
+// (the key and the mapped cells: the row's digest; the resolved facts; the rules), so that an
+// unchanged row costs a comparison, not a write, and the user is built only for a row that
+// changed.
+func (p *pass) record(digest [16]byte, f facts) []byte {
 	var rec ingest.SourceRecord
-	copy(rec.Digest[:], h.Sum(nil))
+	rec.Digest = p.recordDigest(digest, f)
 	return rec.Encode()
+}
+
+// recordDigest is the digest of record: SHA-256 of the record version, the rules, the row's
+// digest, the facts, cut to 16 bytes.
+func (p *pass) recordDigest(digest [16]byte, f facts) [16]byte {
+	if p.recBuf == nil {
+		p.recBuf = append(append([]byte(recordVersion), 0), p.rulesFP...)
+		p.recPrefix = len(p.recBuf)
+	}
+	b := append(p.recBuf[:p.recPrefix], digest[:]...)
+	b = append(b, strconv.FormatBool(f.active)...)
+	b = append(append(b, 0), f.manager...)
+	p.recBuf = append(b, 0)
+	sum := sha256.Sum256(p.recBuf)
+	return [16]byte(sum[:16])
 }
 
 // compareRecords skips the pending users whose stored source record is theirs (unchanged
@@ -199,23 +226,25 @@ func (p *pass) compareRecords(ctx context.Context) error {
 			p.sum.Unchanged++
 			continue
 		}
-		u := p.build(pu.row, pu.id, pu.f)
-		aside, err := p.core.Queue(ctx, u)
-		if err != nil {
+		if err := p.queue(ctx, p.build(pu.row, pu.id, pu.f), pu.rec); err != nil {
 			return err
-		}
-		if aside {
-			continue // a deactivation: decided against the threshold at the end
-		}
-		p.batch = append(p.batch, u)
-		p.batchSrc[u.ID] = pu.rec
-		if len(p.batch) >= chunk {
-			if err := p.flush(ctx); err != nil {
-				return err
-			}
 		}
 	}
 	p.pending = p.pending[:0]
+	return nil
+}
+
+// queue queues the user of a changed row, with its source record, for writing.
+func (p *pass) queue(ctx context.Context, u *scim.Resource, rec []byte) error {
+	aside, err := p.core.Queue(ctx, u)
+	if err != nil || aside {
+		return err // aside: a deactivation, decided against the threshold at the end
+	}
+	p.batch = append(p.batch, u)
+	p.batchSrc[u.ID] = rec
+	if len(p.batch) >= chunk {
+		return p.flush(ctx)
+	}
 	return nil
 }
 
@@ -224,6 +253,10 @@ func (p *pass) read(id string) bool {
 	u, err := uuid.Parse(id)
 	if err != nil {
 		return false
+	}
+	if p.rows != nil {
+		_, ok := slices.BinarySearchFunc(p.order, u, func(i int32, u uuid.UUID) int { return compareIDs(&p.rows[i].id, &u) })
+		return ok
 	}
 	_, ok := p.seen[u]
 	return ok
@@ -331,12 +364,16 @@ func fillNames(u *scim.Resource) {
 }
 
 // managerID resolves a manager key: a row of the file, else the directory user whose
-// externalId it is (a contractor managed by an employee); "" when neither.
+// externalId it is (a contractor managed by an employee); "" when neither (this source's own
+// user of that key is no manager when the file no longer has its row).
 func (p *pass) managerID(ctx context.Context, key string) (string, error) {
 	if p.rep.Has(key) {
 		return p.s.UserID(key), nil
 	}
 	ids, err := p.s.store.Lookup(ctx, cache.IndexExternalID, key)
+	if err == nil && len(ids) == 1 && ids[0] == p.s.UserID(key) {
+		ids = nil // the user of a row that went: deleted by this pass
+	}
 	if err != nil || len(ids) != 1 {
 		if err == nil {
 			p.managersMissing++
