@@ -121,8 +121,8 @@ func (s *Store) BeginLoad(ctx context.Context) (*Load, error) {
 
 // Apply adds b to the load, with Store.Apply's semantics and result. A batch the load cannot
 // take without reading what it wrote (a resource it loaded already, member edits, deletions,
-// overlays, owners, kept members, a watermark or holds) first commits the load, and it and
-// every later batch go to the store.
+// overlays, kept members, a watermark or holds) first commits the load, and it and every later
+// batch go to the store.
 func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 	if l.done {
 		if l.err != nil {
@@ -157,6 +157,10 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 		if err == nil {
 			err = w.setSourceHash(&b, r.ID)
 		}
+		if err == nil && b.Own && e.tb == 'U' {
+			// setSourceHash reads the ref to learn the type, which a load cannot.
+			err = w.set(ownerKey(r.ID), append([]byte{'U'}, b.Source...))
+		}
 		if err != nil {
 			l.Abort()
 			return Result{}, fmt.Errorf("%s %s: %w", r.Type, r.ID, err)
@@ -172,7 +176,7 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 
 // takes reports whether b only creates resources the load has not written.
 func (l *Load) takes(b *Batch) bool {
-	if len(b.MemberEdits)+len(b.Deletes)+len(b.Overlays)+len(b.KeepMembers) > 0 || b.Own || b.Watermark != nil || b.Holds != nil {
+	if len(b.MemberEdits)+len(b.Deletes)+len(b.Overlays)+len(b.KeepMembers) > 0 || b.Watermark != nil || b.Holds != nil {
 		return false
 	}
 	ids := make(map[uint64]struct{}, len(b.Upserts))

@@ -62,6 +62,9 @@ func loadBatches() []Batch {
 	var batches []Batch
 	for b := range 3 {
 		batch := Batch{Source: "ldap", Pass: "full-1", SourceHashes: map[string][]byte{}}
+		if b == 1 {
+			batch.Source, batch.Own = "csv:hr", true // an HR file's users, which it owns
+		}
 		for i := b * 100; i < (b+1)*100; i++ {
 			u := user(i)
 			switch i {

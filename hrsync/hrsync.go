@@ -282,7 +282,12 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	sum.Pass = p.id
 	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
 	wm = watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day}
+	if !enrich {
+		err = p.beginLoad(ctx)
+	}
 	switch {
+	case err != nil:
+		stored.stop()
 	case enrich:
 		err = p.runEnrich(ctx, r, wm)
 	case rep.DatesAsConfigured() && !rows.slow:
@@ -291,6 +296,7 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 		stored.stop()
 		err = p.runScan(ctx, r, wm)
 	}
+	p.endLoad()
 	sum.Duration = time.Since(start)
 	if err != nil {
 		return sum, fmt.Errorf("csv %q: pass %s: %w", s.cfg.Name, p.id, err)

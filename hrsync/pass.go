@@ -55,6 +55,9 @@ type pass struct {
 	// reactivations are users a changed row makes active again after this source's overlay
 	// had deactivated them: applied at the end of the pass, when under the threshold.
 	reactivations []reactivation
+	// load, in a users pass into a cache without resources, writes the pass's batches as a
+	// bulk load (cache.Store.BeginLoad) until its last batch, which commits it.
+	load *cache.Load
 	// managersMissing counts rows whose manager key names no row and no directory user.
 	managersMissing int
 }
@@ -173,9 +176,40 @@ func (p *pass) apply(ctx context.Context, b cache.Batch) error {
 	if p.dry {
 		return p.compare(ctx, b.Upserts)
 	}
-	res, err := p.s.store.Apply(ctx, b)
+	apply := p.s.store.Apply
+	if p.load != nil {
+		apply = p.load.Apply
+	}
+	res, err := apply(ctx, b)
 	p.add(res)
 	return err
+}
+
+// beginLoad starts a bulk load when the cache holds no resources (an HR file as the only
+// source, imported for the first time); a store that cannot load is written to as usual.
+func (p *pass) beginLoad(ctx context.Context) error {
+	ls, ok := p.s.store.(interface {
+		BeginLoad(context.Context) (*cache.Load, error)
+	})
+	if !ok || p.dry {
+		return nil
+	}
+	l, err := ls.BeginLoad(ctx)
+	switch {
+	case errors.Is(err, cache.ErrNotEmpty), errors.Is(err, cache.ErrInvalid):
+		return nil
+	case err != nil:
+		return err
+	}
+	p.load = l
+	return nil
+}
+
+// endLoad ends a bulk load the pass did not commit (it failed): nothing of it is written.
+func (p *pass) endLoad() {
+	if p.load != nil {
+		p.load.Abort()
+	}
 }
 
 // recordVersion names how a row becomes a user: a change of that code makes every stored

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -31,23 +32,47 @@ func TestKill9MidSyncLosesAndDuplicatesNothing(t *testing.T) {
 	want := testenv.ReadCache(t, filepath.Join(refDir, "cache")).Versions
 	t.Logf("reference: %d resources in %s", len(want), full)
 
+	// The first sync into an empty cache is a bulk load: nothing is in the cache until its
+	// tables are written (the first kill lands there, while load.incomplete exists), then
+	// the rest of the pass and the watermark follow in transactions.
 	midway := 0
-	for _, frac := range []float64{0.15, 0.35, 0.55, 0.75} {
+	for _, frac := range []float64{-1, 0.15, 0.35, 0.55, 0.75} {
 		dir := t.TempDir()
 		cfg := writeConfig(t, sl, dir, "")
 		cmd := command(ctx, "sync", "--config", cfg)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(frac * float64(full)))
+		if frac < 0 {
+			marker := filepath.Join(dir, "cache", "load.incomplete")
+			deadline := time.Now().Add(10*full + 30*time.Second)
+			for _, err := os.Stat(marker); err != nil; _, err = os.Stat(marker) {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatal("the first sync never wrote its tables as a bulk load")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		} else {
+			time.Sleep(time.Duration(frac * float64(full)))
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		when := fmt.Sprintf("at %.0f%%", frac*100)
+		if frac < 0 {
+			when = "while the bulk load wrote its tables"
+		}
+		if cmd.Wait() == nil {
+			t.Logf("killed %s: the sync had finished", when)
+		}
 
 		cs := testenv.ReadCache(t, filepath.Join(dir, "cache"))
 		got, wm := cs.Versions, cs.Watermark
-		t.Logf("killed at %.0f%%: %d resources, %d journal records, watermark %v", frac*100, len(got), len(cs.Journal), wm != nil)
-		if len(got) > 0 && len(got) < len(want) {
-			midway++
+		t.Logf("killed %s: %d resources, %d journal records, watermark %v", when, len(got), len(cs.Journal), wm != nil)
+		if wm == nil {
+			midway++ // killed before the pass was complete
+		}
+		if frac < 0 && len(got) != 0 {
+			t.Errorf("%d resources after a kill while the bulk load wrote its tables; want none", len(got))
 		}
 		if wm != nil && len(got) != len(want) {
 			t.Errorf("watermark stored with only %d of %d resources", len(got), len(want))

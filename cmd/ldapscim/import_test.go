@@ -154,7 +154,8 @@ func TestHRUsersReachTheTargetThroughServe(t *testing.T) {
 	want(13, "after the import")
 }
 
-// TestKill9DuringImport: kill -9 of `import` in the middle of 100k rows, then the same import
+// TestKill9DuringImport: kill -9 of `import` of 100k rows into an empty cache, once while its
+// bulk load writes the cache's tables and once while it reads the file, then the same import
 // again: every row is a user exactly once, created once, and nothing was deleted.
 func TestKill9DuringImport(t *testing.T) {
 	const n = 100000
@@ -172,24 +173,47 @@ func TestKill9DuringImport(t *testing.T) {
 	}
 	took := time.Since(start)
 	cacheDir := filepath.Join(dir, "cache")
-	for attempt := 0; ; attempt++ {
-		imp := command(context.Background(), "import", "--config", cfg, "--source", "hr", file)
-		if err := imp.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(took * time.Duration(4+attempt%4) / 10)
-		imp.Process.Signal(syscall.SIGKILL)
-		err := imp.Wait()
-		written := len(testenv.ReadCache(t, cacheDir).Versions)
-		t.Logf("killed after %v (import takes %v): %v, %d of %d users written", took*time.Duration(4+attempt%4)/10, took, err, written, n)
-		if written > 0 && written < n {
+	marker := filepath.Join(cacheDir, "load.incomplete") // cache/load.go: while tables are written
+
+	// 1. Killed while the bulk load writes its tables: the next open empties the cache.
+	imp := command(context.Background(), "import", "--config", cfg, "--source", "hr", file)
+	if err := imp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10*took + 30*time.Second)
+	for {
+		if _, err := os.Stat(marker); err == nil {
 			break
 		}
-		if attempt == 5 {
-			t.Fatalf("no kill landed in the middle of the import in 6 attempts (last: %d users)", written)
+		if time.Now().After(deadline) {
+			imp.Process.Kill()
+			t.Fatal("the import never wrote its tables as a bulk load")
 		}
-		os.RemoveAll(cacheDir)
+		time.Sleep(time.Millisecond)
 	}
+	imp.Process.Signal(syscall.SIGKILL)
+	if err := imp.Wait(); err == nil {
+		t.Fatal("the import finished before the kill")
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatalf("the kill did not land while the tables were written: %v", err)
+	}
+	if written := len(testenv.ReadCache(t, cacheDir).Versions); written != 0 {
+		t.Fatalf("%d users in the cache after a kill in the middle of its first import; an interrupted load must leave none", written)
+	}
+
+	// 2. Killed while it reads the file.
+	imp = command(context.Background(), "import", "--config", cfg, "--source", "hr", file)
+	if err := imp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(took / 3)
+	imp.Process.Signal(syscall.SIGKILL)
+	if err := imp.Wait(); err == nil {
+		t.Fatal("the import finished before the kill")
+	}
+	t.Logf("killed at %v of an import that takes %v: %d users written", took/3, took, len(testenv.ReadCache(t, cacheDir).Versions))
+
 	out, _, err := runCLI(t, "import", "--config", cfg, "--source", "hr", file)
 	if err != nil || !strings.Contains(out, "deleted 0") {
 		t.Fatalf("the import again: %v\n%s", err, out)
