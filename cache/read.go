@@ -344,6 +344,41 @@ func (s *Store) ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, s
 	})
 }
 
+// CountOwned counts the resources of typ that source owns (Batch.Own), or with source "", those
+// no source owns (the directory's): what a source's deletion threshold counts against. It reads
+// the owner keys only, so it costs O(owned resources), not O(all). Errors: ErrInvalid, ErrClosed.
+// Safe for concurrent use.
+func (s *Store) CountOwned(ctx context.Context, typ scim.ResourceType, source string) (int, error) {
+	tb, err := checkType(typ)
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	owned := 0
+	err = s.view(ctx, func(txn *badger.Txn) error {
+		if source == "" {
+			if total, err = getCounter(txn, countKey(tb)); err != nil {
+				return err
+			}
+		}
+		return scan(ctx, txn, []byte{kindOwner}, nil, false, func(_ []byte, item *badger.Item) error {
+			return item.Value(func(v []byte) error {
+				if len(v) > 0 && v[0] == tb && (source == "" || string(v[1:]) == source) {
+					owned++
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	if source != "" {
+		return owned, nil
+	}
+	return max(int(total)-owned, 0), nil
+}
+
 // ForEachOwned calls fn with the id of every resource of typ that source owns (Batch.Own), in
 // id order; with source "", of every resource no source owns: the directory's. It stops at
 // fn's first error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for

@@ -281,6 +281,9 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 		id: "csv-" + s.cfg.Name + "-" + time.Now().UTC().Format("20060102T150405.000Z")}
 	sum.Pass = p.id
 	p.core = ingest.NewPass(p.id, s.Name(), s.store, s.th, s.o.Rules, false, s.o.Log)
+	if !enrich {
+		p.core.Owner = s.Name() // its threshold weighs its own users, not the directory's
+	}
 	wm = watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day}
 	if !enrich {
 		err = p.beginLoad(ctx)

@@ -190,6 +190,41 @@ func TestTruncatedExportIsHeld(t *testing.T) {
 	}
 }
 
+// TestTruncatedExportBesideABigDirectoryIsHeld: the threshold weighs an HR file's deletions
+// against the users the file owns, not against every user of the cache. 10 of 20 contractors
+// gone is 50% of the file's users, but only 0.5% of a cache that also holds 2,000 directory
+// users: under any percentage limit, and under MaxDeletes.
+func TestTruncatedExportBesideABigDirectoryIsHeld(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, ingest.Threshold{MaxDeletes: 50, MaxDeletePercent: 10})
+	var dir []*scim.Resource
+	for i := range 2000 {
+		dir = append(dir, &scim.Resource{Type: scim.UserType, ID: fmt.Sprintf("dir-%05d", i),
+			Attributes: map[string]any{"userName": fmt.Sprintf("d%05d@example.com", i), "active": true}})
+	}
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Upserts: dir}); err != nil {
+		t.Fatal(err)
+	}
+	rows := staff(20)
+	if sum, err := e.importRows(false, false, rows...); err != nil || sum.Created != 20 {
+		t.Fatalf("import: %+v %v", sum, err)
+	}
+	sum, err := e.importRows(false, false, rows[:10]...)
+	if err != nil || sum.Deleted != 0 || sum.Held != 10 {
+		t.Fatalf("truncated to half beside 2,000 directory users: %+v %v; want the 10 deletions held", sum, err)
+	}
+	if n, _ := e.st.Count(ctx, scim.UserType); n != 2020 {
+		t.Fatalf("%d users after a held truncation, want 2020", n)
+	}
+	// The directory's own passes weigh the directory's users: 10 of 2,000 is not held.
+	if n, err := e.st.CountOwned(ctx, scim.UserType, ""); err != nil || n != 2000 {
+		t.Fatalf("directory users %d, %v", n, err)
+	}
+	if n, err := e.st.CountOwned(ctx, scim.UserType, e.src.Name()); err != nil || n != 20 {
+		t.Fatalf("users of %s: %d, %v", e.src.Name(), n, err)
+	}
+}
+
 // TestBadFileChangesNothing: a file with a bad row, or cut mid-quote, is refused whole.
 func TestBadFileChangesNothing(t *testing.T) {
 	e := newEnv(t, ingest.Threshold{MaxDeletes: 1000, MaxDeletePercent: 100})

@@ -144,7 +144,7 @@ func (p *pass) reportMissingManagers() {
 // last decides the deletions (gone, marked) and the deactivations set aside against the
 // threshold, and writes the pass's last batch with the watermark.
 func (p *pass) last(ctx context.Context, gone []string, wm watermark) error {
-	if err := p.core.Held.Load(ctx, p.s.store, p.s.th, gone, p.core.Dels.Deactivations()); err != nil {
+	if err := p.core.Held.Load(ctx, p.s.store, p.s.th, p.core.Owner, gone, p.core.Dels.Deactivations()); err != nil {
 		return err
 	}
 	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Read: p.read})

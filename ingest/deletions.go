@@ -80,22 +80,26 @@ type Decision struct {
 }
 
 // Decide applies the deletion threshold th (invariant 5, docs/architecture.md): users and groups
-// are counted apart against what the cache holds of each, and every deletion (and for users,
+// are counted apart against what the cache holds of each that owner owns (Pass.Owner; "" the
+// resources no source owns), and every deletion (and for users,
 // deactivation) of a type that crosses it is held. holdUsers holds the users' even below the
 // threshold (HeldRefs decided it earlier in the pass). pass names the holds; log gets one
 // error line per held type, since an admin must act.
-func (d *Deletions) Decide(ctx context.Context, store Store, th Threshold, pass string, holdUsers bool, log *slog.Logger) (Decision, error) {
+func (d *Deletions) Decide(ctx context.Context, store Store, th Threshold, pass, owner string, holdUsers bool, log *slog.Logger) (Decision, error) {
 	totals := map[scim.ResourceType]int{}
 	counts := map[scim.ResourceType]int{scim.UserType: len(d.deact)}
+	for _, t := range d.ids {
+		counts[t]++
+	}
 	for _, t := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		n, err := store.Count(ctx, t)
+		if counts[t] == 0 {
+			continue // nothing to weigh: no need to count
+		}
+		n, err := store.CountOwned(ctx, t, owner)
 		if err != nil {
 			return Decision{}, err
 		}
 		totals[t] = n
-	}
-	for _, t := range d.ids {
-		counts[t]++
 	}
 	dec := Decision{Held: map[scim.ResourceType]bool{
 		scim.UserType:  th.Over(counts[scim.UserType], totals[scim.UserType]) || holdUsers,

@@ -41,7 +41,7 @@ func TestDecideCountsUsersAndGroupsApart(t *testing.T) {
 	d.Mark(uid('g', 1), scim.GroupType)
 	d.Mark(uid('g', 2), scim.GroupType)
 	th := ingest.Threshold{MaxDeletes: 10, MaxDeletePercent: 5}
-	dec, err := d.Decide(ctx, st, th, "p1", false, quiet)
+	dec, err := d.Decide(ctx, st, th, "p1", "", false, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestDecideHoldsDeactivationsWithDeletions(t *testing.T) {
 	off.Attributes["title"] = "changed"
 	d.Deactivate(off)
 	th := ingest.Threshold{MaxDeletes: 1, MaxDeletePercent: 100}
-	dec, err := d.Decide(ctx, st, th, "p1", false, quiet)
+	dec, err := d.Decide(ctx, st, th, "p1", "", false, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDecideHoldsDeactivationsWithDeletions(t *testing.T) {
 	}
 	// Forget drops the deletions (a partial read) but keeps the deactivation.
 	d.Forget()
-	dec, err = d.Decide(ctx, st, th, "p2", false, quiet)
+	dec, err = d.Decide(ctx, st, th, "p2", "", false, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestDecideHoldsDeactivationsWithDeletions(t *testing.T) {
 		t.Errorf("after Forget: %+v, want one deactivation applied", dec)
 	}
 	// holdUsers holds even under the threshold.
-	if dec, err = d.Decide(ctx, st, th, "p3", true, quiet); err != nil || !dec.Held[scim.UserType] {
+	if dec, err = d.Decide(ctx, st, th, "p3", "", true, quiet); err != nil || !dec.Held[scim.UserType] {
 		t.Errorf("holdUsers did not hold: %+v, %v", dec, err)
 	}
 }
@@ -128,10 +128,10 @@ func TestHeldRefsKeepMembershipsAndManagers(t *testing.T) {
 	apply(t, st, cache.Batch{Upserts: []*scim.Resource{boss, rep, other, inner, group(1, boss.ID, other.ID, inner.ID)}})
 	var h ingest.HeldRefs
 	th := ingest.Threshold{MaxDeletes: 0, MaxDeletePercent: 100}
-	if err := h.Load(ctx, st, th, nil, 0); err != nil || h.Any() {
+	if err := h.Load(ctx, st, th, "", nil, 0); err != nil || h.Any() {
 		t.Fatalf("nothing unread: held %v, %v", h.Any(), err)
 	}
-	if err := h.Load(ctx, st, th, []string{boss.ID}, 0); err != nil || !h.Any() {
+	if err := h.Load(ctx, st, th, "", []string{boss.ID}, 0); err != nil || !h.Any() {
 		t.Fatalf("boss unread: held %v, %v", h.Any(), err)
 	}
 	if m, ok := h.Manager(rep.ID); !ok || m.ID != boss.ID || m.Display != "User 1" {
@@ -156,7 +156,7 @@ func TestHeldRefsKeepMembershipsAndManagers(t *testing.T) {
 	}
 	// Under the threshold nothing is held.
 	var h2 ingest.HeldRefs
-	if err := h2.Load(ctx, st, ingest.Threshold{MaxDeletes: 5, MaxDeletePercent: 100}, []string{boss.ID}, 0); err != nil || h2.Any() {
+	if err := h2.Load(ctx, st, ingest.Threshold{MaxDeletes: 5, MaxDeletePercent: 100}, "", []string{boss.ID}, 0); err != nil || h2.Any() {
 		t.Errorf("under the threshold: held %v, %v", h2.Any(), err)
 	}
 }

@@ -23,14 +23,18 @@ type HeldRefs struct {
 }
 
 // Load decides, when a pass has read every user, whether deleting the cached users it did not
-// read (unread), with its deact deactivations, crosses th; if so it records them, the groups
-// that list them and the reports that name them. It costs O(held memberships and reports).
-func (h *HeldRefs) Load(ctx context.Context, store Store, th Threshold, unread []string, deact int) error {
-	total, err := store.Count(ctx, scim.UserType)
+// read (unread), with its deact deactivations, crosses th, counted against the users owner owns
+// (Pass.Owner); if so it records them, the groups that list them and the reports that name
+// them. It costs O(held memberships and reports).
+func (h *HeldRefs) Load(ctx context.Context, store Store, th Threshold, owner string, unread []string, deact int) error {
+	if len(unread) == 0 {
+		return nil
+	}
+	total, err := store.CountOwned(ctx, scim.UserType, owner)
 	if err != nil {
 		return err
 	}
-	if !th.Over(len(unread)+deact, total) || len(unread) == 0 {
+	if !th.Over(len(unread)+deact, total) {
 		return nil
 	}
 	h.users = make(map[string]bool, len(unread))

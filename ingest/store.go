@@ -30,6 +30,9 @@ type Store interface {
 	// source "", of those no source owns: a source finds its deletions among its own only.
 	ForEachOwned(ctx context.Context, typ scim.ResourceType, source string, fn func(id string) error) error
 	Count(ctx context.Context, typ scim.ResourceType) (int, error)
+	// CountOwned counts what one source owns, or with source "" what no source owns: the
+	// total a pass's deletion threshold takes its percentage of.
+	CountOwned(ctx context.Context, typ scim.ResourceType, source string) (int, error)
 	Holds(ctx context.Context) ([]cache.Hold, error)
 	SourceHashes(ctx context.Context, ids []string) (map[string][]byte, error)
 	// Overlays, ForEachOverlay and HasOverlays read what enriching sources set on directory

@@ -30,5 +30,5 @@ func (p *pass) decideUserHolds(ctx context.Context) error {
 	}
 	// findDeletions reuses the list: the ids are scanned once per pass.
 	p.unreadUsers, p.usersScanned = unread, true
-	return p.core.Held.Load(ctx, p.s.store, p.s.threshold(), unread, p.core.Dels.Deactivations())
+	return p.core.Held.Load(ctx, p.s.store, p.s.threshold(), p.core.Owner, unread, p.core.Dels.Deactivations())
 }
