@@ -16,14 +16,14 @@ import (
 // to write (Queue), marks deletions (Dels), and builds its last batch with Last, so that every
 // source gets the same safety (invariant 5, docs/architecture.md). One goroutine.
 type Pass struct {
-	ID        string // the pass id, in holds, journal and audit
-	Source    string // the source's watermark key
+	ID     string // the pass id, in holds, journal and audit
+	Source string // the source's watermark key
 	// Owner is whose resources the deletion threshold counts this pass's deletions against:
 	// "" (the default) for the directory's, which no source owns, and for an enriching source,
 	// which acts on them; the source's name for one that owns its users (cache.Batch.Own).
 	// Counted against every resource of the cache, 200 contractors of a truncated file
 	// beside a directory of 100,000 were 0.2%: under any percentage limit.
-	Owner string
+	Owner     string
 	Store     Store
 	Threshold Threshold
 	Log       *slog.Logger
