@@ -101,7 +101,9 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	// The file is complete: a user this source enriched that no row joins gets the directory's
 	// values back.
 	var gone []string
+	enriched := 0
 	err = p.s.store.ForEachOverlay(ctx, p.s.Name(), func(id string, _ *cache.Overlay) error {
+		enriched++
 		if !p.joined[id] {
 			gone = append(gone, id)
 		}
@@ -109,6 +111,16 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	})
 	if err != nil {
 		return err
+	}
+	if n := len(gone); p.s.th.Over(n, enriched) {
+		// A truncated or wrong export would give many users the directory's department, cost
+		// center or title back at once, and the rules their roles with them: refused, as
+		// mass reactivations are. The users keep this source's values until a file lists them
+		// again, or the limits are raised for one pass.
+		p.sum.KeptOverlays = n
+		p.warn(fmt.Sprintf("%d of the %d users this file enriched are in no row any more, more than [safety] allows in one pass (max_deletes %d, max_delete_percent %g): all keep the file's values; check the export, or raise the limits for one pass",
+			n, enriched, p.s.th.MaxDeletes, p.s.th.MaxDeletePercent))
+		gone = nil
 	}
 	for i := 0; i < len(gone); i += chunk {
 		if err := p.revertGone(ctx, gone[i:min(i+chunk, len(gone))]); err != nil {

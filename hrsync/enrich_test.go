@@ -317,3 +317,38 @@ func (e *enrichEnv) journalHead() uint64 {
 	}
 	return st.JournalHead
 }
+
+// TestTruncatedEnrichFileKeepsTheValues: a file that no longer lists most of the users it
+// enriched (a truncated export) gives none of them the directory's values back: with the
+// values their roles would go. Under the threshold, users whose rows left are reverted.
+func TestTruncatedEnrichFileKeepsTheValues(t *testing.T) {
+	e := newEnrichEnv(t, ingest.Threshold{MaxDeletes: 10, MaxDeletePercent: 20}, 50)
+	var rows []string
+	for i := range 50 {
+		rows = append(rows, fmt.Sprintf("%d;Finance;Analyst;;", 1000+i))
+	}
+	if sum := e.run(rows...); sum.Updated != 50 {
+		t.Fatalf("first file: %+v", sum)
+	}
+	sum := e.run(rows[:5]...) // 45 of 50 gone
+	if sum.KeptOverlays != 45 || sum.Updated != 0 || len(sum.Warnings) == 0 {
+		t.Fatalf("truncated file: %+v; want 45 users kept with the file's values and a warning", sum)
+	}
+	for _, i := range []int{5, 49} {
+		u := e.get(i)
+		if u.Attributes["title"] != "Analyst" || u.Attributes[scim.SchemaEnterpriseUser].(map[string]any)["department"] != "Finance" {
+			t.Fatalf("user %d lost the file's values after a truncated file: %v", i, u.Attributes)
+		}
+	}
+	// A few rows gone (5 of 50, under both limits): those users get the directory's values.
+	sum = e.run(rows[:45]...)
+	if sum.KeptOverlays != 0 || sum.Updated != 5 {
+		t.Fatalf("5 rows gone: %+v; want their 5 users reverted", sum)
+	}
+	if u := e.get(47); u.Attributes["title"] != "Engineer" {
+		t.Fatalf("user 47 keeps %v after its row left within the limits", u.Attributes["title"])
+	}
+	if u := e.get(3); u.Attributes["title"] != "Analyst" {
+		t.Fatalf("user 3, still in the file, has %v", u.Attributes["title"])
+	}
+}

@@ -190,11 +190,14 @@ type Summary struct {
 	// Reactivations counts enriched users a row made active again (an end date cleared or
 	// moved); RefusedReactivations those kept inactive because there were more than [safety]
 	// allows in one pass.
-	Reactivations        int           `json:"reactivations,omitempty"`
-	RefusedReactivations int           `json:"refusedReactivations,omitempty"`
-	Skipped              bool          `json:"skipped,omitempty"`
-	Warnings             []string      `json:"warnings,omitempty"`
-	Duration             time.Duration `json:"duration"`
+	Reactivations        int `json:"reactivations,omitempty"`
+	RefusedReactivations int `json:"refusedReactivations,omitempty"`
+	// KeptOverlays counts enriched users whose rows left the file, kept with the file's values
+	// because there were more than [safety] allows in one pass (a truncated export).
+	KeptOverlays int           `json:"keptOverlays,omitempty"`
+	Skipped      bool          `json:"skipped,omitempty"`
+	Warnings     []string      `json:"warnings,omitempty"`
+	Duration     time.Duration `json:"duration"`
 	// DryRun is set when nothing was written; Changes then says what would change.
 	DryRun  bool     `json:"dryRun,omitempty"`
 	Changes []Change `json:"changes,omitempty"`
