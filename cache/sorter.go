@@ -244,12 +244,11 @@ func (h *mergeHeap) advance(i int) error {
 
 // runCursor reads a run file.
 type runCursor struct {
-	prio     int
-	name     string
-	r        *bufio.Reader
-	k, v     []byte
-	prev     []byte
-	finished bool
+	prio int
+	name string
+	r    *bufio.Reader
+	k, v []byte
+	prev []byte
 }
 
 func (c *runCursor) key() []byte     { return c.k }
