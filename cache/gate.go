@@ -7,7 +7,8 @@ import (
 )
 
 // ErrBusy means the store is writing a first sync's bulk load (Load.Commit) and takes no other
-// reads or writes until it is done: a few seconds per 100k resources. Try again.
+// writes until it is done: a few seconds per 100k resources. Try again. (Reads meanwhile see
+// the store as it was before the load: empty of resources.)
 var ErrBusy = errors.New("cache: busy writing a first sync; try again in a few seconds")
 
 // gate keeps every read and write of the database out while a bulk load streams its tables

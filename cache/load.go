@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/pb"
 	"github.com/dgraph-io/ristretto/v2/z"
 	"github.com/ldapscim/ldapscim/scim"
@@ -228,9 +229,17 @@ func (l *Load) commit(ctx context.Context) error {
 	start := time.Now()
 	s.wmu.Lock() // Apply's lock first, then the gate, as Apply does
 	defer s.wmu.Unlock()
+	if s.empty.Load() == nil {
+		e, err := badger.Open(badger.DefaultOptions("").WithInMemory(true).WithMemTableSize(1 << 20).WithValueThreshold(1 << 16).WithCompression(options.None).
+			WithBlockCacheSize(0).WithLogger(nil).WithMetricsEnabled(false))
+		if err != nil {
+			return fmt.Errorf("cache: bulk load: %v", err)
+		}
+		s.empty.Store(e)
+	}
 	s.gate.shut()
 	defer s.gate.open()
-	// Behind the gate: s.db directly (view and write are turned away).
+	// Behind the gate: s.db directly (reads go to s.empty, writes are turned away).
 	if s.head.Load() != l.head0 {
 		return fmt.Errorf("%w: the store changed during a bulk load", ErrConflict)
 	}

@@ -80,6 +80,10 @@ type Store struct {
 	// gate holds off every read and write of db while a bulk load streams its tables
 	// (load.go): view, write and the value log GC pass it.
 	gate  gate
+	// empty is an empty in-memory database that reads use while a bulk load writes db
+	// (load.go): the store held no resources before the load, so reads answer as it was.
+	// Made by the first load, closed by Close.
+	empty atomic.Pointer[badger.DB]
 	dir   string // "" in memory
 	log   *slog.Logger
 	now   func() time.Time
@@ -256,6 +260,9 @@ func (s *Store) Close() error {
 		if e := s.db.Close(); e != nil {
 			err = fmt.Errorf("cache: close: %v", e)
 		}
+		if e := s.empty.Load(); e != nil {
+			e.Close()
+		}
 		s.lock.Close()
 	})
 	return err
@@ -336,6 +343,11 @@ func (s *Store) view(ctx context.Context, fn func(txn *badger.Txn) error) error 
 		return err
 	}
 	if err := s.gate.enter(); err != nil {
+		if e := s.empty.Load(); e != nil {
+			// A first sync's bulk load is writing the store, which held no resources
+			// before it: the reader sees the store as it was until the load is done.
+			return translate(e.View(fn))
+		}
 		return err
 	}
 	defer s.gate.leave()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim/filter"
 )
@@ -43,8 +42,7 @@ var errNotFound = func(kind, id string) *Error {
 }
 
 // writeError is the one place errors become SCIM error responses (RFC 7644 §3.12). *Error and
-// *filter.Error speak for themselves; a cancelled request gets a generic 503, as does one that
-// came while a first sync writes the cache (cache.ErrBusy, with Retry-After); anything else is
+// *filter.Error speak for themselves; a cancelled request gets a generic 503; anything else is
 // a 500 whose text is logged once, with the request id, and never sent.
 func (s *Server) writeError(c *gin.Context, err error) {
 	var se *Error
@@ -55,11 +53,6 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		se = errorf(http.StatusBadRequest, scimInvalidFilter, "invalid filter at position %d: %s", fe.Pos, fe.Msg)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		se = errorf(http.StatusServiceUnavailable, "", "the request was cancelled (request id %s)", requestID(c))
-	case errors.Is(err, cache.ErrBusy):
-		// A first sync writes its bulk load (seconds per 100k resources); the cache was
-		// empty before it.
-		c.Header("Retry-After", "5")
-		se = errorf(http.StatusServiceUnavailable, "", "the first sync is writing the cache; try again in a few seconds")
 	default:
 		s.log.Error("internal error answering a SCIM request", "request_id", requestID(c),
 			"method", c.Request.Method, "path", c.Request.URL.Path, "err", err)
