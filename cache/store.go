@@ -79,7 +79,7 @@ type Store struct {
 	wmu sync.Mutex
 	// gate holds off every read and write of db while a bulk load streams its tables
 	// (load.go): view, write and the value log GC pass it.
-	gate  gate
+	gate gate
 	// empty is an empty in-memory database that reads use while a bulk load writes db
 	// (load.go): the store held no resources before the load, so reads answer as it was.
 	// Made by the first load, closed by Close.
