@@ -148,6 +148,9 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 		l.seen[maphash.String(l.seed, r.ID)] = struct{}{}
 		e, err := encode(r)
 		if err != nil {
+			// The batch's earlier resources are in the sorter already: the load is over,
+			// as a failed Apply's batch is not in the store.
+			l.Abort()
 			return Result{}, err
 		}
 		if e.tb == 'G' {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -667,4 +668,30 @@ func TestGateTurnsAwayAndWaits(t *testing.T) {
 		t.Fatalf("enter after open: %v", err)
 	}
 	g.leave()
+}
+
+// A batch that fails half way (a value JSON cannot hold) ends the load: its first resources,
+// already in the sorter, must not reach the store, as a failed Apply writes nothing of its
+// chunk either; the pass fails and the next one starts over.
+func TestLoadApplyErrorEndsTheLoad(t *testing.T) {
+	s := openDir(t, t.TempDir())
+	defer s.Close()
+	l, err := s.BeginLoad(ctx0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := user(2)
+	bad.Attributes["x-ratio"] = math.NaN()
+	if _, err := l.Apply(ctx0, Batch{Source: "ldap", Upserts: []*scim.Resource{user(1), bad}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Apply of a NaN: %v, want ErrInvalid", err)
+	}
+	if _, err := l.Apply(ctx0, Batch{Source: "ldap", Upserts: []*scim.Resource{user(3)}}); err == nil {
+		t.Fatal("Apply after a failed one went on")
+	}
+	if err := l.Commit(ctx0); err == nil {
+		t.Fatal("Commit after a failed Apply succeeded")
+	}
+	if n, _ := s.Count(ctx0, scim.UserType); n != 0 || s.head.Load() != 0 {
+		t.Fatalf("%d users, journal head %d after a failed load", n, s.head.Load())
+	}
 }
