@@ -83,9 +83,15 @@ func genGroup(g, size int) *scim.Resource {
 // fill applies users and groups in batches.
 func fill(t testing.TB, st *cache.Store, users, groups, groupSize int) {
 	t.Helper()
+	fillWith(t, st.Apply, users, groups, groupSize)
+}
+
+// fillWith is fill through apply (a Store's, or a first sync's bulk load's).
+func fillWith(t testing.TB, apply func(context.Context, cache.Batch) (cache.Result, error), users, groups, groupSize int) {
+	t.Helper()
 	var batch []*scim.Resource
 	flush := func() {
-		if _, err := st.Apply(context.Background(), cache.Batch{Source: "test", Upserts: batch}); err != nil {
+		if _, err := apply(context.Background(), cache.Batch{Source: "test", Upserts: batch}); err != nil {
 			t.Fatal(err)
 		}
 		batch = batch[:0]
