@@ -196,12 +196,15 @@ func (e *Elector) term(ctx context.Context, lead func(context.Context)) error {
 	e.setLeading(true)
 	e.log.Info("elected: this replica pushes now")
 	lctx, cancelLead := context.WithCancel(sctx)
+	keyGone := e.watchDelete(lctx, el.Key(), el.Rev())
 	done := make(chan struct{})
 	go func() { defer close(done); lead(lctx) }()
 	why := "shutting down"
 	select {
 	case <-lost:
 		why = "lease lost or not renewed for half its TTL"
+	case <-keyGone:
+		why = "the election key was deleted (the lease was revoked)"
 	case <-ctx.Done():
 	case <-done:
 		why = "the leader's work returned"
@@ -223,10 +226,13 @@ func (e *Elector) term(ctx context.Context, lead func(context.Context)) error {
 	return nil
 }
 
-// keepRenewing renews the lease every TTL/6 itself (beside the session's own keepalive
-// stream, whose member may hang without closing the connection) and closes lost once half the
-// TTL passes without a successful renewal, or when the session ends. A renewal is a new
-// stream, so a retry after a timeout goes to another member.
+// keepRenewing renews the lease every TTL/6 itself and closes lost once half the TTL passes
+// without a successful renewal, or when etcd says the lease is gone. It does not trust the
+// session's keepalive stream alone: that stream stays on one member, and a member that hangs
+// without closing the connection (SIGSTOP, a frozen VM) starves it until gRPC notices, while
+// the lease is alive and renewable through the others. Each renewal is a new stream, so the
+// retry after a timeout goes to another member. When the session gives up (Session.Done) a
+// renewal is tried at once: it fails, and ends the leadership, unless the lease is still alive.
 func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDone <-chan struct{}, lost chan<- struct{}) {
 	defer close(lost)
 	every, timeout := e.ttl/6, e.ttl/8
@@ -242,8 +248,8 @@ func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDon
 			watchdog.Stop()
 			return
 		case <-sessDone:
-			watchdog.Stop()
-			return
+			sessDone = nil
+			e.log.Debug("the session's keepalive stream gave up; renewing directly")
 		case <-watchdog.C:
 			e.mu.Lock()
 			expired := time.Since(e.lastRenew) >= e.ttl/2
@@ -264,11 +270,32 @@ func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDon
 			e.renewed(start)
 			next.Reset(every)
 		case errors.Is(err, rpctypes.ErrLeaseNotFound) || (err == nil && resp.TTL <= 0):
+			e.log.Warn("the etcd lease is gone")
 			return
 		default:
+			e.log.Debug("renewing the lease failed; retrying", "err", err, "took", time.Since(start))
 			next.Reset(0) // at once, on another member
 		}
 	}
+}
+
+// watchDelete returns a channel closed when key, created at rev, is deleted: a lease that
+// etcd revokes ends the leadership at once, before a renewal would tell (etcd 3.4.23 has a
+// member that resumes after a pause revoke leases others renewed, etcd-io/etcd#15247).
+func (e *Elector) watchDelete(ctx context.Context, key string, rev int64) <-chan struct{} {
+	gone := make(chan struct{})
+	wch := e.cli.Watch(clientv3.WithRequireLeader(ctx), key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	go func() {
+		for resp := range wch {
+			if len(resp.Events) > 0 || resp.CompactRevision != 0 {
+				close(gone)
+				for range wch { // drain until ctx ends
+				}
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 func (e *Elector) renewed(at time.Time) {

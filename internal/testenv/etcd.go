@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -271,4 +272,52 @@ func (e *Etcd) Resume(t testing.TB, i int) {
 		t.Fatalf("testenv: resuming etcd %s: %v", m.Name, err)
 	}
 	m.paused = false
+}
+
+// RaftLeader returns the index of the member that is the raft leader now, asking each running,
+// unpaused member's /v3/maintenance/status; it fails the test when none answers with one.
+func (e *Etcd) RaftLeader(t testing.TB) int {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	for _, m := range e.Members {
+		if m.proc == nil || m.paused {
+			continue
+		}
+		resp, err := c.Post(m.ClientURL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Header struct {
+				MemberID string `json:"member_id"`
+			} `json:"header"`
+			Leader string `json:"leader"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Leader == "" || st.Leader == "0" {
+			continue
+		}
+		for i, o := range e.Members {
+			if o.proc == nil || o.paused {
+				continue
+			}
+			resp, err := c.Post(o.ClientURL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				continue
+			}
+			var ost struct {
+				Header struct {
+					MemberID string `json:"member_id"`
+				} `json:"header"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&ost)
+			resp.Body.Close()
+			if err == nil && ost.Header.MemberID == st.Leader {
+				return i
+			}
+		}
+	}
+	t.Fatalf("testenv: no etcd member names a running raft leader")
+	return -1
 }
