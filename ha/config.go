@@ -30,8 +30,9 @@ type Config struct {
 	CAFile   string `toml:"ca_file"`
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
-	// Username and PasswordFile authenticate to etcd (its RBAC); Password is filled from the
-	// file and prints as <secret>.
+	// Username and PasswordFile authenticate to etcd (its RBAC). Password is read from the
+	// file (never from the config itself: a password key there is an error) and prints as
+	// <secret>.
 	Username     string         `toml:"username"`
 	PasswordFile string         `toml:"password_file"`
 	Password     confval.Secret `toml:"password,omitempty"`
@@ -71,8 +72,11 @@ func (c *Config) Resolve() []error {
 		}
 		c.Node = h
 	}
+	if c.Password.IsSet() {
+		errs = append(errs, errors.New("ha.password: not read from the config; put the password in a file and set ha.password_file"))
+	}
 	if c.PasswordFile != "" {
-		pw, err := confval.LoadSecret(c.Password, c.PasswordFile, "")
+		pw, err := confval.LoadSecret(confval.Secret{}, c.PasswordFile, "")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("ha.password_file: %w", err))
 		}

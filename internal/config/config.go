@@ -127,9 +127,6 @@ func (f *File) inlineSecrets() []string {
 			keys = append(keys, fmt.Sprintf("webhooks[%d].secret", i))
 		}
 	}
-	if f.HA.Password.IsSet() {
-		keys = append(keys, "ha.password")
-	}
 	return keys
 }
 
