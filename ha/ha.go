@@ -242,6 +242,9 @@ func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDon
 		e.mu.Lock()
 		deadline := e.lastRenew.Add(e.ttl / 2)
 		e.mu.Unlock()
+		if !time.Now().Before(deadline) {
+			return
+		}
 		watchdog := time.NewTimer(time.Until(deadline))
 		select {
 		case <-ctx.Done():
@@ -251,18 +254,13 @@ func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDon
 			sessDone = nil
 			e.log.Debug("the session's keepalive stream gave up; renewing directly")
 		case <-watchdog.C:
-			e.mu.Lock()
-			expired := time.Since(e.lastRenew) >= e.ttl/2
-			e.mu.Unlock()
-			if expired {
-				return
-			}
-			continue
+			continue // the check above ends the leadership
 		case <-next.C:
 		}
 		watchdog.Stop()
 		start := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, timeout)
+		// A renewal that answers after the deadline is too late: the leadership ends then.
+		rctx, cancel := context.WithTimeout(ctx, min(timeout, deadline.Sub(start)))
 		resp, err := e.cli.KeepAliveOnce(rctx, id)
 		cancel()
 		switch {
