@@ -195,7 +195,7 @@ func (e *Elector) term(ctx context.Context, lead func(context.Context)) error {
 	}
 	e.setLeading(true)
 	e.log.Info("elected: this replica pushes now")
-	lctx, cancelLead := context.WithCancel(sctx)
+	lctx, cancelLead := e.fence(sctx)
 	keyGone := e.watchDelete(lctx, el.Key(), el.Rev())
 	done := make(chan struct{})
 	go func() { defer close(done); lead(lctx) }()
@@ -274,6 +274,41 @@ func (e *Elector) keepRenewing(ctx context.Context, id clientv3.LeaseID, sessDon
 			e.log.Debug("renewing the lease failed; retrying", "err", err, "took", time.Since(start))
 			next.Reset(0) // at once, on another member
 		}
+	}
+}
+
+// fenced is the leader's context. Beside the cancellation by keepRenewing, it checks the
+// renewal deadline itself each time Done or Err is asked: a process that resumes after a pause
+// (SIGSTOP, a frozen VM) has all its goroutines runnable at once, and a push worker could send
+// before keepRenewing gets to run. Every context derived from it, and every Done on a chain of
+// values down to it (an HTTP request's, when the transport looks before sending), asks first.
+type fenced struct {
+	context.Context // a cancelCtx: derived contexts register with it
+	cancel          context.CancelFunc
+	e               *Elector
+}
+
+func (e *Elector) fence(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	return &fenced{Context: ctx, cancel: cancel, e: e}, cancel
+}
+
+func (f *fenced) Done() <-chan struct{} {
+	f.check()
+	return f.Context.Done()
+}
+
+func (f *fenced) Err() error {
+	f.check()
+	return f.Context.Err()
+}
+
+func (f *fenced) check() {
+	f.e.mu.Lock()
+	late := time.Since(f.e.lastRenew) >= f.e.ttl/2
+	f.e.mu.Unlock()
+	if late {
+		f.cancel()
 	}
 }
 

@@ -290,3 +290,39 @@ func TestElectionEtcdMemberLoss(t *testing.T) {
 	etcd.WaitHealthy(t)
 	r.waitLeader(t, 3*ttl)
 }
+
+// The leader's context ends on the first look once half the TTL has passed without a renewal,
+// before any goroutine has cancelled it: a process resumed after SIGSTOP does not send first.
+func TestLeadContextFenced(t *testing.T) {
+	e := &Elector{ttl: 4 * time.Second, lastRenew: time.Now()}
+	ctx, cancel := e.fence(context.Background())
+	defer cancel()
+	value := context.WithValue(ctx, struct{}{}, 1) // as push wraps it
+	if value.Err() != nil || ctx.Err() != nil {
+		t.Fatal("the lead context ended with a fresh renewal")
+	}
+	e.mu.Lock()
+	e.lastRenew = time.Now().Add(-e.ttl / 2) // as after a pause: no goroutine ran meanwhile
+	e.mu.Unlock()
+	select {
+	case <-value.Done():
+	default:
+		t.Fatal("Done of a context derived by value is open past the renewal deadline")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("Err is nil past the renewal deadline")
+	}
+
+	// A context derived after the deadline is born cancelled.
+	e2 := &Elector{ttl: 4 * time.Second, lastRenew: time.Now()}
+	ctx2, cancel2 := e2.fence(context.Background())
+	defer cancel2()
+	e2.mu.Lock()
+	e2.lastRenew = time.Now().Add(-e2.ttl)
+	e2.mu.Unlock()
+	child, stop := context.WithTimeout(ctx2, time.Hour)
+	defer stop()
+	if child.Err() == nil {
+		t.Fatal("a context derived past the renewal deadline is not cancelled")
+	}
+}
