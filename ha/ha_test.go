@@ -291,13 +291,15 @@ func TestElectionEtcdMemberLoss(t *testing.T) {
 	r.waitLeader(t, 3*ttl)
 }
 
+type tallyKey struct{}
+
 // The leader's context ends on the first look once half the TTL has passed without a renewal,
 // before any goroutine has cancelled it: a process resumed after SIGSTOP does not send first.
 func TestLeadContextFenced(t *testing.T) {
 	e := &Elector{ttl: 4 * time.Second, lastRenew: time.Now()}
 	ctx, cancel := e.fence(context.Background())
 	defer cancel()
-	value := context.WithValue(ctx, struct{}{}, 1) // as push wraps it
+	value := context.WithValue(ctx, tallyKey{}, 1) // as push wraps it
 	if value.Err() != nil || ctx.Err() != nil {
 		t.Fatal("the lead context ended with a fresh renewal")
 	}
