@@ -3,9 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,13 +73,10 @@ func waitLeader(t *testing.T, live []*replica, d time.Duration) *replica {
 	}
 }
 
-// Two serve replicas, each with its own cache, on one directory, one SCIMMY target and a
-// 3-member etcd: exactly one leads and pushes, the target gets each user once; the leader is
-// killed with -9, a user changes in the directory, and the other replica pushes the change
-// within lease_ttl + 5 s + its delta schedule.
-func TestHATwoReplicasFailover(t *testing.T) {
-	const users = 20
-	const ttl = 3 * time.Second
+// startReplicas starts a slapd with users users, a SCIMMY target, a 3-member etcd and two serve
+// replicas with [ha] (lease_ttl ttl, a delta pass every second) pushing to the target.
+func startReplicas(t *testing.T, users int, ttl time.Duration) (*testenv.Slapd, *testenv.Scimmy, []*replica) {
+	t.Helper()
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: users, Groups: 2, Seed: 14})}})
 	sc := testenv.StartScimmy(t)
 	etcd := testenv.StartEtcd(t, 3)
@@ -104,6 +103,53 @@ poll_interval = "100ms"
 		r.cmd, r.stderr = startServe(t, cfg)
 		reps = append(reps, r)
 	}
+	return sl, sc, reps
+}
+
+// waitTitle waits until the target's user name has title, up to d after since.
+func waitTitle(t *testing.T, sc *testenv.Scimmy, name, title string, since time.Time, d time.Duration, why func() string) {
+	t.Helper()
+	for {
+		for _, u := range sc.State(t).Users {
+			if fmt.Sprint(u["userName"]) == name && u["title"] == title {
+				return
+			}
+		}
+		if time.Since(since) > d {
+			t.Fatalf("%s has no title %q at the target %v after the leader stopped:\n%s", name, title, d, why())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pushRequests is the replica's ldapscim_push_requests_total, summed over its labels.
+func (r *replica) pushRequests(t *testing.T) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + r.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("%s: /metrics: %v", r.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "ldapscim_push_requests_total{") {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// Two serve replicas, each with its own cache, on one directory, one SCIMMY target and a
+// 3-member etcd: exactly one leads and pushes, the target gets each user once; the leader is
+// killed with -9, a user changes in the directory, and the other replica pushes the change
+// within lease_ttl + 5 s + its delta schedule.
+func TestHATwoReplicasFailover(t *testing.T) {
+	const users = 20
+	const ttl = 3 * time.Second
+	sl, sc, reps := startReplicas(t, users, ttl)
 	leader := waitLeader(t, reps, 30*time.Second)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(sc.State(t).Users) < users {
@@ -138,27 +184,62 @@ poll_interval = "100ms"
 	leader.cmd.Wait()
 	sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Failover Tester\n", name, sl.BaseDN))
 	limit := ttl + 5*time.Second + time.Second
-	for {
-		var title any
-		for _, u := range sc.State(t).Users {
-			if fmt.Sprint(u["userName"]) == name {
-				title = u["title"]
-			}
-		}
-		if title == "Failover Tester" {
-			break
-		}
-		if time.Since(killed) > limit {
-			rd, _ := follower.readiness()
-			t.Fatalf("the change is not at the target %v after the leader was killed (follower: %+v):\n%s", limit, rd.HA, follower.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitTitle(t, sc, name, "Failover Tester", killed, limit, func() string {
+		rd, _ := follower.readiness()
+		return fmt.Sprintf("follower: %+v\n%s", rd.HA, follower.stderr)
+	})
 	t.Logf("failover: the change reached the target %v after kill -9 of the leader (lease_ttl %v)", time.Since(killed).Round(time.Millisecond), ttl)
 	if rd, _ := follower.readiness(); rd.HA.Role != "leader" || rd.HA.Leader != follower.name {
 		t.Errorf("the survivor's status: %+v", rd.HA)
 	}
 	if n := len(sc.State(t).Users); n != users {
 		t.Errorf("the target holds %d users after the failover, want %d", n, users)
+	}
+}
+
+// A leader frozen (SIGSTOP) past its lease loses the leadership; the other replica pushes a
+// directory change; the frozen one, resumed (SIGCONT), syncs the change too but sends nothing:
+// its push request count does not move and it says it follows.
+func TestHAFrozenLeaderStopsPushing(t *testing.T) {
+	const users = 10
+	const ttl = 3 * time.Second
+	sl, sc, reps := startReplicas(t, users, ttl)
+	leader := waitLeader(t, reps, 30*time.Second)
+	follower := reps[0]
+	if follower == leader {
+		follower = reps[1]
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(sc.State(t).Users) < users {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d users pushed in 30 s:\n%s", len(sc.State(t).Users), users, leader.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	before := leader.pushRequests(t)
+	if before == 0 {
+		t.Fatalf("the leader reports no push request")
+	}
+	name := fmt.Sprint(sc.State(t).Users[0]["userName"])
+
+	frozen := time.Now()
+	leader.cmd.Process.Signal(syscall.SIGSTOP)
+	sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Frozen Leader\n", name, sl.BaseDN))
+	waitTitle(t, sc, name, "Frozen Leader", frozen, ttl+5*time.Second+time.Second, func() string {
+		rd, _ := follower.readiness()
+		return fmt.Sprintf("follower: %+v\n%s", rd.HA, follower.stderr)
+	})
+	leader.cmd.Process.Signal(syscall.SIGCONT)
+	// The resumed replica syncs the change (a delta pass every second) but must not push it.
+	time.Sleep(3 * time.Second)
+	if after := leader.pushRequests(t); after != before {
+		t.Errorf("the resumed replica sent %v push request(s) after it lost the lease", after-before)
+	}
+	if rd, ok := leader.readiness(); !ok || rd.HA.Role != "follower" || rd.HA.Leader != follower.name {
+		t.Errorf("the resumed replica's status: %+v (answers: %v)", rd.HA, ok)
+	}
+	if n := len(sc.State(t).Users); n != users {
+		t.Errorf("the target holds %d users, want %d", n, users)
 	}
 }
