@@ -33,8 +33,8 @@ static: ## build bin/ldapscim-static as the package and image do (CGO_ENABLED=0,
 image: ## build the container image ldapscim:VERSION (needs a Docker daemon that can pull golang and distroless)
 	docker build --build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' -t ldapscim:$(VERSION) .
 
-deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY) and the package test's tools, without starting system services
-	scripts/install-deps.sh ldap samba chromium scimmy deb
+deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, headless Chromium, SCIMMY, etcd) and the package test's tools, without starting system services
+	scripts/install-deps.sh ldap samba chromium scimmy etcd deb
 
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

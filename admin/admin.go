@@ -80,7 +80,9 @@ type Options struct {
 	// CacheDir identifies the cache this server runs on (GET /admin/v1/info), so a CLI
 	// started with another config never acts on the wrong serve.
 	CacheDir string
-	Log      *slog.Logger
+	// HA is the [ha] election; nil: a standalone serve.
+	HA  HA
+	Log *slog.Logger
 }
 
 // Server is the admin HTTP server. It is an http.Handler.

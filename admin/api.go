@@ -27,6 +27,8 @@ type Readiness struct {
 	LastSuccess time.Time `json:"lastSuccess,omitzero"`
 	Age         string    `json:"age,omitempty"`
 	MaxAge      string    `json:"maxAge"`
+	// HA is the replica's role in the [ha] election: a follower is ready too, it serves reads.
+	HA HAStatus `json:"ha"`
 }
 
 // readyz answers 200 once the cache holds a successful pass that is at most ready_max_age old,
@@ -47,13 +49,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Info identifies a running serve to the CLI.
 type Info struct {
-	CacheDir string `json:"cacheDir"`
-	PID      int    `json:"pid"`
-	Started  string `json:"started"`
+	CacheDir string   `json:"cacheDir"`
+	PID      int      `json:"pid"`
+	Started  string   `json:"started"`
+	HA       HAStatus `json:"ha"`
 }
 
 func (s *Server) info(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Info{CacheDir: s.opts.CacheDir, PID: os.Getpid(), Started: s.start.UTC().Format(time.RFC3339)})
+	writeJSON(w, http.StatusOK, Info{CacheDir: s.opts.CacheDir, PID: os.Getpid(), Started: s.start.UTC().Format(time.RFC3339),
+		HA: s.haStatus()})
 }
 
 // SyncResult is the answer of POST /admin/v1/sync: the pass's Summary and, when it failed,

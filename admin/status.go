@@ -151,7 +151,7 @@ func (s *Server) targetRows(ctx context.Context, head uint64, p *statusPage, pro
 
 // readiness is the /readyz decision for the status page.
 func (s *Server) readiness(ls ldapsync.SyncState, err error, now time.Time) Readiness {
-	rd := Readiness{MaxAge: s.cfg.ReadyMaxAge.D().String()}
+	rd := Readiness{MaxAge: s.cfg.ReadyMaxAge.D().String(), HA: s.haStatus()}
 	switch {
 	case err != nil:
 		rd.Reason = "cannot read the cache"

@@ -11,6 +11,8 @@
 #             target of the tests; needs node + npm, installed from Debian when missing)
 #   chromium  Debian chromium, the headless browser the status page test loads the page in
 #   wrk       Debian wrk, the HTTP load generator of the SCIM API's throughput benchmark
+#   etcd      Debian etcd-server + etcd-client (etcd 3.4, etcdctl), the coordination store of the
+#             high-availability tests, installed WITHOUT starting a system etcd
 #   deb       what the Debian package test uses beside dpkg: adduser, file, systemd-analyze
 #             (systemd, installed without starting it), runuser (util-linux)
 #
@@ -98,6 +100,15 @@ install_wrk() {
 	echo "install-deps: installed wrk"
 }
 
+install_etcd() {
+	local pkgs=()
+	have etcd || pkgs+=(etcd-server)
+	have etcdctl || pkgs+=(etcd-client)
+	[ "${#pkgs[@]}" -eq 0 ] && return 0
+	apt_install "${pkgs[@]}"
+	for p in "${pkgs[@]}"; do echo "install-deps: installed $p"; done
+}
+
 install_deb() {
 	local pkgs=()
 	have adduser || pkgs+=(adduser)
@@ -118,8 +129,9 @@ main() {
 		scimmy) install_scimmy ;;
 		chromium) install_chromium ;;
 		wrk) install_wrk ;;
+		etcd) install_etcd ;;
 		deb) install_deb ;;
-		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium wrk deb)" >&2; exit 2 ;;
+		*) echo "install-deps: unknown component $c (known: ldap samba scimmy chromium wrk etcd deb)" >&2; exit 2 ;;
 		esac
 	done
 }

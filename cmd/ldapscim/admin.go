@@ -12,6 +12,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/admin"
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ha"
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/internal/config"
 	"github.com/ldapscim/ldapscim/ldapsync"
@@ -45,7 +46,7 @@ func (o *observability) syncObservers() []ldapsync.Observer {
 // default address is taken (another ldapscim on this host), serve runs without it rather than
 // not at all; an address the file names must be free.
 func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Syncer, hr []*hrsync.Source,
-	obs *observability, p *push.Pusher, log *slog.Logger) (func(context.Context) error, error) {
+	obs *observability, p *push.Pusher, el *ha.Elector, log *slog.Logger) (func(context.Context) error, error) {
 	if cfg.Admin.Listen == "" {
 		log.Info("admin server off: [admin] listen is empty")
 		return nil, nil
@@ -59,7 +60,7 @@ func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Sync
 	}
 	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Ops: local, Source: s.Endpoint(), History: obs.history,
 		Metrics: obs.metrics.Handler(), Push: pushHealth{p}, ConfigPath: absPath(path),
-		CacheDir: absPath(cfg.Cache.Dir), Log: log})
+		CacheDir: absPath(cfg.Cache.Dir), HA: haStatus(el), Log: log})
 	ln, err := srv.Listen()
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
@@ -69,6 +70,22 @@ func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Sync
 		return nil, err
 	}
 	return func(ctx context.Context) error { return srv.Serve(ctx, ln) }, nil
+}
+
+// electorStatus shows the [ha] election on the admin server.
+type electorStatus struct{ el *ha.Elector }
+
+func (e electorStatus) HAStatus() admin.HAStatus {
+	st := e.el.Status()
+	return admin.HAStatus{Role: string(st.Role), Node: st.Node, Leader: st.Leader, LeaseAge: admin.LeaseAgeString(st.LeaseAge)}
+}
+
+// haStatus is el's admin.HA; nil (standalone) without an election.
+func haStatus(el *ha.Elector) admin.HA {
+	if el == nil {
+		return nil
+	}
+	return electorStatus{el}
 }
 
 func absPath(p string) string {

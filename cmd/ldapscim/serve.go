@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ha"
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/internal/config"
@@ -81,7 +82,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		log.Info("SCIM API off: the config has no [scim] section")
 	}
-	serveAdmin, err := startAdmin(cfg, path, st, s, hr, obs, pusher, log)
+	elector, err := newElector(cfg, obs, log)
+	if err != nil {
+		if apiLn != nil {
+			apiLn.Close()
+		}
+		return err
+	}
+	if elector != nil {
+		defer elector.Close()
+	}
+	serveAdmin, err := startAdmin(cfg, path, st, s, hr, obs, pusher, elector, log)
 	if err != nil {
 		if apiLn != nil {
 			apiLn.Close()
@@ -109,9 +120,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hrPasses(gctx)
 		return nil
 	})
-	if cfg.Safety.Staging {
+	switch {
+	case cfg.Safety.Staging:
 		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks")
-	} else {
+	case elector != nil:
+		g.Go(component(gctx, "ha election", func(ctx context.Context) error {
+			return elector.Run(ctx, func(ctx context.Context) { leadPush(ctx, pusher, log) })
+		}))
+	default:
 		g.Go(component(gctx, "push", func(ctx context.Context) error {
 			pusher.Run(ctx)
 			return nil
@@ -123,6 +139,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	})
 	return g.Wait()
+}
+
+// newElector builds the [ha] election (nil without [ha]) and exports ldapscim_ha_leader.
+func newElector(cfg *config.File, obs *observability, log *slog.Logger) (*ha.Elector, error) {
+	if !cfg.HA.Enabled() {
+		return nil, nil
+	}
+	el, err := ha.New(cfg.HA, ha.Options{Log: log})
+	if err != nil {
+		return nil, err
+	}
+	obs.metrics.RegisterHALeader(el.IsLeader)
+	log.Info("high availability: campaigning on etcd; only the leader pushes", "node", el.Node(), "election", cfg.HA.Election, "lease_ttl", cfg.HA.LeaseTTL.D())
+	return el, nil
+}
+
+// leadPush runs the push workers while this replica leads: the elector cancels ctx when the
+// leadership may be lost, and the workers have stopped when leadPush returns.
+func leadPush(ctx context.Context, p *push.Pusher, log *slog.Logger) {
+	log.Info("leading: the push workers start")
+	p.Run(ctx)
+	log.Info("no longer leading: the push workers stopped")
 }
 
 // component runs one of serve's components until ctx ends. A component that returns before

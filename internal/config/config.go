@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/ldapscim/ldapscim/admin"
+	"github.com/ldapscim/ldapscim/ha"
 	"github.com/ldapscim/ldapscim/hrcsv"
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/internal/redact"
@@ -43,6 +44,8 @@ type File struct {
 	Webhooks []push.WebhookConfig `toml:"webhooks"`
 	// CSV are [[csv]]: HR files as sources of users beside the directory (package hrsync).
 	CSV []hrcsv.Config `toml:"csv"`
+	// HA is [ha]: the replicas elect the one that pushes on etcd (package ha); off by default.
+	HA ha.Config `toml:"ha"`
 
 	inline   []string // keys whose secret is written in the file itself (not a *_file or the environment)
 	warnings []string // about the file itself (Load), beside those of its settings (Warnings)
@@ -69,6 +72,7 @@ func Defaults() File {
 		Safety:   ldapsync.DefaultSafety(),
 		Log:      Log{Level: "info", Format: "text"},
 		Admin:    admin.DefaultConfig(),
+		HA:       ha.DefaultConfig(),
 	}
 }
 
@@ -94,6 +98,7 @@ func Load(path string) (*File, error) {
 // They name keys, never a secret.
 func (f *File) Warnings() []string {
 	w := append(slices.Clone(f.warnings), f.LDAP.Warnings()...)
+	w = append(w, f.HA.Warnings()...)
 	for i, t := range f.Targets {
 		if t.TLSInsecureSkipVerify {
 			w = append(w, fmt.Sprintf("targets[%d] (%s).tls_insecure_skip_verify: the target's certificate is not verified, so whoever is on the path can pose as it and learn its token", i, t.Name))
@@ -153,6 +158,7 @@ func Parse(raw []byte) (*File, error) {
 	}
 	errs = append(errs, f.Admin.ResolveToken()...)
 	errs = append(errs, push.Prepare(f.Targets, f.Webhooks)...)
+	errs = append(errs, f.HA.Resolve()...)
 	f.csvDefaults(md)
 	errs = append(errs, f.validate()...)
 	if len(errs) > 0 {
@@ -187,6 +193,7 @@ func (f *File) validate() []error {
 	}
 	errs = append(errs, f.Admin.Validate()...)
 	errs = append(errs, f.validateCSV()...)
+	errs = append(errs, f.HA.Validate()...)
 	return errs
 }
 

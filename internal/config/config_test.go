@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Each testdata/*.bad.toml names the messages it must produce in "# want:" lines.
@@ -240,5 +241,31 @@ title = "Job Title"
 		if len(cfg.CSV) != 1 || cfg.CSV[0].Mode != "enrich" || cfg.CSV[0].Join != join {
 			t.Fatalf("join %s: decoded %+v", join, cfg.CSV)
 		}
+	}
+}
+
+// The [ha] block of config.toml.example, uncommented, is a valid [ha] section.
+func TestExampleHAValidates(t *testing.T) {
+	raw, err := os.ReadFile("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "#[ha]\n")
+	if !ok {
+		t.Fatal("config.toml.example has no #[ha] block")
+	}
+	block, _, _ = strings.Cut(block, "\n\n")
+	out := []string{string(raw), "[ha]"}
+	for _, line := range strings.Split(block, "\n") {
+		if strings.HasPrefix(line, "#") && !strings.HasPrefix(line, "##") {
+			out = append(out, line[1:])
+		}
+	}
+	cfg, err := Parse([]byte(strings.Join(out, "\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.HA.Enabled() || len(cfg.HA.EtcdEndpoints) != 3 || cfg.HA.Election != "/ldapscim/pusher" || cfg.HA.LeaseTTL.D() != 10*time.Second || cfg.HA.Node == "" {
+		t.Fatalf("ha section %+v", cfg.HA)
 	}
 }

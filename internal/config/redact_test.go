@@ -3,8 +3,11 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const secretURLs = `[cache]
@@ -79,5 +82,46 @@ func TestCredentialsInURLsRejected(t *testing.T) {
 		if strings.HasPrefix(c.to, `url = "ldap`) && !strings.Contains(err.Error(), "bind_password_file") {
 			t.Errorf("%s: the error does not say what to use instead:\n%v", c.to, err)
 		}
+	}
+}
+
+// [ha]'s etcd password, read from password_file, prints as <secret>; the node defaults to the
+// host name.
+func TestHAPasswordRedacted(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "etcd-password")
+	if err := os.WriteFile(pw, []byte("s3cret-etcd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw := strings.Replace(secretURLs, "[[targets]]", `[ha]
+etcd_endpoints = ["https://etcd-1.example.com:2379", "https://etcd-2.example.com:2379"]
+lease_ttl = "4s"
+username = "ldapscim"
+password_file = "`+pw+`"
+[[targets]]`, 1)
+	f, err := Parse([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.HA.Password.Reveal() != "s3cret-etcd" || f.HA.Election != "/ldapscim/pusher" || f.HA.LeaseTTL.D() != 4*time.Second {
+		t.Fatalf("ha = %+v", f.HA)
+	}
+	if host, _ := os.Hostname(); f.HA.Node != host {
+		t.Errorf("node = %q, want the host name %q", f.HA.Node, host)
+	}
+	var b bytes.Buffer
+	if err := f.Print(&b); err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(f.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, out := range map[string]string{"Print": b.String(), "json of Redacted": string(j)} {
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("%s shows the etcd password:\n%s", what, out)
+		}
+	}
+	if !strings.Contains(b.String(), `password = "<secret>"`) || !strings.Contains(b.String(), `password_file = "`+pw+`"`) {
+		t.Errorf("Print does not show the password as <secret>:\n%s", b.String())
 	}
 }

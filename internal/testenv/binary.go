@@ -46,20 +46,26 @@ func FreeAddr(t testing.TB) string {
 func (s *Slapd) Freeze(t testing.TB) {
 	t.Helper()
 	s.signal(t, syscall.SIGSTOP)
-	// kill(2) returns before the stop takes effect; on a busy machine slapd could still answer
-	// a request or two. Wait until the kernel reports every thread stopped.
+	waitStopped(t, "slapd", s.proc.cmd.Process.Pid)
+}
+
+// waitStopped waits until the kernel reports every thread of pid stopped: kill(2) returns
+// before a SIGSTOP takes effect, and on a busy machine the process could still answer a
+// request or two.
+func waitStopped(t testing.TB, name string, pid int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !s.stopped() {
+	for !stopped(pid) {
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: slapd did not stop within 5 s of SIGSTOP")
+			t.Fatalf("testenv: %s did not stop within 5 s of SIGSTOP", name)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// stopped reports whether every thread of slapd is in the stopped state (/proc/PID/task/*/stat).
-func (s *Slapd) stopped() bool {
-	dir := fmt.Sprintf("/proc/%d/task", s.proc.cmd.Process.Pid)
+// stopped reports whether every thread of pid is in the stopped state (/proc/PID/task/*/stat).
+func stopped(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil || len(tasks) == 0 {
 		return false

@@ -1,5 +1,5 @@
 // Package testenv starts real directory servers for tests: a private OpenLDAP slapd per test
-// (and later a Samba AD DC and a SCIMMY target). Every server lives in t.TempDir(), listens on
+// (and a Samba AD DC, a SCIMMY target and a private etcd cluster). Every server lives in t.TempDir(), listens on
 // 127.0.0.1 only, and is stopped by PID in t.Cleanup. Only _test.go files may import it.
 //
 // A missing server binary is a test failure with instructions, never a skip: a gateway whose
