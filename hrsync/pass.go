@@ -188,21 +188,12 @@ func (p *pass) apply(ctx context.Context, b cache.Batch) error {
 // beginLoad starts a bulk load when the cache holds no resources (an HR file as the only
 // source, imported for the first time); a store that cannot load is written to as usual.
 func (p *pass) beginLoad(ctx context.Context) error {
-	ls, ok := p.s.store.(interface {
-		BeginLoad(context.Context) (*cache.Load, error)
-	})
-	if !ok || p.dry {
+	if p.dry {
 		return nil
 	}
-	l, err := ls.BeginLoad(ctx)
-	switch {
-	case errors.Is(err, cache.ErrNotEmpty), errors.Is(err, cache.ErrInvalid):
-		return nil
-	case err != nil:
-		return err
-	}
+	l, err := ingest.BeginLoad(ctx, p.s.store)
 	p.load = l
-	return nil
+	return err
 }
 
 // endLoad ends a bulk load the pass did not commit (it failed): nothing of it is written.

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
@@ -48,4 +49,21 @@ func DisplayOf(r *scim.Resource) string {
 		return d
 	}
 	return r.UserName()
+}
+
+// BeginLoad starts a bulk load (cache.Store.BeginLoad) for a source's first pass into store, a
+// cache without resources: its batches then go to the load, whose last one commits it. It
+// returns nil, and no error, when store holds resources or cannot load (in memory, a test's).
+func BeginLoad(ctx context.Context, store any) (*cache.Load, error) {
+	ls, ok := store.(interface {
+		BeginLoad(context.Context) (*cache.Load, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	l, err := ls.BeginLoad(ctx)
+	if errors.Is(err, cache.ErrNotEmpty) || errors.Is(err, cache.ErrInvalid) {
+		return nil, nil
+	}
+	return l, err
 }

@@ -2,9 +2,9 @@ package ldapsync
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -97,21 +97,9 @@ func (a *applier) wait() (cache.Result, error) {
 // at a fraction of the cost of transactions. A store that cannot load (in memory, or a test's)
 // is written to as usual.
 func (p *pass) beginLoad(ctx context.Context) error {
-	ls, ok := p.s.store.(interface {
-		BeginLoad(context.Context) (*cache.Load, error)
-	})
-	if !ok {
-		return nil
-	}
-	l, err := ls.BeginLoad(ctx)
-	switch {
-	case errors.Is(err, cache.ErrNotEmpty), errors.Is(err, cache.ErrInvalid):
-		return nil
-	case err != nil:
-		return err
-	}
+	l, err := ingest.BeginLoad(ctx, p.s.store)
 	p.load = l
-	return nil
+	return err
 }
 
 // endLoad writes the bulk load, if any, into the cache; later batches go to the cache.
