@@ -213,7 +213,9 @@ func TestElectionFailover(t *testing.T) {
 }
 
 // The leader keeps leading while one etcd member of three is frozen (SIGSTOP): each follower
-// member in turn, and the raft leader member (then the other two elect another raft leader).
+// member in turn. While the raft leader member is frozen (the other two elect another raft
+// leader) it keeps leading when that election is quick, and steps down otherwise; never two
+// leaders.
 // With two members stopped there is no quorum: the leader stops within the lease TTL and
 // nobody leads; once the members are back, a replica leads again.
 //
@@ -245,11 +247,19 @@ func TestElectionEtcdMemberLoss(t *testing.T) {
 		etcd.WaitHealthy(t)
 	}
 	r.check(t)
+	// The raft leader frozen: the other two elect a raft leader of their own, and the lease
+	// renewals go on through them if that takes less than TTL/2. On a loaded machine (CI, the
+	// race detector, other packages' tests) it can take longer, and then the leader must step
+	// down rather than risk leading past its lease: both outcomes are safe, and the check is
+	// that there is never more than one leader (r.check) and a leader again after the resume.
 	etcd.Pause(t, raft)
 	time.Sleep(ttl)
-	if l := r.leaders(); len(l) != 1 || l[0] != leader || r.count(leader) != 1 {
-		t.Fatalf("with the raft leader member %d frozen for %v: leaders %v, %s's terms %d", raft, ttl, l, leader, r.count(leader))
+	if l := r.leaders(); len(l) == 1 && l[0] == leader && r.count(leader) == 1 {
+		t.Logf("with the raft leader member %d frozen for %v: %s kept leading", raft, ttl, leader)
+	} else {
+		t.Logf("with the raft leader member %d frozen for %v: leaders %v, %s's terms %d (stepped down: renewals failed for TTL/2)", raft, ttl, l, leader, r.count(leader))
 	}
+	r.check(t)
 	etcd.Resume(t, raft)
 	etcd.WaitHealthy(t)
 	time.Sleep(ttl / 2)
