@@ -41,7 +41,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// and the pusher reports its requests to the metrics.
 	var pusher *push.Pusher
 	obs := newObservability(st, func() []string { return pusher.Targets() })
-	pusher = push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush})
+	elector, err := newElector(cfg, obs, log)
+	if err != nil {
+		return err
+	}
+	if elector != nil {
+		defer elector.Close()
+	}
+	popts := push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush}
+	if elector != nil {
+		// The fence: a request leaves only while this replica leads with a fresh lease, even
+		// one whose context was made before a pause.
+		popts.MaySend = elector.MaySend
+	}
+	pusher = push.New(cfg.Targets, cfg.Webhooks, st, popts)
 	// The passes of every source replace the hold set: one at a time.
 	passLock := &sync.Mutex{}
 	opts := cfg.SyncOptions()
@@ -81,16 +94,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else {
 		log.Info("SCIM API off: the config has no [scim] section")
-	}
-	elector, err := newElector(cfg, obs, log)
-	if err != nil {
-		if apiLn != nil {
-			apiLn.Close()
-		}
-		return err
-	}
-	if elector != nil {
-		defer elector.Close()
 	}
 	serveAdmin, err := startAdmin(cfg, path, st, s, hr, obs, pusher, elector, log)
 	if err != nil {
