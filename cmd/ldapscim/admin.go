@@ -54,6 +54,9 @@ func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Sync
 	obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
 	lo := localOptions(cfg, st, log)
 	lo.Syncer, lo.Pusher, lo.Sources = s, p, hr
+	if el != nil {
+		lo.Election = el
+	}
 	local, err := ops.NewLocal(lo)
 	if err != nil {
 		return nil, err
