@@ -25,11 +25,13 @@ import (
 // Role is a replica's part in the election.
 type Role string
 
-// The roles; standalone is a serve without [ha].
+// The roles; standalone is a serve without [ha], staging one with [ha] and [safety] staging =
+// true, which does not campaign.
 const (
 	Leader     Role = "leader"
 	Follower   Role = "follower"
 	Standalone Role = "standalone"
+	Staging    Role = "staging"
 )
 
 // Options tune an Elector; the zero value is usable.

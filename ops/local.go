@@ -46,7 +46,8 @@ type LocalOptions struct {
 	Election Election
 }
 
-// Election is what Local reads of the [ha] election; *ha.Elector implements it.
+// Election is what Local reads of the [ha] election; *ha.Elector implements it. One that also
+// has a Staging method returning true is a staging replica, which does not campaign.
 type Election interface {
 	Node() string
 	IsLeader() bool
@@ -301,6 +302,9 @@ func (l *Local) leading(what string) error {
 	el := l.o.Election
 	if el == nil || el.IsLeader() {
 		return nil
+	}
+	if s, ok := el.(interface{ Staging() bool }); ok && s.Staging() {
+		return Errorf(Unavailable, "cannot %s: this replica (%s) runs with [safety] staging = true: it takes no part in the [ha] election and pushes nothing", what, el.Node())
 	}
 	leader := el.LeaderName()
 	if leader == "" {

@@ -41,9 +41,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// and the pusher reports its requests to the metrics.
 	var pusher *push.Pusher
 	obs := newObservability(st, func() []string { return pusher.Targets() })
-	elector, err := newElector(cfg, obs, log)
-	if err != nil {
-		return err
+	// A staging replica takes no part in the election: were it to win, it would hold the
+	// leadership and push nothing, and the replicas that should push would wait on it.
+	var elector *ha.Elector
+	if !cfg.Safety.Staging {
+		if elector, err = newElector(cfg, obs, log); err != nil {
+			return err
+		}
 	}
 	if elector != nil {
 		defer elector.Close()
@@ -124,6 +128,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	})
 	switch {
+	case cfg.Safety.Staging && cfg.HA.Enabled():
+		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks, and this replica does not campaign in the [ha] election", "node", cfg.HA.Node)
 	case cfg.Safety.Staging:
 		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks")
 	case elector != nil:
