@@ -4,7 +4,8 @@ import "time"
 
 // HAStatus is this replica's part in high availability ([ha]), shown by /readyz, /status and
 // /admin/v1/info. Role is "leader" (it runs the push workers), "follower" (it syncs and serves
-// reads only) or "standalone" (no [ha]: it does everything).
+// reads only), "staging" ([ha] with [safety] staging = true: it syncs and serves reads, does not
+// campaign and never pushes) or "standalone" (no [ha]: it does everything).
 type HAStatus struct {
 	Role   string `json:"role"`
 	Node   string `json:"node,omitempty"`

@@ -25,11 +25,13 @@ import (
 // Role is a replica's part in the election.
 type Role string
 
-// The roles; standalone is a serve without [ha].
+// The roles; standalone is a serve without [ha], staging one with [ha] and [safety] staging =
+// true, which does not campaign.
 const (
 	Leader     Role = "leader"
 	Follower   Role = "follower"
 	Standalone Role = "standalone"
+	Staging    Role = "staging"
 )
 
 // Options tune an Elector; the zero value is usable.
@@ -104,6 +106,16 @@ func (e *Elector) IsLeader() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.leading
+}
+
+// MaySend reports whether this replica leads and has renewed its lease within half the TTL:
+// the check the leader's context makes. Unlike IsLeader it turns false at once when a paused
+// leader resumes past its deadline, before keepRenewing has run; push asks it right before each
+// request it sends.
+func (e *Elector) MaySend() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.leading && time.Since(e.lastRenew) < e.ttl/2
 }
 
 // LeaderName returns the leader's node name, or "" when this replica does not know one (no
@@ -304,12 +316,16 @@ func (f *fenced) Err() error {
 }
 
 func (f *fenced) check() {
-	f.e.mu.Lock()
-	late := time.Since(f.e.lastRenew) >= f.e.ttl/2
-	f.e.mu.Unlock()
-	if late {
+	if f.e.late() {
 		f.cancel()
 	}
+}
+
+// late reports whether half the TTL has passed since the last successful renewal.
+func (e *Elector) late() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return time.Since(e.lastRenew) >= e.ttl/2
 }
 
 // watchDelete returns a channel closed when key, created at rev, is deleted: a lease that

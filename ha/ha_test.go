@@ -338,3 +338,26 @@ func TestLeadContextFenced(t *testing.T) {
 		t.Fatal("a context derived past the renewal deadline is not cancelled")
 	}
 }
+
+// MaySend is false for a follower, true for a leader with a fresh renewal, and false the
+// moment the renewal deadline has passed, while leading is still set (no goroutine has run
+// since a pause): push asks it right before each request.
+func TestMaySendChecksDeadline(t *testing.T) {
+	e := &Elector{ttl: 4 * time.Second, lastRenew: time.Now()}
+	if e.MaySend() {
+		t.Fatal("a follower may send")
+	}
+	e.leading = true
+	if !e.MaySend() {
+		t.Fatal("a leader with a fresh renewal may not send")
+	}
+	e.mu.Lock()
+	e.lastRenew = time.Now().Add(-e.ttl / 2)
+	e.mu.Unlock()
+	if !e.IsLeader() {
+		t.Fatal("IsLeader turned false by itself: the test no longer shows the gap MaySend closes")
+	}
+	if e.MaySend() {
+		t.Fatal("a leader past its renewal deadline may send")
+	}
+}

@@ -40,6 +40,18 @@ type LocalOptions struct {
 	Pusher *push.Pusher
 	// Sources are serve's HR file sources (sharing its pass lock). Nil: built from CSV.
 	Sources []*hrsync.Source
+	// Election is serve's [ha] election (an *ha.Elector); nil: a standalone serve, or a
+	// command on the cache. A replica that does not lead refuses the dead-letter operations:
+	// only the leader pushes, and the dead letters that matter are in its cache.
+	Election Election
+}
+
+// Election is what Local reads of the [ha] election; *ha.Elector implements it. One that also
+// has a Staging method returning true is a staging replica, which does not campaign.
+type Election interface {
+	Node() string
+	IsLeader() bool
+	LeaderName() string // "" when no leader is known
 }
 
 // Local runs the operations on a cache this process holds.
@@ -261,20 +273,44 @@ func (l *Local) DeadLetters(ctx context.Context, target string) ([]cache.DeadLet
 	return dl, err
 }
 
-// ReplayDeadLetters delivers target's dead letters of ids again.
+// ReplayDeadLetters delivers target's dead letters of ids again. A follower refuses
+// (Unavailable, naming the leader).
 func (l *Local) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
 	if err := l.knownTarget(target); err != nil {
+		return 0, err
+	}
+	if err := l.leading("replay dead letters"); err != nil {
 		return 0, err
 	}
 	return l.o.Pusher.Replay(ctx, target, ids)
 }
 
-// SkipDeadLetters drops target's dead letters of ids.
+// SkipDeadLetters drops target's dead letters of ids. A follower refuses (Unavailable, naming
+// the leader): the dead letters the leader's workers keep are in the leader's cache.
 func (l *Local) SkipDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
 	if err := l.knownTarget(target); err != nil {
 		return 0, err
 	}
+	if err := l.leading("skip dead letters"); err != nil {
+		return 0, err
+	}
 	return l.o.Store.DropDeadLetters(ctx, target, ids)
+}
+
+// leading refuses what (a push operation) on a replica that does not lead the [ha] election.
+func (l *Local) leading(what string) error {
+	el := l.o.Election
+	if el == nil || el.IsLeader() {
+		return nil
+	}
+	if s, ok := el.(interface{ Staging() bool }); ok && s.Staging() {
+		return Errorf(Unavailable, "cannot %s: this replica (%s) runs with [safety] staging = true: it takes no part in the [ha] election and pushes nothing", what, el.Node())
+	}
+	leader := el.LeaderName()
+	if leader == "" {
+		return Errorf(Unavailable, "cannot %s: this replica (%s) does not lead the [ha] election and no leader is known now; only the leader pushes, retry on it once one is elected", what, el.Node())
+	}
+	return Errorf(Unavailable, "cannot %s: this replica (%s) does not lead the [ha] election; only the leader pushes: run it on %s", what, el.Node(), leader)
 }
 
 // knownTarget refuses a name that is no target or event webhook (NotFound).

@@ -124,7 +124,8 @@ const (
 	// NotFound: what the request names is not there (an id that is not held, a target push
 	// does not run).
 	NotFound
-	// Unavailable: this process cannot do it (push workers are off).
+	// Unavailable: this process cannot do it (push workers are off, or it is an [ha] replica
+	// that does not lead).
 	Unavailable
 )
 

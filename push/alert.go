@@ -52,12 +52,12 @@ type alertSink struct {
 	wake  chan struct{}
 }
 
-func newAlertSink(cfg WebhookConfig, st AlertStore, log *slog.Logger) *alertSink {
+func newAlertSink(cfg WebhookConfig, st AlertStore, log *slog.Logger, maySend func() bool) *alertSink {
 	s := &alertSink{cfg: cfg, retry: cfg.RetryPolicy, st: st, log: log.With("alerts", cfg.Name), wake: make(chan struct{}, 1)}
 	s.retry.BackoffMax = min(s.retry.BackoffMax, confval.Duration(time.Minute))
 	// The breaker never opens: the sink's own backoff paces a webhook that is down.
 	s.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), 1, false), breaker: &breaker{after: 1 << 30},
-		limiter: newLimiter(1, 5)}
+		limiter: newLimiter(1, 5), maySend: maySend}
 	return s
 }
 
@@ -168,6 +168,10 @@ func (s *alertSink) send(ctx context.Context, a cache.StoredAlert) (time.Time, e
 		if _, err := s.c.do(ctx, "POST", "", map[string]string{"text": text}); err != nil {
 			if ctx.Err() != nil {
 				return time.Time{}, ctx.Err()
+			}
+			if errors.Is(err, ErrMayNotSend) {
+				// Not sent, and no attempt: the alert stays pending for whoever may send.
+				return time.Now().Add(time.Second), nil
 			}
 			return s.failed(ctx, a, err)
 		}

@@ -79,6 +79,8 @@ type client struct {
 	breaker  *breaker
 	auth     authenticator
 	header   http.Header // extra headers on every request
+	// maySend, if set, is asked right before each request goes out; false: ErrMayNotSend.
+	maySend func() bool
 }
 
 func newHTTPClient(timeout time.Duration, conc int, insecure bool) *http.Client {
@@ -180,6 +182,11 @@ func (c *client) roundTrip(ctx context.Context, method, path string, payload []b
 			return nil, "", err
 		}
 		req.Header.Set("Authorization", authz)
+	}
+	// The last check before the request leaves: a leader that lost its lease while this
+	// request waited (the limiter, a pause of the whole process) must not send it.
+	if c.maySend != nil && !c.maySend() {
+		return nil, authz, ErrMayNotSend
 	}
 	sent := time.Now()
 	resp, err := c.http.Do(req)

@@ -14,6 +14,7 @@ package push
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -68,17 +69,27 @@ type Options struct {
 	// ObserveRequests, if set, sees every request a target or webhook worker sends: the
 	// worker's name, the HTTP status (0 when no answer came) and the latency (metrics).
 	ObserveRequests func(name string, status int, d time.Duration)
+	// MaySend, if set, is asked right before every request to a target or a webhook (alert
+	// webhooks included). When it returns false the request is not sent: the batch stops with
+	// ErrMayNotSend, nothing is dead-lettered and the cursor stays, so the changes are sent
+	// later by whoever may send. With [ha] it is the elector's check that this replica still
+	// leads and its lease is fresh, so a leader that lost its lease (a pause) sends nothing.
+	MaySend func() bool
 }
+
+// ErrMayNotSend is the error of a request that Options.MaySend refused: it was not sent. A batch
+// that meets it stops and is retried later; it makes no dead letter.
+var ErrMayNotSend = errors.New("push: this replica may not send now (it does not lead)")
 
 // New builds the workers of targets and hooks, which must have passed Prepare.
 func New(targets []TargetConfig, hooks []WebhookConfig, st PusherStore, opts Options) *Pusher {
 	p := &Pusher{log: logOrDiscard(opts.Log).With("component", "push"), st: st, checkNow: make(chan struct{}, 1)}
 	for _, h := range hooks {
 		if h.Format == "slack" {
-			p.alerts = append(p.alerts, newAlertSink(h, st, p.log))
+			p.alerts = append(p.alerts, newAlertSink(h, st, p.log, opts.MaySend))
 		}
 	}
-	wo := WorkerOptions{Log: p.log, Alert: p.alert, ObserveRequests: opts.ObserveRequests}
+	wo := WorkerOptions{Log: p.log, Alert: p.alert, ObserveRequests: opts.ObserveRequests, MaySend: opts.MaySend}
 	for _, tc := range targets {
 		p.targets = append(p.targets, NewTarget(tc, st, wo))
 	}
@@ -98,6 +109,8 @@ type WorkerOptions struct {
 	Alert func(Alert)
 	// ObserveRequests, if set, sees every request the worker sends, as Options.ObserveRequests.
 	ObserveRequests func(name string, status int, d time.Duration)
+	// MaySend, if set, is asked before every request, as Options.MaySend.
+	MaySend func() bool
 }
 
 // observer returns the client's observer of the requests of the worker called name, or nil.

@@ -70,7 +70,7 @@ func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
 	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
 	b := cfg.RetryPolicy.breaker(t.quarantineChanged)
 	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name), maySend: opts.MaySend}
 	t.c.auth = newAuthenticator(cfg, hc)
 	t.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {

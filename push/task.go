@@ -48,6 +48,9 @@ func (rp *retrier) run(ctx context.Context, tk *task, fn func(ctx context.Contex
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrMayNotSend) {
+			return err // the batch stops; the change stays queued behind the cursor
+		}
 		if err == nil || errors.Is(err, errStopTask) {
 			if err != nil && len(tk.audit) == 0 {
 				return nil
@@ -167,6 +170,9 @@ func (tk *task) call(ctx context.Context, c *client, op, method, path string, bo
 	resp, err := c.do(ctx, method, path, body)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
+	}
+	if errors.Is(err, ErrMayNotSend) {
+		return nil, err // not sent: no attempt, nothing to audit
 	}
 	a := cache.PushAudit{Time: start, Seq: tk.seq, Op: op, Method: method, Latency: time.Since(start)}
 	if resp != nil {

@@ -108,7 +108,7 @@ func NewWebhook(cfg WebhookConfig, st Store, opts WorkerOptions) *Webhook {
 		}
 	})
 	w.c = &client{base: cfg.URL, http: newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, false), breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name)}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name), maySend: opts.MaySend}
 	w.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		perEvent: true, // a dead letter per journal record: replay re-sends each failed record's events
 		onDead: func(dl *cache.DeadLetter) {

@@ -54,13 +54,21 @@ func startAdmin(cfg *config.File, path string, st *cache.Store, s *ldapsync.Sync
 	obs.metrics.RegisterPushHealth(pushHealth{p}.metrics)
 	lo := localOptions(cfg, st, log)
 	lo.Syncer, lo.Pusher, lo.Sources = s, p, hr
+	hs := haStatus(el)
+	switch {
+	case el != nil:
+		lo.Election = el
+	case cfg.Safety.Staging && cfg.HA.Enabled():
+		st := stagingReplica{cfg.HA.Node}
+		lo.Election, hs = st, st
+	}
 	local, err := ops.NewLocal(lo)
 	if err != nil {
 		return nil, err
 	}
 	srv := admin.New(admin.Options{Config: cfg.Admin, Store: st, Ops: local, Source: s.Endpoint(), History: obs.history,
 		Metrics: obs.metrics.Handler(), Push: pushHealth{p}, ConfigPath: absPath(path),
-		CacheDir: absPath(cfg.Cache.Dir), HA: haStatus(el), Log: log})
+		CacheDir: absPath(cfg.Cache.Dir), HA: hs, Log: log})
 	ln, err := srv.Listen()
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) && cfg.Admin.Listen == admin.DefaultListen {
@@ -79,6 +87,19 @@ func (e electorStatus) HAStatus() admin.HAStatus {
 	st := e.el.Status()
 	return admin.HAStatus{Role: string(st.Role), Node: st.Node, Leader: st.Leader, LeaseAge: admin.LeaseAgeString(st.LeaseAge)}
 }
+
+// stagingReplica is a replica with [ha] and [safety] staging = true: it does not campaign, so
+// it never leads; its role shows as "staging".
+type stagingReplica struct{ node string }
+
+func (s stagingReplica) HAStatus() admin.HAStatus {
+	return admin.HAStatus{Role: string(ha.Staging), Node: s.node}
+}
+
+func (s stagingReplica) Node() string       { return s.node }
+func (s stagingReplica) IsLeader() bool     { return false }
+func (s stagingReplica) LeaderName() string { return "" }
+func (s stagingReplica) Staging() bool      { return true }
 
 // haStatus is el's admin.HA; nil (standalone) without an election.
 func haStatus(el *ha.Elector) admin.HA {

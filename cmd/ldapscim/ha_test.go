@@ -243,3 +243,104 @@ func TestHAFrozenLeaderStopsPushing(t *testing.T) {
 		t.Errorf("the target holds %d users, want %d", n, users)
 	}
 }
+
+// A replica with [ha] and [safety] staging = true does not campaign: beside a normal replica
+// on the same etcd, the normal one leads and both name it; the staging one shows the role
+// "staging" in /readyz, /admin/v1/info and /status, refuses a dead-letter replay saying why,
+// and sends nothing, even after the leader is gone for longer than the lease.
+func TestHAStagingReplicaDoesNotCampaign(t *testing.T) {
+	const ttl = 2 * time.Second
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 5, Groups: 1, Seed: 14})}})
+	sc := testenv.StartScimmy(t)
+	etcd := testenv.StartEtcd(t, 1)
+	endpoints, _ := json.Marshal(etcd.Endpoints)
+	start := func(name string, staging bool) *replica {
+		r := &replica{name: name, admin: freeAddr(t)}
+		cfg := writeConfig(t, sl, t.TempDir(), fmt.Sprintf(`staging = %t
+[schedule]
+delta = "@every 1s"
+full = ""
+[admin]
+listen = %q
+[ha]
+etcd_endpoints = %s
+election = "/ldapscim-test/staging"
+lease_ttl = %q
+node = %q
+[[targets]]
+name = "scimmy"
+url = %q
+token = %q
+poll_interval = "100ms"
+`, staging, r.admin, endpoints, ttl.String(), name, sc.URL, sc.Token))
+		r.cmd, r.stderr = startServe(t, cfg)
+		return r
+	}
+	// The staging replica starts first: were it to campaign, it would win.
+	stg := start("replica-s", true)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rd, ok := stg.readiness()
+		if ok && rd.Ready {
+			if rd.HA.Role != "staging" || rd.HA.Node != "replica-s" || rd.HA.Leader != "" {
+				t.Fatalf("readyz of the staging replica: %+v", rd.HA)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the staging replica is not ready in 30 s: %+v\n%s", rd, stg.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	normal := start("replica-n", false)
+	if l := waitLeader(t, []*replica{normal}, 30*time.Second); l != normal {
+		t.Fatalf("leader %s", l.name)
+	}
+	for len(sc.State(t).Users) < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader pushed %d of 5 users:\n%s", len(sc.State(t).Users), normal.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + stg.admin + "/admin/v1/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		HA admin.HAStatus `json:"ha"`
+	}
+	json.NewDecoder(resp.Body).Decode(&info)
+	resp.Body.Close()
+	if info.HA.Role != "staging" || info.HA.Node != "replica-s" {
+		t.Errorf("info of the staging replica: %+v", info.HA)
+	}
+	resp, err = http.Get("http://" + stg.admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "staging replica-s · not campaigning, pushes nothing") {
+		t.Errorf("the status page does not show the staging role:\n%s", page)
+	}
+	resp, err = http.Post("http://"+stg.admin+"/admin/v1/targets/scimmy/deadletters/replay", "application/json", strings.NewReader(`{"all":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotImplemented || !strings.Contains(string(body), "staging") {
+		t.Errorf("replay on the staging replica: %d %s", resp.StatusCode, body)
+	}
+
+	// Without the normal replica, nobody leads: the staging one still does not campaign.
+	normal.cmd.Process.Kill()
+	normal.cmd.Wait()
+	time.Sleep(2 * ttl)
+	if rd, _ := stg.readiness(); rd.HA.Role != "staging" {
+		t.Errorf("the staging replica after the leader died: %+v", rd.HA)
+	}
+	if n := stg.pushRequests(t); n != 0 {
+		t.Errorf("the staging replica sent %v push requests", n)
+	}
+}

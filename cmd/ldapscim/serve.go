@@ -41,7 +41,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// and the pusher reports its requests to the metrics.
 	var pusher *push.Pusher
 	obs := newObservability(st, func() []string { return pusher.Targets() })
-	pusher = push.New(cfg.Targets, cfg.Webhooks, st, push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush})
+	// A staging replica takes no part in the election: were it to win, it would hold the
+	// leadership and push nothing, and the replicas that should push would wait on it.
+	var elector *ha.Elector
+	if !cfg.Safety.Staging {
+		if elector, err = newElector(cfg, obs, log); err != nil {
+			return err
+		}
+	}
+	if elector != nil {
+		defer elector.Close()
+	}
+	popts := push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush}
+	if elector != nil {
+		// The fence: a request leaves only while this replica leads with a fresh lease, even
+		// one whose context was made before a pause.
+		popts.MaySend = elector.MaySend
+	}
+	pusher = push.New(cfg.Targets, cfg.Webhooks, st, popts)
 	// The passes of every source replace the hold set: one at a time.
 	passLock := &sync.Mutex{}
 	opts := cfg.SyncOptions()
@@ -82,16 +99,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		log.Info("SCIM API off: the config has no [scim] section")
 	}
-	elector, err := newElector(cfg, obs, log)
-	if err != nil {
-		if apiLn != nil {
-			apiLn.Close()
-		}
-		return err
-	}
-	if elector != nil {
-		defer elector.Close()
-	}
 	serveAdmin, err := startAdmin(cfg, path, st, s, hr, obs, pusher, elector, log)
 	if err != nil {
 		if apiLn != nil {
@@ -121,6 +128,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	})
 	switch {
+	case cfg.Safety.Staging && cfg.HA.Enabled():
+		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks, and this replica does not campaign in the [ha] election", "node", cfg.HA.Node)
 	case cfg.Safety.Staging:
 		log.Warn("staging: [safety] staging = true, so nothing is pushed to targets or webhooks")
 	case elector != nil:
