@@ -1,11 +1,14 @@
 package ldapwire
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"syscall"
@@ -299,12 +302,35 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-// stopServer freezes slapd (SIGSTOP) so reads block, until the test ends.
+// stopServer freezes slapd (SIGSTOP) so reads block, until the test ends. kill(2) returns
+// before the stop takes effect, and a busy machine let slapd answer a bind first (CI): it waits
+// until the kernel shows every thread stopped. (internal/testenv does the same, but imports
+// this package through ldapsync, so a test here cannot use it.)
 func stopServer(t *testing.T, s *slapd) {
 	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
+	dir := fmt.Sprintf("/proc/%d/task", s.cmd.Process.Pid)
+	stopped := func() bool {
+		tasks, err := os.ReadDir(dir)
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join(dir, task.Name(), "stat"))
+			i := bytes.LastIndexByte(b, ')') // "pid (slapd) T ..."
+			if err != nil || i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); !stopped(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("slapd did not stop within 5 s of SIGSTOP")
+		}
+	}
 }
 
 func TestCallbackErrorKeepsConnUsable(t *testing.T) {
