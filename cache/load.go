@@ -134,7 +134,8 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 	if err := validate(&b); err != nil {
 		return Result{}, err
 	}
-	if !l.takes(&b) {
+	hashes, ok := l.takes(&b)
+	if !ok {
 		if err := l.Commit(ctx); err != nil {
 			return Result{}, err
 		}
@@ -144,8 +145,8 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 		return Result{}, err
 	}
 	w := &writer{sink: l.sorter, now: l.s.now().UTC(), pass: b.Pass, seq: l.seq, seqLoaded: true}
-	for _, r := range b.Upserts {
-		l.seen[maphash.String(l.seed, r.ID)] = struct{}{}
+	for i, r := range b.Upserts {
+		l.seen[hashes[i]] = struct{}{}
 		e, err := encode(r)
 		if err != nil {
 			// The batch's earlier resources are in the sorter already: the load is over,
@@ -178,23 +179,26 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 	return w.res, nil
 }
 
-// takes reports whether b only creates resources the load has not written.
-func (l *Load) takes(b *Batch) bool {
+// takes reports whether b only creates resources the load has not written, with the hashes
+// of their ids (seen's keys).
+func (l *Load) takes(b *Batch) ([]uint64, bool) {
 	if len(b.MemberEdits)+len(b.Deletes)+len(b.Overlays)+len(b.KeepMembers) > 0 || b.Watermark != nil || b.Holds != nil {
-		return false
+		return nil, false
 	}
+	hashes := make([]uint64, len(b.Upserts))
 	ids := make(map[uint64]struct{}, len(b.Upserts))
-	for _, r := range b.Upserts {
+	for i, r := range b.Upserts {
 		h := maphash.String(l.seed, r.ID)
 		if _, ok := l.seen[h]; ok {
-			return false
+			return nil, false
 		}
 		if _, ok := ids[h]; ok {
-			return false
+			return nil, false
 		}
 		ids[h] = struct{}{}
+		hashes[i] = h
 	}
-	return true
+	return hashes, true
 }
 
 // Duplicates returns the duplicate userNames the Commit found.
