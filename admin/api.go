@@ -296,8 +296,15 @@ func (s *Server) importFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // opError is the one translation of an operation's error into an answer: a refusal answers
-// its status with its text, a failure is logged and answers 500 without its text.
+// its status with its text, a cache busy with a first sync's bulk load 503 with Retry-After, and
+// a failure is logged and answers 500 without its text.
 func (s *Server) opError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, cache.ErrBusy) {
+		// A first sync is streaming its bulk load (seconds); nothing failed and nothing changed.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, what+": "+cache.ErrBusy.Error())
+		return
+	}
 	switch ops.CodeOf(err) {
 	case ops.Invalid:
 		writeError(w, http.StatusBadRequest, err.Error())
