@@ -316,3 +316,65 @@ func TestPendingSpill(t *testing.T) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
+
+// TestLoadSourcesFindsTheStoredRecords loads the source records a real cache holds and finds
+// each user by id and digest, with the manager reference it was stored with; a user without
+// a record, another digest, and an undecodable record find nothing.
+func TestLoadSourcesFindsTheStoredRecords(t *testing.T) {
+	st, err := cache.Open(cache.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := newStatePass(t)
+	p.s.store = st
+	const n = 3000
+	var (
+		users  []*scim.Resource
+		hashes = map[string][]byte{}
+	)
+	mgr := cache.Ref{ID: "m-1", Display: "Manager One"}
+	for i := range n {
+		id, _, _ := syntheticUser(i)
+		users = append(users, &scim.Resource{Type: scim.UserType, ID: id, Attributes: map[string]any{"userName": fmt.Sprintf("u%d", i)}})
+		switch {
+		case i%3 == 0:
+			hashes[id] = encodeSrc([16]byte{byte(i), byte(i >> 8), 1}, mgr)
+		case i%3 == 1:
+			hashes[id] = encodeSrc([16]byte{byte(i), byte(i >> 8), 2}, cache.Ref{})
+		case i == 2:
+			hashes[id] = []byte("short") // does not decode
+		}
+	}
+	if _, err := st.Apply(t.Context(), cache.Batch{Source: Source, Pass: "p1", Upserts: users, SourceHashes: hashes}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.loadSources(t.Context(), n); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.srcs) != 2*n/3 {
+		t.Fatalf("%d records loaded, want %d", len(p.srcs), 2*n/3)
+	}
+	for i := range n {
+		id, _, _ := syntheticUser(i)
+		h := p.idHash([]byte(id))
+		switch i % 3 {
+		case 0:
+			e, ok := p.srcs.find(h, [16]byte{byte(i), byte(i >> 8), 1})
+			if !ok || e.mgr != p.refHash(mgr) {
+				t.Fatalf("user %d: %+v %v, want its record with the manager", i, e, ok)
+			}
+			if _, ok := p.srcs.find(h, [16]byte{byte(i), byte(i >> 8), 2}); ok {
+				t.Fatalf("user %d found with another digest", i)
+			}
+		case 1:
+			if e, ok := p.srcs.find(h, [16]byte{byte(i), byte(i >> 8), 2}); !ok || e.mgr != ([8]byte{}) {
+				t.Fatalf("user %d: %+v %v, want its record without a manager", i, e, ok)
+			}
+		default:
+			if _, ok := p.srcs.find(h, [16]byte{}); ok {
+				t.Fatalf("user %d has no record but was found", i)
+			}
+		}
+	}
+}
