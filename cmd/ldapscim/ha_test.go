@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 type replica struct {
 	name   string
 	admin  string
+	scim   string // the SCIM API's address, when haReplicas.scim is set
 	cmd    *exec.Cmd
 	stderr *testenv.Output
 }
@@ -80,10 +83,36 @@ func startReplicas(t *testing.T, users int, ttl time.Duration) (*testenv.Slapd, 
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: users, Groups: 2, Seed: 14})}})
 	sc := testenv.StartScimmy(t)
 	etcd := testenv.StartEtcd(t, 3)
-	endpoints, _ := json.Marshal(etcd.Endpoints)
+	reps := startHAReplicas(t, sl, sc, etcd.Endpoints, haReplicas{names: []string{"replica-a", "replica-b"}, ttl: ttl})
+	return sl, sc, reps
+}
+
+// haReplicas describes the serve replicas startHAReplicas starts.
+type haReplicas struct {
+	names  []string      // one replica per name, its [ha] node
+	ttl    time.Duration // lease_ttl
+	target string        // more keys for the [[targets]] entry ("groups = true\n")
+	scim   bool          // serve the SCIM API (bearer token haSCIMToken)
+}
+
+// haSCIMToken is the SCIM API bearer token of replicas started with haReplicas.scim.
+const haSCIMToken = "ha-scim-token"
+
+// startHAReplicas starts one serve per name on sl with [ha] on etcd endpoints (election
+// /ldapscim-test/pusher, a delta pass every second) pushing to sc.
+func startHAReplicas(t *testing.T, sl *testenv.Slapd, sc *testenv.Scimmy, etcd []string, o haReplicas) []*replica {
+	t.Helper()
+	endpoints, _ := json.Marshal(etcd)
 	var reps []*replica
-	for _, name := range []string{"replica-a", "replica-b"} {
+	for _, name := range o.names {
 		r := &replica{name: name, admin: freeAddr(t)}
+		extra := o.target
+		if o.scim {
+			r.scim = freeAddr(t)
+			sum := sha256.Sum256([]byte(haSCIMToken))
+			extra += fmt.Sprintf("[scim]\nlisten = %q\nbase_url = \"http://%s/scim/v2\"\n[[scim.tokens]]\nname = \"t\"\ntoken_sha256 = %q\n",
+				r.scim, r.scim, hex.EncodeToString(sum[:]))
+		}
 		cfg := writeConfig(t, sl, t.TempDir(), fmt.Sprintf(`[schedule]
 delta = "@every 1s"
 full = ""
@@ -99,11 +128,11 @@ name = "scimmy"
 url = %q
 token = %q
 poll_interval = "100ms"
-`, r.admin, endpoints, ttl.String(), name, sc.URL, sc.Token))
+%s`, r.admin, endpoints, o.ttl.String(), name, sc.URL, sc.Token, extra))
 		r.cmd, r.stderr = startServe(t, cfg)
 		reps = append(reps, r)
 	}
-	return sl, sc, reps
+	return reps
 }
 
 // waitTitle waits until the target's user name has title, up to d after since.
