@@ -431,7 +431,7 @@ func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 	if len(dir.users) != seedUsers+1+added {
 		t.Fatalf("the directory holds %d users, want %d", len(dir.users), seedUsers+1+added)
 	}
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	var diffs []string
 	for {
 		diffs = dir.diff(targetSnapshot(t, sc, 1000), 20)
@@ -442,7 +442,7 @@ func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 	}
 	watch.finish(t)
 	if len(diffs) > 0 {
-		t.Fatalf("the target differs from the directory 90 s after the changes:\n%s\nnew leader:\n%s",
+		t.Fatalf("the target differs from the directory 120 s after the changes:\n%s\nnew leader:\n%s",
 			strings.Join(diffs, "\n"), next.stderr)
 	}
 	t.Logf("the target equals the directory %v after the kill", time.Since(killed).Round(time.Millisecond))
@@ -463,7 +463,7 @@ func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 }
 
 // waitCreated waits up to d until the target has created at least n resources.
-func waitCreated(t *testing.T, sc *testenv.Scimmy, n int, d time.Duration, leader *replica) {
+func waitCreated(t testing.TB, sc *testenv.Scimmy, n int, d time.Duration, leader *replica) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

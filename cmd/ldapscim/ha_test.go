@@ -23,6 +23,7 @@ type replica struct {
 	name   string
 	admin  string
 	scim   string // the SCIM API's address, when haReplicas.scim is set
+	cfg    string // its config file, to start it again
 	cmd    *exec.Cmd
 	stderr *testenv.Output
 }
@@ -45,7 +46,7 @@ func (r *replica) readiness() (admin.Readiness, bool) {
 
 // waitLeader waits up to d until exactly one of the live replicas says it leads and every
 // other names it, and returns it.
-func waitLeader(t *testing.T, live []*replica, d time.Duration) *replica {
+func waitLeader(t testing.TB, live []*replica, d time.Duration) *replica {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -100,7 +101,7 @@ const haSCIMToken = "ha-scim-token"
 
 // startHAReplicas starts one serve per name on sl with [ha] on etcd endpoints (election
 // /ldapscim-test/pusher, a delta pass every second) pushing to sc.
-func startHAReplicas(t *testing.T, sl *testenv.Slapd, sc *testenv.Scimmy, etcd []string, o haReplicas) []*replica {
+func startHAReplicas(t testing.TB, sl *testenv.Slapd, sc *testenv.Scimmy, etcd []string, o haReplicas) []*replica {
 	t.Helper()
 	endpoints, _ := json.Marshal(etcd)
 	var reps []*replica
@@ -129,6 +130,7 @@ url = %q
 token = %q
 poll_interval = "100ms"
 %s`, r.admin, endpoints, o.ttl.String(), name, sc.URL, sc.Token, extra))
+		r.cfg = cfg
 		r.cmd, r.stderr = startServe(t, cfg)
 		reps = append(reps, r)
 	}
@@ -136,7 +138,7 @@ poll_interval = "100ms"
 }
 
 // waitTitle waits until the target's user name has title, up to d after since.
-func waitTitle(t *testing.T, sc *testenv.Scimmy, name, title string, since time.Time, d time.Duration, why func() string) {
+func waitTitle(t testing.TB, sc *testenv.Scimmy, name, title string, since time.Time, d time.Duration, why func() string) {
 	t.Helper()
 	for {
 		for _, u := range sc.State(t).Users {
@@ -152,7 +154,7 @@ func waitTitle(t *testing.T, sc *testenv.Scimmy, name, title string, since time.
 }
 
 // pushRequests is the replica's ldapscim_push_requests_total, summed over its labels.
-func (r *replica) pushRequests(t *testing.T) float64 {
+func (r *replica) pushRequests(t testing.TB) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + r.admin + "/metrics")
 	if err != nil {
