@@ -162,7 +162,9 @@ func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter stri
 	if typ == scim.GroupType {
 		return p.readType(ctx, typ, p.s.cfg.Groups.BaseDN, filter, p.s.groupAttrs())
 	}
-	return p.readType(ctx, typ, p.s.cfg.Users.BaseDN, filter, p.s.userAttrs())
+	err := p.readType(ctx, typ, p.s.cfg.Users.BaseDN, filter, p.s.userAttrs())
+	p.usersRead = err == nil
+	return err
 }
 
 // syncrepl runs one RFC 4533 refreshOnly search for one resource type and returns the new
@@ -226,6 +228,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 	if err := p.applySyncDeletions(ctx, typ, ss); err != nil {
 		return nil, err
 	}
+	p.usersRead = p.usersRead || typ == scim.UserType
 	if ss.cookie == nil {
 		return cookie, nil
 	}

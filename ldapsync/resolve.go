@@ -200,7 +200,7 @@ func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool
 	}
 	ref, err := p.s.store.Ref(ctx, id)
 	if isNotFound(err) {
-		return p.readNewEntry(ctx, conn, d)
+		return p.readNewUser(ctx, conn, d)
 	}
 	if err == nil && ref.Type != scim.UserType && ref.Type != scim.GroupType {
 		return cache.Ref{}, false, nil
@@ -211,48 +211,38 @@ func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool
 	return ref, true, nil
 }
 
-// readNewEntry reads into the pass, in a delta pass, an entry that a reference names and that
-// exists in the directory but neither in the cache nor among the entries read: it was created
-// after this pass read its type (a user created, then added to a group, while the pass ran).
-// Were the reference dropped, the member would be lost for good: the next delta's cookie is
-// past the member add, so it does not look at the group again. The entry is read only if it
-// is in scope (under the users or groups base, matching that filter), as the next pass would
-// read it; reading it again then is harmless. The pass's modifyTimestamp watermark stays as
-// it was: this entry's timestamp says nothing about the others.
-func (p *pass) readNewEntry(ctx context.Context, conn ldapConn, d string) (cache.Ref, bool, error) {
-	kinds := []struct {
-		typ          scim.ResourceType
-		base, filter string
-		attrs        func() []string
-	}{
-		{scim.UserType, p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs},
-		{scim.GroupType, p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs},
+// readNewUser reads into a delta pass a user that a reference names and that exists in the
+// directory but neither in the cache nor among the entries read: it was created after the pass
+// read the users (created, then added to a group, while the pass ran). Were the reference
+// dropped, the member would be lost for good with syncrepl: the next delta's cookie is past the
+// member add, so it does not look at the group again. Only once the users' read is over (an
+// entry the stream has yet to deliver would be read twice), and only a user in scope (under the
+// users base, matching the users filter), as the next pass reads it; reading it again then is
+// harmless. The pass's modifyTimestamp watermark stays: this entry's timestamp says nothing
+// about the others.
+func (p *pass) readNewUser(ctx context.Context, conn ldapConn, d string) (cache.Ref, bool, error) {
+	n, base := dn.Normalize(d), dn.Normalize(p.s.cfg.Users.BaseDN)
+	if !p.usersRead || (n != base && !strings.HasSuffix(n, ","+base)) {
+		return cache.Ref{}, false, nil
 	}
-	n := dn.Normalize(d)
-	for _, k := range kinds {
-		if base := dn.Normalize(k.base); n != base && !strings.HasSuffix(n, ","+base) {
-			continue
-		}
-		res, err := conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-			k.filter, k.attrs(), p.s.searchControls()))
-		if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
-			return cache.Ref{}, false, nil
-		}
-		if err != nil {
-			return cache.Ref{}, false, classify(fmt.Errorf("reading %q: %w", d, err))
-		}
-		if len(res.Entries) != 1 {
-			continue // not of this kind
-		}
-		maxMod := p.maxMod
-		err = p.read(ctx, k.typ, res.Entries[0].DN, ldapEntry{res.Entries[0]})
-		p.maxMod = maxMod
-		if err != nil {
-			return cache.Ref{}, false, err
-		}
-		p.s.log.Debug("read an entry created during the pass that a reference names", "dn", d)
-		ref, ok := p.ents.byDNKey(dnKey(d))
-		return ref, ok, nil
+	res, err := conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		p.s.cfg.Users.Filter, p.s.userAttrs(), p.s.searchControls()))
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
+		return cache.Ref{}, false, nil
 	}
-	return cache.Ref{}, false, nil
+	if err != nil {
+		return cache.Ref{}, false, classify(fmt.Errorf("reading %q: %w", d, err))
+	}
+	if len(res.Entries) != 1 {
+		return cache.Ref{}, false, nil // out of scope: not a member, as in a full read
+	}
+	maxMod := p.maxMod
+	err = p.read(ctx, scim.UserType, res.Entries[0].DN, ldapEntry{res.Entries[0]})
+	p.maxMod = maxMod
+	if err != nil {
+		return cache.Ref{}, false, err
+	}
+	p.s.log.Debug("read a user created during the pass that a reference names", "dn", d)
+	ref, ok := p.ents.byDNKey(dnKey(d))
+	return ref, ok, nil
 }
