@@ -220,6 +220,12 @@ func directorySnapshot(t *testing.T, sl *testenv.Slapd) snapshot {
 // checking that the pages add up to totalResults.
 func targetSnapshot(t *testing.T, sc *testenv.Scimmy, count int) snapshot {
 	t.Helper()
+	return scimSnapshot(t, sc.URL, sc.Token, count)
+}
+
+// scimSnapshot reads every user and group of the SCIM service at base with paged GETs.
+func scimSnapshot(t *testing.T, base, token string, count int) snapshot {
+	t.Helper()
 	type member struct {
 		Value string `json:"value"`
 	}
@@ -234,8 +240,8 @@ func targetSnapshot(t *testing.T, sc *testenv.Scimmy, count int) snapshot {
 		var all []resource
 		for start := 1; ; {
 			q := url.Values{"startIndex": {fmt.Sprint(start)}, "count": {fmt.Sprint(count)}}
-			req, _ := http.NewRequest(http.MethodGet, sc.URL+path+"?"+q.Encode(), nil)
-			req.Header.Set("Authorization", "Bearer "+sc.Token)
+			req, _ := http.NewRequest(http.MethodGet, base+path+"?"+q.Encode(), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatalf("GET %s: %v", path, err)
@@ -366,7 +372,8 @@ func firstDiffs(want, got []string, n int) []string {
 // replica takes over within lease_ttl + 5 s and finishes. Throughout, no two replicas say they
 // lead (/admin/v1/info polled every 50 ms); the replica that never led sent nothing; at the end
 // the target, read with paged GETs, equals the directory: the same users (userName and
-// externalId), none twice, and each group the same members, none twice.
+// externalId), none twice, and each group the same members, none twice; so does the cache of
+// each live replica (its SCIM API).
 func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 	const (
 		seedUsers = 100
@@ -381,7 +388,7 @@ func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 	sc := testenv.StartScimmy(t)
 	etcd := testenv.StartEtcd(t, 3)
 	reps := startHAReplicas(t, sl, sc, etcd.Endpoints, haReplicas{
-		names: []string{"replica-a", "replica-b", "replica-c"}, ttl: ttl, target: "groups = true\n"})
+		names: []string{"replica-a", "replica-b", "replica-c"}, ttl: ttl, target: "groups = true\n", scim: true})
 	watch := watchLeaders(reps)
 	leader := waitLeader(t, reps, 30*time.Second)
 
@@ -442,10 +449,19 @@ func TestHAThreeReplicasKillDuringPush(t *testing.T) {
 	}
 	watch.finish(t)
 	if len(diffs) > 0 {
-		t.Fatalf("the target differs from the directory 120 s after the changes:\n%s\nnew leader:\n%s",
-			strings.Join(diffs, "\n"), next.stderr)
+		// Whose fault: the new leader's cache, or what it pushed?
+		cached := dir.diff(scimSnapshot(t, "http://"+next.scim+"/scim/v2", haSCIMToken, 1000), 20)
+		t.Fatalf("the target differs from the directory 120 s after the changes:\n%s\nthe new leader's cache (its SCIM API) against the directory: %d differences\n%s\nnew leader:\n%s",
+			strings.Join(diffs, "\n"), len(cached), strings.Join(cached, "\n"), next.stderr)
 	}
 	t.Logf("the target equals the directory %v after the kill", time.Since(killed).Round(time.Millisecond))
+	// Every live replica's cache, read through its own SCIM API, equals the directory too: any
+	// of them may lead next.
+	for _, r := range rest {
+		if d := dir.diff(scimSnapshot(t, "http://"+r.scim+"/scim/v2", haSCIMToken, 1000), 20); len(d) > 0 {
+			t.Errorf("%s's cache differs from the directory:\n%s", r.name, strings.Join(d, "\n"))
+		}
+	}
 	if st, _ := sc.Stats(); st.Created != len(dir.users)+len(dir.groups) {
 		t.Errorf("the target created %d resources for %d users and %d groups", st.Created, len(dir.users), len(dir.groups))
 	}
