@@ -13,7 +13,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # stays free of it).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help build package static image test bench bench-scale reliability fuzz lint demo deps clean
+.PHONY: help build package static image test bench bench-scale bench-ha reliability fuzz lint demo deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -39,13 +39,17 @@ deps: ## install the real servers tests and the demo use (slapd, Samba AD DC, he
 test: deps ## run every test (race detector, real slapd)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000, SCALE_SIZES=10000,100000)
+bench: deps ## measure speed and memory against real servers; prints tables (BENCH_USERS=100000, SCALE_SIZES=10000,100000, HA_TRIALS=10 HA_TTL=10s)
 	scripts/install-deps.sh wrk
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./internal/jsonappend/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
 	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/
+	$(MAKE) --no-print-directory bench-ha
+
+bench-ha: deps ## only the HA failover figures: HA_TRIALS kill -9s of the leader of 3 serve replicas (default 10) at lease_ttl HA_TTL (default 10s)
+	LDAPSCIM_BENCH_HA_TRIALS=$${HA_TRIALS:-10} LDAPSCIM_BENCH_HA_TTL=$${HA_TTL:-10s} $(GO) test -run '^$$' -bench HAFailover -benchtime 1x -timeout 30m ./cmd/ldapscim/
 
 bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users (default 10000,100000; 1000000 works)
 	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/

@@ -24,7 +24,9 @@ import (
 // change, an add or delete of the group) makes the pass read the group in full as before. The
 // cache holds each group as the directory had it at some moment at or after the previous
 // groups cookie's CSN H: a full pass's cookie is taken before its read, a delta's search covers
-// every group change up to its cookie, and a changed group is read (or replayed) after it.
+// every group change up to its cookie (with the groups syncprov left out of it because they
+// changed again during the search: addUnreportedGroups), and a changed group is read (or
+// replayed) after it.
 // Replaying, in CSN order, every logged change of the group after H leaves each member the log
 // touched in its last logged state, which is the directory's, and every other member as read.
 // Replaying a change twice (after a failed pass, from an older H) is harmless.

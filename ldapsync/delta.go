@@ -162,7 +162,9 @@ func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter stri
 	if typ == scim.GroupType {
 		return p.readType(ctx, typ, p.s.cfg.Groups.BaseDN, filter, p.s.groupAttrs())
 	}
-	return p.readType(ctx, typ, p.s.cfg.Users.BaseDN, filter, p.s.userAttrs())
+	err := p.readType(ctx, typ, p.s.cfg.Users.BaseDN, filter, p.s.userAttrs())
+	p.usersRead = err == nil
+	return err
 }
 
 // syncrepl runs one RFC 4533 refreshOnly search for one resource type and returns the new
@@ -205,8 +207,10 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		}
 		return nil
 	})
-	if err == nil {
-		err = p.rereadGroups(ctx, changedGroups, cookie)
+	if err == nil && typ == scim.GroupType {
+		if changedGroups, err = p.addUnreportedGroups(ctx, changedGroups, ss.cookie); err == nil {
+			err = p.rereadGroups(ctx, changedGroups, cookie)
+		}
 	}
 	if err != nil {
 		if ldap.IsErrorWithCode(err, 4096) { // e-syncRefreshRequired
@@ -226,6 +230,7 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 	if err := p.applySyncDeletions(ctx, typ, ss); err != nil {
 		return nil, err
 	}
+	p.usersRead = p.usersRead || typ == scim.UserType
 	if ss.cookie == nil {
 		return cookie, nil
 	}
@@ -264,6 +269,41 @@ func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss
 		}
 		return nil
 	})
+}
+
+// addUnreportedGroups adds to groups those whose entryCSN is at or past the CSN of next, the
+// cookie the groups' search returned. slapd's syncprov takes a snapshot of the contextCSN when
+// a refresh starts, returns it as the cookie, and leaves out every entry whose entryCSN is newer
+// by the time the search reaches it: a group modified during the search is not reported,
+// although it may have changed before the cookie too. Syncrepl alone loses nothing (the next
+// refresh reports it), but the accesslog replay would start from this cookie and miss those
+// earlier changes for good (TestDeltaReplayWithGroupsChangingDuringTheSearch). Processed now,
+// the group is cached as it is after the cookie, as the replay requires; the next pass
+// replays the changes after the cookie again, which is harmless. A group also reported is not
+// added twice.
+func (p *pass) addUnreportedGroups(ctx context.Context, groups []changedGroup, next []byte) ([]changedGroup, error) {
+	csn, ok := cookieCSN(next)
+	if !ok {
+		return groups, nil // no new cookie (nothing changed), or several CSNs: no replay then
+	}
+	res, err := p.conn.Search(ldap.NewSearchRequest(p.s.cfg.Groups.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&"+p.s.cfg.Groups.Filter+"(entryCSN>="+ldap.EscapeFilter(csn)+"))", p.s.groupAttrsWithoutMembers(), nil))
+	if err != nil {
+		return nil, fmt.Errorf("looking for groups changed during the groups' search: %w", err)
+	}
+	reported := map[string]bool{}
+	for _, g := range groups {
+		if id, ok := p.s.idOf(ldapEntry{g.e}); ok {
+			reported[id] = true
+		}
+	}
+	for _, e := range res.Entries {
+		if id, ok := p.s.idOf(ldapEntry{e}); ok && !reported[id] {
+			reported[id] = true
+			groups = append(groups, changedGroup{dn: e.DN, e: e})
+		}
+	}
+	return groups, nil
 }
 
 // rereadGroups applies the changed groups a syncrepl search sent without their members. Each is

@@ -46,6 +46,7 @@ type pass struct {
 	logEdits     map[string]loggedEdit // group id → its replayed member change
 	readInFull   map[string]bool       // delta: groups the previous delta could not read (watermark.ReadInFull)
 	goneGroups   []string              // delta: changed groups gone before they could be read
+	usersRead    bool                  // delta: the users' read is over (readNewUser may read more)
 	unreadUsers  []string              // full pass: cached users the read did not see
 	usersScanned bool                  // unreadUsers is set (every user is read)
 	dups         dupNames              // users written whose userName another user holds (dupnames.go)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -198,11 +199,50 @@ func (p *pass) resolveDNOnServer(ctx context.Context, d string) (cache.Ref, bool
 		return cache.Ref{}, false, nil
 	}
 	ref, err := p.s.store.Ref(ctx, id)
-	if isNotFound(err) || err == nil && ref.Type != scim.UserType && ref.Type != scim.GroupType {
+	if isNotFound(err) {
+		return p.readNewUser(ctx, conn, d)
+	}
+	if err == nil && ref.Type != scim.UserType && ref.Type != scim.GroupType {
 		return cache.Ref{}, false, nil
 	}
 	if err != nil {
 		return cache.Ref{}, false, err
 	}
 	return ref, true, nil
+}
+
+// readNewUser reads into a delta pass a user that a reference names and that exists in the
+// directory but neither in the cache nor among the entries read: it was created after the pass
+// read the users (created, then added to a group, while the pass ran). Were the reference
+// dropped, the member would be lost for good with syncrepl: the next delta's cookie is past the
+// member add, so it does not look at the group again. Only once the users' read is over (an
+// entry the stream has yet to deliver would be read twice), and only a user in scope (under the
+// users base, matching the users filter), as the next pass reads it; reading it again then is
+// harmless. The pass's modifyTimestamp watermark stays: this entry's timestamp says nothing
+// about the others.
+func (p *pass) readNewUser(ctx context.Context, conn ldapConn, d string) (cache.Ref, bool, error) {
+	n, base := dn.Normalize(d), dn.Normalize(p.s.cfg.Users.BaseDN)
+	if !p.usersRead || (n != base && !strings.HasSuffix(n, ","+base)) {
+		return cache.Ref{}, false, nil
+	}
+	res, err := conn.Search(ldap.NewSearchRequest(d, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		p.s.cfg.Users.Filter, p.s.userAttrs(), p.s.searchControls()))
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax) {
+		return cache.Ref{}, false, nil
+	}
+	if err != nil {
+		return cache.Ref{}, false, classify(fmt.Errorf("reading %q: %w", d, err))
+	}
+	if len(res.Entries) != 1 {
+		return cache.Ref{}, false, nil // out of scope: not a member, as in a full read
+	}
+	maxMod := p.maxMod
+	err = p.read(ctx, scim.UserType, res.Entries[0].DN, ldapEntry{res.Entries[0]})
+	p.maxMod = maxMod
+	if err != nil {
+		return cache.Ref{}, false, err
+	}
+	p.s.log.Debug("read a user created during the pass that a reference names", "dn", d)
+	ref, ok := p.ents.byDNKey(dnKey(d))
+	return ref, ok, nil
 }

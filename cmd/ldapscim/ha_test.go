@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,8 @@ import (
 type replica struct {
 	name   string
 	admin  string
+	scim   string // the SCIM API's address, when haReplicas.scim is set
+	cfg    string // its config file, to start it again
 	cmd    *exec.Cmd
 	stderr *testenv.Output
 }
@@ -42,7 +46,7 @@ func (r *replica) readiness() (admin.Readiness, bool) {
 
 // waitLeader waits up to d until exactly one of the live replicas says it leads and every
 // other names it, and returns it.
-func waitLeader(t *testing.T, live []*replica, d time.Duration) *replica {
+func waitLeader(t testing.TB, live []*replica, d time.Duration) *replica {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -80,10 +84,36 @@ func startReplicas(t *testing.T, users int, ttl time.Duration) (*testenv.Slapd, 
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: users, Groups: 2, Seed: 14})}})
 	sc := testenv.StartScimmy(t)
 	etcd := testenv.StartEtcd(t, 3)
-	endpoints, _ := json.Marshal(etcd.Endpoints)
+	reps := startHAReplicas(t, sl, sc, etcd.Endpoints, haReplicas{names: []string{"replica-a", "replica-b"}, ttl: ttl})
+	return sl, sc, reps
+}
+
+// haReplicas describes the serve replicas startHAReplicas starts.
+type haReplicas struct {
+	names  []string      // one replica per name, its [ha] node
+	ttl    time.Duration // lease_ttl
+	target string        // more keys for the [[targets]] entry ("groups = true\n")
+	scim   bool          // serve the SCIM API (bearer token haSCIMToken)
+}
+
+// haSCIMToken is the SCIM API bearer token of replicas started with haReplicas.scim.
+const haSCIMToken = "ha-scim-token"
+
+// startHAReplicas starts one serve per name on sl with [ha] on etcd endpoints (election
+// /ldapscim-test/pusher, a delta pass every second) pushing to sc.
+func startHAReplicas(t testing.TB, sl *testenv.Slapd, sc *testenv.Scimmy, etcd []string, o haReplicas) []*replica {
+	t.Helper()
+	endpoints, _ := json.Marshal(etcd)
 	var reps []*replica
-	for _, name := range []string{"replica-a", "replica-b"} {
+	for _, name := range o.names {
 		r := &replica{name: name, admin: freeAddr(t)}
+		extra := o.target
+		if o.scim {
+			r.scim = freeAddr(t)
+			sum := sha256.Sum256([]byte(haSCIMToken))
+			extra += fmt.Sprintf("[scim]\nlisten = %q\nbase_url = \"http://%s/scim/v2\"\n[[scim.tokens]]\nname = \"t\"\ntoken_sha256 = %q\n",
+				r.scim, r.scim, hex.EncodeToString(sum[:]))
+		}
 		cfg := writeConfig(t, sl, t.TempDir(), fmt.Sprintf(`[schedule]
 delta = "@every 1s"
 full = ""
@@ -99,15 +129,16 @@ name = "scimmy"
 url = %q
 token = %q
 poll_interval = "100ms"
-`, r.admin, endpoints, ttl.String(), name, sc.URL, sc.Token))
+%s`, r.admin, endpoints, o.ttl.String(), name, sc.URL, sc.Token, extra))
+		r.cfg = cfg
 		r.cmd, r.stderr = startServe(t, cfg)
 		reps = append(reps, r)
 	}
-	return sl, sc, reps
+	return reps
 }
 
 // waitTitle waits until the target's user name has title, up to d after since.
-func waitTitle(t *testing.T, sc *testenv.Scimmy, name, title string, since time.Time, d time.Duration, why func() string) {
+func waitTitle(t testing.TB, sc *testenv.Scimmy, name, title string, since time.Time, d time.Duration, why func() string) {
 	t.Helper()
 	for {
 		for _, u := range sc.State(t).Users {
@@ -123,7 +154,7 @@ func waitTitle(t *testing.T, sc *testenv.Scimmy, name, title string, since time.
 }
 
 // pushRequests is the replica's ldapscim_push_requests_total, summed over its labels.
-func (r *replica) pushRequests(t *testing.T) float64 {
+func (r *replica) pushRequests(t testing.TB) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + r.admin + "/metrics")
 	if err != nil {

@@ -62,7 +62,7 @@ func command(ctx context.Context, args ...string) *exec.Cmd {
 
 // startServe starts `ldapscim serve --config cfg`, its stderr collected; it is killed when the
 // test ends if it still runs.
-func startServe(t *testing.T, cfg string) (*exec.Cmd, *testenv.Output) {
+func startServe(t testing.TB, cfg string) (*exec.Cmd, *testenv.Output) {
 	t.Helper()
 	stderr := &testenv.Output{}
 	cmd := command(context.Background(), "serve", "--config", cfg)
