@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,4 +112,54 @@ func (s *Store) HasOverlays(ctx context.Context) (bool, error) {
 		return nil
 	})
 	return found, err
+}
+
+// SetDigest is the digest of what an overlay sets (Overlay.Set): equal digests, equal Set. An
+// enriching source compares its rows with the stored overlays by it, without decoding them
+// (ForEachOverlayDigest).
+func SetDigest(set map[string]any) ([16]byte, error) {
+	b, err := json.Marshal(set)
+	if err != nil {
+		return [16]byte{}, fmt.Errorf("overlay set: %w", err)
+	}
+	return setDigest(b), nil
+}
+
+// setDigest is SetDigest of a Set as writeOverlay encodes it (json.Marshal: sorted keys).
+func setDigest(raw []byte) [16]byte {
+	sum := sha256.Sum256(raw)
+	return [16]byte(sum[:16])
+}
+
+// overlayHead is the part of a stored overlay ForEachOverlayDigest reads: its Set stays raw.
+type overlayHead struct {
+	Source string          `json:"source"`
+	Key    string          `json:"key"`
+	Set    json.RawMessage `json:"set"`
+}
+
+// ForEachOverlayDigest calls fn with every stored overlay, in id order, from one snapshot: its
+// user's id, its source, its row's key and the SetDigest of its Set, without decoding the maps
+// of Set and Under. An enriching source's pass compares a whole file with what it stored in
+// this one walk. An error of fn stops the walk and is returned. Errors: ErrClosed, ErrCorrupt,
+// ctx.Err(). Safe for concurrent use.
+func (s *Store) ForEachOverlayDigest(ctx context.Context, fn func(id, source, key string, set [16]byte) error) error {
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindOverlay}, nil, false, func(k []byte, item *badger.Item) error {
+			var h overlayHead
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+				return fmt.Errorf("%w: overlay of %s: %v", ErrCorrupt, k[1:], err)
+			}
+			var set [16]byte
+			if len(h.Set) == 0 || string(h.Set) == "null" {
+				set = setDigest([]byte("null"))
+			} else {
+				set = setDigest(h.Set)
+			}
+			if err := fn(string(k[1:]), h.Source, h.Key, set); err != nil {
+				return callbackError{err}
+			}
+			return nil
+		})
+	})
 }

@@ -47,6 +47,11 @@ type Store interface {
 	Owner(ctx context.Context, id string) (string, error)
 	// ForEachOwnedSource walks the users a source owns, with their source records, in id order.
 	ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, source string, fn func(id string, hash []byte) error) error
+	// ForEachOwner walks the users any source owns, ForEachIndexed an index, and
+	// ForEachOverlayDigest the overlays: an enrich pass compares a file with them.
+	ForEachOwner(ctx context.Context, typ scim.ResourceType, fn func(id, source []byte) error) error
+	ForEachIndexed(ctx context.Context, idx cache.Index, fn func(value, id []byte) error) error
+	ForEachOverlayDigest(ctx context.Context, fn func(id, source, key string, set [16]byte) error) error
 }
 
 // Options are the optional parts of a Source.
@@ -259,10 +264,15 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	}
 	// A users file is learnt in the read that checks it, while the source's stored users are
 	// read for the comparison (users.go).
+	// An enrich file is learnt the same way, and compared with the cache after the check.
 	var rows *collector
+	var erows *enrichCollector
 	var learn func(hrcsv.Row) error
 	var stored *storedUsers
-	if !enrich {
+	if enrich {
+		erows = newEnrichCollector(s, s.today())
+		learn = erows.add
+	} else {
 		rows = newCollector(s)
 		learn = rows.add
 		stored = s.readStored(ctx)
@@ -294,6 +304,8 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	switch {
 	case err != nil:
 		stored.stop()
+	case enrich && rep.DatesAsConfigured() && !erows.slow:
+		err = p.runEnrichRows(ctx, erows, r, wm)
 	case enrich:
 		err = p.runEnrich(ctx, r, wm)
 	case rep.DatesAsConfigured() && !rows.slow:
