@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
+	"github.com/ldapscim/ldapscim/hrcsv"
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ingest"
 	"github.com/ldapscim/ldapscim/scim"
@@ -228,7 +229,101 @@ func TestEnrichJoinOnUserName(t *testing.T) {
 			t.Fatalf("user %d: %v, want %s", i, got, want)
 		}
 	}
-	if sum := e.run(rows...); sum.Unchanged != 3 || sum.Updated != 0 {
+	if sum := e.runForced(rows...); sum.Unchanged != 3 || sum.Updated != 0 {
 		t.Fatalf("again: %+v", sum)
 	}
+}
+
+// TestEnrichUnchangedFileCostsOneHash: a scheduled pass of a file the last pass applied reads
+// it once to hash it, and nothing of the cache but its journal, while the directory changes
+// nothing rows join by; a user created, deleted or given another join attribute, or another
+// configuration, makes it read the file again.
+func TestEnrichUnchangedFileCostsOneHash(t *testing.T) {
+	ctx := context.Background()
+	e := newEnrichEnv(t, ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}, 6)
+	cs := &countingStore{Store: e.st}
+	newSource := func(c hrcsv.Config) {
+		t.Helper()
+		src, err := hrsync.New(c, ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}, cs,
+			hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.today }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.src = src
+	}
+	newSource(enrichConfig())
+	rows := []string{"1000;Sales;;;", "1001;R&D;;;", "1002;Ops;;;", "1007;Later;;;"}
+	p := writeTemp(t, e.dir, enrichHeader+strings.Join(rows, "\r\n")+"\r\n")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass := func() (hrsync.Summary, int64) {
+		t.Helper()
+		cf := &countingFile{f: open(t, p)}
+		cs.reset()
+		sum, err := e.src.Import(ctx, cf, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sum, cf.n
+	}
+	skipped := func(when string) {
+		t.Helper()
+		sum, n := pass()
+		if !sum.Skipped || n != fi.Size() || cs.lookups.Load()+cs.gets.Load()+cs.owners.Load()+cs.overlays.Load() != 0 {
+			t.Fatalf("%s: %+v, read %d bytes of %d, %v; want skipped after one hash", when, sum, n, fi.Size(), cs)
+		}
+	}
+	read := func(when string) hrsync.Summary {
+		t.Helper()
+		sum, _ := pass()
+		if sum.Skipped {
+			t.Fatalf("%s: skipped", when)
+		}
+		return sum
+	}
+	if sum := read("first pass"); sum.Updated != 3 || sum.Unjoined != 1 {
+		t.Fatalf("first pass: %+v", sum)
+	}
+	skipped("same file")
+	// A directory change of another attribute joins nothing anew.
+	u := e.get(4)
+	u.Attributes["title"] = "Director"
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Pass: "ldap-1", Upserts: []*scim.Resource{u}}); err != nil {
+		t.Fatal(err)
+	}
+	skipped("after a directory change of a title")
+	// A new directory user joins the row 1007.
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Upserts: []*scim.Resource{dirUser(7)}}); err != nil {
+		t.Fatal(err)
+	}
+	if sum := read("after a user was created"); sum.Updated != 1 || getPath(e.get(7), dept) != "Later" {
+		t.Fatalf("after a user was created: %+v", sum)
+	}
+	skipped("same file after the new user joined")
+	// User 2 gets another externalId: its row joins nobody, and its values go.
+	u = e.get(2)
+	u.ExternalID = "2002"
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Upserts: []*scim.Resource{u}}); err != nil {
+		t.Fatal(err)
+	}
+	if sum := read("after a join attribute changed"); sum.Updated != 1 || sum.Unjoined != 1 || getPath(e.get(2), dept) != nil {
+		t.Fatalf("after a join attribute changed: %+v", sum)
+	}
+	skipped("same file after the join moved")
+	// User 1 is deleted (its overlay goes with it).
+	if _, err := e.st.Apply(ctx, cache.Batch{Source: "ldap", Deletes: []string{dirUser(1).ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if sum := read("after a user was deleted"); sum.Unjoined != 2 {
+		t.Fatalf("after a user was deleted: %+v", sum)
+	}
+	skipped("same file after the deletion")
+	// Another configuration reads the file again.
+	c := enrichConfig()
+	c.DateFormat = "02.01.2006"
+	newSource(c)
+	read("after a change of date_format")
+	skipped("same file, same configuration")
 }
