@@ -147,14 +147,22 @@ func (s *Store) ForEachOverlayDigest(ctx context.Context, fn func(id, source, ke
 	return s.view(ctx, func(txn *badger.Txn) error {
 		return scan(ctx, txn, []byte{kindOverlay}, nil, false, func(k []byte, item *badger.Item) error {
 			var h overlayHead
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
-				return fmt.Errorf("%w: overlay of %s: %v", ErrCorrupt, k[1:], err)
-			}
 			var set [16]byte
-			if len(h.Set) == 0 || string(h.Set) == "null" {
-				set = setDigest([]byte("null"))
-			} else {
+			err := item.Value(func(v []byte) error {
+				if !h.parse(v) {
+					h = overlayHead{}
+					if err := json.Unmarshal(v, &h); err != nil {
+						return err
+					}
+				}
+				if len(h.Set) == 0 {
+					h.Set = json.RawMessage("null")
+				}
 				set = setDigest(h.Set)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%w: overlay of %s: %v", ErrCorrupt, k[1:], err)
 			}
 			if err := fn(string(k[1:]), h.Source, h.Key, set); err != nil {
 				return callbackError{err}
@@ -162,4 +170,92 @@ func (s *Store) ForEachOverlayDigest(ctx context.Context, fn func(id, source, ke
 			return nil
 		})
 	})
+}
+
+// parse reads an overlay as writeOverlay encodes it (json.Marshal of an Overlay: source, key,
+// set and under, in that order, compact), in one pass over its bytes without decoding Set; Set
+// stays a slice of v. It reports false for anything else, which json.Unmarshal then reads.
+func (h *overlayHead) parse(v []byte) bool {
+	rest, ok := bytes.CutPrefix(v, []byte(`{"source":`))
+	if !ok {
+		return false
+	}
+	if h.Source, rest, ok = jsonString(rest); !ok {
+		return false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"key":`)); !ok {
+		return false
+	}
+	if h.Key, rest, ok = jsonString(rest); !ok {
+		return false
+	}
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"set":`)); !ok {
+		return false
+	}
+	n := objectEnd(rest)
+	if n < 0 {
+		return false
+	}
+	h.Set, rest = rest[:n], rest[n:]
+	if rest, ok = bytes.CutPrefix(rest, []byte(`,"under":`)); ok {
+		if n = objectEnd(rest); n < 0 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	return string(rest) == "}"
+}
+
+// jsonString reads the JSON string b starts with, and returns it and what follows it.
+func jsonString(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", nil, false
+	}
+	escaped := false
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			escaped = true
+			i++
+		case '"':
+			if !escaped {
+				return string(b[1:i]), b[i+1:], true
+			}
+			var s string
+			if json.Unmarshal(b[:i+1], &s) != nil {
+				return "", nil, false
+			}
+			return s, b[i+1:], true
+		}
+	}
+	return "", nil, false
+}
+
+// objectEnd returns the length of the JSON object (or null) b starts with, or -1.
+func objectEnd(b []byte) int {
+	if bytes.HasPrefix(b, []byte("null")) {
+		return 4
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return -1
+	}
+	depth, str := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case str && c == '\\':
+			i++
+		case str:
+			str = c != '"'
+		case c == '"':
+			str = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }

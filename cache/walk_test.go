@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -107,5 +108,38 @@ func TestForEachOverlayDigest(t *testing.T) {
 	}
 	if d(set1) == d(set2) {
 		t.Fatal("two sets with one digest")
+	}
+}
+
+// TestOverlayHeadParse: the one-pass read of a stored overlay agrees with encoding/json on
+// every overlay writeOverlay encodes (escapes, quotes and braces in values, no Under, an empty
+// Set), and refuses what it does not know, which encoding/json then reads.
+func TestOverlayHeadParse(t *testing.T) {
+	for _, o := range []Overlay{
+		{Source: "csv:hr", Key: "1000", Set: map[string]any{"title": "Head of Sales", "active": false}, Under: map[string]any{"title": "Engineer", "active": true}},
+		{Source: "csv:h\\r \"q\"", Key: "k}{\"\\", Set: map[string]any{"title": "a \"}{][\" b\\", "x": "<&>\u2028é"}},
+		{Source: "csv:hr", Key: "", Set: map[string]any{}},
+		{Source: "csv:hr", Key: "k", Set: nil, Under: map[string]any{"a": "}"}},
+	} {
+		v, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fast, slow overlayHead
+		if !fast.parse(v) {
+			t.Fatalf("%s: not parsed", v)
+		}
+		if err := json.Unmarshal(v, &slow); err != nil {
+			t.Fatal(err)
+		}
+		if fast.Source != slow.Source || fast.Key != slow.Key || string(fast.Set) != string(slow.Set) {
+			t.Fatalf("%s: parsed %q %q %s, want %q %q %s", v, fast.Source, fast.Key, fast.Set, slow.Source, slow.Key, slow.Set)
+		}
+	}
+	for _, v := range []string{`{"key":"k","source":"s","set":{}}`, `{"source":"s","key":"k","set":{}} `, `{"source":"s","key":"k","set":{"a":"b"}`, `{"source":"s\"`} {
+		var h overlayHead
+		if h.parse([]byte(v)) {
+			t.Fatalf("%s: parsed", v)
+		}
 	}
 }

@@ -14,7 +14,9 @@
 // a deactivation counts against the threshold like a deletion.
 //
 // In mode "enrich" (enrich.go) each row adds attributes to the directory user it joins, through
-// an overlay (cache.Overlay) the directory's passes apply too.
+// an overlay (cache.Overlay) the directory's passes apply too. Its pass, too, learns the file in
+// the read that checks it, then decides every row in streaming walks of the cache
+// (enrichrows.go).
 package hrsync
 
 import (
