@@ -327,3 +327,19 @@ func TestEnrichUnchangedFileCostsOneHash(t *testing.T) {
 	read("after a change of date_format")
 	skipped("same file, same configuration")
 }
+
+// TestEnrichDatesInAnotherLayout: a file whose dates date_format does not read (a warning
+// names the layout used) goes through the row-by-row pass, with the same outcome.
+func TestEnrichDatesInAnotherLayout(t *testing.T) {
+	e := newEnrichEnv(t, ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}, 3)
+	sum := e.run("1000;Sales;;;01.12.2026", "1001;R&D;;;31.12.2026", "1005;Ghost;;;")
+	if sum.Updated != 1 || sum.Deactivated != 1 || sum.Unjoined != 1 || len(sum.Warnings) == 0 {
+		t.Fatalf("dates as dd.mm.yyyy: %+v", sum)
+	}
+	if e.get(0).Active() || !e.get(1).Active() || getPath(e.get(1), dept) != "R&D" {
+		t.Fatalf("users: %v, %v", e.get(0).Attributes, e.get(1).Attributes)
+	}
+	if sum := e.runForced("1000;Sales;;;01.12.2026", "1001;R&D;;;31.12.2026", "1005;Ghost;;;"); sum.Unchanged != 2 {
+		t.Fatalf("again: %+v", sum)
+	}
+}
