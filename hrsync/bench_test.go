@@ -22,7 +22,7 @@ import (
 // (what `import` does: one read, the walks), a scheduled pass of it (one hash), and a forced
 // re-import with 100 rows changed.
 //
-//	go test -run '^$' -bench Enrich100k -benchtime 1x ./hrsync/
+//	go test -run '^$' -bench Enrich100k -benchtime 3x ./hrsync/  (make bench)
 func BenchmarkEnrich100k(b *testing.B) {
 	ctx := context.Background()
 	n := 100000
