@@ -86,6 +86,12 @@ type Source struct {
 	// "" when not mapped.
 	activePath, managerPath string
 	mu                      sync.Locker
+	// steadyTo is how far steady read the journal after the pass that wrote the watermark
+	// without finding a change: the next scheduled pass reads only what came after.
+	steadyTo struct {
+		pass string
+		seq  uint64
+	}
 }
 
 type mapped struct {
@@ -215,9 +221,15 @@ func (s *Source) steady(ctx context.Context, wm watermark) (bool, error) {
 		}
 	}
 	after := wm.Journal
+	if s.steadyTo.pass == wm.Pass {
+		after = max(after, s.steadyTo.seq) // the journal up to there was read by an earlier skip
+	}
 	for {
 		recs, err := s.store.Journal(ctx, after, 1024)
 		if err != nil || len(recs) == 0 {
+			if err == nil {
+				s.steadyTo.pass, s.steadyTo.seq = wm.Pass, after
+			}
 			return err == nil, err
 		}
 		for _, r := range recs {
