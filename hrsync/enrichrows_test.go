@@ -355,3 +355,28 @@ func TestEnrichDatesInAnotherLayout(t *testing.T) {
 		t.Fatalf("again: %+v", sum)
 	}
 }
+
+// TestEnrichWindows1252: the rows of a file that is not UTF-8 have no offsets, so the changed
+// rows are read again in one more read of the file.
+func TestEnrichWindows1252(t *testing.T) {
+	e := newEnrichEnv(t, ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}, 40)
+	c := enrichConfig()
+	c.Encoding = "windows-1252"
+	src, err := hrsync.New(c, ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}, e.st,
+		hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.today }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.src = src
+	var rows []string
+	for i := range 40 {
+		rows = append(rows, fmt.Sprintf("%d;Comptabilit\xe9 %d;;;", 1000+i, i))
+	}
+	if sum := e.runForced(rows...); sum.Updated != 40 || getPath(e.get(7), dept) != "Comptabilité 7" {
+		t.Fatalf("first pass: %+v, %v", sum, getPath(e.get(7), dept))
+	}
+	rows[7] = "1007;March\xe9;;;"
+	if sum := e.runForced(rows...); sum.Updated != 1 || sum.Unchanged != 39 || getPath(e.get(7), dept) != "Marché" {
+		t.Fatalf("one row changed: %+v, %v", sum, getPath(e.get(7), dept))
+	}
+}
