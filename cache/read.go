@@ -632,3 +632,54 @@ func (s *Store) ResolveDNs(ctx context.Context, dns []string) (refs []Ref, ok []
 	})
 	return refs, ok, err
 }
+
+// ForEachIndexed calls fn with every value and id index idx holds (as the index folds the
+// value), keys only, from one snapshot: ordered by the value's length, then the value, then
+// the id, so the ids of one value come together. A pass that joins a whole file with the
+// directory walks the index once instead of looking each row up. value and id are valid only
+// during fn. It stops at fn's first error and returns it. Errors: ErrInvalid (unknown index or
+// IndexDN), ErrClosed, ErrCorrupt, ctx.Err(). Safe for concurrent use.
+func (s *Store) ForEachIndexed(ctx context.Context, idx Index, fn func(value, id []byte) error) error {
+	ib := indexByte(idx)
+	if ib == 0 || idx == IndexDN {
+		return fmt.Errorf("%w: index %q cannot be walked", ErrInvalid, idx)
+	}
+	prefix := []byte{kindIndex, ib}
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, prefix, nil, true, func(k []byte, _ *badger.Item) error {
+			rest := k[len(prefix):]
+			n, w := binary.Uvarint(rest)
+			if w <= 0 || uint64(len(rest)-w) < n {
+				return fmt.Errorf("%w: index key %q", ErrCorrupt, k)
+			}
+			if err := fn(rest[w:w+int(n)], rest[w+int(n):]); err != nil {
+				return callbackError{err}
+			}
+			return nil
+		})
+	})
+}
+
+// ForEachOwner calls fn with the id of every resource of typ some source owns (Batch.Own) and
+// the name of that source, in id order. id and source are valid only during fn. It stops at
+// fn's first error and returns it. Errors: ErrInvalid, ErrClosed, ctx.Err(). Safe for
+// concurrent use.
+func (s *Store) ForEachOwner(ctx context.Context, typ scim.ResourceType, fn func(id, source []byte) error) error {
+	tb, err := checkType(typ)
+	if err != nil {
+		return err
+	}
+	return s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindOwner}, nil, false, func(k []byte, item *badger.Item) error {
+			return item.Value(func(v []byte) error {
+				if len(v) == 0 || v[0] != tb {
+					return nil
+				}
+				if err := fn(k[1:], v[1:]); err != nil {
+					return callbackError{err}
+				}
+				return nil
+			})
+		})
+	})
+}

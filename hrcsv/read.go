@@ -625,6 +625,19 @@ func NewRereader(r io.ReadSeeker, c Config, rep *Report) (*Rereader, error) {
 // still the row of that digest (its Row.Digest) CheckRows passed: else the error says the
 // file changed.
 func (x *Rereader) Row(off int64, line int, digest [16]byte) (Row, error) {
+	row, err := x.Read(off, line)
+	if err != nil {
+		return Row{}, err
+	}
+	if row.Digest != digest {
+		return Row{}, fmt.Errorf("the file changed since it was checked: line %d", line)
+	}
+	return row, nil
+}
+
+// Read reads the row at off (its Row.Offset), which starts on line: Row without the check of
+// its digest, for a caller that checks the row by a digest of its own.
+func (x *Rereader) Read(off int64, line int) (Row, error) {
 	if _, err := x.r.Seek(off, io.SeekStart); err != nil {
 		return Row{}, err
 	}
@@ -643,9 +656,6 @@ func (x *Rereader) Row(off int64, line int, digest [16]byte) (Row, error) {
 	row, err := x.f.fullRow(line, rec, x.rep, x.rd)
 	if err != nil {
 		return Row{}, err
-	}
-	if row.Digest != digest {
-		return Row{}, fmt.Errorf("the file changed since it was checked: line %d", line)
 	}
 	row.Offset = off
 	return row, nil

@@ -47,12 +47,9 @@ type asideOverlays struct{ applied, held *cache.Overlay }
 
 func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	idx, _ := joinIndex(p.s.cfg.Join)
-	now := p.s.o.Now().UTC()
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	today := p.s.today()
+	p.beginEnrich()
 	p.joined = map[string]bool{}
-	p.queued = map[string]bool{}
-	p.ovBatch = map[string]*cache.Overlay{}
-	p.aside = map[string]asideOverlays{}
 	var pending []enrichRow
 	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
 		ids, err := p.directoryUsers(ctx, idx, row.Key)
@@ -79,7 +76,7 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 			return err
 		}
 		p.joined[ids[0]] = true
-		pending = append(pending, enrichRow{row: row, id: ids[0], set: p.enrichSet(row, f)})
+		pending = append(pending, enrichRow{row: row, id: ids[0], set: p.s.enrichSet(row, f.active)})
 		if len(pending) >= chunk {
 			err = p.compareOverlays(ctx, pending)
 			pending = pending[:0]
@@ -91,12 +88,6 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	}
 	if err != nil {
 		return err // an incomplete read reverts nothing (invariant 4)
-	}
-	if p.sum.Unjoined > 0 {
-		p.s.o.Log.Info("rows that join no directory user", "rows", p.sum.Unjoined, "first", p.sum.UnjoinedKeys)
-	}
-	if p.sum.Ambiguous > 0 {
-		p.s.o.Log.Warn("rows that join several directory users: skipped", "rows", p.sum.Ambiguous, "first", p.sum.AmbiguousKeys)
 	}
 	// The file is complete: a user this source enriched that no row joins gets the directory's
 	// values back.
@@ -111,6 +102,33 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	})
 	if err != nil {
 		return err
+	}
+	return p.endEnrich(ctx, gone, enriched, wm)
+}
+
+// beginEnrich makes the maps an enrich pass fills.
+func (p *pass) beginEnrich() {
+	p.queued = map[string]bool{}
+	p.ovBatch = map[string]*cache.Overlay{}
+	p.aside = map[string]asideOverlays{}
+}
+
+// today is the day a pass judges start and end dates on: UTC midnight.
+func (s *Source) today() time.Time {
+	now := s.o.Now().UTC()
+	return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// endEnrich ends an enrich pass whose rows are compared and queued: it reverts the users of
+// gone (this source's overlays that no row joins any more, of the enriched it stores) unless
+// they are more than the threshold allows, decides the reactivations, and writes the last
+// batch with the watermark.
+func (p *pass) endEnrich(ctx context.Context, gone []string, enriched int, wm watermark) error {
+	if p.sum.Unjoined > 0 {
+		p.s.o.Log.Info("rows that join no directory user", "rows", p.sum.Unjoined, "first", p.sum.UnjoinedKeys)
+	}
+	if p.sum.Ambiguous > 0 {
+		p.s.o.Log.Warn("rows that join several directory users: skipped", "rows", p.sum.Ambiguous, "first", p.sum.AmbiguousKeys)
 	}
 	if n := len(gone); p.s.th.Over(n, enriched) {
 		// A truncated or wrong export would give many users the directory's department, cost
@@ -172,9 +190,9 @@ func (p *pass) directoryUsers(ctx context.Context, idx cache.Index, key string) 
 
 // enrichSet is what a row sets on the user it joins: its mapped cells (an empty cell sets
 // nothing), and "active": false when the row's dates (or its active column) say inactive.
-func (p *pass) enrichSet(row hrcsv.Row, f facts) map[string]any {
+func (s *Source) enrichSet(row hrcsv.Row, active bool) map[string]any {
 	set := make(map[string]any, len(row.Values)+1)
-	for _, m := range p.s.paths {
+	for _, m := range s.paths {
 		if m.path.Schema == "" && m.path.Attr == "active" {
 			continue // in f.active
 		}
@@ -182,7 +200,7 @@ func (p *pass) enrichSet(row hrcsv.Row, f facts) map[string]any {
 			set[m.path.Raw] = v
 		}
 	}
-	if !f.active {
+	if !active {
 		set["active"] = false
 	}
 	return set

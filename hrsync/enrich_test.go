@@ -56,14 +56,25 @@ func newEnrichEnv(t *testing.T, th ingest.Threshold, dirUsers int) *enrichEnv {
 	return &enrichEnv{e}
 }
 
+// run imports rows as a scheduled pass does; runForced as `import` does.
 func (e *enrichEnv) run(rows ...string) hrsync.Summary {
+	e.t.Helper()
+	return e.runWith(false, rows...)
+}
+
+func (e *enrichEnv) runForced(rows ...string) hrsync.Summary {
+	e.t.Helper()
+	return e.runWith(true, rows...)
+}
+
+func (e *enrichEnv) runWith(force bool, rows ...string) hrsync.Summary {
 	e.t.Helper()
 	p := e.dir + fmt.Sprintf("/enrich-%d.csv", time.Now().UnixNano())
 	if err := writeFile(p, enrichHeader+strings.Join(rows, "\r\n")+"\r\n"); err != nil {
 		e.t.Fatal(err)
 	}
 	f := open(e.t, p)
-	sum, err := e.src.Import(context.Background(), f, false, false)
+	sum, err := e.src.Import(context.Background(), f, force, false)
 	if err != nil {
 		e.t.Fatalf("enrich pass: %v", err)
 	}
@@ -130,10 +141,15 @@ func TestEnrich(t *testing.T) {
 	if err != nil || ovs[u0.ID] == nil || ovs[u0.ID].Source != "csv:hr" || ovs[u0.ID].Under["title"] != "Engineer" {
 		t.Fatalf("overlay of user 0: %+v %v", ovs[u0.ID], err)
 	}
-	// The same file again: read (not skipped), nothing written.
+	// The same file again: a scheduled pass skips it, since nothing changed in the directory
+	// (TestEnrichFollowsTheDirectory changes it); forced, as `import` does, it is read, and
+	// nothing is written.
 	head = e.journalHead()
-	if sum := e.run(rows...); sum.Skipped || sum.Unchanged != 2 || sum.Updated != 0 || e.journalHead() != head {
+	if sum := e.run(rows...); !sum.Skipped || e.journalHead() != head {
 		t.Fatalf("same file: %+v, journal %d → %d", sum, head, e.journalHead())
+	}
+	if sum := e.runForced(rows...); sum.Skipped || sum.Unchanged != 2 || sum.Updated != 0 || e.journalHead() != head {
+		t.Fatalf("same file, forced: %+v, journal %d → %d", sum, head, e.journalHead())
 	}
 	// An end date reached deactivates; the row of user 1 disappears: its department goes.
 	sum = e.run("1000;Sales;Head of Sales;;2026-12-01")

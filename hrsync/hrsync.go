@@ -14,11 +14,14 @@
 // a deactivation counts against the threshold like a deletion.
 //
 // In mode "enrich" (enrich.go) each row adds attributes to the directory user it joins, through
-// an overlay (cache.Overlay) the directory's passes apply too.
+// an overlay (cache.Overlay) the directory's passes apply too. Its pass, too, learns the file in
+// the read that checks it, then decides every row in streaming walks of the cache
+// (enrichrows.go).
 package hrsync
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,6 +50,15 @@ type Store interface {
 	Owner(ctx context.Context, id string) (string, error)
 	// ForEachOwnedSource walks the users a source owns, with their source records, in id order.
 	ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, source string, fn func(id string, hash []byte) error) error
+	// ForEachOwner walks the users any source owns, ForEachIndexed an index, and
+	// ForEachOverlayDigest the overlays: an enrich pass compares a file with them.
+	ForEachOwner(ctx context.Context, typ scim.ResourceType, fn func(id, source []byte) error) error
+	ForEachIndexed(ctx context.Context, idx cache.Index, fn func(value, id []byte) error) error
+	ForEachOverlayDigest(ctx context.Context, fn func(id, source, key string, set [16]byte) error) error
+	// JournalHead and Journal tell a scheduled enrich pass whether the directory changed since
+	// the last one (Source.steady).
+	JournalHead(ctx context.Context) (uint64, error)
+	Journal(ctx context.Context, afterSeq uint64, limit int) ([]cache.JournalRecord, error)
 }
 
 // Options are the optional parts of a Source.
@@ -74,6 +86,12 @@ type Source struct {
 	// "" when not mapped.
 	activePath, managerPath string
 	mu                      sync.Locker
+	// steadyTo is how far steady read the journal after the pass that wrote the watermark
+	// without finding a change: the next scheduled pass reads only what came after.
+	steadyTo struct {
+		pass string
+		seq  uint64
+	}
 }
 
 type mapped struct {
@@ -168,6 +186,65 @@ type watermark struct {
 	// Day is the date the pass judged start and end dates on: a file with dates is read again
 	// on a new day even when its content did not change, so a leaver's end date takes effect.
 	Day string `json:"day,omitempty"`
+	// Config is Source.fingerprint: a file is read again after a change of its [[csv]] keys or
+	// of the rules, though its content did not change.
+	Config string `json:"config,omitempty"`
+	// Journal is the cache's journal head when an enrich pass began: the next pass reads the
+	// unchanged file again only if the journal after it joins rows anew (Source.steady).
+	Journal uint64 `json:"journal,omitempty"`
+}
+
+// fingerprint is a digest of what makes rows users or overlays beside the file: the source's
+// configuration (but its path) and the rules.
+func (s *Source) fingerprint() string {
+	c := s.cfg
+	c.Path = ""
+	b, _ := json.Marshal(c)
+	sum := sha256.Sum256(append(append(b, 0), s.rulesFingerprint()...))
+	return hex.EncodeToString(sum[:16])
+}
+
+// steady reports whether nothing an enrich pass joins rows by changed in the cache since the
+// pass that wrote wm: no user was created or deleted, and no user's join attribute changed, by
+// any other pass (the journal after wm.Journal), and this source holds nothing (a pass decides
+// its holds again). Then the same file joins the same users as that pass, and reading it again
+// would change nothing: a scheduled pass costs one hash of the file and this walk of the
+// journal, O(the changes since).
+func (s *Source) steady(ctx context.Context, wm watermark) (bool, error) {
+	holds, err := s.store.Holds(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range holds {
+		if h.Source == s.Name() {
+			return false, nil
+		}
+	}
+	after := wm.Journal
+	if s.steadyTo.pass == wm.Pass {
+		after = max(after, s.steadyTo.seq) // the journal up to there was read by an earlier skip
+	}
+	for {
+		recs, err := s.store.Journal(ctx, after, 1024)
+		if err != nil || len(recs) == 0 {
+			if err == nil {
+				s.steadyTo.pass, s.steadyTo.seq = wm.Pass, after
+			}
+			return err == nil, err
+		}
+		for _, r := range recs {
+			if r.Seq != after+1 {
+				return false, nil // records missing: decide nothing on them
+			}
+			after = r.Seq
+			if r.Type != scim.UserType || r.Pass == wm.Pass {
+				continue
+			}
+			if r.Op == cache.OpCreated || r.Op == cache.OpDeleted || slices.Contains(r.Changed, s.cfg.Join) {
+				return false, nil
+			}
+		}
+	}
 }
 
 // Summary is what one pass did.
@@ -238,17 +315,31 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	}
 	day := s.o.Now().UTC().Format(time.DateOnly)
 	dated := s.cfg.StartDate != "" || s.cfg.EndDate != ""
-	// An enriching source is read on every pass: a directory user that appeared since (or came
-	// back under a new id) must be joined, whatever the file. Its unchanged rows cost a
-	// comparison with the stored overlays. A users file the last pass applied, on the same day
-	// when it has dates, costs one hash.
+	// A file the last pass applied, on the same day when it has dates, with the same
+	// configuration, costs one hash. An enriching source's file is read again when the
+	// directory changed since in a way that joins rows anew (a user created, deleted, or with
+	// another join attribute: steady), whatever the file.
 	enrich := s.cfg.Mode == hrcsv.ModeEnrich
-	if !force && !dry && !enrich && wm.SHA256 != "" && (!dated || wm.Day == day) {
+	fp := s.fingerprint()
+	var head uint64
+	if enrich {
+		var err error
+		if head, err = s.store.JournalHead(ctx); err != nil {
+			return sum, err
+		}
+	}
+	if !force && !dry && wm.SHA256 != "" && (!dated || wm.Day == day) && wm.Config == fp {
 		d, err := hrcsv.Digest(r)
 		if err != nil {
 			return sum, err
 		}
-		if hex.EncodeToString(d[:]) == wm.SHA256 {
+		same := hex.EncodeToString(d[:]) == wm.SHA256
+		if same && enrich {
+			if same, err = s.steady(ctx, wm); err != nil {
+				return sum, err
+			}
+		}
+		if same {
 			sum.Skipped, sum.Rows = true, wm.Rows
 			sum.Duration = time.Since(start)
 			return sum, nil
@@ -259,10 +350,15 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	}
 	// A users file is learnt in the read that checks it, while the source's stored users are
 	// read for the comparison (users.go).
+	// An enrich file is learnt the same way, and compared with the cache after the check.
 	var rows *collector
+	var erows *enrichCollector
 	var learn func(hrcsv.Row) error
 	var stored *storedUsers
-	if !enrich {
+	if enrich {
+		erows = newEnrichCollector(s, s.today())
+		learn = erows.add
+	} else {
 		rows = newCollector(s)
 		learn = rows.add
 		stored = s.readStored(ctx)
@@ -287,13 +383,15 @@ func (s *Source) Import(ctx context.Context, r io.ReadSeeker, force, dry bool) (
 	if !enrich {
 		p.core.Owner = s.Name() // its threshold weighs its own users, not the directory's
 	}
-	wm = watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day}
+	wm = watermark{SHA256: digest, Rows: rep.Rows, Pass: p.id, Day: day, Config: fp, Journal: head}
 	if !enrich {
 		err = p.beginLoad(ctx)
 	}
 	switch {
 	case err != nil:
 		stored.stop()
+	case enrich && rep.DatesAsConfigured() && !erows.slow:
+		err = p.runEnrichRows(ctx, erows, r, wm)
 	case enrich:
 		err = p.runEnrich(ctx, r, wm)
 	case rep.DatesAsConfigured() && !rows.slow:

@@ -309,13 +309,8 @@ func (p *pass) add(r cache.Result) {
 // (the active column, the start and end dates against today) and its manager's id.
 func (p *pass) resolve(ctx context.Context, row hrcsv.Row, today time.Time) (facts, error) {
 	f := facts{active: true}
-	for _, m := range p.s.paths {
-		v, ok := row.Values[m.path.Raw]
-		if !ok {
-			continue
-		}
-		switch {
-		case m.manager:
+	if m := p.s.managerPath; m != "" {
+		if v, ok := row.Values[m]; ok {
 			id, err := p.managerID(ctx, v)
 			if err != nil {
 				return f, err
@@ -323,21 +318,33 @@ func (p *pass) resolve(ctx context.Context, row hrcsv.Row, today time.Time) (fac
 			if id != p.s.UserID(row.Key) { // nobody is their own manager
 				f.manager = id
 			}
-		case m.path.Schema == "" && m.path.Attr == "active":
+		}
+	}
+	var err error
+	f.active, err = p.s.activeOf(row, today)
+	return f, err
+}
+
+// activeOf reports whether a row's user is active: its active column (an error when the cell
+// is no boolean), and its start and end dates against today.
+func (s *Source) activeOf(row hrcsv.Row, today time.Time) (bool, error) {
+	active := true
+	if s.activePath != "" {
+		if v, ok := row.Values[s.activePath]; ok {
 			b, ok := parseBool(v)
 			if !ok {
-				return f, fmt.Errorf("line %d, column %q: %q is not a boolean (true/false, yes/no, 1/0)", row.Line, p.s.cfg.Mapping[m.path.Raw], v)
+				return false, fmt.Errorf("line %d, column %q: %q is not a boolean (true/false, yes/no, 1/0)", row.Line, s.cfg.Mapping[s.activePath], v)
 			}
-			f.active = b
+			active = b
 		}
 	}
 	if !row.Start.IsZero() && today.Before(row.Start) {
-		f.active = false // not started yet
+		active = false // not started yet
 	}
 	if !row.End.IsZero() && !today.Before(row.End) {
-		f.active = false // left: inactive from the end date on
+		active = false // left: inactive from the end date on
 	}
-	return f, nil
+	return active, nil
 }
 
 // build makes the user of a row.

@@ -297,22 +297,36 @@ func (w *storedUsers) stop() {
 // they are few, else in one more read of the file. Either way a row that is no longer the one
 // the check read fails the pass.
 func (p *pass) readChanged(ctx context.Context, r io.ReadSeeker, changed []int32, fn func(int32, hrcsv.Row) error) error {
-	if len(changed) == 0 {
+	at := func(i int32) (int64, int) { return p.rows[i].off, int(p.rows[i].line) }
+	return readRows(ctx, r, p.s.cfg, p.rep, len(p.rows), changed, at, func(i int32, row hrcsv.Row) error {
+		if row.Digest != p.rows[i].digest {
+			return fmt.Errorf("the file changed since it was checked: line %d", row.Line)
+		}
+		return fn(i, row)
+	})
+}
+
+// readRows calls fn with the rows want (indexes in file order, of a file of n rows whose
+// offsets and lines at returns): read by their offsets when they are few, else in one more
+// read of the file. fn checks that each is still the row the check read.
+func readRows(ctx context.Context, r io.ReadSeeker, c hrcsv.Config, rep *hrcsv.Report, n int, want []int32,
+	at func(int32) (int64, int), fn func(int32, hrcsv.Row) error) error {
+	if len(want) == 0 {
 		return nil
 	}
-	if len(changed) <= len(p.rows)/16 && p.rows[0].off >= 0 {
-		rr, err := hrcsv.NewRereader(r, p.s.cfg, p.rep)
+	if off, _ := at(0); len(want) <= n/16 && off >= 0 {
+		rr, err := hrcsv.NewRereader(r, c, rep)
 		if err != nil {
 			return err
 		}
-		for n, i := range changed {
-			if n%1024 == 1023 {
+		for k, i := range want {
+			if k%1024 == 1023 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
-			st := &p.rows[i]
-			row, err := rr.Row(st.off, int(st.line), st.digest)
+			off, line := at(i)
+			row, err := rr.Read(off, line)
 			if err != nil {
 				return err
 			}
@@ -327,15 +341,12 @@ func (p *pass) readChanged(ctx context.Context, r io.ReadSeeker, changed []int32
 	}
 	var i int32
 	next := 0
-	return hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
+	return hrcsv.Scan(ctx, r, c, rep, func(row hrcsv.Row) error {
 		defer func() { i++ }()
-		if next >= len(changed) || changed[next] != i {
+		if next >= len(want) || want[next] != i {
 			return nil
 		}
 		next++
-		if row.Digest != p.rows[i].digest {
-			return fmt.Errorf("the file changed since it was checked: line %d", row.Line)
-		}
 		return fn(i, row)
 	})
 }
