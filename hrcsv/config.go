@@ -3,11 +3,13 @@
 // a BOM) or Windows-1252, checks every row before any is used, and streams the rows in bounded
 // memory. It knows nothing of the cache: what a row becomes is the sync core's business.
 //
-// A file is read twice. Check reads it whole and returns every problem (a missing or duplicate
-// key, a wrong column count, a date that does not parse, invalid encoding, a mapped column the
-// header lacks), so a broken or truncated export is refused before anything changes. Scan then
-// streams the rows of a file that passed. Between the two, memory holds a 16-byte digest per
-// key, and the layout each date column turned out to use.
+// Every row is checked before any is used. Check reads the file whole and returns every problem
+// (a missing or duplicate key, a wrong column count, a date that does not parse, invalid
+// encoding, a mapped column the header lacks), so a broken or truncated export is refused
+// before anything changes; memory holds a 16-byte digest per key, and the layout each date
+// column turned out to use. Scan then streams the rows of a file that passed (a second read).
+// CheckRows checks the file and, in the same single read, hands each row (with its offset) to
+// its caller, so that a re-import reads again, through a Rereader, only the rows that changed.
 package hrcsv
 
 import (
