@@ -141,6 +141,7 @@ type puller struct {
 	t        time.Time // the next gt; zero before the first pull
 	copy     map[string]map[string]map[string]any
 	log      []string // which replica answered each page, for failure messages
+	received int      // resources received by the last pull
 }
 
 func newPuller(name string, ownClock bool, lb *balancer) *puller {
@@ -151,6 +152,7 @@ func (p *puller) pull() {
 	p.lb.t.Helper()
 	started := time.Now()
 	next := p.t
+	p.received = 0
 	for _, typ := range []string{"Users", "Groups"} {
 		q := url.Values{"count": {"2"}}
 		if !p.t.IsZero() {
@@ -162,6 +164,7 @@ func (p *puller) pull() {
 			page, from := p.lb.get("/scim/v2/" + typ + "?" + q.Encode())
 			p.log = append(p.log, fmt.Sprintf("%s gt %s from %s: %d", typ, p.t.Format("15:04:05.000"), from, len(listed(page))))
 			for _, res := range listed(page) {
+				p.received++
 				p.copy[typ][res["id"].(string)] = res
 				if lm := lastModified(p.lb.t, res); lm.After(next) {
 					next = lm
@@ -223,6 +226,11 @@ func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, a, b map[st
 	pullers = []*puller{newPuller("own-clock", true, lbs[0]), newPuller("max-seen", false, lbs[1])}
 	for _, p := range pullers {
 		p.pull()
+		// Pages of two, from A and B in turn: every resource once.
+		if p.received != 12 || len(p.copy["Users"]) != 9 || len(p.copy["Groups"]) != 3 {
+			t.Fatalf("%s: the first pull received %d resources, %d users and %d groups, want 9 and 3 once each; pages: %v",
+				p.name, p.received, len(p.copy["Users"]), len(p.copy["Groups"]), p.log)
+		}
 	}
 	users := listed(must(lbs[0].get("/scim/v2/Users?count=2")))
 	x := users[0]["userName"].(string)
