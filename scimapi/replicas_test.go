@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,8 +216,8 @@ func (p *puller) missed(want map[string]map[string]map[string]any) []string {
 // replicaRun is the scenario of TestReplicasAgree with a given [ha] max_lag: two replicas on
 // one slapd whose passes run two seconds apart, a change in the directory between, and two
 // pullers behind a round-robin balancer that pull before, between and after the two passes.
-// It returns the pullers and the state both replicas serve in the end.
-func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, a, b map[string]map[string]map[string]any) {
+// It returns the pullers, the replicas and the state each serves in the end.
+func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, replicas []*replica, a, b map[string]map[string]map[string]any) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 9, Groups: 3, Seed: 14})}})
 	ra, rb := newReplica(t, "A", sl, lag), newReplica(t, "B", sl, lag)
 	ra.pass(t, true)
@@ -271,7 +272,7 @@ func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, a, b map[st
 	for _, p := range pullers {
 		p.pull()
 	}
-	return pullers, state(t, ra), state(t, rb)
+	return pullers, []*replica{ra, rb}, state(t, ra), state(t, rb)
 }
 
 func must(page map[string]any, _ string) map[string]any { return page }
@@ -285,7 +286,7 @@ func must(page map[string]any, _ string) map[string]any { return page }
 // lag (one instance's rule, lastModified = each replica's own write time), the own-clock
 // puller misses the change: TestReplicasWithoutLagMissAChange.
 func TestReplicasAgree(t *testing.T) {
-	pullers, a, b := replicaRun(t, 5*time.Second)
+	pullers, replicas, a, b := replicaRun(t, 5*time.Second)
 	for _, p := range pullers {
 		if m := p.missed(a); len(m) > 0 {
 			t.Errorf("%s puller missed %v; pages: %v", p.name, m, p.log)
@@ -303,6 +304,25 @@ func TestReplicasAgree(t *testing.T) {
 			}
 		}
 	}
+	// The same ETag from both for every resource.
+	for _, typ := range []string{"Users", "Groups"} {
+		for id := range a[typ] {
+			var tags []string
+			for _, r := range replicas {
+				req, _ := http.NewRequest("GET", r.srv.URL+"/scim/v2/"+typ+"/"+id, nil)
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				tags = append(tags, resp.Header.Get("ETag"))
+			}
+			if tags[0] == "" || tags[0] != tags[1] || !strings.Contains(tags[0], version(a[typ][id])) {
+				t.Errorf("%s %s: ETags %q, version %s", typ, id, tags, version(a[typ][id]))
+			}
+		}
+	}
 	if len(a["Users"]) != 10 || len(a["Groups"]) != 4 {
 		t.Errorf("%d users and %d groups, want 10 and 4", len(a["Users"]), len(a["Groups"]))
 	}
@@ -313,7 +333,7 @@ func TestReplicasAgree(t *testing.T) {
 // change, then A with a time later than A's write, then B with a time later than B's write,
 // and never sees the change. This is why replicas need [ha] max_lag.
 func TestReplicasWithoutLagMissAChange(t *testing.T) {
-	pullers, a, _ := replicaRun(t, 0)
+	pullers, _, a, _ := replicaRun(t, 0)
 	if m := pullers[0].missed(a); len(m) == 0 {
 		t.Errorf("the own-clock puller saw every change without a lag; pages: %v", pullers[0].log)
 	}
