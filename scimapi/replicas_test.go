@@ -20,6 +20,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/sampledata"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scimapi"
 )
 
@@ -217,7 +218,7 @@ func (p *puller) missed(want map[string]map[string]map[string]any) []string {
 // one slapd whose passes run two seconds apart, a change in the directory between, and two
 // pullers behind a round-robin balancer that pull before, between and after the two passes.
 // It returns the pullers, the replicas and the state each serves in the end.
-func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, replicas []*replica, a, b map[string]map[string]map[string]any) {
+func replicaRun(t *testing.T, lag time.Duration, ch change) (pullers []*puller, replicas []*replica, a, b map[string]map[string]map[string]any) {
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 9, Groups: 3, Seed: 14})}})
 	ra, rb := newReplica(t, "A", sl, lag), newReplica(t, "B", sl, lag)
 	ra.pass(t, true)
@@ -233,14 +234,10 @@ func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, replicas []
 				p.name, p.received, len(p.copy["Users"]), len(p.copy["Groups"]), p.log)
 		}
 	}
-	users := listed(must(lbs[0].get("/scim/v2/Users?count=2")))
-	x := users[0]["userName"].(string)
+	users := listed(must(lbs[0].get("/scim/v2/Users?count=100")))
 	time.Sleep(1100 * time.Millisecond) // modifyTimestamp counts whole seconds
-	// The change: a user's title, a new user, a new group of both.
-	sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Replicated Officer\n", x, sl.BaseDN))
-	sl.Add(t, fmt.Sprintf("dn: uid=ha.newcomer,ou=people,%[1]s\nobjectClass: inetOrgPerson\nuid: ha.newcomer\ncn: Ha Newcomer\nsn: Newcomer\ngivenName: Ha\ndisplayName: Ha Newcomer\nmail: ha.newcomer@example.com\n\n"+
-		"dn: cn=replicated,ou=groups,%[1]s\nobjectClass: groupOfNames\ncn: replicated\nmember: uid=%[2]s,ou=people,%[1]s\nmember: uid=ha.newcomer,ou=people,%[1]s\n", sl.BaseDN, x))
-	if sum := ra.pass(t, false); sum.Created != 2 || sum.Updated != 1 {
+	ch.make(t, sl, users)
+	if sum := ra.pass(t, false); !ch.applied(sum) {
 		t.Fatalf("A's delta pass: %+v", sum)
 	}
 	// The pullers' next requests go to B, which has not seen the change yet...
@@ -254,7 +251,7 @@ func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, replicas []
 	// ... then B applies it, two seconds after A, and the pullers go on in turn, starting
 	// with A.
 	time.Sleep(2 * time.Second)
-	if sum := rb.pass(t, false); sum.Created != 2 || sum.Updated != 1 {
+	if sum := rb.pass(t, false); !ch.applied(sum) {
 		t.Fatalf("B's delta pass: %+v", sum)
 	}
 	for _, lb := range lbs {
@@ -277,6 +274,45 @@ func replicaRun(t *testing.T, lag time.Duration) (pullers []*puller, replicas []
 
 func must(page map[string]any, _ string) map[string]any { return page }
 
+// change is the directory change of a scenario and how a delta pass that applies it looks.
+type change struct {
+	make    func(t *testing.T, sl *testenv.Slapd, users []map[string]any)
+	applied func(ldapsync.Summary) bool
+}
+
+// ownChanges are changes of the entries themselves: a user's title, a new user, a new group
+// of both. Their modifyTimestamp is the time of the change.
+var ownChanges = change{
+	make: func(t *testing.T, sl *testenv.Slapd, users []map[string]any) {
+		x := users[0]["userName"].(string)
+		sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Replicated Officer\n", x, sl.BaseDN))
+		sl.Add(t, fmt.Sprintf("dn: uid=ha.newcomer,ou=people,%[1]s\nobjectClass: inetOrgPerson\nuid: ha.newcomer\ncn: Ha Newcomer\nsn: Newcomer\ngivenName: Ha\ndisplayName: Ha Newcomer\nmail: ha.newcomer@example.com\n\n"+
+			"dn: cn=replicated,ou=groups,%[1]s\nobjectClass: groupOfNames\ncn: replicated\nmember: uid=%[2]s,ou=people,%[1]s\nmember: uid=ha.newcomer,ou=people,%[1]s\n", sl.BaseDN, x))
+	},
+	applied: func(sum ldapsync.Summary) bool { return sum.Created == 2 && sum.Updated == 1 },
+}
+
+// managerRename renames a manager: her reports' manager.displayName changes though their
+// entries do not (their modifyTimestamp is older than the change).
+var managerRename = change{
+	make: func(t *testing.T, sl *testenv.Slapd, users []map[string]any) {
+		byID := map[string]string{}
+		for _, u := range users {
+			byID[u["id"].(string)] = u["userName"].(string)
+		}
+		for _, u := range users {
+			ext, _ := u[scim.SchemaEnterpriseUser].(map[string]any)
+			mgr, _ := ext["manager"].(map[string]any)
+			if name := byID[fmt.Sprint(mgr["value"])]; name != "" {
+				sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: displayName\ndisplayName: Renamed Manager\n", name, sl.BaseDN))
+				return
+			}
+		}
+		t.Fatal("no user has a manager")
+	},
+	applied: func(sum ldapsync.Summary) bool { return sum.Updated >= 2 },
+}
+
 // TestReplicasAgree: two replicas behind a round-robin client, incremental pulls see every
 // change (docs/architecture.md, invariant 6). Each replica has its own cache and syncs one
 // slapd; B applies a change two seconds after A. A puller whose next "gt" is its own clock
@@ -286,7 +322,7 @@ func must(page map[string]any, _ string) map[string]any { return page }
 // lag (one instance's rule, lastModified = each replica's own write time), the own-clock
 // puller misses the change: TestReplicasWithoutLagMissAChange.
 func TestReplicasAgree(t *testing.T) {
-	pullers, replicas, a, b := replicaRun(t, 5*time.Second)
+	pullers, replicas, a, b := replicaRun(t, 5*time.Second, ownChanges)
 	for _, p := range pullers {
 		if m := p.missed(a); len(m) > 0 {
 			t.Errorf("%s puller missed %v; pages: %v", p.name, m, p.log)
@@ -333,8 +369,44 @@ func TestReplicasAgree(t *testing.T) {
 // change, then A with a time later than A's write, then B with a time later than B's write,
 // and never sees the change. This is why replicas need [ha] max_lag.
 func TestReplicasWithoutLagMissAChange(t *testing.T) {
-	pullers, _, a, _ := replicaRun(t, 0)
+	pullers, _, a, _ := replicaRun(t, 0, ownChanges)
 	if m := pullers[0].missed(a); len(m) == 0 {
 		t.Errorf("the own-clock puller saw every change without a lag; pages: %v", pullers[0].log)
 	}
+}
+
+// TestReplicasDerivedChange: a change not caused by the entries that show it (a manager's
+// rename, which rewrites her reports' manager.displayName while their modifyTimestamp stays
+// old) reaches both pullers too. Each replica dates the reports at its own write time plus the
+// lag, later than needed: the replicas then show different lastModified for them, and the same
+// ids, content and versions.
+func TestReplicasDerivedChange(t *testing.T) {
+	pullers, _, a, b := replicaRun(t, 5*time.Second, managerRename)
+	renamed := 0
+	for _, u := range a["Users"] {
+		ext, _ := u[scim.SchemaEnterpriseUser].(map[string]any)
+		if mgr, _ := ext["manager"].(map[string]any); mgr["displayName"] == "Renamed Manager" {
+			renamed++
+		}
+	}
+	if renamed == 0 {
+		t.Fatal("no report shows the manager's new name")
+	}
+	for _, p := range pullers {
+		if m := p.missed(a); len(m) > 0 {
+			t.Errorf("%s puller missed %v; pages: %v", p.name, m, p.log)
+		}
+		if m := p.missed(b); len(m) > 0 {
+			t.Errorf("%s puller lacks B's %v", p.name, m)
+		}
+	}
+	for _, typ := range []string{"Users", "Groups"} {
+		for id, ra := range a[typ] {
+			rb := b[typ][id]
+			if rb == nil || version(ra) != version(rb) {
+				t.Errorf("%s %s: versions %s and %v", typ, id, version(ra), rb)
+			}
+		}
+	}
+	t.Logf("%d reports renamed their manager", renamed)
 }
