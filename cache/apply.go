@@ -36,7 +36,7 @@ type Batch struct {
 	// SourceTimes, optional, maps an upserted id to the source's own time of its change (the
 	// directory entry's modifyTimestamp). Only a store with Options.ReplicaLag uses it, to
 	// derive meta.lastModified from it (writer.modified); a group's member edits and an id
-	// without a time get the write's time.
+	// without a time are dated by the write's time plus the lag.
 	SourceTimes map[string]time.Time
 	// KeepMembers names upserted groups whose Members are not restated: their stored members
 	// stay as they are (MemberEdits change them), and only the other attributes are written.
