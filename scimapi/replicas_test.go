@@ -410,3 +410,80 @@ func TestReplicasDerivedChange(t *testing.T) {
 	}
 	t.Logf("%d reports renamed their manager", renamed)
 }
+
+// TestReplicasOnSchedules: the replicas sync on their own delta schedules (every 3 s, B
+// started 1.5 s after A), the directory changes three times while both pullers pull every
+// 250 ms through the round-robin balancer, and in the end both pullers hold what both
+// replicas serve, and the replicas serve the same bodies. Unlike TestReplicasAgree, nothing
+// orders the pulls and the passes: whatever interleaving the schedules give must do. With a
+// lag of 0 (the rule before [ha] max_lag) the bodies differ in meta.
+func TestReplicasOnSchedules(t *testing.T) {
+	const lag = 6 * time.Second // above the 3 s schedule, a pass, and modifyTimestamp's whole seconds
+	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 9, Groups: 3, Seed: 15})}})
+	ra, rb := newReplica(t, "A", sl, lag), newReplica(t, "B", sl, lag)
+	ra.pass(t, true)
+	rb.pass(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	for i, r := range []*replica{ra, rb} {
+		if i == 1 {
+			time.Sleep(1500 * time.Millisecond)
+		}
+		sch, err := ldapsync.NewScheduler(ctx, r.sync, ldapsync.ScheduleConfig{Delta: "@every 3s"}, ldapsync.SchedulerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sch.Start()
+		t.Cleanup(sch.Stop)
+	}
+	t.Cleanup(cancel) // runs before the schedulers stop
+	pullers := []*puller{
+		newPuller("own-clock", true, &balancer{t: t, replicas: []*replica{ra, rb}}),
+		newPuller("max-seen", false, &balancer{t: t, replicas: []*replica{ra, rb}}),
+	}
+	users := listed(must(pullers[0].lb.get("/scim/v2/Users?count=100")))
+	changes := map[int]func(){
+		8: func() { // 2 s in
+			sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: First Change\n", users[1]["userName"], sl.BaseDN))
+		},
+		20: func() { // 5 s in
+			sl.Add(t, fmt.Sprintf("dn: uid=ha.scheduled,ou=people,%s\nobjectClass: inetOrgPerson\nuid: ha.scheduled\ncn: Ha Scheduled\nsn: Scheduled\ndisplayName: Ha Scheduled\n", sl.BaseDN))
+		},
+		32: func() { // 8 s in
+			sl.Modify(t, fmt.Sprintf("dn: uid=%s,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Third Change\n", users[2]["userName"], sl.BaseDN))
+		},
+	}
+	for i := range 48 {
+		if ch := changes[i]; ch != nil {
+			ch()
+		}
+		for _, p := range pullers {
+			p.pull()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(2*lag + 4*time.Second) // both replicas have passed since, and every stored time is past
+	for _, p := range pullers {
+		p.pull()
+		p.pull()
+	}
+	a, b := state(t, ra), state(t, rb)
+	if len(a["Users"]) != 10 {
+		t.Fatalf("A serves %d users, want 10", len(a["Users"]))
+	}
+	for _, p := range pullers {
+		for _, want := range []map[string]map[string]map[string]any{a, b} {
+			if m := p.missed(want); len(m) > 0 {
+				t.Errorf("%s puller missed %v; pages: %v", p.name, m, p.log)
+			}
+		}
+	}
+	for _, typ := range []string{"Users", "Groups"} {
+		for id, ra := range a[typ] {
+			ja, _ := json.Marshal(ra)
+			jb, _ := json.Marshal(b[typ][id])
+			if string(ja) != string(jb) {
+				t.Errorf("%s %s differs:\nA %s\nB %s", typ, id, ja, jb)
+			}
+		}
+	}
+}
