@@ -418,7 +418,7 @@ func TestReplicasDerivedChange(t *testing.T) {
 // orders the pulls and the passes: whatever interleaving the schedules give must do. With a
 // lag of 0 (the rule before [ha] max_lag) the bodies differ in meta.
 func TestReplicasOnSchedules(t *testing.T) {
-	const lag = 6 * time.Second // above the 3 s schedule, a pass, and modifyTimestamp's whole seconds
+	const lag = 8 * time.Second // above the 3 s schedule, a slow pass, and modifyTimestamp's whole seconds
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 9, Groups: 3, Seed: 15})}})
 	ra, rb := newReplica(t, "A", sl, lag), newReplica(t, "B", sl, lag)
 	ra.pass(t, true)

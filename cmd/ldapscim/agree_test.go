@@ -14,12 +14,12 @@ import (
 	"github.com/ldapscim/ldapscim/internal/testenv"
 )
 
-// TestHAServeDatesChangesByTheDirectory runs two `serve` replicas with [ha] max_lag = "3s" on
+// TestHAServeDatesChangesByTheDirectory runs two `serve` replicas with [ha] max_lag = "4s" on
 // one slapd: a changed user shows, on both, the same meta.lastModified, the directory's time of
 // the change plus twice max_lag (serve hands [ha] max_lag to the cache), and until then neither
 // shows a lastModified later than its clock. scimapi's TestReplicasAgree has the pulls.
 func TestHAServeDatesChangesByTheDirectory(t *testing.T) {
-	const lag = 3 * time.Second
+	const lag = 4 * time.Second
 	sl := testenv.StartSlapd(t, testenv.SlapdOptions{LDIF: []string{testenv.SampleLDIF(t, sampledata.Options{Users: 12, Groups: 2, Seed: 21})}})
 	etcd := testenv.StartEtcd(t, 1)
 	endpoints, _ := json.Marshal(etcd.Endpoints)
