@@ -33,6 +33,11 @@ type Batch struct {
 	// from. It is stored with the resource (also when the content is unchanged) and read back
 	// with SourceHashes, so a sync source can skip entries that did not change.
 	SourceHashes map[string][]byte
+	// SourceTimes, optional, maps an upserted id to the source's own time of its change (the
+	// directory entry's modifyTimestamp). Only a store with Options.ReplicaLag uses it, to
+	// derive meta.lastModified from it (writer.modified); a group's member edits and an id
+	// without a time are dated by the write's time plus the lag.
+	SourceTimes map[string]time.Time
 	// KeepMembers names upserted groups whose Members are not restated: their stored members
 	// stay as they are (MemberEdits change them), and only the other attributes are written.
 	// Such a group must be stored already.
@@ -137,6 +142,7 @@ func (a *applier) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		e.src = a.b.SourceTimes[r.ID]
 		if e.tb == 'G' {
 			err = a.addGroup(ctx, e)
 		} else {
@@ -608,17 +614,22 @@ func (w *writer) upsert(e *encoded) error {
 			return err
 		}
 	}
-	created := w.now
+	var prev time.Time
+	if old != nil {
+		prev = old.modified
+	}
+	mod := w.modified(e.src, prev)
+	created := mod
 	if old != nil {
 		created = old.created
 	}
-	if err := w.set(resourceKey(e.tb, r.ID), resourceValue(e, created, w.now)); err != nil {
+	if err := w.set(resourceKey(e.tb, r.ID), resourceValue(e, created, mod)); err != nil {
 		return err
 	}
 	if err := w.set(refKey(r.ID), refValue(e.tb, e.hash, display(r))); err != nil {
 		return err
 	}
-	if err := w.writeIndexes(e, old, ref.display); err != nil {
+	if err := w.writeIndexes(e, old, ref.display, mod); err != nil {
 		return err
 	}
 	var changed []string
@@ -695,21 +706,27 @@ func (w *writer) writeGroup(id string, e *encoded, part memberPlan, first bool) 
 	var contentHash [hashLen]byte
 	var body []byte
 	disp := ref.display
+	var src, prev time.Time
 	if e != nil {
 		contentHash, body = e.contentHash, e.content
+		src = e.src
 	}
+	if old != nil {
+		prev = old.modified
+	}
+	mod := w.modified(src, prev)
 	switch {
 	case e == nil:
 		contentHash, body = old.contentHash, old.body
-		err = w.touchModified('G', id, old.modified)
+		err = w.touchModified('G', id, old.modified, mod)
 	case old == nil:
 		disp = display(e.res)
 		changed, diff = createdChanges(e)
-		err = w.writeIndexes(e, nil, "")
+		err = w.writeIndexes(e, nil, "", mod)
 	default:
 		disp = display(e.res)
 		changed, diff = diffSides(sideOfStored(old), sideOfEncoded(e))
-		err = w.writeIndexes(e, old, ref.display)
+		err = w.writeIndexes(e, old, ref.display, mod)
 	}
 	if err != nil {
 		return err
@@ -724,12 +741,12 @@ func (w *writer) writeGroup(id string, e *encoded, part memberPlan, first bool) 
 			slices.SortFunc(diff, func(x, y AttrChange) int { return strings.Compare(x.Path, y.Path) })
 		}
 	}
-	created := w.now
+	created := mod
 	if old != nil {
 		created = old.created
 	}
 	vh := versionHash(contentHash, sum)
-	if err := w.set(resourceKey('G', id), groupValue(contentHash, sum, created, w.now, body)); err != nil {
+	if err := w.set(resourceKey('G', id), groupValue(contentHash, sum, created, mod, body)); err != nil {
 		return err
 	}
 	if err := w.set(refKey(id), refValue('G', vh, disp)); err != nil {
@@ -738,12 +755,12 @@ func (w *writer) writeGroup(id string, e *encoded, part memberPlan, first bool) 
 	return w.record(w.countChange('G', old, true, first), scim.GroupType, id, changed, diff)
 }
 
-// touchModified moves the lastModified index entry of an id from old to the transaction's time.
-func (w *writer) touchModified(tb byte, id string, old time.Time) error {
+// touchModified moves the lastModified index entry of an id from old to mod.
+func (w *writer) touchModified(tb byte, id string, old, mod time.Time) error {
 	if err := w.del(modifiedKey(tb, old, id)); err != nil {
 		return err
 	}
-	return w.set(modifiedKey(tb, w.now, id), nil)
+	return w.set(modifiedKey(tb, mod, id), nil)
 }
 
 // shrinkGroup removes up to n members of group id, as one journaled member change.
@@ -809,8 +826,9 @@ func (w *writer) remove(id string) error {
 }
 
 // writeIndexes brings every index of e up to date: stale keys of old are removed, missing keys
-// added. oldDisplay is the display name stored with the old version.
-func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string) error {
+// added. oldDisplay is the display name stored with the old version; mod is the new
+// lastModified.
+func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string, mod time.Time) error {
 	id := e.res.ID
 	newKeys := indexKeys(e.tb, id, valuesOf(e.res))
 	var oldKeys []string
@@ -818,10 +836,10 @@ func (w *writer) writeIndexes(e *encoded, old *stored, oldDisplay string) error 
 	if old != nil {
 		oldKeys = indexKeys(e.tb, id, valuesOfStored(old))
 		oldDN = old.DN
-		if err := w.touchModified(e.tb, id, old.modified); err != nil {
+		if err := w.touchModified(e.tb, id, old.modified, mod); err != nil {
 			return err
 		}
-	} else if err := w.set(modifiedKey(e.tb, w.now, id), nil); err != nil {
+	} else if err := w.set(modifiedKey(e.tb, mod, id), nil); err != nil {
 		return err
 	}
 	for _, k := range oldKeys {

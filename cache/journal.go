@@ -24,8 +24,10 @@ const (
 // JournalRecord is one change of one resource. Seq starts at 1 and increases by one per
 // record, without gaps, across restarts.
 type JournalRecord struct {
-	Seq  uint64            `json:"seq"`
-	Time time.Time         `json:"time"` // the cache's clock; equals the resource's meta.lastModified
+	Seq uint64 `json:"seq"`
+	// Time is the cache's clock at the write; it equals the resource's meta.lastModified
+	// unless Options.ReplicaLag is set.
+	Time time.Time         `json:"time"`
 	Op   Op                `json:"op"`
 	Type scim.ResourceType `json:"type"`
 	ID   string            `json:"id"`
@@ -62,6 +64,7 @@ type AttrChange struct {
 type writer struct {
 	txn       *badger.Txn
 	now       time.Time
+	lag       time.Duration // Options.ReplicaLag
 	pass      string
 	seq       uint64 // last sequence number used (valid when seqLoaded)
 	seqLoaded bool
@@ -73,6 +76,41 @@ type writer struct {
 	// sink, if set, receives the writes instead of txn: a bulk load (load.go), which only
 	// creates resources in a store without them, so every read finds nothing.
 	sink *kvSorter
+}
+
+// modified returns the meta.lastModified of a resource this transaction writes: src is the
+// source's own time of the change (zero: unknown) and old the resource's stored lastModified
+// (zero: a create). Without a replica lag it is the transaction's time, as on one instance.
+//
+// With lag L (replicas behind a load balancer) it is min(src, now)+2L, but at least now+L,
+// and later than old. Every replica applies a change within L of the others (the lag's
+// definition), so "at least now+L" makes each replica's lastModified of a change later than
+// the moment any replica applied it: a client that polled a replica which did not have the
+// change yet used a time before that moment as its next "gt" (scimapi shows no lastModified
+// later than the clock), and the change matches it on every replica. When src is the true
+// time of the change and the replicas apply it within L of it, min(src, now)+2L is at least
+// now+L on each of them, so they all store the same lastModified; a change whose source time
+// is unknown or stale (a rename that rewrites the copies in other resources, a rule, an HR
+// file) gets each replica's own now+L: later than needed, never too early. A src ahead of
+// the clock counts as now, so a directory clock ahead of ours cannot push lastModified out
+// by more than 2L.
+func (w *writer) modified(src, old time.Time) time.Time {
+	if w.lag <= 0 {
+		return w.now
+	}
+	m := w.now.Add(w.lag)
+	if !src.IsZero() {
+		if src.After(w.now) {
+			src = w.now
+		}
+		if d := src.UTC().Add(2 * w.lag); d.After(m) {
+			m = d
+		}
+	}
+	if !m.After(old) {
+		m = old.Add(time.Nanosecond)
+	}
+	return m
 }
 
 func (w *writer) set(k, v []byte) error {

@@ -144,7 +144,7 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	w := &writer{sink: l.sorter, now: l.s.now().UTC(), pass: b.Pass, seq: l.seq, seqLoaded: true}
+	w := &writer{sink: l.sorter, now: l.s.now().UTC(), lag: l.s.lag, pass: b.Pass, seq: l.seq, seqLoaded: true}
 	for i, r := range b.Upserts {
 		l.seen[hashes[i]] = struct{}{}
 		e, err := encode(r)
@@ -154,6 +154,7 @@ func (l *Load) Apply(ctx context.Context, b Batch) (Result, error) {
 			l.Abort()
 			return Result{}, err
 		}
+		e.src = b.SourceTimes[r.ID]
 		if e.tb == 'G' {
 			err = w.writeGroup(r.ID, e, memberPlan{added: e.members}, true)
 		} else {

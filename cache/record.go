@@ -40,6 +40,7 @@ type encoded struct {
 	// version hash (content hash and member digest) for groups.
 	hash  [hashLen]byte
 	attrs map[string]json.RawMessage // attribute name → its JSON value (a slice of content)
+	src   time.Time                  // the source's time of the change (Batch.SourceTimes)
 	// Groups only: the members sorted by id without duplicates, and their summary.
 	members     []scim.Member
 	contentHash [hashLen]byte

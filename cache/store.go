@@ -64,6 +64,14 @@ type Options struct {
 	// compacts in the background) or, without a serve, to the one command in deferL0Limit
 	// that finds the limit reached.
 	DeferCompaction bool
+	// ReplicaLag is set on replicas that a load balancer serves side by side ([ha] max_lag): the
+	// longest a replica may take to apply a change after the source made it, clock skew
+	// included. With it, meta.lastModified is derived from the source's own time of the change
+	// (Batch.Upserts' Meta.LastModified, the directory's modifyTimestamp) plus twice the lag,
+	// and is never less than the write's time plus the lag (writer.modified), so that a
+	// change another replica applies later is still "gt" every time a client saw before it
+	// (invariant 6, docs/architecture.md). 0 (one instance): lastModified is the write's time.
+	ReplicaLag time.Duration
 
 	// memTableSize overrides the memtable size (tests use it to force ErrTxnTooBig).
 	memTableSize int64
@@ -87,7 +95,8 @@ type Store struct {
 	dir   string // "" in memory
 	log   *slog.Logger
 	now   func() time.Time
-	chunk int // resources per Apply transaction, before ErrTxnTooBig splitting
+	lag   time.Duration // Options.ReplicaLag
+	chunk int           // resources per Apply transaction, before ErrTxnTooBig splitting
 	// memberSlice is how many member changes of a group one transaction writes at most.
 	memberSlice int
 	// maxValue is the largest value an in-memory store takes; 0 on disk.
@@ -134,7 +143,7 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("cache: open %q: %v", opts.Dir, err)
 	}
-	s := &Store{db: db, lock: lock, dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
+	s := &Store{db: db, lock: lock, dir: opts.Dir, log: cacheLogger(opts.Log), now: time.Now, lag: max(opts.ReplicaLag, 0), chunk: defaultChunk, memberSlice: defaultMemberSlice, gcDone: make(chan struct{})}
 	if bo.InMemory {
 		s.maxValue = int(bo.ValueThreshold)
 	}
@@ -379,7 +388,7 @@ func (s *Store) write(fn func(w *writer) error) (*writer, error) {
 func (s *Store) writeOnce(fn func(w *writer) error) (*writer, error) {
 	txn := s.db.NewTransaction(true)
 	defer txn.Discard()
-	w := &writer{txn: txn, now: s.now().UTC(), maxValue: s.maxValue}
+	w := &writer{txn: txn, now: s.now().UTC(), lag: s.lag, maxValue: s.maxValue}
 	if err := fn(w); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,12 @@ type Config struct {
 	LeaseTTL confval.Duration `toml:"lease_ttl"`
 	// Node names this replica in etcd and in the status; default: the host name.
 	Node string `toml:"node"`
+	// MaxLag is the longest a replica may take to apply a directory change after the
+	// directory made it, clock skew between the machines included: the longest gap between
+	// two passes of [schedule], plus a pass, plus the skew. The replicas derive
+	// meta.lastModified from it (cache.Options.ReplicaLag) so that a client that a load
+	// balancer spreads over them never misses a change through meta.lastModified gt.
+	MaxLag confval.Duration `toml:"max_lag"`
 	// TLS to etcd: a CA to verify the members with (default: the system's), and a client
 	// certificate (both or neither).
 	CAFile   string `toml:"ca_file"`
@@ -47,15 +53,32 @@ const (
 	// MinLeaseTTL: the leader gives up at half its lease without a keepalive, and keeps alive
 	// several times per half; below 2 s that leaves etcd no time to answer.
 	MinLeaseTTL = 2 * time.Second
+	// DefaultMaxLag covers the default delta schedule (every minute), a pass and clock skew
+	// with room to spare; a longer lag costs only repeats: a changed resource matches
+	// meta.lastModified gt for up to twice the lag after its change.
+	DefaultMaxLag = 5 * time.Minute
+	// MinMaxLag and MaxMaxLag bound max_lag: below a second a pass cannot keep up; above a
+	// day a changed resource would come back in every incremental pull for days.
+	MinMaxLag = time.Second
+	MaxMaxLag = 24 * time.Hour
 )
 
 // DefaultConfig returns the defaults [ha] is decoded over.
 func DefaultConfig() Config {
-	return Config{Election: DefaultElection, LeaseTTL: confval.Duration(DefaultLeaseTTL)}
+	return Config{Election: DefaultElection, LeaseTTL: confval.Duration(DefaultLeaseTTL), MaxLag: confval.Duration(DefaultMaxLag)}
 }
 
 // Enabled reports whether the replicas elect a pusher (etcd_endpoints is set).
 func (c *Config) Enabled() bool { return len(c.EtcdEndpoints) > 0 }
+
+// ReplicaLag is the cache's Options.ReplicaLag: max_lag with HA, else 0 (one instance, whose
+// lastModified is the time of the write).
+func (c *Config) ReplicaLag() time.Duration {
+	if !c.Enabled() {
+		return 0
+	}
+	return c.MaxLag.D()
+}
 
 // Resolve fills in the defaults that depend on the machine (node: the host name), reads the
 // password file and the TLS files. Its errors name the key and the file, never a secret. It
@@ -155,6 +178,9 @@ func (c *Config) Validate() []error {
 		add("lease_ttl", "%s: want at least %s", ttl, MinLeaseTTL)
 	case ttl%time.Second != 0:
 		add("lease_ttl", "%s: want whole seconds (etcd leases count in seconds)", ttl)
+	}
+	if lag := c.MaxLag.D(); lag < MinMaxLag || lag > MaxMaxLag {
+		add("max_lag", "%s: want between %s and %s", lag, MinMaxLag, MaxMaxLag)
 	}
 	if strings.ContainsFunc(c.Node, func(r rune) bool { return r < ' ' || r == 0x7f }) || len(c.Node) > 255 {
 		add("node", "want a printable name of at most 255 bytes")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/scim"
@@ -75,6 +76,8 @@ type Tail struct {
 	// Upserts are the resources not written yet, Sources their source records.
 	Upserts []*scim.Resource
 	Sources map[string][]byte
+	// Times are the source's own times of the changes of Upserts (cache.Batch.SourceTimes).
+	Times map[string]time.Time
 	// Overlays are the overlays to store (nil: delete) beside Upserts or alone (cache.Batch).
 	Overlays map[string]*cache.Overlay
 	// KeepMembers names groups of Upserts whose members are not restated (cache.Batch).
@@ -129,7 +132,7 @@ func (c *Pass) Last(ctx context.Context, t Tail) (b cache.Batch, held, heldMembe
 			return cache.Batch{}, 0, 0, err
 		}
 	}
-	b.SourceHashes, b.KeepMembers, b.Overlays = t.Sources, t.KeepMembers, t.Overlays
+	b.SourceHashes, b.SourceTimes, b.KeepMembers, b.Overlays = t.Sources, t.Times, t.KeepMembers, t.Overlays
 	edits := t.Edits
 	if edits == nil {
 		edits = Edits{}

@@ -2,6 +2,7 @@ package ldapsync
 
 import (
 	"context"
+	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ingest"
@@ -23,9 +24,10 @@ func (p *pass) flush(ctx context.Context) error {
 		}
 	}
 	err := p.apply.send(cache.Batch{Source: Source, Pass: p.id, Upserts: p.batch, SourceHashes: p.batchSrc,
-		KeepMembers: p.keptMembers(), Overlays: p.batchOv})
+		SourceTimes: p.batchTimes, KeepMembers: p.keptMembers(), Overlays: p.batchOv})
 	p.batch = make([]*scim.Resource, 0, flushSize)
 	p.batchSrc = map[string][]byte{}
+	p.batchTimes = map[string]time.Time{}
 	p.batchOv = map[string]*cache.Overlay{}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
@@ -374,6 +375,38 @@ func (s ScheduleConfig) Validate() []error {
 		errs = append(errs, errors.New("schedule: both delta and full are empty, so serve would never sync"))
 	}
 	return errs
+}
+
+// LongestGap returns the longest time between two passes of the schedule (delta or full,
+// whichever comes first) over the week after start, or 0 when no spec parses. A pass that
+// runs longer than a gap makes the next one wait; the caller adds that.
+func (s ScheduleConfig) LongestGap(start time.Time) time.Duration {
+	var scheds []cron.Schedule
+	for _, spec := range []string{s.Delta, s.Full} {
+		if sc, err := cronParser.Parse(spec); err == nil && spec != "" {
+			scheds = append(scheds, sc)
+		}
+	}
+	if len(scheds) == 0 {
+		return 0
+	}
+	var gap time.Duration
+	end := start.Add(7 * 24 * time.Hour)
+	t := start
+	for i := 0; i < 100000 && t.Before(end); i++ {
+		var next time.Time
+		for _, sc := range scheds {
+			if n := sc.Next(t); next.IsZero() || (!n.IsZero() && n.Before(next)) {
+				next = n
+			}
+		}
+		if next.IsZero() {
+			break
+		}
+		gap = max(gap, next.Sub(t))
+		t = next
+	}
+	return gap
 }
 
 // cronParser accepts the five standard fields and descriptors like "@every 1m" and "@daily".

@@ -19,7 +19,7 @@ func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) err
 	edits := ingest.Edits{}
 	p.addLoggedEdits(edits)
 	maps.Copy(p.batchOv, p.asideOv)
-	b, held, heldMembers, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Overlays: p.batchOv,
+	b, held, heldMembers, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Times: p.batchTimes, Overlays: p.batchOv,
 		KeepMembers: p.keptMembers(), Edits: edits, ReplaceHolds: replaceHolds, Read: p.wasRead})
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ type pass struct {
 	mgrChecksDN  chunked[mgrCheckDN]   // and: not read yet, or none
 	mgrSeed      maphash.Seed          // of mgrCheck.want
 	batchSrc     map[string][]byte     // source hashes of the resources queued since the last flush
+	batchTimes   map[string]time.Time  // and their entries' modifyTimestamp (cache.Batch.SourceTimes)
 	apply        *applier              // background cache writer, started on the first flush
 	load         *cache.Load           // a first sync's bulk load until endLoad (apply.go)
 	now          time.Time             // the pass's start, for accountExpires
@@ -68,6 +69,7 @@ func (s *Syncer) newPass(conn ldapConn, full bool) *pass {
 		sum:         Summary{Pass: id, Full: full},
 		mgrSeed:     maphash.MakeSeed(),
 		batchSrc:    map[string][]byte{},
+		batchTimes:  map[string]time.Time{},
 		keepMembers: map[string]bool{},
 		logEdits:    map[string]loggedEdit{},
 		batchOv:     map[string]*cache.Overlay{},
@@ -102,8 +104,12 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 	if p.s.progress != nil && p.sum.Read%1000 == 0 {
 		p.s.progress(string(typ), p.sum.Read)
 	}
-	if ts := e.Get("modifyTimestamp"); len(ts) > 0 && string(ts[0]) > p.maxMod {
-		p.maxMod = string(ts[0])
+	var mod time.Time
+	if ts := e.Get("modifyTimestamp"); len(ts) > 0 {
+		if string(ts[0]) > p.maxMod {
+			p.maxMod = string(ts[0])
+		}
+		mod = entryTime(ts[0])
 	}
 	id, ok := p.s.idOf(e)
 	if !ok {
@@ -158,13 +164,32 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 			if err != nil {
 				return err
 			}
-			return p.addPending(pendingResource{enc, rf, digest})
+			pr := pendingResource{raw: enc, rf: rf, digest: digest}
+			if !mod.IsZero() {
+				pr.mod = mod.UnixNano()
+			}
+			return p.addPending(pr)
 		}
 		p.setSource(r, digest, mgr)
 	} else {
 		p.setSource(r, digest, cache.Ref{})
 	}
+	if !mod.IsZero() {
+		p.batchTimes[id] = mod
+	}
 	return p.queue(ctx, r)
+}
+
+// entryTime parses a modifyTimestamp (GeneralizedTime, "20261205041754Z", maybe with a
+// fraction of a second); zero when it is not one. It is the directory's own time of the
+// entry's last change, which replicas behind a load balancer derive meta.lastModified from
+// (cache.Batch.SourceTimes).
+func entryTime(v []byte) time.Time {
+	t, err := time.Parse("20060102150405Z0700", string(v))
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 // remember records an entry read in this pass, for reference resolution and reconciliation.

@@ -63,6 +63,7 @@ func (pf *pendingFile) write(pr pendingResource) error {
 	strs(pr.rf.memberDNs)
 	strs(pr.rf.memberUIDs)
 	b = append(b, pr.digest[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(pr.mod))
 	var n [binary.MaxVarintLen64]byte
 	if _, err := pf.w.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))]); err != nil {
 		return fmt.Errorf("spilling pending resources: %w", err)
@@ -140,12 +141,13 @@ func decodePending(b []byte) (pendingResource, error) {
 	mgr, ok2 := next()
 	dns, ok3 := list()
 	uids, ok4 := list()
-	if !ok1 || !ok2 || !ok3 || !ok4 || len(b) != 16 {
+	if !ok1 || !ok2 || !ok3 || !ok4 || len(b) != 16+8 {
 		return pendingResource{}, bad
 	}
 	pr.raw = append([]byte(nil), raw...)
 	pr.rf = refs{manager: string(mgr), memberDNs: dns, memberUIDs: uids}
 	pr.digest = [16]byte(b)
+	pr.mod = int64(binary.BigEndian.Uint64(b[16:]))
 	return pr, nil
 }
 

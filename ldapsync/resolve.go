@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/ldapscim/ldapscim/cache"
@@ -19,6 +20,7 @@ type pendingResource struct {
 	raw    []byte
 	rf     refs
 	digest [16]byte
+	mod    int64 // the entry's modifyTimestamp in Unix nanoseconds (0: none); see entryTime
 }
 
 // resolve turns r's DN references into ids. Until final, a reference to an entry not read yet
@@ -154,6 +156,9 @@ func (p *pass) resolvePending(ctx context.Context) error {
 			return err
 		}
 		p.setSource(r, pr.digest, mgr)
+		if pr.mod != 0 {
+			p.batchTimes[r.ID] = time.Unix(0, pr.mod).UTC()
+		}
 		return p.queue(ctx, r)
 	}
 	if spill != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ldapscim/ldapscim/internal/confval"
+	"github.com/ldapscim/ldapscim/scim"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -101,5 +102,19 @@ func TestPrepareReportsEverythingWithoutSecrets(t *testing.T) {
 	}
 	if strings.Contains(msg, "SECRET") {
 		t.Fatalf("a secret leaked:\n%s", msg)
+	}
+}
+
+// A webhook body shows no time later than the clock: with [ha] the cache stores lastModified
+// ahead of it (cache.Options.ReplicaLag), and a receiver may pull with meta.lastModified gt it.
+func TestRenderShowsNoFutureTime(t *testing.T) {
+	past := time.Now().Add(-time.Hour).UTC()
+	future := time.Now().Add(time.Hour)
+	r := &scim.Resource{ID: "u1", Type: scim.UserType, Meta: scim.Meta{Created: past, LastModified: future, Version: "v"}}
+	before := time.Now()
+	meta := render(r)["meta"].(map[string]any)
+	lm := meta["lastModified"].(time.Time)
+	if meta["created"].(time.Time) != past || lm.Before(before) || lm.After(time.Now()) || meta["version"] != "v" {
+		t.Errorf("meta %v: want created %v and lastModified now", meta, past)
 	}
 }

@@ -331,9 +331,19 @@ func toStrings(v any) []string {
 	return nil
 }
 
-// render is a resource in SCIM JSON shape (no DN, no meta beyond times).
+// render is a resource in SCIM JSON shape (no DN, no meta beyond times). Its times are never
+// later than the clock, as the SCIM API shows them: with [ha] the cache stores lastModified
+// ahead (cache.Options.ReplicaLag), and a receiver may pull with meta.lastModified gt it.
 func render(r *scim.Resource) map[string]any {
-	out := map[string]any{"id": r.ID, "meta": map[string]any{"resourceType": r.Type, "created": r.Meta.Created, "lastModified": r.Meta.LastModified, "version": r.Meta.Version}}
+	now := time.Now()
+	notAfter := func(t time.Time) time.Time {
+		if t.After(now) {
+			return now
+		}
+		return t
+	}
+	out := map[string]any{"id": r.ID, "meta": map[string]any{"resourceType": r.Type, "created": notAfter(r.Meta.Created),
+		"lastModified": notAfter(r.Meta.LastModified), "version": r.Meta.Version}}
 	for k, v := range r.Attributes {
 		out[k] = v
 	}

@@ -95,6 +95,7 @@ func (s *Server) get(rs *scim.ResourceSchema) gin.HandlerFunc {
 			}
 			groups = m[id]
 		}
+		cacheable = cacheable && settled(r)
 		body := s.appendResource(make([]byte, 0, 2048), r, groups, p)
 		if cacheable {
 			s.hot.setBody(head, id, body)

@@ -136,9 +136,9 @@ func (s *Server) respondList(c *gin.Context, scope []*scim.ResourceSchema, q *li
 		} else if body := bodies[r.ID]; body != nil && r.Type == scim.UserType {
 			w.buf = append(w.buf, body...)
 		} else {
-			n := len(w.buf)
+			n, keep := len(w.buf), bodies != nil && r.Type == scim.UserType && settled(r)
 			w.buf = s.appendResource(w.buf, r, groups[r.ID], projs[r.Type])
-			if bodies != nil && r.Type == scim.UserType {
+			if keep {
 				s.hot.setBody(q.head, r.ID, slices.Clone(w.buf[n:]))
 			}
 		}

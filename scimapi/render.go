@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/jsonappend"
@@ -226,6 +227,27 @@ func (s *Server) appendMemberObj(buf []byte, id string, typ scim.ResourceType, d
 	return append(buf, '}')
 }
 
+// notAfter returns t, or now when t is later. Replicas behind a load balancer store a
+// lastModified up to twice [ha] max_lag ahead of the write (cache.Options.ReplicaLag), and a
+// client may take the largest lastModified it saw as its next "gt": shown as it is, a time
+// ahead of the clock would make that client skip the changes another replica applies before
+// then. Shown as now, it is a time at which this replica had every change with an earlier
+// lastModified; the filter still matches the stored value, so the resource comes again in
+// the next pull until its time has passed (invariant 6, docs/architecture.md).
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
+}
+
+// settled reports whether r's times are not ahead of the clock, so that its rendering stays
+// true and the hot cache may keep it.
+func settled(r *scim.Resource) bool {
+	now := time.Now()
+	return !r.Meta.LastModified.After(now) && !r.Meta.Created.After(now)
+}
+
 func (s *Server) appendMeta(buf []byte, r *scim.Resource, sl sel) []byte {
 	buf = append(buf, `,"meta":{`...)
 	n := 0
@@ -242,9 +264,10 @@ func (s *Server) appendMeta(buf []byte, r *scim.Resource, sl sel) []byte {
 		buf = append(buf, v...)
 	}
 	var tmp [96]byte
+	now := time.Now()
 	field("resourceType", jsonappend.String(tmp[:0], string(r.Type)))
-	field("created", jsonappend.Time(tmp[:0], r.Meta.Created))
-	field("lastModified", jsonappend.Time(tmp[:0], r.Meta.LastModified))
+	field("created", jsonappend.Time(tmp[:0], notAfter(r.Meta.Created, now)))
+	field("lastModified", jsonappend.Time(tmp[:0], notAfter(r.Meta.LastModified, now)))
 	field("location", jsonappend.String(tmp[:0], s.location(r.Type, r.ID)))
 	field("version", jsonappend.String(tmp[:0], etag(r)))
 	return append(buf, '}')

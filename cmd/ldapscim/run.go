@@ -248,7 +248,8 @@ func warnConfig(log *slog.Logger, cfg *config.File) {
 // A command (short: not serve) leaves Badger's compactions to serve or to a later command
 // (cache.Options.DeferCompaction).
 func openCache(cfg *config.File, log *slog.Logger, short bool) (*cache.Store, error) {
-	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Log: log, DeferCompaction: short})
+	st, err := cache.Open(cache.Options{Dir: cfg.Cache.Dir, SyncWrites: cfg.Cache.SyncWrites, Log: log, DeferCompaction: short,
+		ReplicaLag: cfg.HA.ReplicaLag()})
 	if err != nil {
 		if errors.Is(err, cache.ErrLocked) {
 			return nil, fmt.Errorf("opening cache %s: %w (is `ldapscim serve` running on it? stop it first)", cfg.Cache.Dir, err)

@@ -160,7 +160,15 @@ func newElector(cfg *config.File, obs *observability, log *slog.Logger) (*ha.Ele
 		return nil, err
 	}
 	obs.metrics.RegisterHALeader(el.IsLeader)
-	log.Info("high availability: campaigning on etcd; only the leader pushes", "node", el.Node(), "election", cfg.HA.Election, "lease_ttl", cfg.HA.LeaseTTL.D())
+	log.Info("high availability: campaigning on etcd; only the leader pushes", "node", el.Node(), "election", cfg.HA.Election, "lease_ttl", cfg.HA.LeaseTTL.D(),
+		"max_lag", cfg.HA.MaxLag.D())
+	if cfg.Admin.ReadyMaxAge.D() >= cfg.HA.MaxLag.D() {
+		// meta.lastModified assumes every replica in the load balancer applies a change within
+		// max_lag of the others; one whose passes fail while the others' succeed stays ready
+		// until ready_max_age.
+		log.Warn("high availability: [admin] ready_max_age is not below [ha] max_lag, so a replica whose sync passes fail stays in the load balancer longer than max_lag; a client spread over the replicas may then miss a change through meta.lastModified gt",
+			"ready_max_age", cfg.Admin.ReadyMaxAge.D(), "max_lag", cfg.HA.MaxLag.D())
+	}
 	return el, nil
 }
 

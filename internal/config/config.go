@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -194,6 +195,9 @@ func (f *File) validate() []error {
 	errs = append(errs, f.Admin.Validate()...)
 	errs = append(errs, f.validateCSV()...)
 	errs = append(errs, f.HA.Validate()...)
+	if gap := f.Schedule.LongestGap(time.Now()); f.HA.Enabled() && gap >= f.HA.MaxLag.D() {
+		errs = append(errs, fmt.Errorf("ha.max_lag: %s is not longer than the longest gap between two passes of [schedule] (%s): a replica may take longer than that to apply a change; set it above the gap plus a pass plus the clock skew between the machines", f.HA.MaxLag.D(), gap))
+	}
 	return errs
 }
 

@@ -265,7 +265,31 @@ func TestExampleHAValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.HA.Enabled() || len(cfg.HA.EtcdEndpoints) != 3 || cfg.HA.Election != "/ldapscim/pusher" || cfg.HA.LeaseTTL.D() != 10*time.Second || cfg.HA.Node == "" {
+	if !cfg.HA.Enabled() || len(cfg.HA.EtcdEndpoints) != 3 || cfg.HA.Election != "/ldapscim/pusher" || cfg.HA.LeaseTTL.D() != 10*time.Second || cfg.HA.Node == "" ||
+		cfg.HA.MaxLag.D() != 5*time.Minute || cfg.HA.ReplicaLag() != 5*time.Minute {
 		t.Fatalf("ha section %+v", cfg.HA)
+	}
+}
+
+// Without etcd_endpoints there is no HA: max_lag is not checked and the cache gets no lag.
+func TestMaxLagOnlyWithHA(t *testing.T) {
+	cfg, err := Parse([]byte(`[cache]
+dir = "/tmp/x"
+[ldap]
+url = "ldap://127.0.0.1:389"
+[ldap.users]
+base_dn = "ou=people,dc=example,dc=com"
+[ldap.groups]
+base_dn = "ou=groups,dc=example,dc=com"
+[schedule]
+delta = "@every 1h"
+[ha]
+max_lag = "1ms"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HA.ReplicaLag() != 0 {
+		t.Errorf("ReplicaLag %v without etcd_endpoints", cfg.HA.ReplicaLag())
 	}
 }
