@@ -67,7 +67,7 @@ type Options struct {
 	// ReplicaLag is set on replicas that a load balancer serves side by side ([ha] max_lag): the
 	// longest a replica may take to apply a change after the source made it, clock skew
 	// included. With it, meta.lastModified is derived from the source's own time of the change
-	// (Batch.Upserts' Meta.LastModified, the directory's modifyTimestamp) plus twice the lag,
+	// (Batch.SourceTimes: the directory entry's modifyTimestamp) plus twice the lag,
 	// and is never less than the write's time plus the lag (writer.modified), so that a
 	// change another replica applies later is still "gt" every time a client saw before it
 	// (invariant 6, docs/architecture.md). 0 (one instance): lastModified is the write's time.
