@@ -63,8 +63,11 @@ type ReconcileOptions struct {
 	PageSize int
 	// SetCursor, with Apply, moves the target's journal cursor up to the journal head read
 	// before the comparison when it is behind it: the changes up to there are in the
-	// reconciled target, and those after it are pushed as usual.
+	// reconciled target, and those after it are pushed as usual. Not when extras were held:
+	// their deprovisioning is then left to the journal.
 	SetCursor bool
+
+	why string // for Status: "scheduled", "catch-up"; "" is "requested"
 }
 
 // Drift is one resource whose state at the target is not what push would make it.
@@ -137,6 +140,7 @@ type recon struct {
 	managedUsers, managedGroups int
 	claimedUsers, claimedGroups map[string]bool // cache ids found at the target
 	missingUsers                map[string]bool
+	adopted                     map[string]string // cache id → target id of adoptions, until apply writes them
 	items                       []driftItem
 	adopts                      []cache.PushOutcome // adopted without drift: state only
 	cursor                      *bool               // nil until known: the target pages by cursor
@@ -158,11 +162,16 @@ func (t *Target) Reconcile(ctx context.Context, opts ReconcileOptions) (*Reconci
 	}
 	r := &recon{t: t, b: &batch{t: t}, opts: opts, rep: &ReconcileReport{Target: t.cfg.Name, Drifts: []Drift{}},
 		userByTID: map[string]string{}, groupByTID: map[string]string{},
-		claimedUsers: map[string]bool{}, claimedGroups: map[string]bool{}, missingUsers: map[string]bool{}}
+		claimedUsers: map[string]bool{}, claimedGroups: map[string]bool{}, missingUsers: map[string]bool{},
+		adopted: map[string]string{}}
+	if opts.why == "" {
+		opts.why = "requested"
+	}
 	err := r.compare(ctx)
 	r.rep.Requests = t.c.sent.Load() - sent0
 	if err != nil {
 		r.rep.Took = time.Since(start).Round(time.Millisecond).String()
+		t.noteReconcile(opts.why, nil, err)
 		return r.rep, err
 	}
 	r.hold()
@@ -173,7 +182,8 @@ func (t *Target) Reconcile(ctx context.Context, opts ReconcileOptions) (*Reconci
 	}
 	r.rep.Requests = t.c.sent.Load() - sent0
 	r.rep.Took = time.Since(start).Round(time.Millisecond).String()
-	t.log.Info("reconciled", "apply", opts.Apply, "missing", r.rep.Missing, "differing", r.rep.Differing,
+	t.noteReconcile(opts.why, r.rep, err)
+	t.log.Info("reconciled", "why", opts.why, "apply", opts.Apply, "missing", r.rep.Missing, "differing", r.rep.Differing,
 		"extra", r.rep.Extra, "held", r.rep.Held, "adopted", r.rep.Adopted, "unmanaged", r.rep.Unmanaged,
 		"failed", r.rep.Failed, "requests", r.rep.Requests, "took", r.rep.Took)
 	return r.rep, err
@@ -436,7 +446,11 @@ func (r *recon) userPage(ctx context.Context, page []document) error {
 			d := Drift{Kind: DriftDiffering, Action: "update", Type: scim.UserType, ID: it.cid, TargetID: it.tid, Name: u.UserName(), Attrs: attrs}
 			if !has {
 				r.rep.Adopted++
+				r.adopted[it.cid] = it.tid
 				if len(attrs) == 0 {
+					if keepManager(doc, u, it.doc) {
+						hash, raw = doc.hash()
+					}
 					r.adopts = append(r.adopts, adoptOutcome(it, &cache.PushState{Type: scim.UserType, TargetID: it.tid, Hash: hash, Sent: raw, Active: true}))
 					continue
 				}
@@ -482,6 +496,25 @@ func (r *recon) add(d Drift, prep *cache.PushState, adopt bool) {
 func adoptOutcome(it targetItem, st *cache.PushState) cache.PushOutcome {
 	return cache.PushOutcome{ID: it.cid, State: st, KeepDeadLetter: true,
 		Audit: []cache.PushAudit{{Time: time.Now(), Op: "adopt", TargetID: it.tid}}}
+}
+
+// keepManager completes the document of an adopted user whose manager the push state does
+// not name yet (an adoption earlier in this reconciliation) with the manager the target holds,
+// which the comparison accepted: the next push then finds the user unchanged. It reports
+// whether it changed doc.
+func keepManager(doc document, u *scim.Resource, have document) bool {
+	if managerOf(u) == "" {
+		return false
+	}
+	ext, _ := doc[scim.SchemaEnterpriseUser].(map[string]any)
+	hext, _ := have[scim.SchemaEnterpriseUser].(map[string]any)
+	m, _ := hext["manager"].(map[string]any)
+	v, _ := m["value"].(string)
+	if ext == nil || ext["manager"] != nil || v == "" {
+		return false
+	}
+	ext["manager"] = map[string]any{"value": v}
+	return true
 }
 
 // targetState is the push state that says what the target really holds of a resource: the
@@ -604,6 +637,7 @@ func (r *recon) groupPage(ctx context.Context, page []document) error {
 			}
 			if !has {
 				r.rep.Adopted++
+				r.adopted[it.cid] = it.tid
 				if len(attrs) == 0 {
 					out := adoptOutcome(it, &cache.PushState{Type: scim.GroupType, TargetID: it.tid, Hash: hash, Sent: raw, Active: true})
 					out.DropSent, out.SentAdded = true, wanted
@@ -634,6 +668,7 @@ func (r *recon) compareMembers(ctx context.Context, it targetItem) (wanted []cac
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	w.extra = r.adopted
 	want := map[string]bool{}
 	for {
 		page, err := w.next(ctx)
@@ -777,7 +812,7 @@ func (r *recon) apply(ctx context.Context) error {
 		}
 	}
 	r.rep.Failed = tl.failed.Load()
-	if r.opts.SetCursor {
+	if r.opts.SetCursor && r.rep.Held == 0 {
 		cur, err := t.st.PushCursor(ctx, t.cfg.Name)
 		if err != nil {
 			return wrapStore("cursor", err)

@@ -68,11 +68,13 @@ type Target struct {
 	delivered, deadLetters atomic.Int64
 	lastError              atomic.Value // string
 	alert                  func(Alert)
+	recon                  ReconcilePolicy
+	lastReconcile          atomic.Pointer[ReconcileStatus]
 }
 
 // NewTarget builds the worker of cfg, which must have passed Prepare.
 func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
-	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert,
+	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert, recon: opts.Reconcile,
 		log: logOrDiscard(opts.Log).With("target", cfg.Name)}
 	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
 	b := cfg.RetryPolicy.breaker(t.quarantineChanged)
@@ -136,7 +138,13 @@ func (t *Target) quarantineChanged(q bool, since time.Time) {
 // Run pushes the journal to the target until ctx is done. A store error is logged and retried;
 // only ctx ends Run.
 func (t *Target) Run(ctx context.Context) error {
+	t.catchUp(ctx)
+	next := t.nextReconcile(time.Now())
 	for {
+		if !next.IsZero() && !time.Now().Before(next) {
+			t.scheduledReconcile(ctx)
+			next = t.nextReconcile(time.Now())
+		}
 		n, err := t.PushOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -308,6 +316,8 @@ type Status struct {
 	Time             time.Time `json:"time"`
 	StoredDead       int       `json:"deadLetters"`
 	StoredMapped     int       `json:"resources"`
+	// Reconcile is the last reconciliation since start, nil when none ran.
+	Reconcile *ReconcileStatus `json:"reconcile,omitempty"`
 }
 
 // Status reports the target's health and progress.
@@ -323,6 +333,7 @@ func (t *Target) Status(ctx context.Context) Status {
 	if v, ok := t.lastError.Load().(string); ok {
 		s.LastError = v
 	}
+	s.Reconcile = t.lastReconcile.Load()
 	return s
 }
 
