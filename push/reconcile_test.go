@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/internal/confval"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/push"
 )
@@ -254,5 +259,49 @@ func TestReconcileFaultyTarget(t *testing.T) {
 	proxy.SetOff(true)
 	if rep, err = tg.Reconcile(ctx, opts); err != nil || !rep.Applied || rep.Total() != 3 {
 		t.Fatalf("%+v, %v", rep, err)
+	}
+}
+
+// A target whose ServiceProviderConfig offers RFC 9865 cursors is paged by cursor, never by
+// startIndex.
+func TestReconcilePagesByCursor(t *testing.T) {
+	var byIndex atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/scim+json")
+		q := r.URL.Query()
+		switch {
+		case r.URL.Path == "/scim/v2/ServiceProviderConfig":
+			w.Write([]byte(`{"pagination":{"cursor":true,"index":true}}`))
+		case r.URL.Path == "/scim/v2/Users" && q.Has("startIndex"):
+			byIndex.Add(1)
+			w.WriteHeader(400)
+		case r.URL.Path == "/scim/v2/Users" && q.Has("cursor"):
+			from, _ := strconv.Atoi(q.Get("cursor")) // "" is 0
+			var res []map[string]any
+			for i := from; i < min(from+2, 5); i++ {
+				res = append(res, map[string]any{"id": fmt.Sprintf("t%d", i), "userName": fmt.Sprintf("other%d", i)})
+			}
+			page := map[string]any{"totalResults": 5, "Resources": res}
+			if from+2 < 5 {
+				page["nextCursor"] = strconv.Itoa(from + 2)
+			}
+			json.NewEncoder(w).Encode(page)
+		default:
+			w.WriteHeader(404)
+		}
+	}))
+	defer srv.Close()
+	st, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	list := []push.TargetConfig{{Name: "c", URL: srv.URL + "/scim/v2", Token: confval.NewSecret("x")}}
+	if errs := push.Prepare(list, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	rep, err := push.NewTarget(list[0], st, push.WorkerOptions{}).Reconcile(context.Background(), push.ReconcileOptions{PageSize: 2})
+	if err != nil || rep.TargetUsers != 5 || rep.Unmanaged != 5 || rep.Requests != 4 || byIndex.Load() != 0 {
+		t.Fatalf("%+v, %v (index requests %d)", rep, err, byIndex.Load())
 	}
 }
