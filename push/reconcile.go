@@ -247,7 +247,7 @@ func (r *recon) readAll(ctx context.Context, endpoint string, fn func(context.Co
 		r.cursor = &c
 	}
 	n := strconv.Itoa(r.opts.PageSize)
-	start, cur := 1, ""
+	start, cur, firstID := 1, "", ""
 	seen := map[string]bool{}
 	for {
 		path := endpoint + "?count=" + n + "&startIndex=" + strconv.Itoa(start)
@@ -275,9 +275,23 @@ func (r *recon) readAll(ctx context.Context, endpoint string, fn func(context.Co
 			seen[page.NextCursor], cur = true, page.NextCursor
 			continue
 		}
-		start += len(page.Resources)
-		if len(page.Resources) == 0 || start > page.TotalResults {
+		if len(page.Resources) == 0 {
 			return nil
+		}
+		// A target that ignores startIndex would hand out its first page forever.
+		first, _ := page.Resources[0]["id"].(string)
+		if start > 1 && first != "" && first == firstID {
+			return fmt.Errorf("reconcile %s: reading %s: the target answered startIndex=%d with its first page again", r.t.cfg.Name, endpoint, start)
+		}
+		if start == 1 {
+			firstID = first
+		}
+		start += len(page.Resources)
+		switch {
+		case page.TotalResults > 0 && start > page.TotalResults:
+			return nil
+		case page.TotalResults <= 0 && len(page.Resources) < r.opts.PageSize:
+			return nil // no totalResults: a short page is the last
 		}
 	}
 }

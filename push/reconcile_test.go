@@ -305,3 +305,42 @@ func TestReconcilePagesByCursor(t *testing.T) {
 		t.Fatalf("%+v, %v (index requests %d)", rep, err, byIndex.Load())
 	}
 }
+
+// A target that ignores startIndex (answers every page with its first) makes reconcile fail
+// instead of reading forever; one without totalResults ends at its first short page.
+func TestReconcilePagingGuards(t *testing.T) {
+	var total atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/scim/v2/Users" {
+			w.WriteHeader(404)
+			return
+		}
+		start, _ := strconv.Atoi(r.URL.Query().Get("startIndex"))
+		page := map[string]any{"Resources": []map[string]any{{"id": "t1", "userName": "a"}, {"id": "t2", "userName": "b"}}}
+		if n := total.Load(); n > 0 {
+			page["totalResults"] = n // and the same page whatever startIndex says
+		} else if start > 1 {
+			page["Resources"] = []map[string]any{{"id": "t3", "userName": "c"}}
+		}
+		json.NewEncoder(w).Encode(page)
+	}))
+	defer srv.Close()
+	st, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	list := []push.TargetConfig{{Name: "g", URL: srv.URL + "/scim/v2", Token: confval.NewSecret("x")}}
+	if errs := push.Prepare(list, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	tg := push.NewTarget(list[0], st, push.WorkerOptions{})
+	rep, err := tg.Reconcile(context.Background(), push.ReconcileOptions{PageSize: 2})
+	if err != nil || rep.TargetUsers != 3 || rep.Requests != 3 {
+		t.Fatalf("without totalResults: %+v, %v", rep, err)
+	}
+	total.Store(10)
+	if _, err := tg.Reconcile(context.Background(), push.ReconcileOptions{PageSize: 2}); err == nil || !strings.Contains(err.Error(), "first page again") {
+		t.Fatalf("a target that ignores startIndex: %v", err)
+	}
+}
