@@ -455,8 +455,11 @@ func (r *recon) userPage(ctx context.Context, page []document) error {
 				return err
 			}
 			hash, raw := doc.hash()
-			sent := decodeDoc(st.Sent)
-			attrs := driftAttrs(decodeDoc(raw), sent, it.doc)
+			var sent document
+			if has && st.Hash != hash {
+				sent = decodeDoc(st.Sent) // what push sent last, if it differs from what it would send
+			}
+			attrs := driftAttrs(doc, sent, it.doc)
 			d := Drift{Kind: DriftDiffering, Action: "update", Type: scim.UserType, ID: it.cid, TargetID: it.tid, Name: u.UserName(), Attrs: attrs}
 			if !has {
 				r.rep.Adopted++
@@ -550,7 +553,7 @@ func targetState(typ scim.ResourceType, it targetItem, want, sent document, acti
 
 // missingUsersOf lists the users in scope that the target does not hold.
 func (r *recon) missingUsersOf(ctx context.Context) error {
-	return r.forEachCached(ctx, scim.UserType, func(rs []*scim.Resource, states map[string]cache.PushState) error {
+	return r.forEachCached(ctx, scim.UserType, r.claimedUsers, func(rs []*scim.Resource, states map[string]cache.PushState) error {
 		var graph map[string][]string
 		if len(r.b.srcGroups) > 0 {
 			ids := make([]string, len(rs))
@@ -583,12 +586,19 @@ func (r *recon) addMissing(typ scim.ResourceType, id, name string, states map[st
 	r.items = append(r.items, it)
 }
 
-// forEachCached calls fn with the cache's resources of typ, 500 at a time, and their push
-// states.
-func (r *recon) forEachCached(ctx context.Context, typ scim.ResourceType, fn func([]*scim.Resource, map[string]cache.PushState) error) error {
+// forEachCached calls fn with the cache's resources of typ that are not in found (the target
+// has them), 500 at a time, and their push states. A target in line with the cache costs a
+// scan of the cache's ids, no resource read.
+func (r *recon) forEachCached(ctx context.Context, typ scim.ResourceType, found map[string]bool, fn func([]*scim.Resource, map[string]cache.PushState) error) error {
 	t := r.t
 	var ids []string
-	if err := t.st.ForEachID(ctx, typ, func(id string) error { ids = append(ids, id); return nil }); err != nil {
+	err := t.st.ForEachID(ctx, typ, func(id string) error {
+		if !found[id] {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
 		return wrapStore("ids", err)
 	}
 	for start := 0; start < len(ids); start += 500 {
@@ -720,7 +730,7 @@ func (r *recon) compareMembers(ctx context.Context, it targetItem) (wanted []cac
 // missingGroupsOf lists the groups in scope that the target does not hold.
 func (r *recon) missingGroupsOf(ctx context.Context) error {
 	t := r.t
-	return r.forEachCached(ctx, scim.GroupType, func(rs []*scim.Resource, states map[string]cache.PushState) error {
+	return r.forEachCached(ctx, scim.GroupType, r.claimedGroups, func(rs []*scim.Resource, states map[string]cache.PushState) error {
 		for _, g := range rs {
 			if r.claimedGroups[g.ID] || t.cfg.groupScope != nil && !t.cfg.groupScope.Match(g) {
 				continue
