@@ -52,7 +52,7 @@ func (f *fakeOps) Sync(ctx context.Context, full bool) (ldapsync.Summary, error)
 
 func (f *fakeOps) Reconcile(_ context.Context, req ops.ReconcileRequest) (*push.ReconcileReport, error) {
 	if req.Target != "scimmy" {
-		return nil, ops.Errorf(ops.NotFound, "no [[targets]] entry named %q", req.Target)
+		return nil, ops.Errorf(ops.Invalid, "reconcile: no [[targets]] entry is named %q", req.Target)
 	}
 	return &push.ReconcileReport{Target: req.Target, Applied: req.Apply, Missing: 1, Drifts: []push.Drift{}}, nil
 }

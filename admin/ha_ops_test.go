@@ -169,8 +169,8 @@ func TestFollowerReconcilesOnlyDry(t *testing.T) {
 	if reads.Load() == 0 || writes.Load() != 0 {
 		t.Fatalf("dry run: %d reads, %d writes", reads.Load(), writes.Load())
 	}
-	if code, _ := k.post(t, "/admin/v1/targets/nope/reconcile", ""); code != http.StatusNotFound {
-		t.Errorf("reconcile of an unknown target: %d, want 404", code)
+	if code, _ := k.post(t, "/admin/v1/targets/nope/reconcile", ""); code != http.StatusBadRequest {
+		t.Errorf("reconcile of an unknown target: %d, want 400", code)
 	}
 	el.leading.Store(true)
 	if rep, err = c.Reconcile(context.Background(), ops.ReconcileRequest{Target: "okta", Apply: true}); err != nil || !rep.Applied || writes.Load() != 0 {

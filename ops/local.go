@@ -303,7 +303,7 @@ func (l *Local) SkipDeadLetters(ctx context.Context, target string, ids []string
 func (l *Local) Reconcile(ctx context.Context, req ReconcileRequest) (*push.ReconcileReport, error) {
 	tg, ok := l.o.Pusher.TargetNamed(req.Target)
 	if !ok {
-		return nil, Errorf(NotFound, "no [[targets]] entry named %q", req.Target)
+		return nil, Errorf(Invalid, "reconcile: no [[targets]] entry is named %q", req.Target)
 	}
 	if req.Apply {
 		if l.o.Safety.Staging {

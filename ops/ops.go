@@ -51,7 +51,7 @@ type Operations interface {
 	Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error)
 	// Reconcile reads a push target's users and groups, compares them with what push would
 	// send, and with Apply corrects the drift (the [safety] threshold holds extras above it).
-	// An unknown target: NotFound. Apply on an [ha] replica that does not lead, or under
+	// An unknown target: Invalid (as for Plan). Apply on an [ha] replica that does not lead, or under
 	// [safety] staging: Unavailable; a dry run may run anywhere.
 	Reconcile(ctx context.Context, req ReconcileRequest) (*push.ReconcileReport, error)
 }

@@ -174,6 +174,9 @@ func (t *Target) Reconcile(ctx context.Context, opts ReconcileOptions) (*Reconci
 		t.noteReconcile(opts.why, nil, err)
 		return r.rep, err
 	}
+	if afterCompare != nil {
+		afterCompare()
+	}
 	r.hold()
 	r.report()
 	if opts.Apply {
@@ -964,6 +967,10 @@ func project(have, want, sent document) document {
 	}
 	return out
 }
+
+// afterCompare, if set (by a benchmark), is called when a reconciliation has read the whole
+// target and holds everything it keeps for the rest of the run.
+var afterCompare func()
 
 // readOnlyKey marks a context whose requests only read: Options.MaySend does not fence them.
 type readOnlyKey struct{}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -177,9 +176,9 @@ func (s *benchSCIM) list(w http.ResponseWriter, r *http.Request) {
 // ones created there, and compares it with the floor: one paged read of the target's users by
 // a plain HTTP client at the same page size (100). It reports requests and seconds of the
 // floor, of a dry run (the fastest of three rounds of floor and dry run each) and of the run that
-// corrects the drift, their ratios to the floor, and how
-// much the Go heap grows during a dry run (sampled every 10 ms at GOGC=10) over what the process
-// holds before it (the cache's and the in-process target's 100k users included).
+// corrects the drift, their ratios to the floor, and what a reconciliation holds in the Go heap
+// once it has read the whole target, over what the process held before it (which includes the
+// in-process target's users and the cache).
 func BenchmarkReconcile100k(b *testing.B) {
 	n := 100000
 	if v, err := strconv.Atoi(os.Getenv("LDAPSCIM_RECONCILE_USERS")); err == nil && v > 0 {
@@ -253,13 +252,12 @@ func BenchmarkReconcile100k(b *testing.B) {
 		if dry.Missing != deleted || dry.Differing != edited-countEditedDeleted(edited, deleted, n) || dry.Unmanaged != unmanaged || dry.Extra != 0 {
 			b.Fatalf("dry run: missing %d, differing %d, unmanaged %d, extra %d", dry.Missing, dry.Differing, dry.Unmanaged, dry.Extra)
 		}
-		// The heap, in a dry run of its own with the collector at GOGC=10, so that the
-		// peak is what the reconciliation keeps rather than garbage waiting for a collection.
-		old := debug.SetGCPercent(10)
-		heapBefore, peak, stop := heapPeak()
+		// What a reconciliation holds once it has read the whole target (the target id → cache
+		// id map, the ids found, the drifts), in a dry run of its own (not timed).
+		heapBefore, held := liveHeap(), 0.0
+		push.SetAfterCompare(func() { held = liveHeap() })
 		_, err = tg.Reconcile(ctx, push.ReconcileOptions{Threshold: th})
-		stop()
-		debug.SetGCPercent(old)
+		push.SetAfterCompare(nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -284,7 +282,8 @@ func BenchmarkReconcile100k(b *testing.B) {
 		b.ReportMetric(applyTime.Seconds()/floor.Seconds(), "apply-time-x-floor")
 		b.ReportMetric(float64(applied.Total()), "corrected")
 		b.ReportMetric(heapBefore, "heapMB-before")
-		b.ReportMetric(*peak-heapBefore, "heapMB-growth-dry")
+		b.ReportMetric(held-heapBefore, "heapMB-held-after-read")
+		b.ReportMetric((held-heapBefore)*(1<<20)/float64(n), "held-bytes/user")
 	}
 }
 
@@ -338,28 +337,12 @@ func pagedRead(b *testing.B, url string, count int) (int, time.Duration) {
 	}
 }
 
-// heapPeak returns the heap in use now (after a GC) and samples it every 10 ms into peak
-// until stop is called.
-func heapPeak() (before float64, peak *float64, stop func()) {
+// liveHeap is the heap of live objects, in MB, after two collections with nothing else
+// running in the benchmark.
+func liveHeap() float64 {
+	runtime.GC()
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() float64 { metrics.Read(s); return float64(s[0].Value.Uint64()) / (1 << 20) }
-	before = read()
-	p := before
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				p = max(p, read())
-			}
-		}
-	}()
-	return before, &p, func() { close(done); <-finished }
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()) / (1 << 20)
 }

@@ -150,8 +150,8 @@ func TestReconcileCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "the target is in line with the cache") || !strings.Contains(out, "1 unmanaged") {
 		t.Fatalf("second reconcile: %v\n%s", err, out)
 	}
-	if _, _, err = runCLI(t, "reconcile", "--config", cfg, "--target", "nope"); err == nil || exitCode(err) != 1 ||
-		!strings.Contains(err.Error(), `no [[targets]] entry named "nope"`) {
+	if _, _, err = runCLI(t, "reconcile", "--config", cfg, "--target", "nope"); err == nil || exitCode(err) != 2 ||
+		!strings.Contains(err.Error(), `no [[targets]] entry is named "nope"`) {
 		t.Fatalf("unknown target: %v", err)
 	}
 	if _, _, err = runCLI(t, "reconcile", "--config", cfg); err == nil || exitCode(err) != 2 {
