@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -145,6 +146,10 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	if !slices.Equal(groups["eng"], []string{"u00", "u01"}) || !slices.Equal(groups["all"], []string{"u00", "u01", "u02", "u03"}) {
 		t.Fatalf("after --apply: groups %v", groups)
+	}
+	out, _, err = runCLI(t, "targets", "status", "--config", cfg)
+	if err != nil || !regexp.MustCompile(`(?m)^scimmy: last reconciliation \S+ \(requested\): 1 missing, 2 differing, 0 extra \(0 held\), 1 unmanaged; corrected$`).MatchString(out) {
+		t.Fatalf("targets status after --apply: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, "reconcile", "--config", cfg, "--target", "scimmy")
 	if err != nil || !strings.Contains(out, "the target is in line with the cache") || !strings.Contains(out, "1 unmanaged") {
