@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,7 @@ type fakeOps struct {
 	store     *cache.Store
 	sum       ldapsync.Summary
 	err       error
+	holdsErr  error
 	fullCalls int
 	onceCalls int
 	replayed  []string
@@ -57,7 +59,12 @@ func (f *fakeOps) Reconcile(_ context.Context, req ops.ReconcileRequest) (*push.
 	return &push.ReconcileReport{Target: req.Target, Applied: req.Apply, Missing: 1, Drifts: []push.Drift{}}, nil
 }
 
-func (f *fakeOps) Holds(ctx context.Context) ([]cache.Hold, error) { return f.store.Holds(ctx) }
+func (f *fakeOps) Holds(ctx context.Context) ([]cache.Hold, error) {
+	if f.holdsErr != nil {
+		return nil, f.holdsErr
+	}
+	return f.store.Holds(ctx)
+}
 
 func (f *fakeOps) ApproveHolds(ctx context.Context, ids []string) (cache.Result, error) {
 	res, err := ldapsync.ApproveHolds(ctx, f.store, ids)
@@ -628,5 +635,30 @@ func TestClient(t *testing.T) {
 	}
 	if got := NewClient("0.0.0.0:9090", "").base; got != "http://127.0.0.1:9090" {
 		t.Fatalf("unspecified host: %s", got)
+	}
+}
+
+// TestBusyCacheAnswers503 checks that an operation that meets a first sync's bulk load
+// (cache.ErrBusy for a few seconds) gets 503 with Retry-After and says why, instead of a 500
+// that sends the admin to the log; the CLI shows the reason.
+func TestBusyCacheAnswers503(t *testing.T) {
+	f := newFixture(t, nil)
+	f.sync.holdsErr = fmt.Errorf("reading holds: %w", cache.ErrBusy)
+	rec, body := f.do(t, call{method: "GET", path: "/admin/v1/holds", remote: loopback})
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "5" {
+		t.Fatalf("holds while busy: %d Retry-After %q, want 503 and 5", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if msg, _ := body["error"].(string); !strings.Contains(msg, "busy writing a first sync") {
+		t.Fatalf("error text %q does not say the cache is busy", msg)
+	}
+	ts := httptest.NewServer(f.srv)
+	defer ts.Close()
+	c := NewClient(strings.TrimPrefix(ts.URL, "http://"), "")
+	if _, err := c.Holds(context.Background()); err == nil || !strings.Contains(err.Error(), "try again") {
+		t.Fatalf("client: %v, want the busy reason", err)
+	}
+	f.sync.holdsErr = nil
+	if hs, err := c.Holds(context.Background()); err != nil || len(hs) != 1 {
+		t.Fatalf("holds after the load: %+v %v", hs, err)
 	}
 }

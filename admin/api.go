@@ -248,7 +248,7 @@ func (s *Server) skip(w http.ResponseWriter, r *http.Request) {
 
 // reconcile compares a push target with the cache by reading the target (?apply=true also
 // corrects the drift) and answers the push.ReconcileReport. A target that cannot be read
-// answers 502 with the error; nothing was corrected.
+// answers 502 with the error (nothing was corrected); a cache busy with a first sync, 503.
 func (s *Server) reconcile(w http.ResponseWriter, r *http.Request) {
 	apply, err := boolParam(r, "apply")
 	if err != nil {
@@ -261,7 +261,7 @@ func (s *Server) reconcile(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, rep)
-	case ops.CodeOf(err) == ops.Failed:
+	case ops.CodeOf(err) == ops.Failed && !errors.Is(err, cache.ErrBusy):
 		s.log.Error("admin: reconciling", "target", t, "err", err)
 		writeError(w, http.StatusBadGateway, err.Error())
 	default:
@@ -319,8 +319,15 @@ func (s *Server) importFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // opError is the one translation of an operation's error into an answer: a refusal answers
-// its status with its text, a failure is logged and answers 500 without its text.
+// its status with its text, a cache busy with a first sync's bulk load 503 with Retry-After, and
+// a failure is logged and answers 500 without its text.
 func (s *Server) opError(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, cache.ErrBusy) {
+		// A first sync is streaming its bulk load (seconds); nothing failed and nothing changed.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, what+": "+cache.ErrBusy.Error())
+		return
+	}
 	switch ops.CodeOf(err) {
 	case ops.Invalid:
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -46,8 +46,7 @@ type LocalOptions struct {
 	Election Election
 }
 
-// Election is what Local reads of the [ha] election; *ha.Elector implements it. One that also
-// has a Staging method returning true is a staging replica, which does not campaign.
+// Election is what Local reads of the [ha] election; *ha.Elector implements it.
 type Election interface {
 	Node() string
 	IsLeader() bool
@@ -274,7 +273,7 @@ func (l *Local) DeadLetters(ctx context.Context, target string) ([]cache.DeadLet
 }
 
 // ReplayDeadLetters delivers target's dead letters of ids again. A follower refuses
-// (Unavailable, naming the leader).
+// (Unavailable, naming the leader), and so does a staging ldapscim, which pushes nothing.
 func (l *Local) ReplayDeadLetters(ctx context.Context, target string, ids []string) (int, error) {
 	if err := l.knownTarget(target); err != nil {
 		return 0, err
@@ -306,9 +305,7 @@ func (l *Local) Reconcile(ctx context.Context, req ReconcileRequest) (*push.Reco
 		return nil, Errorf(Invalid, "reconcile: no [[targets]] entry is named %q", req.Target)
 	}
 	if req.Apply {
-		if l.o.Safety.Staging {
-			return nil, Errorf(Unavailable, "cannot reconcile %s with --apply: [safety] staging = true, so nothing is pushed; a dry run shows the drift", req.Target)
-		}
+		// A follower or a staging ldapscim refuses; a dry run only reads.
 		if err := l.leading("reconcile " + req.Target + " with --apply"); err != nil {
 			return nil, err
 		}
@@ -321,14 +318,18 @@ func (l *Local) Reconcile(ctx context.Context, req ReconcileRequest) (*push.Reco
 	return rep, nil
 }
 
-// leading refuses what (a push operation) on a replica that does not lead the [ha] election.
+// leading refuses what (a push operation) with [safety] staging = true, which pushes nothing,
+// and on a replica that does not lead the [ha] election.
 func (l *Local) leading(what string) error {
 	el := l.o.Election
+	if l.o.Safety.Staging {
+		if el != nil {
+			return Errorf(Unavailable, "cannot %s: this replica (%s) runs with [safety] staging = true: it takes no part in the [ha] election and pushes nothing", what, el.Node())
+		}
+		return Errorf(Unavailable, "cannot %s: [safety] staging = true: nothing is pushed to targets or webhooks", what)
+	}
 	if el == nil || el.IsLeader() {
 		return nil
-	}
-	if s, ok := el.(interface{ Staging() bool }); ok && s.Staging() {
-		return Errorf(Unavailable, "cannot %s: this replica (%s) runs with [safety] staging = true: it takes no part in the [ha] election and pushes nothing", what, el.Node())
 	}
 	leader := el.LeaderName()
 	if leader == "" {

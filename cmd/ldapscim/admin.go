@@ -99,7 +99,6 @@ func (s stagingReplica) HAStatus() admin.HAStatus {
 func (s stagingReplica) Node() string       { return s.node }
 func (s stagingReplica) IsLeader() bool     { return false }
 func (s stagingReplica) LeaderName() string { return "" }
-func (s stagingReplica) Staging() bool      { return true }
 
 // haStatus is el's admin.HA; nil (standalone) without an election.
 func haStatus(el *ha.Elector) admin.HA {
