@@ -43,7 +43,7 @@ bench: deps ## measure speed and memory against real servers; prints tables (BEN
 	scripts/install-deps.sh wrk
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./cache/ ./internal/ldapwire/ ./internal/jsonappend/ ./scim/filter/ ./scimapi/
 	$(GO) test -run '^$$' -bench BenchmarkAD -benchtime 3x -timeout 20m ./ldapsync/
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./push/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./push/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Sync100k -benchtime 1x -timeout 30m ./cmd/ldapscim/
 	LDAPSCIM_BENCH_USERS=$${BENCH_USERS:-100000} $(GO) test -run '^$$' -bench Enrich100k -benchtime 3x -timeout 30m ./hrsync/
 	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/

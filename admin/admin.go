@@ -131,6 +131,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/v1/targets/{target}/deadletters", s.protect(s.deadLetters))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/replay", s.protect(s.replay))
 	s.mux.HandleFunc("POST /admin/v1/targets/{target}/deadletters/skip", s.protect(s.skip))
+	s.mux.HandleFunc("POST /admin/v1/targets/{target}/reconcile", s.protect(s.reconcile))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
 	})

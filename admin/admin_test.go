@@ -52,6 +52,13 @@ func (f *fakeOps) Sync(ctx context.Context, full bool) (ldapsync.Summary, error)
 	return s, f.err
 }
 
+func (f *fakeOps) Reconcile(_ context.Context, req ops.ReconcileRequest) (*push.ReconcileReport, error) {
+	if req.Target != "scimmy" {
+		return nil, ops.Errorf(ops.Invalid, "reconcile: no [[targets]] entry is named %q", req.Target)
+	}
+	return &push.ReconcileReport{Target: req.Target, Applied: req.Apply, Missing: 1, Drifts: []push.Drift{}}, nil
+}
+
 func (f *fakeOps) Holds(ctx context.Context) ([]cache.Hold, error) {
 	if f.holdsErr != nil {
 		return nil, f.holdsErr

@@ -246,6 +246,29 @@ func (s *Server) skip(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"skipped": n})
 }
 
+// reconcile compares a push target with the cache by reading the target (?apply=true also
+// corrects the drift) and answers the push.ReconcileReport. A target that cannot be read
+// answers 502 with the error (nothing was corrected); a cache busy with a first sync, 503.
+func (s *Server) reconcile(w http.ResponseWriter, r *http.Request) {
+	apply, err := boolParam(r, "apply")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	t := r.PathValue("target")
+	s.log.Info("reconciliation requested through the admin API", "target", t, "apply", apply, "remote", r.RemoteAddr)
+	rep, err := s.opts.Ops.Reconcile(r.Context(), ops.ReconcileRequest{Target: t, Apply: apply})
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, rep)
+	case ops.CodeOf(err) == ops.Failed && !errors.Is(err, cache.ErrBusy):
+		s.log.Error("admin: reconciling", "target", t, "err", err)
+		writeError(w, http.StatusBadGateway, err.Error())
+	default:
+		s.opError(w, "reconciling", err)
+	}
+}
+
 // MaxImportBytes bounds the body of an import: an HR export of a few million rows.
 const MaxImportBytes = 2 << 30
 

@@ -16,6 +16,7 @@ import (
 	"github.com/ldapscim/ldapscim/hrsync"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/ops"
+	"github.com/ldapscim/ldapscim/push"
 )
 
 // Client calls a running serve's admin API. Create it with NewClient.
@@ -147,6 +148,16 @@ func (c *Client) TargetsStatus(ctx context.Context) (*ops.TargetsStatus, error) 
 		return nil, err
 	}
 	return &ts, nil
+}
+
+// Reconcile asks serve to compare a push target with its cache (req.Apply: and correct it).
+func (c *Client) Reconcile(ctx context.Context, req ops.ReconcileRequest) (*push.ReconcileReport, error) {
+	var rep push.ReconcileReport
+	err := c.do(ctx, http.MethodPost, "/admin/v1/targets/"+url.PathEscape(req.Target)+"/reconcile?apply="+fmt.Sprint(req.Apply), nil, &rep)
+	if err != nil {
+		return nil, err
+	}
+	return &rep, nil
 }
 
 // Import sends file to serve as the current content of the [[csv]] source.

@@ -105,3 +105,75 @@ func TestFollowerRefusesDeadLetterOps(t *testing.T) {
 		t.Errorf("skip on the leader: %d %v", code, body)
 	}
 }
+
+// A reconciliation with apply on a replica that does not lead is refused (501, naming the
+// leader) and sends nothing; a dry run reads the target there, although the replica's push
+// fence (MaySend) is closed: reads change nothing.
+func TestFollowerReconcilesOnlyDry(t *testing.T) {
+	var reads, writes atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			writes.Add(1)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		reads.Add(1)
+		w.Header().Set("Content-Type", "application/scim+json")
+		switch r.URL.Path {
+		case "/scim/v2/Users":
+			w.Write([]byte(`{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":1,"startIndex":1,"itemsPerPage":1,
+				"Resources":[{"id":"t1","userName":"someone-else","active":true}]}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer target.Close()
+	st, err := cache.Open(cache.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	targets := []push.TargetConfig{{Name: "okta", URL: target.URL + "/scim/v2", Token: confval.NewSecret("t"),
+		RetryPolicy: push.RetryPolicy{MaxAttempts: 1}}}
+	if errs := push.Prepare(targets, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	el := &election{}
+	el.leader.Store("replica-1")
+	pusher := push.New(targets, nil, st, push.Options{MaySend: el.IsLeader})
+	local, err := ops.NewLocal(ops.LocalOptions{Targets: targets, Store: st, Log: slog.New(slog.DiscardHandler),
+		Pusher: pusher, Election: el})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := admin.DefaultConfig()
+	if errs := append(acfg.ResolveToken(), acfg.Validate()...); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	srv := httptest.NewServer(admin.New(admin.Options{Config: acfg, Store: st, Ops: local, CacheDir: t.TempDir()}))
+	defer srv.Close()
+	k := &stack{admin: srv}
+
+	code, body := k.post(t, "/admin/v1/targets/okta/reconcile?apply=true", "")
+	if msg, _ := body["error"].(string); code != http.StatusNotImplemented || !strings.Contains(msg, "run it on replica-1") {
+		t.Fatalf("apply on a follower: %d %v", code, body)
+	}
+	if reads.Load()+writes.Load() != 0 {
+		t.Fatal("a refused reconciliation reached the target")
+	}
+	c := admin.NewClient(strings.TrimPrefix(srv.URL, "http://"), "")
+	rep, err := c.Reconcile(context.Background(), ops.ReconcileRequest{Target: "okta"})
+	if err != nil || rep.Unmanaged != 1 || rep.TargetUsers != 1 || rep.Total() != 0 || rep.Applied {
+		t.Fatalf("dry run on a follower: %+v, %v", rep, err)
+	}
+	if reads.Load() == 0 || writes.Load() != 0 {
+		t.Fatalf("dry run: %d reads, %d writes", reads.Load(), writes.Load())
+	}
+	if code, _ := k.post(t, "/admin/v1/targets/nope/reconcile", ""); code != http.StatusBadRequest {
+		t.Errorf("reconcile of an unknown target: %d, want 400", code)
+	}
+	el.leading.Store(true)
+	if rep, err = c.Reconcile(context.Background(), ops.ReconcileRequest{Target: "okta", Apply: true}); err != nil || !rep.Applied || writes.Load() != 0 {
+		t.Fatalf("apply on the leader: %+v, %v (writes %d)", rep, err, writes.Load())
+	}
+}

@@ -296,6 +296,28 @@ func (l *Local) SkipDeadLetters(ctx context.Context, target string, ids []string
 	return l.o.Store.DropDeadLetters(ctx, target, ids)
 }
 
+// Reconcile compares a push target with the cache, and with req.Apply corrects it. In serve
+// it runs on the running worker's Target, whose work lock keeps it and the worker's batches
+// apart.
+func (l *Local) Reconcile(ctx context.Context, req ReconcileRequest) (*push.ReconcileReport, error) {
+	tg, ok := l.o.Pusher.TargetNamed(req.Target)
+	if !ok {
+		return nil, Errorf(Invalid, "reconcile: no [[targets]] entry is named %q", req.Target)
+	}
+	if req.Apply {
+		// A follower or a staging ldapscim refuses; a dry run only reads.
+		if err := l.leading("reconcile " + req.Target + " with --apply"); err != nil {
+			return nil, err
+		}
+	}
+	th := ingest.Threshold{MaxDeletes: l.o.Safety.MaxDeletes, MaxDeletePercent: l.o.Safety.MaxDeletePercent}
+	rep, err := tg.Reconcile(ctx, push.ReconcileOptions{Apply: req.Apply, Threshold: th})
+	if err != nil {
+		return nil, fmt.Errorf("reconciling target %s: %w", req.Target, err)
+	}
+	return rep, nil
+}
+
 // leading refuses what (a push operation) with [safety] staging = true, which pushes nothing,
 // and on a replica that does not lead the [ha] election.
 func (l *Local) leading(what string) error {

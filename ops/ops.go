@@ -49,6 +49,17 @@ type Operations interface {
 	// (dryRun: reports what would change, writing nothing). A file with any bad row changes
 	// nothing: Invalid, listing the rows.
 	Import(ctx context.Context, source string, file io.ReadSeeker, dryRun bool) (*hrsync.Summary, error)
+	// Reconcile reads a push target's users and groups, compares them with what push would
+	// send, and with Apply corrects the drift (the [safety] threshold holds extras above it).
+	// An unknown target: Invalid (as for Plan). Apply on an [ha] replica that does not lead, or under
+	// [safety] staging: Unavailable; a dry run may run anywhere.
+	Reconcile(ctx context.Context, req ReconcileRequest) (*push.ReconcileReport, error)
+}
+
+// ReconcileRequest asks for the reconciliation of one push target.
+type ReconcileRequest struct {
+	Target string `json:"target"`
+	Apply  bool   `json:"apply"`
 }
 
 // PlanRequest asks for a plan: of a full pass or a delta, and of one push target or all.

@@ -138,6 +138,9 @@ func TestLocalAndRemoteAgree(t *testing.T) {
 	same("replay of an unknown target", func(o ops.Operations) (any, error) { return o.ReplayDeadLetters(ctx, "okta", nil) }, nil)
 	same("skip of an unknown target", func(o ops.Operations) (any, error) { return o.SkipDeadLetters(ctx, "okta", nil) }, nil)
 	same("targets status", func(o ops.Operations) (any, error) { return o.TargetsStatus(ctx) }, nil)
+	same("reconcile of an unknown target", func(o ops.Operations) (any, error) {
+		return o.Reconcile(ctx, ops.ReconcileRequest{Target: "okta", Apply: true})
+	}, nil)
 
 	// Approving: an id that is not held changes nothing on either path.
 	for _, b := range both {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -80,7 +81,10 @@ type client struct {
 	auth     authenticator
 	header   http.Header // extra headers on every request
 	// maySend, if set, is asked right before each request goes out; false: ErrMayNotSend.
+	// A request whose context is marked read-only (readOnly) is not fenced: it changes nothing.
 	maySend func() bool
+	// sent, if set, counts the requests that went out.
+	sent *atomic.Int64
 }
 
 func newHTTPClient(timeout time.Duration, conc int, insecure bool) *http.Client {
@@ -185,8 +189,11 @@ func (c *client) roundTrip(ctx context.Context, method, path string, payload []b
 	}
 	// The last check before the request leaves: a leader that lost its lease while this
 	// request waited (the limiter, a pause of the whole process) must not send it.
-	if c.maySend != nil && !c.maySend() {
+	if c.maySend != nil && !(method == http.MethodGet && isReadOnly(ctx)) && !c.maySend() {
 		return nil, authz, ErrMayNotSend
+	}
+	if c.sent != nil {
+		c.sent.Add(1)
 	}
 	sent := time.Now()
 	resp, err := c.http.Do(req)

@@ -11,6 +11,7 @@ import (
 	"github.com/ldapscim/ldapscim/internal/redact"
 	"github.com/ldapscim/ldapscim/scim"
 	"github.com/ldapscim/ldapscim/scim/filter"
+	"github.com/robfig/cron/v3"
 )
 
 // Deprovisioning policies: what happens at a target to a user who leaves the scope, is
@@ -58,6 +59,11 @@ type TargetConfig struct {
 	Deprovision string           `toml:"deprovision"`
 	DeleteAfter confval.Duration `toml:"delete_after"`
 
+	// Reconcile is a cron spec (five fields or a descriptor such as "@weekly") on which the
+	// worker reconciles the target (Target.Reconcile with Apply); "": only when asked, or when a
+	// new [ha] leader lacks current push state.
+	Reconcile string `toml:"reconcile"`
+
 	// Attributes maps target attribute → source attribute ("" drops it). Names are top-level
 	// attributes or "urn:...:User:attr" for extension attributes.
 	Attributes map[string]string `toml:"attributes"`
@@ -72,6 +78,7 @@ type TargetConfig struct {
 	TLSInsecureSkipVerify bool             `toml:"tls_insecure_skip_verify"`
 
 	scope, groupScope *filter.Matcher
+	reconcileAt       cron.Schedule
 }
 
 // WebhookConfig is one [[webhooks]] entry: an HTTPS endpoint that receives change events
@@ -177,6 +184,11 @@ func (t *TargetConfig) prepare(where string) []error {
 	}
 	if t.groupScope, err = compile(t.GroupFilter, scim.GroupResource); err != nil {
 		add("group_filter: %v", err)
+	}
+	if strings.TrimSpace(t.Reconcile) != "" {
+		if t.reconcileAt, err = cronParser.Parse(t.Reconcile); err != nil {
+			add("reconcile: %q is not a cron spec (five fields, or a descriptor such as \"@weekly\"): %v", t.Reconcile, err)
+		}
 	}
 	switch t.Profile {
 	case ProfileRFC, ProfileOkta, ProfileEntra, ProfileAWS:
@@ -287,6 +299,10 @@ func checkURL(s string) error {
 	}
 	return nil
 }
+
+// cronParser reads reconcile specs as [schedule] reads its own: the five standard fields and
+// descriptors such as "@every 24h" and "@weekly".
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 func compile(expr string, rs *scim.ResourceSchema) (*filter.Matcher, error) {
 	if strings.TrimSpace(expr) == "" {

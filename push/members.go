@@ -152,6 +152,9 @@ type wantedMembers struct {
 	after string
 	done  bool
 	buf   []cache.SentMember
+	// extra, if set, gives the target ids of members without push state (a reconciliation's
+	// adoptions, not written yet).
+	extra map[string]string
 }
 
 func (t *Target) wanted(ctx context.Context, gid string) (*wantedMembers, error) {
@@ -199,6 +202,8 @@ func (w *wantedMembers) next(ctx context.Context) ([]cache.SentMember, error) {
 		for _, id := range ids {
 			if s, ok := states[id]; ok && s.TargetID != "" {
 				w.buf = append(w.buf, cache.SentMember{ID: id, TargetID: s.TargetID})
+			} else if tid := w.extra[id]; tid != "" {
+				w.buf = append(w.buf, cache.SentMember{ID: id, TargetID: tid})
 			}
 		}
 		if len(w.buf) > 0 {

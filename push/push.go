@@ -29,7 +29,7 @@ import (
 // is open, raising it again sends nothing; an Alert with Resolved set clears it and sends Text
 // (or "resolved: " and the alert's text when Text is empty).
 type Alert struct {
-	Kind     string `json:"kind"` // AlertDeadLetter, AlertQuarantine, AlertUnauthorized, AlertHeldDeletions
+	Kind     string `json:"kind"` // AlertDeadLetter, AlertQuarantine, AlertUnauthorized, AlertHeldDeletions, ...
 	Target   string `json:"target"`
 	Key      string `json:"key,omitempty"` // within the target: a resource id, an event
 	Text     string `json:"text"`
@@ -43,6 +43,7 @@ const (
 	AlertUnauthorized  = "target_unauthorized" // a quarantine because the target refused our credentials; Key: ""
 	AlertHeldDeletions = "held_deletions"      // Target: the sync source, Key: ""
 	AlertSourceRefused = "source_refused"      // Target: an HR file source whose file was refused, Key: ""
+	AlertReconcileHeld = "reconcile_held"      // Target: the push target whose scheduled reconciliation held extras, Key: ""
 )
 
 // PusherStore is what a Pusher needs from the cache: its workers' Store and the alerts'.
@@ -75,6 +76,8 @@ type Options struct {
 	// later by whoever may send. With [ha] it is the elector's check that this replica still
 	// leads and its lease is fresh, so a leader that lost its lease (a pause) sends nothing.
 	MaySend func() bool
+	// Reconcile is how target workers reconcile on their own (ReconcilePolicy).
+	Reconcile ReconcilePolicy
 }
 
 // ErrMayNotSend is the error of a request that Options.MaySend refused: it was not sent. A batch
@@ -89,7 +92,8 @@ func New(targets []TargetConfig, hooks []WebhookConfig, st PusherStore, opts Opt
 			p.alerts = append(p.alerts, newAlertSink(h, st, p.log, opts.MaySend))
 		}
 	}
-	wo := WorkerOptions{Log: p.log, Alert: p.alert, ObserveRequests: opts.ObserveRequests, MaySend: opts.MaySend}
+	wo := WorkerOptions{Log: p.log, Alert: p.alert, ObserveRequests: opts.ObserveRequests, MaySend: opts.MaySend,
+		Reconcile: opts.Reconcile}
 	for _, tc := range targets {
 		p.targets = append(p.targets, NewTarget(tc, st, wo))
 	}
@@ -111,6 +115,8 @@ type WorkerOptions struct {
 	ObserveRequests func(name string, status int, d time.Duration)
 	// MaySend, if set, is asked before every request, as Options.MaySend.
 	MaySend func() bool
+	// Reconcile is how a target worker reconciles on its own (ReconcilePolicy).
+	Reconcile ReconcilePolicy
 }
 
 // observer returns the client's observer of the requests of the worker called name, or nil.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ type Store interface {
 	// For Plan and ExplainScope:
 	ForEachID(ctx context.Context, typ scim.ResourceType, fn func(id string) error) error
 	TransitiveGroupsOf(ctx context.Context, memberID string) ([]cache.Ref, error)
+
+	// For Reconcile:
+	ForEachPushRef(ctx context.Context, target string, fn func(cache.PushRef) error) error
 }
 
 // batchSize is how many journal records a worker takes at a time; the outbox is the journal on
@@ -57,20 +61,26 @@ type Target struct {
 	log  *slog.Logger
 	c    *client
 	rp   retrier
+	// work is held by each batch of the worker and by a reconciliation: they never run beside
+	// each other.
+	work sync.Mutex
 
 	delivered, deadLetters atomic.Int64
 	lastError              atomic.Value // string
 	alert                  func(Alert)
+	recon                  ReconcilePolicy
+	lastReconcile          atomic.Pointer[ReconcileStatus]
 }
 
 // NewTarget builds the worker of cfg, which must have passed Prepare.
 func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
-	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert,
+	t := &Target{cfg: cfg, prof: profileFor(cfg.Profile), st: st, alert: opts.Alert, recon: opts.Reconcile,
 		log: logOrDiscard(opts.Log).With("target", cfg.Name)}
 	hc := newHTTPClient(cfg.Timeout.D(), cfg.Concurrency, cfg.TLSInsecureSkipVerify)
 	b := cfg.RetryPolicy.breaker(t.quarantineChanged)
 	t.c = &client{base: strings.TrimRight(cfg.URL, "/"), http: hc, breaker: b,
-		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name), maySend: opts.MaySend}
+		limiter: newLimiter(cfg.MaxRequestsPerSecond, cfg.Concurrency), observer: opts.observer(cfg.Name), maySend: opts.MaySend,
+		sent: new(atomic.Int64)}
 	t.c.auth = newAuthenticator(cfg, hc)
 	t.rp = retrier{policy: cfg.RetryPolicy, breaker: b,
 		onDead: t.onDead, record: func(ctx context.Context, out cache.PushOutcome) error {
@@ -128,7 +138,13 @@ func (t *Target) quarantineChanged(q bool, since time.Time) {
 // Run pushes the journal to the target until ctx is done. A store error is logged and retried;
 // only ctx ends Run.
 func (t *Target) Run(ctx context.Context) error {
+	t.catchUp(ctx)
+	next := t.nextReconcile(time.Now())
 	for {
+		if !next.IsZero() && !time.Now().Before(next) {
+			t.scheduledReconcile(ctx)
+			next = t.nextReconcile(time.Now())
+		}
 		n, err := t.PushOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -153,6 +169,8 @@ func (t *Target) Run(ctx context.Context) error {
 // over) and advances the cursor past them. It returns how many records it consumed. A batch
 // that consumed or sent anything logs one INFO line with its counts and the target's lag.
 func (t *Target) PushOnce(ctx context.Context) (int, error) {
+	t.work.Lock()
+	defer t.work.Unlock()
 	start := time.Now()
 	tl := &tally{}
 	ctx = withTally(ctx, tl)
@@ -298,6 +316,8 @@ type Status struct {
 	Time             time.Time `json:"time"`
 	StoredDead       int       `json:"deadLetters"`
 	StoredMapped     int       `json:"resources"`
+	// Reconcile is the last reconciliation since start, nil when none ran.
+	Reconcile *ReconcileStatus `json:"reconcile,omitempty"`
 }
 
 // Status reports the target's health and progress.
@@ -313,6 +333,7 @@ func (t *Target) Status(ctx context.Context) Status {
 	if v, ok := t.lastError.Load().(string); ok {
 		s.LastError = v
 	}
+	s.Reconcile = t.lastReconcile.Load()
 	return s
 }
 

@@ -98,6 +98,8 @@ func TestSubcommandsAcceptFlagsAnywhere(t *testing.T) {
 		{"targets", "deadletters", "skip", "id1", "--target=t", "--config", missing},
 		{"audit", "--resource", "r1", "--config", missing},
 		{"audit", "--config", missing, "--resource=-r1"},
+		{"reconcile", "--apply", "--config", missing, "--target", "t"},
+		{"reconcile", "--target=t", "--json", "--config", missing},
 	} {
 		_, _, err := runCLI(t, args...)
 		if err == nil || !strings.Contains(err.Error(), "reading config") || !strings.Contains(err.Error(), missing) {

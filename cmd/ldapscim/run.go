@@ -28,6 +28,8 @@ Usage:
   ldapscim explain      --config FILE USER           a user's attributes, rules and groups
   ldapscim targets status --config FILE          push targets and webhooks: cursor, lag, health
   ldapscim targets deadletters list|replay|skip --config FILE --target NAME [--all | ID...]
+  ldapscim reconcile    --config FILE --target NAME [--apply] [--json]
+                                                 read a push target, print its drift, correct it
   ldapscim audit        --config FILE --resource ID  a resource's sync and push history
   ldapscim import       --config FILE --source NAME CSVFILE [--dry-run] [--json]
                                                  apply an HR file as a [[csv]] source's content
@@ -85,6 +87,8 @@ func runCommand(ctx context.Context, cmd string, rest []string, stdout, stderr i
 		return runTargets(ctx, rest, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, stdout, stderr)
 	case "version", "--version":

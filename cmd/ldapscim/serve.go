@@ -52,11 +52,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if elector != nil {
 		defer elector.Close()
 	}
-	popts := push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush}
+	popts := push.Options{Log: log, ObserveRequests: obs.metrics.ObservePush,
+		Reconcile: push.ReconcilePolicy{Threshold: ingest.Threshold{MaxDeletes: cfg.Safety.MaxDeletes, MaxDeletePercent: cfg.Safety.MaxDeletePercent}}}
 	if elector != nil {
 		// The fence: a request leaves only while this replica leads with a fresh lease, even
 		// one whose context was made before a pause.
 		popts.MaySend = elector.MaySend
+		// A new leader whose push state for a target is behind reconciles it instead of
+		// resending the backlog (push.ReconcilePolicy).
+		popts.Reconcile.CatchUpLag = push.DefaultCatchUpLag
 	}
 	pusher = push.New(cfg.Targets, cfg.Webhooks, st, popts)
 	// The passes of every source replace the hold set: one at a time.

@@ -87,6 +87,19 @@ func printStatus(w io.Writer, rows []push.Status) {
 			s.JournalHead-min(s.Cursor, s.JournalHead), s.Delivered, dead, s.StoredMapped, e(s.LastError))
 	}
 	tw.Flush()
+	for _, s := range rows {
+		if r := s.Reconcile; r != nil {
+			fmt.Fprintf(w, "%s: last reconciliation %s (%s): %d missing, %d differing, %d extra (%d held), %d unmanaged",
+				e(s.Name), r.Time.Format(time.RFC3339), e(r.Why), r.Missing, r.Differing, r.Extra, r.Held, r.Unmanaged)
+			switch {
+			case r.Error != "":
+				fmt.Fprintf(w, "; failed: %s", e(r.Error))
+			case r.Applied:
+				fmt.Fprint(w, "; corrected")
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }
 
 // runDeadLetters lists, replays or skips a target's dead letters: through the admin API of a
