@@ -3,53 +3,29 @@ package cache
 import (
 	"bytes"
 	"context"
-	"errors"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
-// sourceHashes returns every stored source hash (ForEachSourceRecord), checking their order.
+// sourceHashes returns every stored source hash, by scanning their keys.
 func sourceHashes(t *testing.T, s *Store) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	last := ""
-	err := s.ForEachSourceRecord(context.Background(), func(id, rec []byte) error {
-		if string(id) <= last {
-			t.Fatalf("source records out of id order: %q after %q", id, last)
-		}
-		last = string(id)
-		out[string(id)] = bytes.Clone(rec)
-		return nil
+	ctx := context.Background()
+	err := s.view(ctx, func(txn *badger.Txn) error {
+		return scan(ctx, txn, []byte{kindSource}, nil, false, func(k []byte, item *badger.Item) error {
+			return item.Value(func(v []byte) error {
+				out[string(k[1:])] = bytes.Clone(v)
+				return nil
+			})
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func TestForEachSourceRecordStopsAtAnError(t *testing.T) {
-	s := openMem(t)
-	hashes := map[string][]byte{}
-	var rs []*scim.Resource
-	for i := range 5 {
-		u := user(i)
-		rs = append(rs, u)
-		hashes[u.ID] = []byte{byte(i)}
-	}
-	mustApply(t, s, Batch{Source: "ldap", Pass: "p1", Upserts: rs, SourceHashes: hashes})
-	if got := sourceHashes(t, s); len(got) != 5 {
-		t.Fatalf("%d records, want 5", len(got))
-	}
-	stop := errors.New("stop")
-	calls := 0
-	err := s.ForEachSourceRecord(context.Background(), func(id, rec []byte) error {
-		calls++
-		return stop
-	})
-	if !errors.Is(err, stop) || calls != 1 {
-		t.Fatalf("err %v after %d calls, want stop after 1", err, calls)
-	}
 }
 
 func TestSourceHashesFollowTheirResources(t *testing.T) {
