@@ -344,24 +344,6 @@ func (s *Store) ForEachOwnedSource(ctx context.Context, typ scim.ResourceType, s
 	})
 }
 
-// ForEachSourceRecord calls fn with the id and the source record (Batch.SourceHashes) of every
-// resource that has one, in id order, from one snapshot: a directory full pass loads what it
-// compares entries with in one walk (about 0.3 µs a record) instead of one read per entry
-// (3-5 µs). id and rec are valid only during fn. It stops at fn's first error and returns it.
-// Errors: ErrClosed, ctx.Err(). Safe for concurrent use.
-func (s *Store) ForEachSourceRecord(ctx context.Context, fn func(id, rec []byte) error) error {
-	return s.view(ctx, func(txn *badger.Txn) error {
-		return scan(ctx, txn, []byte{kindSource}, nil, false, func(k []byte, item *badger.Item) error {
-			return item.Value(func(v []byte) error {
-				if err := fn(k[1:], v); err != nil {
-					return callbackError{err}
-				}
-				return nil
-			})
-		})
-	})
-}
-
 // CountOwned counts the resources of typ that source owns (Batch.Own), or with source "", those
 // no source owns (the directory's): what a source's deletion threshold counts against. It reads
 // the owner keys only, so it costs O(owned resources), not O(all). Errors: ErrInvalid, ErrClosed.

@@ -31,7 +31,7 @@ type pass struct {
 	spill        *pendingFile          // and, beyond pendingSpillAfter, all of them (pending.go)
 	maxMod       string                // highest modifyTimestamp seen
 	noSources    bool                  // the cache has no users, so no source records (a first sync)
-	srcs         srcTable              // stored source records of users (full passes), srchash.go
+	srcBatch     map[string][]byte     // stored source records of the users being processed (full passes)
 	res          *resolver             // DN and uid references → ids (resolver.go)
 	mgrChecks    chunked[mgrCheck]     // skipped users whose manager is confirmed after the read: read already
 	mgrChecksDN  chunked[mgrCheckDN]   // and: not read yet, or none
@@ -128,8 +128,10 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		if p.s.cfg.ExpiredAccountsInactive {
 			digest = adExpiryDigest(digest, e, p.now)
 		}
-		if p.full && !p.noSources && p.unchanged(id, entryDN, e, digest) {
-			return nil
+		if p.full && !p.noSources {
+			if same, err := p.unchanged(ctx, id, entryDN, e, digest); err != nil || same {
+				return err
+			}
 		}
 	}
 	var (
@@ -293,8 +295,8 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		}
 	}
 	p.sum.Mode = wm.Mode
-	// Users are compared with their stored source records, loaded before the read
-	// (srchash.go). Without cached users there are none: a first sync, which loads in bulk.
+	// Users are compared with their stored source records, fetched a batch at a time as they
+	// are read (srchash.go). Without cached users there are none: skip the look-ups.
 	users, err := p.s.store.Count(ctx, scim.UserType)
 	if err != nil {
 		return err
@@ -304,8 +306,6 @@ func (p *pass) runFull(ctx context.Context, prev *watermark) error {
 		if err := p.beginLoad(ctx); err != nil {
 			return err
 		}
-	} else if err := p.loadSources(ctx, users); err != nil {
-		return err
 	}
 	readErr := p.readAll(ctx)
 	if readErr != nil {

@@ -165,18 +165,40 @@ func (p *pass) startProcessing(ctx context.Context, typ scim.ResourceType) *proc
 	// 16 batches (4k entries) let the reader run ahead of the processing.
 	pr := &processor{ch: make(chan []*ldapwire.Entry, 16), done: make(chan struct{}),
 		batch: make([]*ldapwire.Entry, 0, processBatch)}
+	type fetched struct {
+		es  []*ldapwire.Entry
+		src map[string][]byte
+	}
+	// A full pass compares users with their stored source records: a third goroutine fetches
+	// them for a batch (one cache transaction) while the previous batch is processed.
+	in := make(chan fetched, 2)
+	go func() {
+		defer close(in)
+		for b := range pr.ch {
+			var src map[string][]byte
+			if pr.failed.Load() == nil && p.full && typ == scim.UserType && !p.noSources {
+				var err error
+				if src, err = p.fetchSources(ctx, b); err != nil {
+					pr.failed.Store(&err)
+				}
+			}
+			in <- fetched{b, src}
+		}
+	}()
 	go func() {
 		defer close(pr.done)
-		for b := range pr.ch {
+		for b := range in {
 			if pr.failed.Load() != nil {
 				continue // keep draining so the reader never blocks
 			}
-			for _, e := range b {
+			p.srcBatch = b.src
+			for _, e := range b.es {
 				if err := p.read(ctx, typ, string(e.DN), e); err != nil {
 					pr.failed.Store(&err)
 					break
 				}
 			}
+			p.srcBatch = nil
 		}
 	}()
 	return pr

@@ -1,16 +1,15 @@
 package ldapsync
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"slices"
 
 	"hash/maphash"
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/internal/ldapwire"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -55,68 +54,40 @@ func (p *pass) digest(entryDN string, e attrGetter) [16]byte {
 	return [16]byte(h.Sum(sum[:0]))
 }
 
-// A full pass loads every stored source record before it reads, in one walk of the cache,
-// into srcTable: 32 bytes a user (srcEntry), sorted by a 64-bit hash of the id, about 0.3 µs a
-// record, where a read per entry cost 3-5 µs (ten times the walk: 3-5 s of CPU at 1M users).
-// Records written while the pass reads are not in it; they are this pass's own (each entry is
-// read once) or an approval's, which changes only the manager reference, and the manager check
-// below compares that with what the manager DN resolves to at the end of the read.
-type srcEntry struct {
-	id     uint64   // idHash of the id
-	digest [16]byte // the stored digest of the entry
-	mgr    [8]byte  // refHash of the stored manager reference; zero: none
+// storedSource returns the stored source record of a user read in a full pass, nil if it has
+// none. The bulk reader fetches the records of each batch of entries in one transaction before
+// the batch is processed (srcBatch); other reads fetch them one at a time. Nothing is loaded up
+// front: a pass keeps no source records beyond the batch in hand.
+func (p *pass) storedSource(ctx context.Context, id string) ([]byte, error) {
+	if b, ok := p.srcBatch[id]; ok {
+		return b, nil
+	}
+	m, err := p.s.store.SourceHashes(ctx, []string{id})
+	return m[id], err
 }
 
-type srcTable []srcEntry
-
-// loadSources reads every stored source record into p.srcs; users is a capacity hint.
-func (p *pass) loadSources(ctx context.Context, users int) error {
-	t := make(srcTable, 0, users)
-	err := p.s.store.ForEachSourceRecord(ctx, func(id, rec []byte) error {
-		if e, ok := p.srcEntryOf(id, rec); ok {
-			t = append(t, e)
-		} // else compared with nothing: the entry is normalized and compared by content
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(t, func(a, b srcEntry) int { return cmp.Compare(a.id, b.id) })
-	p.srcs = t
-	return nil
-}
-
-// srcEntryOf returns the table entry of a stored source record, false if it does not decode.
-func (p *pass) srcEntryOf(id, rec []byte) (srcEntry, bool) {
-	r, ok := decodeSrc(rec)
-	if !ok {
-		return srcEntry{}, false
-	}
-	e := srcEntry{id: p.idHash(id), digest: r.Digest}
-	if r.Manager.ID != "" {
-		e.mgr = p.refHash(r.Manager)
-	}
-	return e, true
-}
-
-// find returns the stored entry of id whose digest is digest. Two ids may share a hash (2^-64
-// a pair): every entry with it is tried, and only a matching digest, which covers the entry's
-// DN, counts.
-func (t srcTable) find(id uint64, digest [16]byte) (srcEntry, bool) {
-	i, _ := slices.BinarySearchFunc(t, id, func(e srcEntry, id uint64) int { return cmp.Compare(e.id, id) })
-	for ; i < len(t) && t[i].id == id; i++ {
-		if t[i].digest == digest {
-			return t[i], true
+// fetchSources returns the stored source records of a batch of entries, with a nil value for
+// every id that has none.
+func (p *pass) fetchSources(ctx context.Context, es []*ldapwire.Entry) (map[string][]byte, error) {
+	ids := make([]string, 0, len(es))
+	for _, e := range es {
+		if id, ok := p.s.idOf(e); ok {
+			ids = append(ids, id)
 		}
 	}
-	return srcEntry{}, false
-}
-
-func (p *pass) idHash(id []byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(p.mgrSeed)
-	h.Write(id)
-	return h.Sum64()
+	m, err := p.s.store.SourceHashes(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = make(map[string][]byte, len(ids))
+	}
+	for _, id := range ids {
+		if _, ok := m[id]; !ok {
+			m[id] = nil
+		}
+	}
+	return m, nil
 }
 
 // A skipped user whose manager reference is confirmed after the read is kept in 16 or 24
@@ -147,31 +118,32 @@ func (p *pass) refHash(ref cache.Ref) [8]byte {
 	return out
 }
 
-// unchanged reports whether a user read in a full pass has the entry it was last stored from
-// (p.srcs), and if so records it as read without normalizing it.
-func (p *pass) unchanged(id, entryDN string, e attrGetter, digest [16]byte) bool {
-	stored, ok := p.srcs.find(p.idHash([]byte(id)), digest)
-	if !ok {
-		return false
+// unchanged reports whether a user read in a full pass has the entry it was last stored from,
+// and if so records it as read without normalizing it.
+func (p *pass) unchanged(ctx context.Context, id, entryDN string, e attrGetter, digest [16]byte) (bool, error) {
+	b, err := p.storedSource(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	stored, ok := decodeSrc(b)
+	if !ok || stored.Digest != digest {
+		return false, nil
 	}
 	n := p.remember(cache.Ref{ID: id, Type: scim.UserType, Display: p.s.users.display(e)}, entryDN, e)
 	p.sum.Unchanged++
-	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.mgr != ([8]byte{}) {
-		want := stored.mgr
-		if want == ([8]byte{}) {
-			want = p.refHash(cache.Ref{})
-		}
+	if mgrDN := p.s.users.managerDN(e); mgrDN != "" || stored.Manager.ID != "" {
+		want := p.refHash(stored.Manager)
 		var k key12
 		if mgrDN != "" {
 			k = dnKey(mgrDN)
 			if m, ok := p.ents.lookupDN(k); ok {
 				p.mgrChecks.add(mgrCheck{rec: n, mgr: m, want: want})
-				return true
+				return true, nil
 			}
 		}
 		p.mgrChecksDN.add(mgrCheckDN{rec: n, mgr: k, want: want})
 	}
-	return true
+	return true, nil
 }
 
 // staleManagers returns the skipped users whose manager DN no longer resolves to the stored

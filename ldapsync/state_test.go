@@ -1,11 +1,9 @@
 package ldapsync
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 
@@ -97,32 +95,21 @@ func measure(n int, fill func() any) float64 {
 	return float64(int64(after)-int64(before)) / float64(n)
 }
 
-// measureState returns the bytes per entry of the pass state (new, with its table of source
-// records) and of legacyState (old, which loaded them into a map)
+// measureState returns the bytes per entry of the pass state (new) and of legacyState (old)
 // after n unchanged users with a manager (a steady full pass), and after n users remembered
 // without a check (a first sync, or changed users).
 func measureState(t testing.TB, n int) (newSkipped, newRead, oldSkipped, oldRead float64) {
 	ins := stateInputs(n)
 	newSkipped = measure(n, func() any {
-		// The source table as loadSources builds it, then the unchanged users.
 		p := newStatePass(t)
-		p.srcs = make(srcTable, 0, n)
 		for _, x := range ins {
-			e, ok := p.srcEntryOf([]byte(x.id), x.src)
-			if !ok {
-				t.Fatalf("source record of %s does not decode", x.id)
-			}
-			p.srcs = append(p.srcs, e)
-		}
-		slices.SortFunc(p.srcs, func(a, b srcEntry) int { return cmp.Compare(a.id, b.id) })
-		for _, x := range ins {
-			if !p.unchanged(x.id, x.dn, x.e, [16]byte{1}) {
-				t.Fatalf("%s: not unchanged", x.id)
+			p.srcBatch = map[string][]byte{x.id: x.src}
+			same, err := p.unchanged(t.Context(), x.id, x.dn, x.e, [16]byte{1})
+			if err != nil || !same {
+				t.Fatalf("unchanged: %v %v", same, err)
 			}
 		}
-		if p.unchanged(ins[0].id, ins[0].dn, ins[0].e, [16]byte{2}) {
-			t.Fatal("another digest: unchanged")
-		}
+		p.srcBatch = nil
 		if got, ok := p.ents.byDNKey(dnKey(ins[n/2].dn)); !ok || got.ID != ins[n/2].id {
 			t.Fatalf("lookup by DN: %+v %v", got, ok)
 		}
@@ -205,9 +192,8 @@ func TestPassStateBytesPerEntry(t *testing.T) {
 	newSkipped, newRead, oldSkipped, oldRead := measureState(t, n)
 	t.Logf("pass state, bytes per entry at %d entries: unchanged user with a manager %.0f (before: %.0f), user read %.0f (before: %.0f)",
 		n, newSkipped, oldSkipped, newRead, oldRead)
-	// An unchanged user: its entries record and manager check, and its 32-byte srcEntry.
-	if newSkipped > 150 || newRead > 100 {
-		t.Errorf("pass state: %.0f / %.0f bytes per entry, want at most 150 / 100", newSkipped, newRead)
+	if newSkipped > 120 || newRead > 100 {
+		t.Errorf("pass state: %.0f / %.0f bytes per entry, want at most 120 / 100", newSkipped, newRead)
 	}
 }
 

@@ -33,9 +33,6 @@ type Store interface {
 	ResolveDNs(ctx context.Context, dns []string) ([]cache.Ref, []bool, error)
 	// CountIndexed counts, up to 2, the ids index idx holds each of values for.
 	CountIndexed(ctx context.Context, idx cache.Index, values []string) ([]int, error)
-	// ForEachSourceRecord walks every stored source record in one snapshot (a full pass
-	// loads them before it reads).
-	ForEachSourceRecord(ctx context.Context, fn func(id, rec []byte) error) error
 }
 
 // Source is the watermark key of the directory source in the cache.
