@@ -142,8 +142,17 @@ func slapdTrial(t *testing.T, bin, cfg string, s setup, f slapdFault, round int,
 		return falseDel, false, failed
 	}
 	ref, _ := refSync(t, bin, s)
-	if missing, extra := testenv.ReadCache(t, cacheDir).Diff(ref); missing+extra > 0 {
-		t.Errorf("%s: after the next pass the cache differs from the directory: %d missing or stale, %d extra", f.kind, missing, extra)
+	st := testenv.ReadCache(t, cacheDir)
+	if missing, extra := st.Diff(ref); missing+extra > 0 {
+		// Say enough to tell which path lost what: the kind of the faulted pass and a few ids.
+		var some []string
+		for id, v := range ref {
+			if st.Versions[id] != v && len(some) < 5 {
+				some = append(some, id)
+			}
+		}
+		t.Errorf("%s: after the next pass the cache differs from the directory: %d missing or stale (e.g. %v), %d extra; faulted pass full=%v failed=%v\nits output: %s\nthe next pass: %s",
+			f.kind, missing, some, extra, full, failed == 1, tail(out.String(), 1500), tail(string(b), 1500))
 		return falseDel, false, failed
 	}
 	return falseDel, true, failed
