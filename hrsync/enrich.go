@@ -50,7 +50,7 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	today := p.s.today()
 	p.beginEnrich()
 	p.joined = map[string]bool{}
-	var pending []enrichRow
+	q := overlayQueue{p: p}
 	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
 		ids, err := p.directoryUsers(ctx, idx, row.Key)
 		if err != nil {
@@ -76,15 +76,10 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 			return err
 		}
 		p.joined[ids[0]] = true
-		pending = append(pending, enrichRow{row: row, id: ids[0], set: p.s.enrichSet(row, f.active)})
-		if len(pending) >= chunk {
-			err = p.compareOverlays(ctx, pending)
-			pending = pending[:0]
-		}
-		return err
+		return q.add(ctx, enrichRow{row: row, id: ids[0], set: p.s.enrichSet(row, f.active)})
 	})
 	if err == nil {
-		err = p.compareOverlays(ctx, pending)
+		err = q.flush(ctx)
 	}
 	if err != nil {
 		return err // an incomplete read reverts nothing (invariant 4)
@@ -204,6 +199,25 @@ func (s *Source) enrichSet(row hrcsv.Row, active bool) map[string]any {
 		set["active"] = false
 	}
 	return set
+}
+
+// overlayQueue hands joined rows to compareOverlays chunk rows at a time.
+type overlayQueue struct {
+	p       *pass
+	pending []enrichRow
+}
+
+func (q *overlayQueue) add(ctx context.Context, r enrichRow) error {
+	if q.pending = append(q.pending, r); len(q.pending) < chunk {
+		return nil
+	}
+	return q.flush(ctx)
+}
+
+func (q *overlayQueue) flush(ctx context.Context) error {
+	err := q.p.compareOverlays(ctx, q.pending)
+	q.pending = q.pending[:0]
+	return err
 }
 
 // compareOverlays compares rows with their users' stored overlays: an unchanged row writes

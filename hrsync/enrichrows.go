@@ -230,7 +230,7 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 		}
 	}
 	withOverlay = nil
-	var pending []enrichRow
+	q := overlayQueue{p: p}
 	at := func(i int32) (int64, int) { return rows[i].off, int(rows[i].line) }
 	err = readRows(ctx, r, p.s.cfg, p.rep, len(rows), want, at, func(i int32, row hrcsv.Row) error {
 		st := &rows[i]
@@ -254,15 +254,10 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 		if err != nil {
 			return err
 		}
-		pending = append(pending, enrichRow{row: row, id: id, set: set})
-		if len(pending) >= chunk {
-			err = p.compareOverlays(ctx, pending)
-			pending = pending[:0]
-		}
-		return err
+		return q.add(ctx, enrichRow{row: row, id: id, set: set})
 	})
 	if err == nil {
-		err = p.compareOverlays(ctx, pending)
+		err = q.flush(ctx)
 	}
 	if err != nil {
 		return err // an incomplete read reverts nothing (invariant 4)
