@@ -344,9 +344,9 @@ func appendKV(buf *z.Buffer, k, v []byte, stream uint32) {
 	out := buf.SliceAllocate(n)[:0]
 	out = appendBytesField(out, 1, k) // key
 	out = appendBytesField(out, 2, v) // value
-	out = append(out, 4<<3|0, 1)      // version: varint 1
+	out = append(out, 4<<3, 1)        // version (field 4, varint): 1
 	if stream != 0 {
-		out = append(out, 10<<3|0) // stream_id: varint
+		out = append(out, 10<<3) // stream_id (field 10, varint)
 		_ = binary.AppendUvarint(out, uint64(stream))
 	}
 }
