@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,8 +35,25 @@ type stream struct {
 	sent bool // the status line and some of the body are out
 }
 
+// streamBufs keeps response buffers between requests: a buffer was the biggest allocation of
+// a filtered list (a lookup by userName).
+var streamBufs = sync.Pool{New: func() any { return new([]byte) }}
+
 func newStream(c *gin.Context, size int) *stream {
-	return &stream{c: c, buf: make([]byte, 0, size)}
+	buf := *streamBufs.Get().(*[]byte)
+	if cap(buf) < size {
+		buf = make([]byte, 0, max(size, 4096))
+	}
+	return &stream{c: c, buf: buf[:0]}
+}
+
+// release returns the buffer for another response; o is not used again.
+func (o *stream) release() {
+	if cap(o.buf) <= 2*flushAt {
+		buf := o.buf[:0]
+		streamBufs.Put(&buf)
+	}
+	o.buf = nil
 }
 
 // flush sends the buffer.
@@ -68,12 +86,14 @@ func (o *stream) maybeFlush() error {
 // finish sends what is left; an error there is like any other mid-stream error.
 func (s *Server) finish(o *stream) {
 	if !o.sent {
-		o.c.Data(http.StatusOK, contentType, o.buf)
+		o.c.Data(http.StatusOK, contentType, o.buf) // written (or copied) before it returns
+		o.release()
 		return
 	}
 	if err := o.flush(); err != nil {
 		s.abort(o, err)
 	}
+	o.release()
 }
 
 // fail answers err: a SCIM error while nothing is out, else an aborted connection.
