@@ -334,8 +334,8 @@ func (l *Load) commit(ctx context.Context) error {
 
 // appendKV adds the pair to buf as Badger's StreamWriter reads it: a protobuf-encoded pb.KV
 // with version 1 in the stream. It writes what badger.KVToBuffer(&pb.KV{Key: k, Value: v,
-// Version: 1, StreamId: stream}, buf) writes (TestAppendKV), without the reflection of proto.Marshal, which cost a
-// tenth of a first sync's commit.
+// Version: 1, StreamId: stream}, buf) writes (TestAppendKV), without the reflection of
+// proto.Marshal, which cost about a tenth of a first sync's Commit.
 func appendKV(buf *z.Buffer, k, v []byte, stream uint32) {
 	n := bytesFieldLen(k) + bytesFieldLen(v) + 2
 	if stream != 0 {
