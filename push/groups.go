@@ -250,8 +250,8 @@ func (t *Target) syncGroup(ctx context.Context, tk *task, id string, st cache.Pu
 			// Mark the membership as uncertain until every chunk is through.
 			_, sent := cur.hash()
 			mark := cache.PushState{Type: scim.GroupType, TargetID: st.TargetID, Sent: sent, Active: true}
-			if err := t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{{ID: tk.id, State: &mark, KeepDeadLetter: true}}); err != nil {
-				return cache.PushOutcome{}, wrapStore("record", err)
+			if err := t.recordPush(ctx, cache.PushOutcome{ID: tk.id, State: &mark, KeepDeadLetter: true}); err != nil {
+				return cache.PushOutcome{}, err
 			}
 			st = mark
 		}

@@ -23,8 +23,15 @@ package push
 //     resource in line, exactly as a delivery does: the same requests, retries, dead letters and
 //     push state, so the next push finds nothing to send.
 //
-// A reconciliation holds the target's work lock, which the worker holds for each batch: the two
-// never run beside each other on one cache.
+// The worker keeps pushing while a reconciliation reads: the read of a big target can take
+// hours, and changes must not wait for it. Whatever the worker records for a resource meanwhile
+// (a delivery, a dead letter, a group's member chunks) marks that resource; the drifts of
+// marked resources are left out of the report and of the correction (counted as superseded:
+// the target was compared with a push state that changed under it, and push's own delivery
+// is newer than the comparison). The correction then runs under the target's work lock, which
+// the worker holds for each batch, so the two never write beside each other: the marks are
+// taken under that lock, and no push runs between them and the correction. One
+// reconciliation runs at a time per target.
 
 import (
 	"context"
@@ -115,6 +122,9 @@ type ReconcileReport struct {
 	Requests int64 `json:"requests"`
 	// Failed counts the corrections that became dead letters (Apply).
 	Failed int64 `json:"failed,omitempty"`
+	// Superseded counts the drifts (and adoptions) left out because the worker pushed those
+	// resources while the target was read: their push state changed under the comparison.
+	Superseded int `json:"superseded,omitempty"`
 	// CursorSetTo is where SetCursor moved the cursor; 0 when it did not.
 	CursorSetTo uint64 `json:"cursorSetTo,omitempty"`
 	Took        string `json:"took"`
@@ -150,8 +160,10 @@ type recon struct {
 // fails, having corrected nothing, when the read of the target fails (after the retry policy's
 // attempts for 429, 5xx and dropped connections).
 func (t *Target) Reconcile(ctx context.Context, opts ReconcileOptions) (*ReconcileReport, error) {
-	t.work.Lock()
-	defer t.work.Unlock()
+	t.reconciling.Lock()
+	defer t.reconciling.Unlock()
+	t.watchTouched(true)
+	defer t.watchTouched(false)
 	start := time.Now()
 	sent0 := t.c.sent.Load()
 	if opts.MaxListed <= 0 {
@@ -177,6 +189,11 @@ func (t *Target) Reconcile(ctx context.Context, opts ReconcileOptions) (*Reconci
 	if afterCompare != nil {
 		afterCompare()
 	}
+	if opts.Apply {
+		t.work.Lock()
+		defer t.work.Unlock()
+	}
+	r.dropTouched(t.watchTouched(false))
 	r.hold()
 	r.report()
 	if opts.Apply {
@@ -745,6 +762,29 @@ func (r *recon) missingGroupsOf(ctx context.Context) error {
 }
 
 // hold holds every extra of a type whose count crosses the threshold.
+// dropTouched leaves out the drifts and adoptions of the resources the worker pushed while
+// the target was read.
+func (r *recon) dropTouched(touched map[string]struct{}) {
+	if len(touched) == 0 {
+		return
+	}
+	n := len(r.items) + len(r.adopts)
+	left := func(id string) bool {
+		_, ok := touched[id]
+		if _, adopted := r.adopted[id]; ok && adopted {
+			r.rep.Adopted--
+			delete(r.adopted, id)
+		}
+		return ok
+	}
+	r.items = slices.DeleteFunc(r.items, func(it driftItem) bool { return left(it.ID) })
+	r.adopts = slices.DeleteFunc(r.adopts, func(o cache.PushOutcome) bool { return left(o.ID) })
+	r.rep.Superseded = n - len(r.items) - len(r.adopts)
+	if r.rep.Superseded > 0 {
+		r.t.log.Info("reconcile: left out drifts the worker pushed while the target was read", "superseded", r.rep.Superseded)
+	}
+}
+
 func (r *recon) hold() {
 	extras := map[scim.ResourceType]int{}
 	for _, it := range r.items {

@@ -45,7 +45,9 @@ type ReconcileStatus struct {
 	Extra     int       `json:"extra"`
 	Held      int       `json:"held"`
 	Unmanaged int       `json:"unmanaged"`
-	Error     string    `json:"error,omitempty"`
+	// Superseded counts drifts left to the worker, which pushed them during the read.
+	Superseded int    `json:"superseded,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // noteReconcile keeps the outcome of a reconciliation for Status.
@@ -53,6 +55,7 @@ func (t *Target) noteReconcile(why string, rep *ReconcileReport, err error) {
 	s := &ReconcileStatus{Time: time.Now().UTC(), Why: why}
 	if rep != nil {
 		s.Applied, s.Missing, s.Differing, s.Extra, s.Held, s.Unmanaged = rep.Applied, rep.Missing, rep.Differing, rep.Extra, rep.Held, rep.Unmanaged
+		s.Superseded = rep.Superseded
 	}
 	if err != nil {
 		s.Error = err.Error()

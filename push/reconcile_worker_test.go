@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +181,126 @@ func TestCatchUpReconcilesInsteadOfResending(t *testing.T) {
 	<-done
 	if n := len(users(t, e.target)); n != 3 {
 		t.Fatalf("%d users at the target", n)
+	}
+}
+
+// holdingProxy is a proxy in front of SCIMMY that holds every list read of /Groups (a
+// reconciliation's, never the worker's) until release is closed; held is closed at the first.
+func holdingProxy(t *testing.T, e *env) (url string, held, release chan struct{}) {
+	t.Helper()
+	up, err := neturl.Parse(e.target.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(&neturl.URL{Scheme: up.Scheme, Host: up.Host})
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/Groups") && q.Has("count") && !q.Has("filter") {
+			once.Do(func() { close(held) })
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + up.Path, held, release
+}
+
+// waitTitle waits until the target shows uid's title, and fails after 20 s.
+func waitTitle(t *testing.T, e *env, uid, title, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if u := users(t, e.target); u[uid] != nil && u[uid]["title"] == title {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s's title never became %q at the target", why, uid, title)
+		}
+	}
+}
+
+// A reconciliation reads the target without holding up the worker: a change made while it
+// reads (here: held in its read of the groups) is pushed at once, and the reconciliation then
+// leaves that resource's drift, found before the push, to the push (superseded) instead of
+// correcting it from a stale comparison. The same holds for a scheduled reconciliation, which
+// runs beside the worker's loop.
+func TestReconcileDoesNotHoldUpThePush(t *testing.T) {
+	e, cfg := driftEnv(t)
+	proxied, held, release := holdingProxy(t, e)
+	cfg.URL = proxied
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tg := push.NewTarget(cfg, e.store, push.WorkerOptions{})
+	worker := make(chan struct{})
+	go func() { tg.Run(ctx); close(worker) }()
+
+	type result struct {
+		rep *push.ReconcileReport
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := tg.Reconcile(ctx, push.ReconcileOptions{Apply: true, Threshold: ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}})
+		done <- result{rep, err}
+	}()
+	waitHeld(t, held) // the users are compared: bob's hand-edited title is a drift
+	e.sl.Modify(t, fmt.Sprintf("dn: uid=bob,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: Director\n", base))
+	e.pass()
+	waitTitle(t, e, "bob", "Director", "the push waited for the reconciliation")
+	close(release)
+	res := <-done
+	if res.err != nil || !res.rep.Applied {
+		t.Fatalf("reconcile: %+v, %v", res.rep, res.err)
+	}
+	want := []string{"missing User carol ", "differing Group eng members"}
+	if got := driftKeys(res.rep); !slices.Equal(got, want) || res.rep.Superseded != 1 {
+		t.Fatalf("drifts %q, superseded %d; want %q and bob's drift superseded", got, res.rep.Superseded, want)
+	}
+	u := users(t, e.target)
+	if u["carol"] == nil || u["bob"]["title"] != "Director" {
+		t.Fatalf("after the reconciliation: users %v, bob's title %v", keys(u), u["bob"]["title"])
+	}
+	if got := memberNames(t, e.target, groups(t, e.target)["eng"]); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Fatalf("eng members %v", got)
+	}
+	cancel()
+	<-worker
+
+	// Scheduled: the worker's loop starts it and goes on pushing.
+	proxied, held, release = holdingProxy(t, e)
+	sched := cfg
+	sched.URL, sched.Reconcile = proxied, "@every 1s"
+	list := []push.TargetConfig{sched}
+	if errs := push.Prepare(list, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	tg = push.NewTarget(list[0], e.store, push.WorkerOptions{Reconcile: push.ReconcilePolicy{Threshold: ingest.Threshold{MaxDeletes: 100, MaxDeletePercent: 100}}})
+	worker = make(chan struct{})
+	go func() { tg.Run(ctx); close(worker) }()
+	waitHeld(t, held)
+	e.sl.Modify(t, fmt.Sprintf("dn: uid=bob,ou=people,%s\nchangetype: modify\nreplace: title\ntitle: VP\n", base))
+	e.pass()
+	waitTitle(t, e, "bob", "VP", "the worker's loop waited for the scheduled reconciliation")
+	close(release)
+	cancel()
+	<-worker
+}
+
+// waitHeld waits until the proxy holds a reconciliation's read, and fails after 30 s.
+func waitHeld(t *testing.T, held chan struct{}) {
+	t.Helper()
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reconciliation read the target's groups")
 	}
 }

@@ -61,9 +61,15 @@ type Target struct {
 	log  *slog.Logger
 	c    *client
 	rp   retrier
-	// work is held by each batch of the worker and by a reconciliation: they never run beside
-	// each other.
+	// work is held by each batch of the worker and by a reconciliation while it corrects the
+	// drift: the two never write beside each other.
 	work sync.Mutex
+	// reconciling is held by a reconciliation from start to end: one at a time per target.
+	reconciling sync.Mutex
+	// touched, while a reconciliation reads the target without the work lock, collects the ids
+	// whose push state the worker changed meanwhile (see Reconcile); nil otherwise.
+	touchMu sync.Mutex
+	touched map[string]struct{}
 
 	delivered, deadLetters atomic.Int64
 	lastError              atomic.Value // string
@@ -87,9 +93,36 @@ func NewTarget(cfg TargetConfig, st Store, opts WorkerOptions) *Target {
 			if out.DeadLetter == nil {
 				t.delivered.Add(1)
 			}
-			return wrapStore("record", t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{out}))
+			return t.recordPush(ctx, out)
 		}}
 	return t
+}
+
+// recordPush records what the worker did to one resource at the target.
+func (t *Target) recordPush(ctx context.Context, out cache.PushOutcome) error {
+	t.touch(out.ID)
+	return wrapStore("record", t.st.RecordPush(ctx, t.cfg.Name, []cache.PushOutcome{out}))
+}
+
+// touch notes, for a reconciliation reading the target, that the push state of id changed.
+func (t *Target) touch(id string) {
+	t.touchMu.Lock()
+	if t.touched != nil {
+		t.touched[id] = struct{}{}
+	}
+	t.touchMu.Unlock()
+}
+
+// watchTouched starts (on) or ends collecting touched ids; ending returns those collected.
+func (t *Target) watchTouched(on bool) map[string]struct{} {
+	t.touchMu.Lock()
+	defer t.touchMu.Unlock()
+	got := t.touched
+	t.touched = nil
+	if on {
+		t.touched = map[string]struct{}{}
+	}
+	return got
 }
 
 // Name is the target's name.
@@ -136,13 +169,24 @@ func (t *Target) quarantineChanged(q bool, since time.Time) {
 }
 
 // Run pushes the journal to the target until ctx is done. A store error is logged and retried;
-// only ctx ends Run.
+// only ctx ends Run. A scheduled reconciliation runs beside the pushing (a schedule that comes
+// due while one still runs is skipped); the catch-up one runs first, instead of the backlog.
 func (t *Target) Run(ctx context.Context) error {
 	t.catchUp(ctx)
+	var recon sync.WaitGroup
+	defer recon.Wait()
+	var reconciling atomic.Bool
 	next := t.nextReconcile(time.Now())
 	for {
 		if !next.IsZero() && !time.Now().Before(next) {
-			t.scheduledReconcile(ctx)
+			if reconciling.CompareAndSwap(false, true) {
+				recon.Go(func() {
+					defer reconciling.Store(false)
+					t.scheduledReconcile(ctx)
+				})
+			} else {
+				t.log.Warn("scheduled reconciliation skipped: the previous one still runs", "spec", t.cfg.Reconcile)
+			}
 			next = t.nextReconcile(time.Now())
 		}
 		n, err := t.PushOnce(ctx)
