@@ -384,6 +384,9 @@ var loadStreams = min(runtime.GOMAXPROCS(0), 4)
 // stream merges the sorter's runs, base and buffer into sw, in loadStreams ranges at once,
 // and returns how many keys it wrote. It notes duplicate userNames in l.dups.
 func (l *Load) stream(ctx context.Context, sw *badger.StreamWriter, base *run) (int, error) {
+	if err := l.sorter.waitSpill(); err != nil {
+		return 0, err
+	}
 	l.sorter.sorted()
 	bounds := append(append([][]byte{nil}, l.sorter.splitKeys(base, loadStreams)...), nil)
 	parts := make([]streamPart, len(bounds)-1)

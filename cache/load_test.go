@@ -415,6 +415,9 @@ func TestSorterLastValueWins(t *testing.T) {
 	}
 	// Commit merges ranges at once: the ranges splitKeys chooses, each merged on its own,
 	// together yield the same pairs, each once (keys repeat across runs, the buffer and base).
+	if err := s.waitSpill(); err != nil {
+		t.Fatal(err)
+	}
 	s.sorted()
 	for _, n := range []int{2, 3, 7} {
 		keys := s.splitKeys(baseRun, n)

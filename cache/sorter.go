@@ -17,8 +17,10 @@ import (
 // kvSorter orders more key-value pairs than memory holds, for a bulk load (load.go): pairs are
 // buffered up to limit bytes, sorted, and written to run files in dir; merge then reads every
 // run at once and yields each key once, in key order. For a key added more than once the value
-// added last wins, as it would in a transaction. Memory is the buffer plus one read buffer per
-// run. Not safe for concurrent use.
+// added last wins, as it would in a transaction. There are two buffers: while a full one is
+// sorted and written on a goroutine of its own, add fills the other, so the caller (a first
+// sync's writer, the busiest stage of its pipeline) does not wait for the disk. Memory is the
+// two buffers plus one read buffer per run. Not safe for concurrent use.
 type kvSorter struct {
 	dir   string
 	limit int
@@ -26,6 +28,18 @@ type kvSorter struct {
 	ents  []sortEnt // the buffered pairs, in the order added
 	runs  []*run    // spilled run files, oldest first
 	added int64     // pairs added, for the log
+	// spilling, while a spill runs, delivers its outcome (and hands its buffer back).
+	spilling   chan spilled
+	spareArena []byte
+	spareEnts  []sortEnt
+}
+
+// spilled is the outcome of a background spill.
+type spilled struct {
+	r     *run
+	err   error
+	arena []byte
+	ents  []sortEnt
 }
 
 // sortEnt is one buffered pair: key at arena[off:off+klen], value right after it. prefix is
@@ -48,9 +62,9 @@ func (e sortEnt) value(arena []byte) []byte {
 	return arena[e.off+e.klen : e.off+e.klen+e.vlen]
 }
 
-// sortBufferSize is how many bytes of keys and values a sorter keeps before it writes a run:
-// the bulk load's main memory cost.
-const sortBufferSize = 64 << 20
+// sortBufferSize is how many bytes of keys and values each of a sorter's two buffers keeps
+// before it is written as a run: the bulk load's main memory cost is twice this.
+const sortBufferSize = 32 << 20
 
 func newKVSorter(dir string, limit int) *kvSorter {
 	return &kvSorter{dir: dir, limit: limit}
@@ -80,42 +94,72 @@ func (s *kvSorter) add(k, v []byte) error {
 }
 
 // sorted sorts the buffer by key, and equal keys in the order added (by arena offset).
-func (s *kvSorter) sorted() {
-	slices.SortFunc(s.ents, func(a, b sortEnt) int {
+func (s *kvSorter) sorted() { sortEnts(s.arena, s.ents) }
+
+func sortEnts(arena []byte, ents []sortEnt) {
+	slices.SortFunc(ents, func(a, b sortEnt) int {
 		if a.prefix != b.prefix {
 			return cmp.Compare(a.prefix, b.prefix)
 		}
-		if c := bytes.Compare(a.key(s.arena), b.key(s.arena)); c != 0 {
+		if c := bytes.Compare(a.key(arena), b.key(arena)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.off, b.off)
 	})
 }
 
-// spill writes the buffer as a sorted run file, the last value of each key only, and empties it.
+// spill hands the full buffer to a goroutine that sorts it and writes it as a run file (the
+// last value of each key only), after the previous spill is through, and goes on with the
+// other buffer.
 func (s *kvSorter) spill() error {
-	s.sorted()
+	if err := s.waitSpill(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("cache: bulk load: %v", err)
 	}
 	path := filepath.Join(s.dir, fmt.Sprintf("run-%06d", len(s.runs)))
-	r, err := writeRun(path, max(1, int64(len(s.arena))/runMarks), func(put func(k, v []byte) error) error {
-		for i, e := range s.ents {
-			if i+1 < len(s.ents) && bytes.Equal(e.key(s.arena), s.ents[i+1].key(s.arena)) {
+	arena, ents := s.arena, s.ents
+	done := make(chan spilled, 1)
+	s.spilling = done
+	go func() {
+		r, err := writeSorted(path, arena, ents)
+		done <- spilled{r: r, err: err, arena: arena[:0], ents: ents[:0]}
+	}()
+	s.arena, s.ents = s.spareArena, s.spareEnts
+	s.spareArena, s.spareEnts = nil, nil
+	return nil
+}
+
+// waitSpill waits for the spill under way, if any, and records its run.
+func (s *kvSorter) waitSpill() error {
+	if s.spilling == nil {
+		return nil
+	}
+	out := <-s.spilling
+	s.spilling = nil
+	s.spareArena, s.spareEnts = out.arena, out.ents
+	if out.err != nil {
+		return out.err
+	}
+	s.runs = append(s.runs, out.r)
+	return nil
+}
+
+// writeSorted sorts a buffer and writes it as a run file, the last value of each key only.
+func writeSorted(path string, arena []byte, ents []sortEnt) (*run, error) {
+	sortEnts(arena, ents)
+	return writeRun(path, max(1, int64(len(arena))/runMarks), func(put func(k, v []byte) error) error {
+		for i, e := range ents {
+			if i+1 < len(ents) && bytes.Equal(e.key(arena), ents[i+1].key(arena)) {
 				continue // a later value of the same key follows
 			}
-			if err := put(e.key(s.arena), e.value(s.arena)); err != nil {
+			if err := put(e.key(arena), e.value(arena)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	s.runs = append(s.runs, r)
-	s.arena, s.ents = s.arena[:0], s.ents[:0]
-	return nil
 }
 
 // run is a run file with a sparse index: the key and offset of its first pair and of a pair
@@ -131,6 +175,9 @@ type runMark struct {
 	key []byte
 	off int64
 }
+
+// mergeBuffers is about how many bytes of read buffers a merge of the runs uses.
+const mergeBuffers = 8 << 20
 
 // runMarks is about how many marks a run file of a spill gets; the base run gets one every
 // runMarkEvery bytes.
@@ -228,6 +275,9 @@ func (s *kvSorter) splitKeys(base *run, n int) [][]byte {
 // is a run file of pairs that were there before (the store's own keys): any value added to
 // the sorter wins over it. k and v are valid only during the call. The buffer is emptied.
 func (s *kvSorter) merge(base *run, fn func(k, v []byte) error) error {
+	if err := s.waitSpill(); err != nil {
+		return err
+	}
 	s.sorted()
 	err := s.mergeRange(base, nil, nil, fn)
 	s.arena, s.ents = s.arena[:0], s.ents[:0]
@@ -235,15 +285,18 @@ func (s *kvSorter) merge(base *run, fn func(k, v []byte) error) error {
 }
 
 // mergeRange is merge for the keys k with lo <= k < hi (a nil bound is open), on a sorted
-// buffer, which it leaves as it is: merges of disjoint ranges may run at once.
+// buffer, which it leaves as it is, with no spill under way: merges of disjoint ranges may
+// run at once.
 func (s *kvSorter) mergeRange(base *run, lo, hi []byte, fn func(k, v []byte) error) error {
 	var h mergeHeap
 	runs := s.runs
 	if base != nil {
 		runs = append([]*run{base}, runs...)
 	}
+	// Read buffers of mergeBuffers bytes in all, between 32 and 256 KB each.
+	bufSize := min(max(mergeBuffers/max(len(runs), 1), 32<<10), 256<<10)
 	for prio, r := range runs {
-		c, err := openRun(r, prio, lo, hi)
+		c, err := openRun(r, prio, lo, hi, bufSize)
 		if err != nil {
 			return err
 		}
@@ -287,6 +340,7 @@ func (s *kvSorter) mergeRange(base *run, lo, hi []byte, fn func(k, v []byte) err
 
 // remove deletes the run files.
 func (s *kvSorter) remove() {
+	_ = s.waitSpill() // its run file is removed with the directory if it failed
 	for _, r := range s.runs {
 		os.Remove(r.path)
 	}
@@ -348,7 +402,7 @@ type runCursor struct {
 
 // openRun opens a cursor on r positioned before its first key at or past lo; the caller
 // closes c.f.
-func openRun(r *run, prio int, lo, hi []byte) (*runCursor, error) {
+func openRun(r *run, prio int, lo, hi []byte, bufSize int) (*runCursor, error) {
 	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, fmt.Errorf("cache: bulk load: %v", err)
@@ -364,7 +418,7 @@ func openRun(r *run, prio int, lo, hi []byte) (*runCursor, error) {
 			}
 		}
 	}
-	c.r = bufio.NewReaderSize(f, 256<<10)
+	c.r = bufio.NewReaderSize(f, bufSize)
 	for lo != nil {
 		ok, err := c.read()
 		if err != nil {
