@@ -1,6 +1,7 @@
 package ldapsync_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -117,5 +118,88 @@ member: uid=dora,ou=people,dc=example,dc=com
 	}
 	if n := e.count(scim.UserType); n != 4 {
 		t.Errorf("%d users, want 4", n)
+	}
+}
+
+// atCheckpoint adds dora, runs a full pass, restarts slapd cleanly and makes two writes (the
+// second write after a start is a checkpoint: syncprov-checkpoint's time limit counts from the
+// first), then a delta: the stored cookie is the contextCSN slapd has on disk. Then ann's title
+// changes and dora is deleted, and slapd is killed: it comes back with the contextCSN of the
+// stored cookie, and syncprov reports nothing.
+func atCheckpoint(t *testing.T) *env {
+	t.Helper()
+	e := smallEnv(t, nil)
+	e.sl.Modify(t, "dn: uid=dora,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: dora\ncn: Dora New\nsn: New\n")
+	e.sync(true)
+	e.sl.Restart(t)
+	for _, title := range []string{"One", "Two"} {
+		e.sl.Modify(t, "dn: uid=bob,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: "+title+"\n")
+	}
+	if sum := e.sync(false); sum.Full {
+		t.Fatalf("a delta was expected: %+v", sum)
+	}
+	e.crash(0, `dn: uid=ann,ou=people,dc=example,dc=com
+changetype: modify
+replace: title
+title: Crashed at the checkpoint
+
+dn: uid=dora,ou=people,dc=example,dc=com
+changetype: delete
+`, "uid=ann,ou=people,dc=example,dc=com")
+	ctxCSN, _ := crashState(t, e.sl)
+	if wm := string(e.watermark()); !strings.Contains(wm, "usersCookie") {
+		t.Fatalf("watermark %s", wm)
+	}
+	if got := storedUsersCSN(t, e); got != ctxCSN {
+		t.Fatalf("after the crash slapd's contextCSN is %s, the stored cookie's %s: the test proves nothing", ctxCSN, got)
+	}
+	return e
+}
+
+// storedUsersCSN returns the CSN of the stored users cookie.
+func storedUsersCSN(t *testing.T, e *env) string {
+	t.Helper()
+	var wm struct {
+		UsersCookie []byte `json:"usersCookie"`
+	}
+	if err := json.Unmarshal(e.watermark(), &wm); err != nil {
+		t.Fatal(err)
+	}
+	_, csn, _ := strings.Cut(string(wm.UsersCookie), "csn=")
+	return csn
+}
+
+// TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint: when the stored cookie is the very
+// contextCSN slapd comes back with, its refresh reports nothing at all: the changed entry is
+// read past the snapshot, and the deletion, which only the accesslog still shows, makes the
+// pass a full one. Then again with a write after the restart, which moves the contextCSN past
+// the deletion: syncprov's new session log starts after it and still does not report it.
+func TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		t.Run(fmt.Sprintf("write after the restart %v", write), func(t *testing.T) {
+			e := atCheckpoint(t)
+			if write {
+				e.sl.Modify(t, "dn: uid=carl,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: After the restart\n")
+			}
+			sum := e.sync(false)
+			t.Logf("the pass after the crash: %+v", sum)
+			if got := e.user("ann").Attributes["title"]; got != "Crashed at the checkpoint" {
+				t.Errorf("ann's title %v, want the one written before the crash", got)
+			}
+			if e.hasUser("dora") {
+				t.Errorf("dora, deleted before the crash, is still in the cache")
+			}
+			if sum.Deleted != 1 || e.count(scim.UserType) != 3 || !e.hasUser("bob") || !e.hasUser("carl") {
+				t.Errorf("%d users after %+v, want ann, bob and carl", e.count(scim.UserType), sum)
+			}
+			if write {
+				if got := e.user("carl").Attributes["title"]; got != "After the restart" {
+					t.Errorf("carl's title %v", got)
+				}
+			}
+			if sum := e.sync(false); sum.Full || sum.Deleted != 0 {
+				t.Errorf("the pass after: %+v, want a delta that deletes nothing", sum)
+			}
+		})
 	}
 }

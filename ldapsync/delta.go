@@ -95,6 +95,9 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
 			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
 		}
+		if err == nil {
+			err = p.checkLoggedDeletions(ctx, prev, &wm)
+		}
 	} else {
 		err = p.modifiedSince(ctx, prev.MaxModify)
 		wm.MaxModify = maxTimestamp(prev, p.maxMod)
