@@ -36,11 +36,16 @@ var slapdFaults = []slapdFault{
 	}},
 	{"R2 slapd restarted mid-pass (session log lost)", true, func(t *testing.T, sl *testenv.Slapd) { sl.Restart(t) }},
 	{"R2 slapd restarted between passes (session log lost)", false, func(t *testing.T, sl *testenv.Slapd) { sl.Restart(t) }},
+	// Its contextCSN goes back to the last checkpoint, behind the round's last changes.
+	{"R2 slapd kill -9 between passes, restarted", false, func(t *testing.T, sl *testenv.Slapd) {
+		sl.Kill()
+		sl.Start(t)
+	}},
 }
 
 // testSlapdFaults is R2: slapd killed, frozen and restarted while `ldapscim sync` runs (full
 // and delta passes in turn, each after 500 title changes, 2 additions and 2 deletions), and
-// restarted between passes so that syncprov's session log is gone. No pass may delete or
+// restarted or killed between passes so that syncprov's session log is gone. No pass may delete or
 // deactivate anyone the directory still has, and the next pass must converge to a reference
 // sync.
 func testSlapdFaults(t *testing.T, bin string, sz sizes) {
