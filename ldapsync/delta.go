@@ -308,9 +308,10 @@ func pastSnapshot(filter string, snapshot []byte) (string, bool) {
 
 // readUnreportedUsers reads into the pass the users in scope whose entryCSN is past snapshot,
 // which the users' refresh left out (pastSnapshot), unless the refresh sent them already.
-// Reading them again in the next pass is harmless. Deletions need no such step: slapd's
-// session log is gone after a restart, so the next refresh runs a present phase, which lists
-// every entry that still exists, these included.
+// Reading them again in the next pass is harmless. Deletions leave no entry to read: after a
+// restart a refresh from an older cookie runs a present phase, which lists every entry that
+// still exists, these included; from a cookie at the server's contextCSN it reports nothing,
+// and checkLoggedDeletions looks in the accesslog (lostdeletes.go).
 func (p *pass) readUnreportedUsers(ctx context.Context, snapshot []byte) error {
 	filter, ok := pastSnapshot(p.s.cfg.Users.Filter, snapshot)
 	if !ok {
@@ -330,7 +331,7 @@ func (p *pass) readUnreportedUsers(ctx context.Context, snapshot []byte) error {
 		return fmt.Errorf("reading users changed past the users' syncrepl cookie: %w", err)
 	}
 	if n > 0 {
-		p.s.log.Info("read users the syncrepl refresh left out: changed past the server's contextCSN (during the pass, or before a crash of the server)",
+		p.s.log.Debug("read users the syncrepl refresh left out: changed past its snapshot (during the pass, or before a crash of the server)",
 			"users", n)
 	}
 	return nil
