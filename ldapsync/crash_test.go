@@ -124,9 +124,9 @@ member: uid=dora,ou=people,dc=example,dc=com
 // atCheckpoint adds dora, runs a full pass, restarts slapd cleanly and makes two writes (the
 // second write after a start is a checkpoint: syncprov-checkpoint's time limit counts from the
 // first), then a delta: the stored cookie is the contextCSN slapd has on disk. Then ann's title
-// changes and dora is deleted, and slapd is killed: it comes back with the contextCSN of the
-// stored cookie, and syncprov reports nothing.
-func atCheckpoint(t *testing.T) *env {
+// changes and dora goes (gone, an LDIF change of her entry), and slapd is killed: it comes back
+// with the contextCSN of the stored cookie, and syncprov reports nothing.
+func atCheckpoint(t *testing.T, gone string) *env {
 	t.Helper()
 	e := smallEnv(t, nil)
 	e.sl.Modify(t, "dn: uid=dora,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: dora\ncn: Dora New\nsn: New\n")
@@ -144,8 +144,7 @@ replace: title
 title: Crashed at the checkpoint
 
 dn: uid=dora,ou=people,dc=example,dc=com
-changetype: delete
-`, "uid=ann,ou=people,dc=example,dc=com")
+`+gone, "uid=ann,ou=people,dc=example,dc=com")
 	ctxCSN, _ := crashState(t, e.sl)
 	if wm := string(e.watermark()); !strings.Contains(wm, "usersCookie") {
 		t.Fatalf("watermark %s", wm)
@@ -173,11 +172,20 @@ func storedUsersCSN(t *testing.T, e *env) string {
 // contextCSN slapd comes back with, its refresh reports nothing at all: the changed entry is
 // read past the snapshot, and the deletion, which only the accesslog still shows, makes the
 // pass a full one. Then again with a write after the restart, which moves the contextCSN past
-// the deletion: syncprov's new session log starts after it and still does not report it.
+// the deletion: syncprov's new session log starts after it and still does not report it. And
+// with dora moved out of the users' base instead of deleted.
 func TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint(t *testing.T) {
-	for _, write := range []bool{false, true} {
-		t.Run(fmt.Sprintf("write after the restart %v", write), func(t *testing.T) {
-			e := atCheckpoint(t)
+	for _, c := range []struct {
+		gone  string
+		write bool
+	}{
+		{"changetype: delete\n", false},
+		{"changetype: delete\n", true},
+		{"changetype: modrdn\nnewrdn: uid=dora\ndeleteoldrdn: 1\nnewsuperior: ou=former,dc=example,dc=com\n", false},
+	} {
+		write := c.write
+		t.Run(fmt.Sprintf("%s write after the restart %v", strings.Fields(c.gone)[1], write), func(t *testing.T) {
+			e := atCheckpoint(t, c.gone)
 			if write {
 				e.sl.Modify(t, "dn: uid=carl,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: After the restart\n")
 			}

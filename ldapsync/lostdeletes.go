@@ -22,13 +22,15 @@ import (
 // checkpoint or a clean restart), the deletion is missed by this delta and every later one.
 // The accesslog still has it. checkLoggedDeletions looks there, and a deletion the log shows
 // but the refresh did not report, of an entry the cache holds, makes the pass a full one: a
-// complete read is the only signal that may delete (invariant 4).
+// complete read is the only signal that may delete (invariant 4). A rename (modrdn) counts too:
+// moved out of the users' or groups' base (offboarding into ou=former), an entry is gone for
+// us, and moved within it, it is read past the snapshot and so skipped here.
 
-// checkLoggedDeletions returns errRefreshRequired when the accesslog shows a successful delete,
-// after the previous cookies, of an entry the cache holds and this pass neither read nor marked
-// for deletion, and either the refresh of its type covered the delete's CSN (so it should have
-// reported it) or the server's contextCSN is behind the delete (it restarted after a crash).
-// A delete after the refresh's snapshot while the server is not behind it is the next delta's.
+// checkLoggedDeletions returns errRefreshRequired when the accesslog shows a successful delete
+// or rename, after the previous cookies, of an entry the cache holds and this pass neither read
+// nor marked for deletion, and either the refresh of its type covered the operation's CSN (so it
+// should have reported it) or the server's contextCSN is behind it (it restarted after a crash).
+// One after the refresh's snapshot while the server is not behind it is the next delta's.
 // Without a readable accesslog that covers the previous cookies, nothing is checked.
 func (p *pass) checkLoggedDeletions(ctx context.Context, prev, next *watermark) error {
 	since, ok := olderCSN(prev.UsersCookie, prev.GroupsCookie)
@@ -42,10 +44,10 @@ func (p *pass) checkLoggedDeletions(ctx context.Context, prev, next *watermark) 
 	}
 	c := ldap.EscapeFilter(since)
 	res, err := p.conn.Search(ldap.NewSearchRequest(log.base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
-		"(&(objectClass=auditDelete)(reqResult=0)(entryCSN>="+c+")(!(entryCSN="+c+")))",
-		[]string{"reqEntryUUID", "reqDN", "entryCSN"}, nil))
+		"(&(|(objectClass=auditDelete)(objectClass=auditModRDN))(reqResult=0)(entryCSN>="+c+")(!(entryCSN="+c+")))",
+		[]string{"reqEntryUUID", "reqDN", "reqType", "entryCSN"}, nil))
 	if err != nil {
-		return fmt.Errorf("reading the deletions the accesslog %s holds: %w", log.base, err)
+		return fmt.Errorf("reading the deletions and renames the accesslog %s holds: %w", log.base, err)
 	}
 	server := ""
 	for _, rec := range res.Entries {
@@ -70,8 +72,8 @@ func (p *pass) checkLoggedDeletions(ctx context.Context, prev, next *watermark) 
 		}
 		n, _ := cookieCSN(upTo)
 		if csn > n {
-			// Deleted after the refresh's snapshot: the next refresh reports it, unless the
-			// server's contextCSN is behind the delete.
+			// After the refresh's snapshot: the next refresh reports it, unless the server's
+			// contextCSN is behind it.
 			if server == "" {
 				cookie, err := p.s.syncCookie(ctx, p.conn)
 				if err != nil {
@@ -85,8 +87,8 @@ func (p *pass) checkLoggedDeletions(ctx context.Context, prev, next *watermark) 
 				continue
 			}
 		}
-		return fmt.Errorf("%w: the accesslog shows %s (%s) deleted at %s, which the server's syncrepl refresh did not report (did slapd restart after a crash?)",
-			errRefreshRequired, rec.GetAttributeValue("reqDN"), id, csn)
+		return fmt.Errorf("%w: the accesslog shows a %s of %s (%s) at %s, which the server's syncrepl refresh did not report (did slapd restart after a crash?)",
+			errRefreshRequired, rec.GetAttributeValue("reqType"), rec.GetAttributeValue("reqDN"), id, csn)
 	}
 	return nil
 }
