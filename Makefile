@@ -55,8 +55,9 @@ bench-ha: deps ## only the HA failover figures: HA_TRIALS kill -9s of the leader
 bench-scale: deps ## only the scale table: enterprise shape at SCALE_SIZES users (default 10000,100000; 1000000 works)
 	LDAPSCIM_SCALE_SIZES=$${SCALE_SIZES:-10000,100000} $(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/ldapscim/
 
-reliability: deps ## reliability suite, ~15 min, prints a table (REL_USERS=10000 REL_KILLS=21 REL_R7_USERS=100000 REL_FUZZSECONDS=30)
+reliability: deps ## reliability suite, ~15 min, prints a table (REL_USERS=10000 REL_KILLS=21 REL_R7_USERS=100000 REL_FUZZSECONDS=30 REL_SLAPD_FAULTS=3 REL_R2_FAULT=kill: only R2's faults named so)
 	LDAPSCIM_REL_USERS=$${REL_USERS:-10000} LDAPSCIM_REL_KILLS=$${REL_KILLS:-21} LDAPSCIM_REL_R7_USERS=$${REL_R7_USERS:-100000} \
+	LDAPSCIM_REL_SLAPD_FAULTS=$${REL_SLAPD_FAULTS:-$${LDAPSCIM_REL_SLAPD_FAULTS:-3}} LDAPSCIM_REL_R2_FAULT=$${REL_R2_FAULT:-$${LDAPSCIM_REL_R2_FAULT:-}} \
 	LDAPSCIM_REL_FUZZSECONDS=$${REL_FUZZSECONDS:-30} $(GO) test -tags reliability -count=1 -v -timeout 60m -run TestReliability ./reliability/ \
 	  | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'; exit $${PIPESTATUS[0]}
 

@@ -95,6 +95,9 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
 			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
 		}
+		if err == nil {
+			err = p.checkLoggedDeletions(ctx, prev, &wm)
+		}
 	} else {
 		err = p.modifiedSince(ctx, prev.MaxModify)
 		wm.MaxModify = maxTimestamp(prev, p.maxMod)
@@ -207,9 +210,19 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 		}
 		return nil
 	})
-	if err == nil && typ == scim.GroupType {
-		if changedGroups, err = p.addUnreportedGroups(ctx, changedGroups, ss.cookie); err == nil {
-			err = p.rereadGroups(ctx, changedGroups, cookie)
+	if err == nil {
+		// The CSN the refresh stopped at: the cookie it returned, or the one it started from
+		// when the server sent none (nothing changed up to its contextCSN).
+		snapshot := ss.cookie
+		if snapshot == nil {
+			snapshot = cookie
+		}
+		if typ == scim.GroupType {
+			if changedGroups, err = p.addUnreportedGroups(ctx, changedGroups, snapshot); err == nil {
+				err = p.rereadGroups(ctx, changedGroups, cookie)
+			}
+		} else {
+			err = p.readUnreportedUsers(ctx, snapshot)
 		}
 	}
 	if err != nil {
@@ -271,25 +284,77 @@ func (p *pass) applySyncDeletions(ctx context.Context, typ scim.ResourceType, ss
 	})
 }
 
-// addUnreportedGroups adds to groups those whose entryCSN is at or past the CSN of next, the
-// cookie the groups' search returned. slapd's syncprov takes a snapshot of the contextCSN when
-// a refresh starts, returns it as the cookie, and leaves out every entry whose entryCSN is newer
-// by the time the search reaches it: a group modified during the search is not reported,
-// although it may have changed before the cookie too. Syncrepl alone loses nothing (the next
-// refresh reports it), but the accesslog replay would start from this cookie and miss those
-// earlier changes for good (TestDeltaReplayWithGroupsChangingDuringTheSearch). Processed now,
-// the group is cached as it is after the cookie, as the replay requires; the next pass
-// replays the changes after the cookie again, which is harmless. A group also reported is not
-// added twice.
-func (p *pass) addUnreportedGroups(ctx context.Context, groups []changedGroup, next []byte) ([]changedGroup, error) {
-	csn, ok := cookieCSN(next)
+// pastSnapshot returns the filter that narrows filter to the entries whose entryCSN is past the
+// CSN of snapshot, the one a syncrepl refresh stopped at; ok is false when snapshot holds no
+// single CSN (none, or one per server of a multi-provider directory).
+//
+// slapd's syncprov takes a snapshot of the contextCSN when a refresh starts, returns it as the
+// cookie, and leaves out every entry whose entryCSN is newer by the time the search reaches it.
+// Usually such an entry changed during the search, and the next refresh reports it. But slapd
+// keeps its contextCSN in memory and writes it back only at checkpoints (syncprov-checkpoint)
+// and on a clean shutdown: killed, it restarts with the contextCSN of its last checkpoint
+// while the entries written after it keep their later entryCSNs, and every refresh leaves them
+// out until a new write moves the contextCSN past them. A delta that trusted the refresh alone
+// missed them, and with a quiet directory the next delta missed them again (R2 "slapd kill -9
+// mid-pass" in `make reliability`: a pass that died while binding left no full-pass marker).
+func pastSnapshot(filter string, snapshot []byte) (string, bool) {
+	csn, ok := cookieCSN(snapshot)
 	if !ok {
-		return groups, nil // no new cookie (nothing changed), or several CSNs: no replay then
+		return "", false
+	}
+	c := ldap.EscapeFilter(csn)
+	return "(&" + filter + "(entryCSN>=" + c + ")(!(entryCSN=" + c + ")))", true
+}
+
+// readUnreportedUsers reads into the pass the users in scope whose entryCSN is past snapshot,
+// which the users' refresh left out (pastSnapshot), unless the refresh sent them already.
+// Reading them again in the next pass is harmless. Deletions leave no entry to read: after a
+// restart a refresh from an older cookie runs a present phase, which lists every entry that
+// still exists, these included; from a cookie at the server's contextCSN it reports nothing,
+// and checkLoggedDeletions looks in the accesslog (lostdeletes.go).
+func (p *pass) readUnreportedUsers(ctx context.Context, snapshot []byte) error {
+	filter, ok := pastSnapshot(p.s.cfg.Users.Filter, snapshot)
+	if !ok {
+		return nil
+	}
+	n := 0
+	req := ldap.NewSearchRequest(p.s.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, p.s.userAttrs(), p.s.searchControls())
+	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		if id, ok := p.s.idOf(ldapEntry{e}); ok && p.ents.read(id) {
+			return nil
+		}
+		n++
+		return p.read(ctx, scim.UserType, e.DN, ldapEntry{e})
+	})
+	if err != nil {
+		return fmt.Errorf("reading users changed past the users' syncrepl cookie: %w", err)
+	}
+	if n > 0 {
+		p.s.log.Debug("read users the syncrepl refresh left out: changed past its snapshot (during the pass, or before a crash of the server)",
+			"users", n)
+	}
+	return nil
+}
+
+// addUnreportedGroups adds to groups those whose entryCSN is past snapshot, the CSN the groups'
+// refresh stopped at (pastSnapshot): a group modified during the search is not reported,
+// although it may have changed before the cookie too. Syncrepl alone would report it next
+// time, but the accesslog replay would start from this cookie and miss those earlier changes
+// for good (TestDeltaReplayWithGroupsChangingDuringTheSearch); and after a crash of slapd the
+// groups written since its last checkpoint are left out until the next write
+// (TestDeltaAfterSlapdCrash). Processed now, the group is cached as it is after the cookie, as
+// the replay requires; the next pass replays the changes after the cookie again, which is
+// harmless. A group also reported is not added twice.
+func (p *pass) addUnreportedGroups(ctx context.Context, groups []changedGroup, snapshot []byte) ([]changedGroup, error) {
+	filter, ok := pastSnapshot(p.s.cfg.Groups.Filter, snapshot)
+	if !ok {
+		return groups, nil // several CSNs: no replay then
 	}
 	res, err := p.conn.Search(ldap.NewSearchRequest(p.s.cfg.Groups.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(&"+p.s.cfg.Groups.Filter+"(entryCSN>="+ldap.EscapeFilter(csn)+"))", p.s.groupAttrsWithoutMembers(), nil))
+		filter, p.s.groupAttrsWithoutMembers(), nil))
 	if err != nil {
-		return nil, fmt.Errorf("looking for groups changed during the groups' search: %w", err)
+		return nil, fmt.Errorf("looking for groups changed past the groups' syncrepl cookie: %w", err)
 	}
 	reported := map[string]bool{}
 	for _, g := range groups {

@@ -55,6 +55,25 @@ func directory(t testing.TB, sl *testenv.Slapd) map[string]entry {
 	return out
 }
 
+// contextCSN returns the contextCSN values of sl's suffix, as the rootdn reads them.
+func contextCSN(t testing.TB, sl *testenv.Slapd) []string {
+	t.Helper()
+	c, err := ldap.DialURL(sl.URL)
+	if err != nil {
+		t.Fatalf("dial slapd: %v", err)
+	}
+	defer c.Close()
+	if err := c.Bind(sl.RootDN, sl.RootPassword); err != nil {
+		t.Fatalf("bind: %v", err)
+	}
+	res, err := c.Search(ldap.NewSearchRequest(sl.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"contextCSN"}, nil))
+	if err != nil || len(res.Entries) == 0 {
+		t.Fatalf("reading contextCSN: %v", err)
+	}
+	return res.Entries[0].GetAttributeValues("contextCSN")
+}
+
 // refSync runs `ldapscim sync --full` into a fresh cache, with s's directory settings and no
 // targets, and returns the resources' versions and how long the pass took: what a cache that
 // lost nothing holds.

@@ -7,5 +7,8 @@
 //
 // The tests carry the build tag "reliability", so `go test ./...` and `make test` leave them
 // out; without slapd or SCIMMY they fail saying how to install them, never skip. Sizes come from
-// the environment (see sizes in suite_test.go).
+// the environment (see sizes in suite_test.go). To spend R2's trials on one kind of directory
+// fault, LDAPSCIM_REL_R2_FAULT keeps only the kinds whose name holds it, e.g.
+//
+//	LDAPSCIM_REL_R2_FAULT=kill LDAPSCIM_REL_SLAPD_FAULTS=30 go test -tags reliability -count=1 -v -run 'TestReliability/R2' ./reliability/
 package reliability

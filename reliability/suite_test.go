@@ -22,6 +22,7 @@ type sizes struct {
 	users    int           // LDAPSCIM_REL_USERS: the directory of R1, R2 and R4
 	kills    int           // LDAPSCIM_REL_KILLS: R1's kill -9 trials (a third per phase)
 	faults   int           // LDAPSCIM_REL_SLAPD_FAULTS: R2's trials per fault kind
+	r2Fault  string        // LDAPSCIM_REL_R2_FAULT: only R2's fault kinds whose name holds it (e.g. "kill")
 	r7Users  int           // LDAPSCIM_REL_R7_USERS: the directory R7 reads during a full pass
 	fuzzTime time.Duration // LDAPSCIM_REL_FUZZTIME: each fuzz target's run in R5
 }
@@ -32,6 +33,7 @@ func loadSizes(t testing.TB) sizes {
 		users:    envInt(t, "LDAPSCIM_REL_USERS", 10000),
 		kills:    envInt(t, "LDAPSCIM_REL_KILLS", 21),
 		faults:   envInt(t, "LDAPSCIM_REL_SLAPD_FAULTS", 3),
+		r2Fault:  os.Getenv("LDAPSCIM_REL_R2_FAULT"),
 		r7Users:  envInt(t, "LDAPSCIM_REL_R7_USERS", 100000),
 		fuzzTime: time.Duration(envInt(t, "LDAPSCIM_REL_FUZZSECONDS", 30)) * time.Second,
 	}
