@@ -8,9 +8,7 @@ import (
 	"hash/maphash"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -282,7 +280,7 @@ func (l *Load) commit(ctx context.Context) error {
 	if err := os.MkdirAll(l.sorter.dir, 0o700); err != nil {
 		return fmt.Errorf("cache: bulk load: %v", err)
 	}
-	baseRun, err := writeRun(base, runMarkEvery, func(put func(k, v []byte) error) error {
+	err = writeRun(base, func(put func(k, v []byte) error) error {
 		return s.db.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(badger.DefaultIteratorOptions)
 			defer it.Close()
@@ -311,7 +309,36 @@ func (l *Load) commit(ctx context.Context) error {
 		sw.Cancel()
 		return fmt.Errorf("cache: bulk load: %v", err)
 	}
-	n, err := l.stream(ctx, sw, baseRun)
+	st := newStreamer(sw, l.afterWrite)
+	buf := st.buffer()
+	n := 0
+	var lastName []byte
+	err = l.sorter.merge(base, func(k, v []byte) error {
+		if name, ok := userNameOfIndexKey(k); ok {
+			if string(name) == string(lastName) {
+				l.dups.note(string(name))
+			}
+			lastName = append(lastName[:0], name...)
+		}
+		appendKV(buf, k, v)
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if st.failed.Load() {
+				return errStop // the writer's error comes from close
+			}
+		}
+		if buf.LenNoPadding() >= 4<<20 {
+			st.send(buf)
+			buf = st.buffer()
+		}
+		return nil
+	})
+	st.send(buf)
+	if werr := st.close(); err == nil || errors.Is(err, errStop) {
+		err = werr
+	}
 	if err == nil {
 		err = sw.Flush()
 	}
@@ -333,22 +360,14 @@ func (l *Load) commit(ctx context.Context) error {
 }
 
 // appendKV adds the pair to buf as Badger's StreamWriter reads it: a protobuf-encoded pb.KV
-// with version 1 in the stream. It writes what badger.KVToBuffer(&pb.KV{Key: k, Value: v,
-// Version: 1, StreamId: stream}, buf) writes (TestAppendKV), without the reflection of
-// proto.Marshal, which cost about a tenth of a first sync's Commit.
-func appendKV(buf *z.Buffer, k, v []byte, stream uint32) {
-	n := bytesFieldLen(k) + bytesFieldLen(v) + 2
-	if stream != 0 {
-		n += 1 + uvarintLen(uint64(stream))
-	}
-	out := buf.SliceAllocate(n)[:0]
+// with version 1. It writes what badger.KVToBuffer(&pb.KV{Key: k, Value: v, Version: 1}, buf)
+// writes (TestAppendKV), without the reflection of proto.Marshal, which cost about a tenth of
+// a first sync's Commit.
+func appendKV(buf *z.Buffer, k, v []byte) {
+	out := buf.SliceAllocate(bytesFieldLen(k) + bytesFieldLen(v) + 2)[:0]
 	out = appendBytesField(out, 1, k) // key
 	out = appendBytesField(out, 2, v) // value
-	out = append(out, 4<<3, 1)        // version (field 4, varint): 1
-	if stream != 0 {
-		out = append(out, 10<<3) // stream_id (field 10, varint)
-		_ = binary.AppendUvarint(out, uint64(stream))
-	}
+	_ = append(out, 4<<3, 1)          // version (field 4, varint): 1
 }
 
 // appendBytesField appends protobuf field f of type bytes; proto3 leaves out an empty one.
@@ -365,107 +384,11 @@ func bytesFieldLen(b []byte) int {
 	if len(b) == 0 {
 		return 0
 	}
-	return 1 + uvarintLen(uint64(len(b))) + len(b)
-}
-
-func uvarintLen(x uint64) int {
-	n := 1
-	for ; x >= 0x80; x >>= 7 {
+	n := 2
+	for x := uint64(len(b)); x >= 0x80; x >>= 7 {
 		n++
 	}
-	return n
-}
-
-// loadStreams is how many ranges of the key space a Commit merges and writes at once, each
-// through its own StreamWriter stream (and Badger table builder): the merge and the tables
-// are most of a Commit's CPU, and the directory server is idle by then.
-var loadStreams = min(runtime.GOMAXPROCS(0), 4)
-
-// stream merges the sorter's runs, base and buffer into sw, in loadStreams ranges at once,
-// and returns how many keys it wrote. It notes duplicate userNames in l.dups.
-func (l *Load) stream(ctx context.Context, sw *badger.StreamWriter, base *run) (int, error) {
-	if err := l.sorter.waitSpill(); err != nil {
-		return 0, err
-	}
-	l.sorter.sorted()
-	bounds := append(append([][]byte{nil}, l.sorter.splitKeys(base, loadStreams)...), nil)
-	parts := make([]streamPart, len(bounds)-1)
-	var stop atomic.Bool // a range failed: the others stop too
-	var wg sync.WaitGroup
-	for i := range parts {
-		wg.Go(func() {
-			parts[i].err = parts[i].run(ctx, l, sw, base, bounds[i], bounds[i+1], uint32(i), &stop)
-			if parts[i].err != nil {
-				stop.Store(true)
-			}
-		})
-	}
-	wg.Wait()
-	l.sorter.arena, l.sorter.ents = l.sorter.arena[:0], l.sorter.ents[:0]
-	n := 0
-	var err error
-	for i, p := range parts {
-		if err == nil || (errors.Is(err, errStop) && p.err != nil) {
-			err = p.err
-		}
-		n += p.keys
-		l.dups.Users += p.dups.Users
-		for _, name := range p.dups.Sample {
-			if len(l.dups.Sample) < 5 && !slices.Contains(l.dups.Sample, name) {
-				l.dups.Sample = append(l.dups.Sample, name)
-			}
-		}
-		// Users of one name on both sides of a range's end.
-		if i > 0 && p.first != nil && string(p.first) == string(parts[i-1].last) {
-			l.dups.note(string(p.first))
-		}
-	}
-	return n, err
-}
-
-// streamPart is one range of a Commit's stream.
-type streamPart struct {
-	keys        int
-	dups        Duplicates
-	first, last []byte // the first and last userName of the range's userName index keys
-	err         error
-}
-
-func (p *streamPart) run(ctx context.Context, l *Load, sw *badger.StreamWriter, base *run, lo, hi []byte, id uint32, stop *atomic.Bool) error {
-	st := newStreamer(sw, l.afterWrite)
-	buf := st.buffer()
-	err := l.sorter.mergeRange(base, lo, hi, func(k, v []byte) error {
-		if name, ok := userNameOfIndexKey(k); ok {
-			if p.first == nil {
-				p.first = slices.Clone(name)
-			} else if string(name) == string(p.last) {
-				p.dups.note(string(name))
-			}
-			p.last = append(p.last[:0], name...)
-		}
-		appendKV(buf, k, v, id)
-		if p.keys++; p.keys%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if st.failed.Load() || stop.Load() {
-				return errStop // the writer's error comes from close, or another range's
-			}
-		}
-		if buf.LenNoPadding() >= 4<<20 {
-			st.send(buf)
-			buf = st.buffer()
-		}
-		return nil
-	})
-	st.send(buf)
-	if werr := st.close(); err == nil || errors.Is(err, errStop) {
-		err = werr
-		if err == nil && stop.Load() {
-			err = errStop
-		}
-	}
-	return err
+	return n + len(b)
 }
 
 // writeSynced creates an empty file and makes it and its directory entry durable.
