@@ -199,7 +199,34 @@ func (p *pass) usnDelta(ctx context.Context, from int64, dc dcInfo) error {
 	if err := p.readDelta(ctx, scim.GroupType, "(&"+cond+p.s.cfg.Groups.Filter+")"); err != nil {
 		return err
 	}
+	if err := p.scopeExits(ctx, dc.defaultNC, cond); err != nil {
+		return err
+	}
 	return p.tombstones(ctx, deletedObjects(dc.defaultNC), "(&"+cond+"(isDeleted=TRUE))")
+}
+
+// scopeExits deletes the cached users and groups that changed in the USN range of cond but
+// are no longer in scope: moved out of their base DN (offboarding into an OU outside it) or no
+// longer matching their filter (disabled, under a filter that leaves disabled accounts out).
+// A full pass would delete them; without this, a delta never looks at them again and they
+// stay until the next full pass. The reads before (the same range, in scope) read every object
+// that changed and is in scope, so a changed user or group of the domain that they did not
+// read, in the same range, has left the scope (a later change lies past the range's end and
+// is the next delta's). The deletions go through the threshold like any other.
+func (p *pass) scopeExits(ctx context.Context, nc, cond string) error {
+	req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&"+cond+"(|(objectClass=user)(objectClass=group)))", []string{"objectGUID"}, []ldap.Control{domainScope})
+	var ids []string
+	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		if g := e.GetRawAttributeValue("objectGUID"); len(g) == 16 {
+			ids = append(ids, guidString(g))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the users and groups that changed under %q: %w", nc, err)
+	}
+	return p.deleteIDs(ctx, ids)
 }
 
 // deletedObjects names the Deleted Objects container of a naming context by its well-known

@@ -244,3 +244,47 @@ func TestADOURenameKeepsMembersResolvable(t *testing.T) {
 		t.Errorf("sales does not list ann (named by her DN under the renamed OU): %v", memberNames(e.group("sales")))
 	}
 }
+
+// Offboarding in AD often takes an account out of scope rather than deleting it: it is moved to
+// an OU outside the users' base, or disabled under a filter that leaves disabled accounts out.
+// A full pass deletes such a user; so must the next uSNChanged delta, instead of keeping it,
+// active in every target, until the next full pass. A user who only changed stays.
+func TestADDeltaDeletesUsersThatLeftTheScope(t *testing.T) {
+	t.Parallel()
+	const enabledOnly = "(&(objectClass=user)(objectCategory=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+	e := newADEnv(t, adSmallTemplate(), func(c *ldapsync.Config) { c.Users.Filter = enabledOnly })
+	e.sync(false)
+	if e.findUser(upn("ann")) == nil || e.findUser(upn("bob")) == nil || e.findUser(upn("carl")) != nil {
+		t.Fatalf("after the full pass: ann %v, bob %v, carl (disabled) %v", e.findUser(upn("ann")) != nil,
+			e.findUser(upn("bob")) != nil, e.findUser(upn("carl")) != nil)
+	}
+	c := e.admin
+	former := "OU=Former,DC=example,DC=com"
+	addOU(t, c, former)
+	if err := c.ModifyDN(ldap.NewModifyDNRequest("CN=Bob Jones,"+adEng, "CN=Bob Jones", true, former)); err != nil {
+		t.Fatal(err)
+	}
+	modify(t, c, "CN=Ann Smith,"+adEng, func(m *ldap.ModifyRequest) { m.Replace("title", []string{"Lead"}) })
+	if sum := e.delta(); sum.Deleted != 1 || sum.Full {
+		t.Errorf("bob moved out of the users' base: %+v\n%s", sum, e.logs)
+	}
+	if e.findUser(upn("bob")) != nil {
+		t.Error("bob, moved out of the users' base, is still in the cache")
+	}
+	if got := e.user(upn("ann")); got.Attributes["title"] != "Lead" {
+		t.Errorf("ann's title %v", got.Attributes["title"])
+	}
+	modify(t, c, "CN=Ann Smith,"+adEng, func(m *ldap.ModifyRequest) { m.Replace("userAccountControl", []string{uacDisabled}) })
+	if sum := e.delta(); sum.Deleted != 1 || sum.Full {
+		t.Errorf("ann disabled under a filter without disabled accounts: %+v\n%s", sum, e.logs)
+	}
+	if e.findUser(upn("ann")) != nil {
+		t.Error("ann, disabled, is still in the cache")
+	}
+	if sum := e.delta(); sum.Deleted+sum.Created+sum.Updated != 0 {
+		t.Errorf("the delta after: %+v", sum)
+	}
+	if e.findUser(upn("svc-sync")) == nil {
+		t.Error("svc-sync, unchanged, is gone")
+	}
+}
