@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/internal/testenv"
 	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
@@ -280,6 +281,16 @@ func TestADDeltaDeletesUsersThatLeftTheScope(t *testing.T) {
 	}
 	if e.findUser(upn("ann")) != nil {
 		t.Error("ann, disabled, is still in the cache")
+	}
+	// A group moved out of the groups' base goes the same way.
+	if err := c.ModifyDN(ldap.NewModifyDNRequest("CN=sales,"+adGroups, "CN=sales", true, former)); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.delta(); sum.Deleted != 1 || sum.Full {
+		t.Errorf("sales moved out of the groups' base: %+v\n%s", sum, e.logs)
+	}
+	if findOne(t, e.store, cache.IndexDisplayName, scim.GroupType, "sales") != nil {
+		t.Error("sales, moved out of the groups' base, is still in the cache")
 	}
 	if sum := e.delta(); sum.Deleted+sum.Created+sum.Updated != 0 {
 		t.Errorf("the delta after: %+v", sum)
