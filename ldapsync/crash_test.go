@@ -10,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/ldapsync"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -126,9 +127,9 @@ member: uid=dora,ou=people,dc=example,dc=com
 // first), then a delta: the stored cookie is the contextCSN slapd has on disk. Then ann's title
 // changes and dora goes (gone, an LDIF change of her entry), and slapd is killed: it comes back
 // with the contextCSN of the stored cookie, and syncprov reports nothing.
-func atCheckpoint(t *testing.T, gone string) *env {
+func atCheckpoint(t *testing.T, gone string, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
 	t.Helper()
-	e := smallEnv(t, nil)
+	e := smallEnv(t, tweak)
 	e.sl.Modify(t, "dn: uid=dora,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: dora\ncn: Dora New\nsn: New\n")
 	e.sync(true)
 	e.sl.Restart(t)
@@ -173,19 +174,25 @@ func storedUsersCSN(t *testing.T, e *env) string {
 // read past the snapshot, and the deletion, which only the accesslog still shows, makes the
 // pass a full one. Then again with a write after the restart, which moves the contextCSN past
 // the deletion: syncprov's new session log starts after it and still does not report it. And
-// with dora moved out of the users' base instead of deleted.
+// with dora moved out of the users' base instead of deleted, or taken out of the users' filter.
 func TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint(t *testing.T) {
+	// Offboarding by an attribute the users' filter tests: dora leaves the filter.
+	withoutFormer := func(c *ldapsync.Config, _ *ldapsync.SafetyConfig) {
+		c.Users.Filter = "(&(objectClass=inetOrgPerson)(!(employeeType=former)))"
+	}
 	for _, c := range []struct {
 		gone  string
 		write bool
+		tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)
 	}{
-		{"changetype: delete\n", false},
-		{"changetype: delete\n", true},
-		{"changetype: modrdn\nnewrdn: uid=dora\ndeleteoldrdn: 1\nnewsuperior: ou=former,dc=example,dc=com\n", false},
+		{"changetype: delete\n", false, nil},
+		{"changetype: delete\n", true, nil},
+		{"changetype: modrdn\nnewrdn: uid=dora\ndeleteoldrdn: 1\nnewsuperior: ou=former,dc=example,dc=com\n", false, nil},
+		{"changetype: modify\nreplace: employeeType\nemployeeType: former\n", false, withoutFormer},
 	} {
 		write := c.write
 		t.Run(fmt.Sprintf("%s write after the restart %v", strings.Fields(c.gone)[1], write), func(t *testing.T) {
-			e := atCheckpoint(t, c.gone)
+			e := atCheckpoint(t, c.gone, c.tweak)
 			if write {
 				e.sl.Modify(t, "dn: uid=carl,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: After the restart\n")
 			}
@@ -195,7 +202,7 @@ func TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint(t *testing.T) {
 				t.Errorf("ann's title %v, want the one written before the crash", got)
 			}
 			if e.hasUser("dora") {
-				t.Errorf("dora, deleted before the crash, is still in the cache")
+				t.Errorf("dora, gone before the crash (deleted, moved out or out of the filter), is still in the cache")
 			}
 			if sum.Deleted != 1 || e.count(scim.UserType) != 3 || !e.hasUser("bob") || !e.hasUser("carl") {
 				t.Errorf("%d users after %+v, want ann, bob and carl", e.count(scim.UserType), sum)

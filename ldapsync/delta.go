@@ -334,6 +334,42 @@ func (p *pass) readUnreportedUsers(ctx context.Context, snapshot []byte) error {
 		p.s.log.Debug("read users the syncrepl refresh left out: changed past its snapshot (during the pass, or before a crash of the server)",
 			"users", n)
 	}
+	return p.usersLeftTheFilter(ctx, snapshot)
+}
+
+// usersLeftTheFilter deletes the cached users whose entries changed past snapshot and no longer
+// match the users' filter (offboarding by an attribute the filter tests): the refresh left them
+// out as it left out the changes readUnreportedUsers reads, and after a crash of slapd no later
+// refresh reports them either. A full pass would delete them; the deletions go through the
+// threshold like any other. A user this pass read is left to the next refresh.
+func (p *pass) usersLeftTheFilter(ctx context.Context, snapshot []byte) error {
+	filter, ok := pastSnapshot("(!"+p.s.cfg.Users.Filter+")", snapshot)
+	if !ok {
+		return nil
+	}
+	req := ldap.NewSearchRequest(p.s.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"entryUUID"}, nil)
+	var ids []string
+	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		if id, ok := p.s.idOf(ldapEntry{e}); ok && !p.wasRead(id) && !p.core.Dels.Marked(id) {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading entries changed past the users' syncrepl cookie that left the users' filter: %w", err)
+	}
+	for _, id := range ids {
+		ref, err := p.s.store.Ref(ctx, id)
+		if isNotFound(err) || err == nil && ref.Type != scim.UserType {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.s.log.Debug("a user left the users' filter past the refresh's snapshot", "id", id)
+		p.core.Dels.Mark(id, scim.UserType)
+	}
 	return nil
 }
 
