@@ -128,6 +128,12 @@ member: uid=dora,ou=people,dc=example,dc=com
 // changes and dora goes (gone, an LDIF change of her entry), and slapd is killed: it comes back
 // with the contextCSN of the stored cookie, and syncprov reports nothing.
 func atCheckpoint(t *testing.T, gone string, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
+	return atCheckpointWith(t, "dn: uid=dora,ou=people,dc=example,dc=com\n"+gone, tweak)
+}
+
+// atCheckpointWith is atCheckpoint with the LDIF of the change that goes with ann's before the
+// crash.
+func atCheckpointWith(t *testing.T, ldif string, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
 	t.Helper()
 	e := smallEnv(t, tweak)
 	e.sl.Modify(t, "dn: uid=dora,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\nuid: dora\ncn: Dora New\nsn: New\n")
@@ -144,8 +150,7 @@ changetype: modify
 replace: title
 title: Crashed at the checkpoint
 
-dn: uid=dora,ou=people,dc=example,dc=com
-`+gone, "uid=ann,ou=people,dc=example,dc=com")
+`+ldif, "uid=ann,ou=people,dc=example,dc=com")
 	ctxCSN, _ := crashState(t, e.sl)
 	if wm := string(e.watermark()); !strings.Contains(wm, "usersCookie") {
 		t.Fatalf("watermark %s", wm)
@@ -216,5 +221,29 @@ func TestDeltaAfterSlapdCrashWithTheCookieAtItsCheckpoint(t *testing.T) {
 				t.Errorf("the pass after: %+v, want a delta that deletes nothing", sum)
 			}
 		})
+	}
+}
+
+// A group taken out of the groups' filter in the crash window (archived by an attribute the
+// filter tests) is deleted by the delta, as a user is.
+func TestDeltaAfterSlapdCrashGroupLeftTheFilter(t *testing.T) {
+	e := atCheckpointWith(t, `dn: cn=engineering,ou=groups,dc=example,dc=com
+changetype: modify
+replace: businessCategory
+businessCategory: archived
+`, func(c *ldapsync.Config, _ *ldapsync.SafetyConfig) {
+		c.Groups.Filter = "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup))(!(businessCategory=archived)))"
+	})
+	groups := e.count(scim.GroupType)
+	sum := e.sync(false)
+	t.Logf("the pass after the crash: %+v", sum)
+	if got := e.user("ann").Attributes["title"]; got != "Crashed at the checkpoint" {
+		t.Errorf("ann's title %v, want the one written before the crash", got)
+	}
+	if e.hasGroup("engineering") || e.count(scim.GroupType) != groups-1 || sum.Deleted != 1 {
+		t.Errorf("engineering, archived before the crash: still there %v, %d groups of %d, pass %+v", e.hasGroup("engineering"), e.count(scim.GroupType), groups, sum)
+	}
+	if sum := e.sync(false); sum.Full || sum.Deleted != 0 {
+		t.Errorf("the pass after: %+v, want a delta that deletes nothing", sum)
 	}
 }

@@ -221,6 +221,9 @@ func (p *pass) syncrepl(ctx context.Context, typ scim.ResourceType, cookie []byt
 			if changedGroups, err = p.addUnreportedGroups(ctx, changedGroups, snapshot); err == nil {
 				err = p.rereadGroups(ctx, changedGroups, cookie)
 			}
+			if err == nil {
+				err = p.leftTheFilter(ctx, scim.GroupType, snapshot)
+			}
 		} else {
 			err = p.readUnreportedUsers(ctx, snapshot)
 		}
@@ -334,20 +337,25 @@ func (p *pass) readUnreportedUsers(ctx context.Context, snapshot []byte) error {
 		p.s.log.Debug("read users the syncrepl refresh left out: changed past its snapshot (during the pass, or before a crash of the server)",
 			"users", n)
 	}
-	return p.usersLeftTheFilter(ctx, snapshot)
+	return p.leftTheFilter(ctx, scim.UserType, snapshot)
 }
 
-// usersLeftTheFilter deletes the cached users whose entries changed past snapshot and no longer
-// match the users' filter (offboarding by an attribute the filter tests): the refresh left them
-// out as it left out the changes readUnreportedUsers reads, and after a crash of slapd no later
-// refresh reports them either. A full pass would delete them; the deletions go through the
-// threshold like any other. A user this pass read is left to the next refresh.
-func (p *pass) usersLeftTheFilter(ctx context.Context, snapshot []byte) error {
-	filter, ok := pastSnapshot("(!"+p.s.cfg.Users.Filter+")", snapshot)
+// leftTheFilter deletes the cached users (or groups) whose entries changed past snapshot and no
+// longer match their filter (offboarding by an attribute the filter tests): the refresh left
+// them out as it left out the changes readUnreportedUsers and addUnreportedGroups read, and
+// after a crash of slapd no later refresh reports them either. A full pass would delete them;
+// the deletions go through the threshold like any other. An entry this pass read is left to
+// the next refresh.
+func (p *pass) leftTheFilter(ctx context.Context, typ scim.ResourceType, snapshot []byte) error {
+	base, filter := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter
+	if typ == scim.GroupType {
+		base, filter = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter
+	}
+	filter, ok := pastSnapshot("(!"+filter+")", snapshot)
 	if !ok {
 		return nil
 	}
-	req := ldap.NewSearchRequest(p.s.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		filter, []string{"entryUUID"}, nil)
 	var ids []string
 	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
@@ -357,18 +365,18 @@ func (p *pass) usersLeftTheFilter(ctx context.Context, snapshot []byte) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reading entries changed past the users' syncrepl cookie that left the users' filter: %w", err)
+		return fmt.Errorf("reading entries changed past the %ss' syncrepl cookie that left their filter: %w", strings.ToLower(string(typ)), err)
 	}
 	for _, id := range ids {
 		ref, err := p.s.store.Ref(ctx, id)
-		if isNotFound(err) || err == nil && ref.Type != scim.UserType {
+		if isNotFound(err) || err == nil && ref.Type != typ {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		p.s.log.Debug("a user left the users' filter past the refresh's snapshot", "id", id)
-		p.core.Dels.Mark(id, scim.UserType)
+		p.s.log.Debug("an entry left its filter past the refresh's snapshot", "type", typ, "id", id)
+		p.core.Dels.Mark(id, typ)
 	}
 	return nil
 }

@@ -108,6 +108,11 @@ func (e *env) hasUser(userName string) bool {
 	return len(ids) > 0
 }
 
+// hasGroup reports whether the cache holds a group of that displayName.
+func (e *env) hasGroup(name string) bool {
+	return findOne(e.t, e.store, cache.IndexDisplayName, scim.GroupType, name) != nil
+}
+
 // memberNames returns the display names of a group's members, sorted.
 func memberNames(r *scim.Resource) []string {
 	var out []string
