@@ -216,17 +216,7 @@ func (p *pass) usnDelta(ctx context.Context, from int64, dc dcInfo) error {
 func (p *pass) scopeExits(ctx context.Context, nc, cond string) error {
 	req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(&"+cond+"(|(objectClass=user)(objectClass=group)))", []string{"objectGUID"}, []ldap.Control{domainScope})
-	var ids []string
-	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
-		if g := e.GetRawAttributeValue("objectGUID"); len(g) == 16 {
-			ids = append(ids, guidString(g))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("reading the users and groups that changed under %q: %w", nc, err)
-	}
-	return p.deleteIDs(ctx, ids)
+	return p.deleteFound(ctx, req, fmt.Sprintf("the users and groups that changed under %q", nc))
 }
 
 // deletedObjects names the Deleted Objects container of a naming context by its well-known
@@ -238,6 +228,12 @@ func deletedObjects(nc string) string { return "<WKGUID=18E2EA80684F11D2B9AA00C0
 func (p *pass) tombstones(ctx context.Context, base, filter string) error {
 	req := ldap.NewSearchRequest(base, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false, filter,
 		[]string{"objectGUID", "isDeleted"}, []ldap.Control{ldap.NewControlMicrosoftShowDeleted(), domainScope})
+	return p.deleteFound(ctx, req, fmt.Sprintf("tombstones under %q", base))
+}
+
+// deleteFound runs the paged search req and deletes (deleteIDs) the objects it finds, by
+// objectGUID; what names them in an error.
+func (p *pass) deleteFound(ctx context.Context, req *ldap.SearchRequest, what string) error {
 	var ids []string
 	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
 		if g := e.GetRawAttributeValue("objectGUID"); len(g) == 16 {
@@ -246,7 +242,7 @@ func (p *pass) tombstones(ctx context.Context, base, filter string) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("reading tombstones under %q: %w", base, err)
+		return fmt.Errorf("reading %s: %w", what, err)
 	}
 	return p.deleteIDs(ctx, ids)
 }

@@ -175,13 +175,13 @@ func (t *Target) Run(ctx context.Context) error {
 	t.catchUp(ctx)
 	var recon sync.WaitGroup
 	defer recon.Wait()
-	var reconciling atomic.Bool
+	var busy atomic.Bool // a scheduled reconciliation runs
 	next := t.nextReconcile(time.Now())
 	for {
 		if !next.IsZero() && !time.Now().Before(next) {
-			if reconciling.CompareAndSwap(false, true) {
+			if busy.CompareAndSwap(false, true) {
 				recon.Go(func() {
-					defer reconciling.Store(false)
+					defer busy.Store(false)
 					t.scheduledReconcile(ctx)
 				})
 			} else {
