@@ -13,10 +13,15 @@ import (
 // pass together with the watermark (nil: keep the old one) and the held-deletion set in one
 // cache batch, so the watermark never runs ahead of the data (invariant 2, docs/architecture.md).
 func (p *pass) finish(ctx context.Context, wm *watermark, replaceHolds bool) error {
+	edits := ingest.Edits{}
+	if wm != nil {
+		if err := p.rejoin(ctx, edits); err != nil {
+			return err
+		}
+	}
 	if err := p.drain(); err != nil {
 		return err
 	}
-	edits := ingest.Edits{}
 	p.addLoggedEdits(edits)
 	maps.Copy(p.batchOv, p.asideOv)
 	b, held, heldMembers, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Sources: p.batchSrc, Times: p.batchTimes, Overlays: p.batchOv,

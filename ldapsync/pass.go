@@ -48,6 +48,7 @@ type pass struct {
 	readInFull   map[string]bool       // delta: groups the previous delta could not read (watermark.ReadInFull)
 	goneGroups   []string              // delta: changed groups gone before they could be read
 	usersRead    bool                  // delta: the users' read is over (readNewUser may read more)
+	newcomers    []newcomer            // delta: resources the cache did not hold (rejoin.go)
 	unreadUsers  []string              // full pass: cached users the read did not see
 	usersScanned bool                  // unreadUsers is set (every user is read)
 	dups         dupNames              // users written whose userName another user holds (dupnames.go)
@@ -152,6 +153,9 @@ func (p *pass) read(ctx context.Context, typ scim.ResourceType, entryDN string, 
 		return nil
 	}
 	p.remember(cache.Ref{ID: id, Type: typ, Display: displayOf(r)}, entryDN, e)
+	if err := p.noteNewcomer(ctx, r, entryDN, e); err != nil {
+		return err
+	}
 	if !rf.empty() {
 		p.res.begin()
 		ok, mgr, err := p.resolve(ctx, r, rf, !p.full)

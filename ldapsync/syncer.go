@@ -59,7 +59,10 @@ type Summary struct {
 	Skipped     int `json:"skipped"`
 	// Replayed counts changed groups whose members came from the accesslog (accesslog.go)
 	// instead of a full read of the group.
-	Replayed int           `json:"replayedGroups,omitempty"`
+	Replayed int `json:"replayedGroups,omitempty"`
+	// Rejoined counts the memberships a delta gave users and groups new to the cache in groups
+	// it did not read, which listed them already (rejoin.go).
+	Rejoined int           `json:"rejoinedMemberships,omitempty"`
 	Partial  string        `json:"partial,omitempty"` // why the read was partial (nothing deleted)
 	Duration time.Duration `json:"duration"`
 
@@ -264,7 +267,7 @@ func (s *Syncer) run(ctx context.Context, full bool) (sum Summary, err error) {
 	}
 	s.log.Info("pass done", "pass", p.id, "full", p.sum.Full, "mode", p.sum.Mode, "read", p.sum.Read,
 		"created", p.sum.Created, "updated", p.sum.Updated, "deactivated", p.sum.Deactivated,
-		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "replayedGroups", p.sum.Replayed, "duration", p.sum.Duration.Round(time.Millisecond))
+		"deleted", p.sum.Deleted, "held", p.sum.Held, "heldMembers", p.sum.HeldMembers, "replayedGroups", p.sum.Replayed, "rejoinedMemberships", p.sum.Rejoined, "duration", p.sum.Duration.Round(time.Millisecond))
 	s.warnDuplicates(p.id, p.dups)
 	return p.sum, nil
 }
