@@ -274,3 +274,28 @@ func TestADDirSyncScopeExitsAreHeldOverTheThreshold(t *testing.T) {
 		t.Errorf("eng still lists the deleted users: %v", got)
 	}
 }
+
+// A bind account that is not a domain admin gets the object-security flag; DirSync reports the
+// move and the disable with it too.
+func TestADDirSyncScopeExitsWithTheObjectSecurityFlag(t *testing.T) {
+	t.Parallel()
+	e := newADEnv(t, adSmallTemplate(), func(c *ldapsync.Config) {
+		c.ChangeTracking = ldapsync.TrackDirSync
+		c.Users.Filter = enabledOnly
+		c.BindDN = "CN=svc-sync," + adSales
+		c.BindPassword = confvalSecret(svcPass)
+	})
+	e.sync(false)
+	if flags := e.storedWatermark()["ad"].(map[string]any)["dirsyncFlags"]; flags != float64(1) {
+		t.Fatalf("dirsyncFlags %v, want 1 (object security): the test proves nothing", flags)
+	}
+	addOU(t, e.admin, adFormer)
+	move(t, e.admin, "Bob Jones", adEng, adFormer)
+	if sum := e.delta(); sum.Deleted != 1 || e.findUser(upn("bob")) != nil {
+		t.Errorf("bob moved out of the users' base: %+v", sum)
+	}
+	modify(t, e.admin, "CN=Ann Smith,"+adEng, func(m *ldap.ModifyRequest) { m.Replace("userAccountControl", []string{uacDisabled}) })
+	if sum := e.delta(); sum.Deleted != 1 || e.findUser(upn("ann")) != nil {
+		t.Errorf("ann disabled under a filter without disabled accounts: %+v", sum)
+	}
+}
