@@ -49,6 +49,7 @@ type adEnv struct {
 	admin *ldap.Conn
 	store *cache.Store
 	cfg   ldapsync.Config
+	safe  ldapsync.SafetyConfig // rebuild applies a change
 	s     *ldapsync.Syncer
 	logs  *logBuffer
 }
@@ -99,7 +100,8 @@ func newADEnv(t *testing.T, opts testenv.SambaOptions, tweak func(*ldapsync.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &adEnv{t: t, dc: dc, admin: dc.Admin(t), store: st, cfg: adConfig(dc), logs: &logBuffer{}}
+	e := &adEnv{t: t, dc: dc, admin: dc.Admin(t), store: st, cfg: adConfig(dc), logs: &logBuffer{},
+		safe: ldapsync.SafetyConfig{MaxDeletes: 10000, MaxDeletePercent: 100}}
 	if tweak != nil {
 		tweak(&e.cfg)
 	}
@@ -110,7 +112,7 @@ func newADEnv(t *testing.T, opts testenv.SambaOptions, tweak func(*ldapsync.Conf
 func (e *adEnv) rebuild() {
 	e.t.Helper()
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s, err := ldapsync.New(e.cfg, ldapsync.SafetyConfig{MaxDeletes: 10000, MaxDeletePercent: 100}, e.store, ldapsync.Options{Log: log})
+	s, err := ldapsync.New(e.cfg, e.safe, e.store, ldapsync.Options{Log: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

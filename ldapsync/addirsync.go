@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -29,11 +30,20 @@ func (p *pass) dirSyncStart(ctx context.Context, dc dcInfo) ([]byte, int64, erro
 }
 
 // dirSyncDelta reads what changed since ad.DirSync and moves the cookie in ad.
+//
+// Offboarding in AD often takes an account out of scope instead of deleting it: moved to an OU
+// outside the users' base, or disabled under a users filter that leaves disabled accounts out.
+// DirSync reports such a change only when asked in the right terms (Samba 4.17, measured;
+// docs/directories.md): a move changes the object's name and nothing the pass reads, so "name"
+// is among the attributes asked for; a user disabled under an enabled-only filter no longer
+// matches that filter, so the filter also takes every user and group (dirSyncFilter). A changed
+// object that the cache holds and that a read by GUID now finds in neither scope left the scope
+// and is deleted as a full pass would, through the threshold (deleteIDs). The evidence is a
+// current read of that object on the DC that reported it, never a comparison of ranges.
 func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
-	changed := map[string]struct{}{}
+	changed := map[string]string{} // id → the DN the DirSync answer gave
 	var deleted []string
-	filter := "(|" + p.s.cfg.Users.Filter + p.s.cfg.Groups.Filter + "(isDeleted=TRUE))"
-	cookie, flags, err := p.dirSync(ctx, dc.defaultNC, filter, p.s.dirSyncAttrs(), ad.DirSyncFlags, ad.DirSync, func(e *ldap.Entry) error {
+	cookie, flags, err := p.dirSync(ctx, dc.defaultNC, p.s.dirSyncFilter(), p.s.dirSyncAttrs(), ad.DirSyncFlags, ad.DirSync, func(e *ldap.Entry) error {
 		g := e.GetRawAttributeValue("objectGUID")
 		if len(g) != 16 {
 			return nil
@@ -41,28 +51,19 @@ func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 		if strings.EqualFold(e.GetAttributeValue("isDeleted"), "TRUE") {
 			deleted = append(deleted, guidString(g))
 		} else {
-			changed[guidString(g)] = struct{}{}
+			changed[guidString(g)] = e.DN
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	// Users first, so that groups changed in the same pass resolve members read in it.
-	var rest []string
-	for _, id := range slices.Sorted(mapsKeys(changed)) {
-		found, err := p.readByGUID(ctx, scim.UserType, id)
-		if err != nil {
-			return err
-		}
-		if !found {
-			rest = append(rest, id)
-		}
+	exits, err := p.readChanged(ctx, changed)
+	if err != nil {
+		return err
 	}
-	for _, id := range rest {
-		if _, err := p.readByGUID(ctx, scim.GroupType, id); err != nil {
-			return err
-		}
+	if err := p.deleteIDs(ctx, exits); err != nil {
+		return err
 	}
 	if err := p.deleteIDs(ctx, deleted); err != nil {
 		return err
@@ -71,25 +72,76 @@ func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 	return nil
 }
 
-func mapsKeys(m map[string]struct{}) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
+// readChanged re-reads the objects DirSync reported changed (id → DN) and returns the cached
+// ones that are in neither scope now. The wide DirSync filter also reports objects that never
+// were in scope (computers, accounts under CN=Users, disabled accounts): each costs one cache
+// lookup, and a read only when the cache holds it or its DN lies under a scope's base. A cached
+// object is read in its own type's scope only. Users go first, so that groups changed in the
+// same pass resolve members read in it.
+func (p *pass) readChanged(ctx context.Context, changed map[string]string) (exits []string, err error) {
+	type todo struct {
+		id              string
+		cached          bool
+		asUser, asGroup bool
+	}
+	var list []todo
+	for _, id := range slices.Sorted(maps.Keys(changed)) {
+		t := todo{id: id}
+		ref, err := p.s.store.Ref(ctx, id)
+		switch {
+		case err == nil && (ref.Type == scim.UserType || ref.Type == scim.GroupType):
+			t.cached, t.asUser, t.asGroup = true, ref.Type == scim.UserType, ref.Type == scim.GroupType
+		case err != nil && !isNotFound(err):
+			return nil, err
+		default:
+			entryDN := changed[id]
+			t.asUser = entryDN == "" || under(entryDN, p.s.cfg.Users.BaseDN)
+			t.asGroup = entryDN == "" || under(entryDN, p.s.cfg.Groups.BaseDN)
+		}
+		if t.asUser || t.asGroup {
+			list = append(list, t)
 		}
 	}
+	for _, typ := range []scim.ResourceType{scim.UserType, scim.GroupType} {
+		rest := list[:0]
+		for _, t := range list {
+			if typ == scim.UserType && !t.asUser || typ == scim.GroupType && !t.asGroup {
+				rest = append(rest, t)
+				continue
+			}
+			found, err := p.readByGUID(ctx, typ, t.id)
+			switch {
+			case err != nil:
+				return nil, err
+			case found:
+			case typ == scim.UserType && t.asGroup:
+				rest = append(rest, t)
+			case t.cached:
+				exits = append(exits, t.id)
+			}
+		}
+		list = rest
+	}
+	return exits, nil
 }
 
 // dirSyncAttrs are the attributes whose changes matter: everything users and groups read,
-// without range options.
+// without range options, and name, the attribute a move or rename changes (DirSync leaves out
+// an object none of whose requested attributes changed, and a move changes none of the others).
 func (s *Syncer) dirSyncAttrs() []string {
 	var out []string
 	for _, a := range append(append([]string{}, s.uattrs...), s.gattrs...) {
 		a, _, _ = strings.Cut(a, ";")
 		out = append(out, a)
 	}
-	return dedupFold(append(out, "isDeleted"))
+	return dedupFold(append(out, "name", "isDeleted"))
+}
+
+// dirSyncFilter is the DirSync search's filter. DirSync matches the filter against the object
+// as it is now, so the users' and groups' filters alone would never report a user disabled
+// under a filter that leaves disabled accounts out: every user and group is taken too.
+func (s *Syncer) dirSyncFilter() string {
+	return "(|" + s.cfg.Users.Filter + s.cfg.Groups.Filter + "(objectClass=user)(objectClass=group)(isDeleted=TRUE))"
 }
 
 // dirSync runs DirSync searches from cookie until the server has no more data, calling fn for
@@ -133,17 +185,18 @@ func (p *pass) dirSync(ctx context.Context, base, filter string, attrs []string,
 }
 
 // readByGUID re-reads the object with that id as a resource of typ, if it exists, matches
-// typ's filter and lies under typ's base DN. It reports whether it did.
+// typ's filter and lies under typ's base DN. It reports whether it did. The read goes to
+// p.conn, idle once the DirSync searches are done: the DC that reported the change, whose
+// answer can decide a deletion (a DNS name may lead another connection to another DC).
 func (p *pass) readByGUID(ctx context.Context, typ scim.ResourceType, id string) (bool, error) {
 	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
 	if typ == scim.GroupType {
 		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs()
 	}
-	conn, err := p.lookupConn(ctx)
-	if err != nil {
-		return false, classify(fmt.Errorf("re-reading %s: %w", id, err))
+	if p.s.guidRead != nil {
+		p.s.guidRead(typ, id)
 	}
-	res, err := conn.Search(ldap.NewSearchRequest("<GUID="+id+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+	res, err := p.conn.Search(ldap.NewSearchRequest("<GUID="+id+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		filter, attrs, nil))
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 		return false, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ldapscim/ldapscim/cache"
 	"github.com/ldapscim/ldapscim/ingest"
+	"github.com/ldapscim/ldapscim/scim"
 )
 
 // Store is the part of the cache a Syncer uses: what the source-neutral core uses, and the
@@ -94,6 +95,8 @@ type Syncer struct {
 	gattrs   []string // and for groups
 	// rangeFault, set by tests, fails the range-retrieval request for (dn, low) when it returns an error.
 	rangeFault func(dn string, low int) error
+	// guidRead, set by tests, is told of every re-read by GUID of a DirSync pass.
+	guidRead func(typ scim.ResourceType, id string)
 
 	observers []Observer // told of every pass (observe.go)
 
