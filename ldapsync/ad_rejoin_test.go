@@ -16,8 +16,20 @@ import (
 // as a full pass would, which afterwards finds nothing to change (rejoin.go).
 func TestADDeltaRejoinsGroupsOfAccountsThatCameIntoScope(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []string{ldapsync.TrackUSN, ldapsync.TrackDirSync} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			testADRejoin(t, mode)
+		})
+	}
+}
+
+func testADRejoin(t *testing.T, mode string) {
 	const enabledOnly = "(&(objectClass=user)(objectCategory=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
-	e := newADEnv(t, adSmallTemplate(), func(c *ldapsync.Config) { c.Users.Filter = enabledOnly })
+	e := newADEnv(t, adSmallTemplate(), func(c *ldapsync.Config) {
+		c.Users.Filter = enabledOnly
+		c.ChangeTracking = mode
+	})
 	e.sync(false)
 	members := func(group string) map[string]bool {
 		t.Helper()
