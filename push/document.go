@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ldapscim/ldapscim/internal/jsonappend"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -69,7 +70,13 @@ func patchBody(ops []patchOp) map[string]any {
 
 // hash is the digest of a document as stored in PushState.Hash.
 func (d document) hash() (string, []byte) {
-	b, _ := json.Marshal(d) // maps marshal in key order, so equal documents hash equally
+	// Maps marshal in key order, so equal documents hash equally. jsonappend writes exactly
+	// encoding/json's bytes without its reflection (the stored hashes stay valid); a value it
+	// cannot write makes encoding/json write the whole document, as before.
+	b, err := jsonappend.Value(nil, map[string]any(d))
+	if err != nil {
+		b, _ = json.Marshal(d)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16]), b
 }
