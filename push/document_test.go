@@ -20,8 +20,8 @@ func TestDocumentHashIsEncodingJSONs(t *testing.T) {
 	users := []*scim.Resource{
 		{Type: scim.UserType, ID: "u1", ExternalID: odd[3], Attributes: map[string]any{
 			"userName": odd[5], "displayName": odd[2], "title": odd[6], "nickName": odd[4],
-			"name":   map[string]any{"givenName": odd[7], "familyName": odd[8], "formatted": ""},
-			"emails": []any{map[string]any{"value": "a@example.com", "type": "work", "primary": true}, map[string]any{"value": odd[3]}},
+			"name":         map[string]any{"givenName": odd[7], "familyName": odd[8], "formatted": ""},
+			"emails":       []any{map[string]any{"value": "a@example.com", "type": "work", "primary": true}, map[string]any{"value": odd[3]}},
 			"phoneNumbers": []any{}, "x509Certificates": []any(nil),
 			"active": true, "groups": []any{"dropped"},
 			scim.SchemaEnterpriseUser: map[string]any{"employeeNumber": "00042", "costCenter": 1234.5,
