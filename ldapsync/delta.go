@@ -10,7 +10,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -44,14 +43,7 @@ func (s *Syncer) syncCookie(ctx context.Context, conn ldapConn) ([]byte, error) 
 	if !containsFold(rdse.GetAttributeValues("supportedControl"), oidSyncRequest) {
 		return unavailable("the server does not offer the LDAP sync control (load the syncprov overlay)")
 	}
-	base := dn.Normalize(s.cfg.Users.BaseDN)
-	var suffix string
-	for _, nc := range rdse.GetAttributeValues("namingContexts") {
-		n := dn.Normalize(nc)
-		if (base == n || strings.HasSuffix(base, ","+n)) && len(nc) > len(suffix) {
-			suffix = nc
-		}
-	}
+	suffix := holdingNC(rdse.GetAttributeValues("namingContexts"), s.cfg.Users.BaseDN)
 	if suffix == "" {
 		return unavailable("no naming context holds " + s.cfg.Users.BaseDN)
 	}
@@ -94,6 +86,9 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		}
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
 			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
+		}
+		if err == nil {
+			err = p.syncreplContainers(ctx, prev)
 		}
 		if err == nil {
 			err = p.checkLoggedDeletions(ctx, prev, &wm)

@@ -1,0 +1,218 @@
+package ldapsync_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ldapscim/ldapscim/internal/testenv"
+	"github.com/ldapscim/ldapscim/ldapsync"
+	"github.com/ldapscim/ldapscim/scim"
+)
+
+// Moving a whole OU (a modrdn of an entry with children) changes the DNs of the entries below
+// it without writing them, so no syncrepl refresh reports them. A delta follows the changed
+// containers instead (subtrees.go). The directory:
+//
+//	ou=people                   users base: u0, u1
+//	  ou=contractors            c0..c4        (group contractors lists them)
+//	  ou=eng                    e0..e2        (group eng lists them)
+//	ou=staging                  s0..s4        (outside; group staging lists them already)
+//	ou=former                   empty, outside
+//	ou=groups                   groups base
+const (
+	ouPeople  = "ou=people,dc=example,dc=com"
+	ouGroups  = "ou=groups,dc=example,dc=com"
+	ouStaging = "ou=staging,dc=example,dc=com"
+	ouFormer  = "ou=former,dc=example,dc=com"
+)
+
+func ouDir() string {
+	var b strings.Builder
+	for _, ou := range []string{ouPeople, "ou=contractors," + ouPeople, "ou=eng," + ouPeople, ouStaging, ouFormer, ouGroups} {
+		name, _, _ := strings.Cut(strings.TrimPrefix(ou, "ou="), ",")
+		fmt.Fprintf(&b, "dn: %s\nobjectClass: organizationalUnit\nou: %s\n\n", ou, name)
+	}
+	groups := map[string][]string{}
+	add := func(prefix string, n int, parent, group string) {
+		for i := range n {
+			uid := fmt.Sprintf("%s%d", prefix, i)
+			d := "uid=" + uid + "," + parent
+			fmt.Fprintf(&b, "dn: %s\nobjectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\n\n", d, uid, strings.ToUpper(uid), prefix)
+			if group != "" {
+				groups[group] = append(groups[group], d)
+			}
+		}
+	}
+	add("u", 2, ouPeople, "")
+	add("c", 5, "ou=contractors,"+ouPeople, "contractors")
+	add("e", 3, "ou=eng,"+ouPeople, "eng")
+	add("s", 5, ouStaging, "staging")
+	for _, g := range []string{"contractors", "eng", "staging"} {
+		fmt.Fprintf(&b, "dn: cn=%s,%s\nobjectClass: groupOfNames\ncn: %s\n", g, ouGroups, g)
+		for _, m := range groups[g] {
+			b.WriteString("member: " + m + "\n")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func ouEnv(t *testing.T, refint bool, tweak func(*ldapsync.Config, *ldapsync.SafetyConfig)) *env {
+	t.Helper()
+	e := newEnv(t, testenv.SlapdOptions{LDIF: []string{writeLDIF(t, ouDir())}, Refint: refint}, func(c *ldapsync.Config, s *ldapsync.SafetyConfig) {
+		c.ChangeTracking = ldapsync.TrackSyncrepl
+		if tweak != nil {
+			tweak(c, s)
+		}
+	})
+	if sum := e.sync(true); sum.Created != 10+3 {
+		t.Fatalf("first sync: %+v; want 10 users and 3 groups created", sum)
+	}
+	return e
+}
+
+// moveOU moves (or renames) the OU ou to newRDN under newSuperior ("" keeps the parent).
+func moveOU(t *testing.T, e *env, ou, newRDN, newSuperior string) {
+	t.Helper()
+	ldif := "dn: " + ou + "\nchangetype: modrdn\nnewrdn: " + newRDN + "\ndeleteoldrdn: 1\n"
+	if newSuperior != "" {
+		ldif += "newsuperior: " + newSuperior + "\n"
+	}
+	e.sl.Modify(t, ldif)
+}
+
+// delta runs a delta pass and fails the test unless it was one.
+func (e *env) delta() ldapsync.Summary {
+	e.t.Helper()
+	sum := e.sync(false)
+	if sum.Full {
+		e.t.Fatalf("pass was full, want a delta: %+v", sum)
+	}
+	return sum
+}
+
+// oracle runs a full pass, which must find nothing the deltas left to change.
+func (e *env) oracle() ldapsync.Summary {
+	e.t.Helper()
+	sum := e.sync(true)
+	if sum.Created != 0 || sum.Updated != 0 || sum.Deleted != 0 || sum.Deactivated != 0 {
+		e.t.Errorf("a full pass after the delta changed the cache: %+v; the delta should have left it as a full pass does", sum)
+	}
+	return sum
+}
+
+func TestDeltaOUMovedOutOfTheUsersBase(t *testing.T) {
+	e := ouEnv(t, true, nil)
+	moveOU(t, e, "ou=contractors,"+ouPeople, "ou=contractors", ouFormer)
+	testenv.WaitFor(t, func() bool { return e.sl.Has(t, "(member=uid=c0,ou=contractors,"+ouFormer+")") })
+	sum := e.delta()
+	if sum.Deleted != 5 || sum.Created != 0 {
+		t.Fatalf("contractors moved out: %+v; want their 5 users deleted", sum)
+	}
+	for i := range 5 {
+		if e.hasUser(fmt.Sprintf("c%d", i)) {
+			t.Errorf("c%d is still cached after its OU moved out of the users' base", i)
+		}
+	}
+	if n := e.count(scim.UserType); n != 5 {
+		t.Errorf("%d users cached, want 5", n)
+	}
+	if n := e.memberCount("contractors"); n != 0 {
+		t.Errorf("contractors has %d members, want 0", n)
+	}
+	e.oracle()
+}
+
+func TestDeltaOUMovedIntoTheUsersBase(t *testing.T) {
+	e := ouEnv(t, true, nil)
+	if n := e.memberCount("staging"); n != 0 {
+		t.Fatalf("staging has %d members before the move, want 0 (they are out of scope)", n)
+	}
+	moveOU(t, e, ouStaging, "ou=staging", ouPeople)
+	testenv.WaitFor(t, func() bool { return e.sl.Has(t, "(member=uid=s0,ou=staging,"+ouPeople+")") })
+	sum := e.delta()
+	if sum.Created != 5 || sum.Deleted != 0 {
+		t.Fatalf("staging moved in: %+v; want its 5 users created", sum)
+	}
+	for i := range 5 {
+		if u := e.user(fmt.Sprintf("s%d", i)); u.DN != fmt.Sprintf("uid=s%d,ou=staging,%s", i, ouPeople) {
+			t.Errorf("s%d: DN %s", i, u.DN)
+		}
+	}
+	if n := e.memberCount("staging"); n != 5 {
+		t.Errorf("staging has %d members after its users moved in, want 5", n)
+	}
+	e.oracle()
+}
+
+func TestDeltaOURenamedInsideTheUsersBase(t *testing.T) {
+	e := ouEnv(t, true, nil)
+	ids := map[string]string{}
+	for i := range 3 {
+		ids[fmt.Sprintf("e%d", i)] = e.user(fmt.Sprintf("e%d", i)).ID
+	}
+	moveOU(t, e, "ou=eng,"+ouPeople, "ou=engineering", "")
+	testenv.WaitFor(t, func() bool { return e.sl.Has(t, "(member=uid=e0,ou=engineering,"+ouPeople+")") })
+	sum := e.delta()
+	if sum.Created != 0 || sum.Deleted != 0 || sum.Updated != 3 {
+		t.Fatalf("eng renamed: %+v; want its 3 users updated, nothing created or deleted", sum)
+	}
+	for uid, id := range ids {
+		u := e.user(uid)
+		if want := "uid=" + uid + ",ou=engineering," + ouPeople; u.ID != id || u.DN != want {
+			t.Errorf("%s: id %s dn %s; want id %s dn %s", uid, u.ID, u.DN, id, want)
+		}
+	}
+	if n := e.memberCount("eng"); n != 3 {
+		t.Errorf("eng has %d members, want 3", n)
+	}
+	e.oracle()
+}
+
+// A container that changed without moving (a description edit) costs a read of its subtree
+// and changes nothing, inside the base or outside it.
+func TestDeltaOUEditedChangesNothing(t *testing.T) {
+	e := ouEnv(t, false, nil)
+	head := e.journalHead()
+	for _, ou := range []string{"ou=contractors," + ouPeople, ouStaging, ouPeople, "dc=example,dc=com"} {
+		e.sl.Modify(t, "dn: "+ou+"\nchangetype: modify\nreplace: description\ndescription: edited\n")
+	}
+	sum := e.delta()
+	if sum.Created != 0 || sum.Updated != 0 || sum.Deleted != 0 || sum.Held != 0 {
+		t.Fatalf("OUs edited: %+v; want nothing changed", sum)
+	}
+	for _, r := range e.journal() {
+		if r.Seq > head {
+			t.Fatalf("editing OUs journaled %s %s %s", r.Op, r.Type, r.ID)
+		}
+	}
+	e.oracle()
+}
+
+// Moving an OU out above the [safety] threshold holds the deletions, and the pass changes
+// nothing else: the held users keep their groups.
+func TestDeltaOUMovedOutAboveTheThresholdIsHeld(t *testing.T) {
+	e := ouEnv(t, false, func(_ *ldapsync.Config, s *ldapsync.SafetyConfig) { s.MaxDeletes, s.MaxDeletePercent = 3, 100 })
+	head := e.journalHead()
+	moveOU(t, e, "ou=contractors,"+ouPeople, "ou=contractors", ouFormer)
+	check := func(sum ldapsync.Summary, when string) {
+		t.Helper()
+		if sum.Held != 5 || sum.Deleted != 0 || sum.Created != 0 || sum.Updated != 0 {
+			t.Fatalf("%s: %+v; want the 5 deletions held and nothing else changed", when, sum)
+		}
+		if n := e.count(scim.UserType); n != 10 {
+			t.Fatalf("%s: %d users cached, want 10", when, n)
+		}
+		if n := e.memberCount("contractors"); n != 5 {
+			t.Fatalf("%s: contractors has %d members, want 5 (held users keep their groups)", when, n)
+		}
+		for _, r := range e.journal() {
+			if r.Seq > head {
+				t.Fatalf("%s: a pass that held its deletions journaled %s %s %s", when, r.Op, r.Type, r.ID)
+			}
+		}
+	}
+	check(e.delta(), "contractors moved out")
+	check(e.sync(true), "the full pass after")
+}
