@@ -19,17 +19,19 @@ import (
 //	  ou=eng                    e0..e2        (group eng lists them)
 //	ou=staging                  s0..s4        (outside; group staging lists them already)
 //	ou=former                   empty, outside
-//	ou=groups                   groups base
+//	ou=groups                   groups base: contractors, eng, staging
+//	  ou=teams                  team (lists u0)
 const (
 	ouPeople  = "ou=people,dc=example,dc=com"
 	ouGroups  = "ou=groups,dc=example,dc=com"
 	ouStaging = "ou=staging,dc=example,dc=com"
 	ouFormer  = "ou=former,dc=example,dc=com"
+	ouTeams   = "ou=teams," + ouGroups
 )
 
 func ouDir() string {
 	var b strings.Builder
-	for _, ou := range []string{ouPeople, "ou=contractors," + ouPeople, "ou=eng," + ouPeople, ouStaging, ouFormer, ouGroups} {
+	for _, ou := range []string{ouPeople, "ou=contractors," + ouPeople, "ou=eng," + ouPeople, ouStaging, ouFormer, ouGroups, ouTeams} {
 		name, _, _ := strings.Cut(strings.TrimPrefix(ou, "ou="), ",")
 		fmt.Fprintf(&b, "dn: %s\nobjectClass: organizationalUnit\nou: %s\n\n", ou, name)
 	}
@@ -55,6 +57,7 @@ func ouDir() string {
 		}
 		b.WriteString("\n")
 	}
+	fmt.Fprintf(&b, "dn: cn=team,%s\nobjectClass: groupOfNames\ncn: team\nmember: uid=u0,%s\n\n", ouTeams, ouPeople)
 	return b.String()
 }
 
@@ -66,8 +69,8 @@ func ouEnv(t *testing.T, refint bool, tweak func(*ldapsync.Config, *ldapsync.Saf
 			tweak(c, s)
 		}
 	})
-	if sum := e.sync(true); sum.Created != 10+3 {
-		t.Fatalf("first sync: %+v; want 10 users and 3 groups created", sum)
+	if sum := e.sync(true); sum.Created != 10+4 {
+		t.Fatalf("first sync: %+v; want 10 users and 4 groups created", sum)
 	}
 	return e
 }
@@ -166,6 +169,24 @@ func TestDeltaOURenamedInsideTheUsersBase(t *testing.T) {
 	}
 	if n := e.memberCount("eng"); n != 3 {
 		t.Errorf("eng has %d members, want 3", n)
+	}
+	e.oracle()
+}
+
+// The same for groups: an OU of groups moved out of the groups' base, then back in.
+func TestDeltaOUMovedOutOfAndIntoTheGroupsBase(t *testing.T) {
+	e := ouEnv(t, false, nil)
+	moveOU(t, e, ouTeams, "ou=teams", ouFormer)
+	if sum := e.delta(); sum.Deleted != 1 || sum.Created != 0 || e.hasGroup("team") {
+		t.Errorf("teams moved out: %+v, team cached %v; want the group deleted", sum, e.hasGroup("team"))
+	}
+	e.oracle()
+	moveOU(t, e, "ou=teams,"+ouFormer, "ou=teams", ouGroups)
+	if sum := e.delta(); sum.Created != 1 || sum.Deleted != 0 || !e.hasGroup("team") {
+		t.Fatalf("teams moved back in: %+v, team cached %v; want the group created", sum, e.hasGroup("team"))
+	}
+	if got := memberNames(e.group("team")); len(got) != 1 || got[0] != "User:U0" {
+		t.Errorf("team members %v, want [User:U0]", got)
 	}
 	e.oracle()
 }
