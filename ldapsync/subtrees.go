@@ -69,7 +69,7 @@ func (p *pass) followContainersOf(ctx context.Context, typ scim.ResourceType, co
 		} else {
 			err = p.leftWithSubtree(ctx, typ, c, filter)
 		}
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		if errors.Is(err, errContainerGone) {
 			// Moved or deleted again since it was found: that change is past this pass's
 			// watermark, and the next delta follows it.
 			p.s.log.Info("a changed container is gone before its subtree could be read; the next pass follows it", "dn", c)
@@ -82,15 +82,28 @@ func (p *pass) followContainersOf(ctx context.Context, typ scim.ResourceType, co
 	return nil
 }
 
+// errContainerGone means a changed container was no longer there when its subtree was read.
+var errContainerGone = errors.New("the container is gone")
+
+// gone turns the error of a subtree search that returned no entry because its base does not
+// exist into errContainerGone.
+func gone(err error, entries int) error {
+	if entries == 0 && ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return errContainerGone
+	}
+	return err
+}
+
 // readSubtree reads into the pass the entries of typ under the container c, a container under
 // typ's base DN that changed (moved in, or renamed), unless the pass read them already.
 func (p *pass) readSubtree(ctx context.Context, typ scim.ResourceType, c, filter string, attrs []string) error {
 	// These entries' timestamps say nothing about the entries the delta did not read (readNewUser).
 	maxMod := p.maxMod
 	defer func() { p.maxMod = maxMod }()
-	n := 0
+	n, seen := 0, 0
 	req := ldap.NewSearchRequest(c, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, p.s.searchControls())
 	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		seen++
 		if id, ok := p.s.idOf(ldapEntry{e}); ok && p.wasRead(id) {
 			return nil
 		}
@@ -100,7 +113,7 @@ func (p *pass) readSubtree(ctx context.Context, typ scim.ResourceType, c, filter
 	if n > 0 {
 		p.s.log.Info("read the entries under a container that changed (moved or renamed)", "type", typ, "container", c, "entries", n)
 	}
-	return err
+	return gone(err, seen)
 }
 
 // leftWithSubtree marks for deletion the cached resources of typ under the container c, a
@@ -108,14 +121,16 @@ func (p *pass) readSubtree(ctx context.Context, typ scim.ResourceType, c, filter
 func (p *pass) leftWithSubtree(ctx context.Context, typ scim.ResourceType, c, filter string) error {
 	req := ldap.NewSearchRequest(c, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, p.s.idAttrs(), p.s.searchControls())
 	var ids []string
+	seen := 0
 	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		seen++
 		if id, ok := p.s.idOf(ldapEntry{e}); ok && !p.wasRead(id) && !p.core.Dels.Marked(id) {
 			ids = append(ids, id)
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return gone(err, seen)
 	}
 	n := 0
 	for _, id := range ids {
