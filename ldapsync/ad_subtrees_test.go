@@ -12,7 +12,7 @@ import (
 // Moving an OU in Active Directory changes the uSNChanged (and the DirSync state) of the OU
 // only, not of the users under it. A delta follows the changed OU (subtrees.go): an OU moved out
 // of the users' base takes its users out of the cache, one moved in brings its users in, with
-// the groups that already listed them.
+// the groups that already listed them, one renamed inside the base gives its users their new DNs.
 func TestADDeltaFollowsMovedOUs(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{ldapsync.TrackUSN, ldapsync.TrackDirSync} {
@@ -82,4 +82,17 @@ func testADMovedOUs(t *testing.T, mode string) {
 	}
 
 	oracle("staging moved in")
+
+	// Renamed inside the base: the users keep their ids and get their new DNs.
+	annID := e.user(upn("ann")).ID
+	if err := c.ModifyDN(ldap.NewModifyDNRequest(adEng, "OU=Engineering", true, "")); err != nil {
+		t.Fatal(err)
+	}
+	if sum := e.delta(); sum.Created != 0 || sum.Deleted != 0 || sum.Updated != 2 {
+		t.Errorf("Eng renamed: %+v; want ann and bob updated, nothing created or deleted\n%s", sum, e.logs)
+	}
+	if ann := e.user(upn("ann")); ann.ID != annID || ann.DN != "CN=Ann Smith,OU=Engineering,"+adStaff {
+		t.Errorf("ann after the rename: id %s dn %s; want id %s under OU=Engineering", ann.ID, ann.DN, annID)
+	}
+	oracle("Eng renamed")
 }
