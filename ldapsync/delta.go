@@ -138,8 +138,9 @@ func (p *pass) checkServerState(ctx context.Context, cookie []byte) error {
 }
 
 // modifiedSince reads entries changed since the server timestamp ts, minus the overlap window
-// (invariant 7, docs/architecture.md: the server's clock, never ours). Deletions are invisible to it; full
-// passes find them.
+// (invariant 7, docs/architecture.md: the server's clock, never ours), and follows the OUs
+// changed since then (subtrees.go). Deletions are invisible to it; full passes find them,
+// except those of the users and groups under an OU moved out of the base.
 func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 	since := "19700101000000Z"
 	if t, err := time.Parse("20060102150405Z", strings.TrimSuffix(ts, "Z")+"Z"); err == nil {
@@ -153,7 +154,10 @@ func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 	if err := p.readDelta(ctx, scim.UserType, "(&"+p.s.cfg.Users.Filter+cond+")"); err != nil {
 		return err
 	}
-	return p.readDelta(ctx, scim.GroupType, "(&"+p.s.cfg.Groups.Filter+cond+")")
+	if err := p.readDelta(ctx, scim.GroupType, "(&"+p.s.cfg.Groups.Filter+cond+")"); err != nil {
+		return err
+	}
+	return p.changedContainers(ctx, cond)
 }
 
 func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter string) error {

@@ -150,10 +150,9 @@ func (p *pass) leftWithSubtree(ctx context.Context, typ scim.ResourceType, c, fi
 	return nil
 }
 
-// syncreplContainers follows the containers (entries with children that are neither users nor
-// groups) whose entryCSN is past the previous cookies' CSN, in the naming contexts that hold the
-// bases. Cookies with several CSNs (a multi-provider directory) are skipped, as pastSnapshot
-// does: there is no single CSN to compare with.
+// syncreplContainers follows the containers whose entryCSN is past the previous cookies' CSN
+// (changedContainers). Cookies with several CSNs (a multi-provider directory) are skipped, as
+// pastSnapshot does: there is no single CSN to compare with.
 func (p *pass) syncreplContainers(ctx context.Context, prev *watermark) error {
 	csn, ok := cookieCSN(prev.UsersCookie)
 	if !ok {
@@ -164,21 +163,34 @@ func (p *pass) syncreplContainers(ctx context.Context, prev *watermark) error {
 	} else if g < csn {
 		csn = g
 	}
+	c := ldap.EscapeFilter(csn)
+	return p.changedContainers(ctx, "(entryCSN>="+c+")(!(entryCSN="+c+"))")
+}
+
+// changedContainers follows the containers that cond (a filter's terms: the delta's change
+// condition) matches: the entries with children that are neither users nor groups, in the
+// naming contexts that hold the bases. back-mdb computes hasSubordinates in a filter; a server
+// that does not matches nothing, and such moves wait for the full pass as before.
+func (p *pass) changedContainers(ctx context.Context, cond string) error {
 	ncs, err := p.s.namingContexts(p.conn)
 	if err != nil {
 		return err
 	}
-	c := ldap.EscapeFilter(csn)
-	filter := "(&(entryCSN>=" + c + ")(!(entryCSN=" + c + "))(hasSubordinates=TRUE)(!" + p.s.cfg.Users.Filter + ")(!" + p.s.cfg.Groups.Filter + "))"
+	filter := "(&" + cond + "(hasSubordinates=TRUE)(!" + p.s.cfg.Users.Filter + ")(!" + p.s.cfg.Groups.Filter + "))"
 	var containers []string
 	for _, nc := range ncs {
-		req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, []string{"1.1"}, nil)
+		req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, []string{"modifyTimestamp"}, nil)
 		err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
 			containers = append(containers, e.DN)
+			// The modifyTimestamp watermark moves past the container, or every later delta
+			// would follow it again until a user or group changes.
+			if ts := e.GetAttributeValue("modifyTimestamp"); ts > p.maxMod {
+				p.maxMod = ts
+			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("looking for containers changed past the previous syncrepl cookie under %q: %w", nc, err)
+			return fmt.Errorf("looking for the containers that changed since the last pass under %q: %w", nc, err)
 		}
 	}
 	return p.followContainers(ctx, containers)
