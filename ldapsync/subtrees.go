@@ -42,29 +42,41 @@ func (p *pass) followContainers(ctx context.Context, containers []string) error 
 	if len(containers) == 0 {
 		return nil
 	}
+	list := make([]container, len(containers))
+	for i, c := range containers {
+		list[i] = container{dn: c, norm: dn.Normalize(c)}
+	}
 	// Ancestors first, so that a container under one already followed is skipped.
-	slices.SortFunc(containers, func(a, b string) int { return len(dn.Normalize(a)) - len(dn.Normalize(b)) })
+	slices.SortFunc(list, func(a, b container) int { return len(a.norm) - len(b.norm) })
 	for _, typ := range []scim.ResourceType{scim.UserType, scim.GroupType} {
-		if err := p.followContainersOf(ctx, typ, containers); err != nil {
+		if err := p.followContainersOf(ctx, typ, list); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *pass) followContainersOf(ctx context.Context, typ scim.ResourceType, containers []string) error {
+// container is a changed container's DN and its normalized form.
+type container struct{ dn, norm string }
+
+// below reports whether the normalized DN n lies at or below the normalized DN base.
+func below(n, base string) bool { return n == base || strings.HasSuffix(n, ","+base) }
+
+func (p *pass) followContainersOf(ctx context.Context, typ scim.ResourceType, containers []container) error {
 	base, filter, attrs := p.s.cfg.Users.BaseDN, p.s.cfg.Users.Filter, p.s.userAttrs()
 	if typ == scim.GroupType {
 		base, filter, attrs = p.s.cfg.Groups.BaseDN, p.s.cfg.Groups.Filter, p.s.groupAttrs()
 	}
+	nbase := dn.Normalize(base)
 	var done []string
-	for _, c := range containers {
-		if under(base, c) || slices.ContainsFunc(done, func(d string) bool { return under(c, d) }) {
+	for _, ct := range containers {
+		if below(nbase, ct.norm) || slices.ContainsFunc(done, func(d string) bool { return below(ct.norm, d) }) {
 			continue
 		}
-		done = append(done, c)
+		done = append(done, ct.norm)
+		c := ct.dn
 		var err error
-		if under(c, base) {
+		if below(ct.norm, nbase) {
 			err = p.readSubtree(ctx, typ, c, filter, attrs)
 		} else {
 			err = p.leftWithSubtree(ctx, typ, c, filter)
