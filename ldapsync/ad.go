@@ -199,6 +199,9 @@ func (p *pass) usnDelta(ctx context.Context, from int64, dc dcInfo) error {
 	if err := p.readDelta(ctx, scim.GroupType, "(&"+cond+p.s.cfg.Groups.Filter+")"); err != nil {
 		return err
 	}
+	if err := p.usnContainers(ctx, dc.defaultNC, cond); err != nil {
+		return err
+	}
 	if err := p.scopeExits(ctx, dc.defaultNC, cond); err != nil {
 		return err
 	}
@@ -218,6 +221,25 @@ func (p *pass) scopeExits(ctx context.Context, nc, cond string) error {
 		"(&"+cond+"(|(objectClass=user)(objectClass=group)))", []string{"objectGUID"}, []ldap.Control{domainScope})
 	return p.deleteFound(ctx, req, fmt.Sprintf("the users and groups that changed under %q", nc))
 }
+
+// usnContainers follows the OUs and containers of the domain whose uSNChanged lies in the
+// range of cond (subtrees.go): moving an OU changes the uSNChanged of the OU only, not of the
+// users and groups under it, so neither the reads before nor scopeExits see them.
+func (p *pass) usnContainers(ctx context.Context, nc, cond string) error {
+	req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&"+cond+adContainerFilter+")", []string{"1.1"}, []ldap.Control{domainScope})
+	var containers []string
+	if err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
+		containers = append(containers, e.DN)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("reading the containers that changed under %q: %w", nc, err)
+	}
+	return p.followContainers(ctx, containers)
+}
+
+// adContainerFilter matches the AD objects that hold users and groups.
+const adContainerFilter = "(|(objectClass=organizationalUnit)(objectClass=container))"
 
 // deletedObjects names the Deleted Objects container of a naming context by its well-known
 // GUID, which holds in every language and wherever the container was moved.

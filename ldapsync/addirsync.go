@@ -42,7 +42,7 @@ func (p *pass) dirSyncStart(ctx context.Context, dc dcInfo) ([]byte, int64, erro
 // current read of that object on the DC that reported it, never a comparison of ranges.
 func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 	changed := map[string]string{} // id → the DN the DirSync answer gave
-	var deleted []string
+	var deleted, named []string
 	cookie, flags, err := p.dirSync(ctx, dc.defaultNC, p.s.dirSyncFilter(), p.s.dirSyncAttrs(), ad.DirSyncFlags, ad.DirSync, func(e *ldap.Entry) error {
 		g := e.GetRawAttributeValue("objectGUID")
 		if len(g) != 16 {
@@ -52,6 +52,9 @@ func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 			deleted = append(deleted, guidString(g))
 		} else {
 			changed[guidString(g)] = e.DN
+			if len(e.GetRawAttributeValues("name")) > 0 {
+				named = append(named, guidString(g))
+			}
 		}
 		return nil
 	})
@@ -62,6 +65,13 @@ func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 	if err != nil {
 		return err
 	}
+	containers, err := p.dirSyncContainers(ctx, named)
+	if err != nil {
+		return err
+	}
+	if err := p.followContainers(ctx, containers); err != nil {
+		return err
+	}
 	if err := p.deleteIDs(ctx, exits); err != nil {
 		return err
 	}
@@ -70,6 +80,39 @@ func (p *pass) dirSyncDelta(ctx context.Context, ad *adMark, dc dcInfo) error {
 	}
 	ad.DirSync, ad.DirSyncFlags = cookie, flags
 	return nil
+}
+
+// dirSyncContainers returns the DNs of the OUs and containers among the objects DirSync reported
+// with a name (moved, renamed or created), which readChanged did not read as users or groups. A
+// move changes the name of the OU only, not of the users under it, so DirSync reports the OU
+// alone and the pass follows it (subtrees.go). DirSync sends only the attributes that changed,
+// without objectClass: each such object costs one base read by GUID, on the DC that reported it.
+func (p *pass) dirSyncContainers(ctx context.Context, ids []string) ([]string, error) {
+	var out []string
+	for _, id := range ids {
+		if p.wasRead(id) {
+			continue
+		}
+		ref, err := p.s.store.Ref(ctx, id)
+		switch {
+		case err == nil && (ref.Type == scim.UserType || ref.Type == scim.GroupType):
+			continue
+		case err != nil && !isNotFound(err):
+			return nil, err
+		}
+		res, err := p.conn.Search(ldap.NewSearchRequest("<GUID="+id+">", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			adContainerFilter, []string{"1.1"}, nil))
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			continue
+		}
+		if err != nil {
+			return nil, classify(fmt.Errorf("reading %s: %w", id, err))
+		}
+		if len(res.Entries) == 1 {
+			out = append(out, res.Entries[0].DN)
+		}
+	}
+	return out, nil
 }
 
 // readChanged re-reads the objects DirSync reported changed (id → DN) and returns the cached
@@ -139,9 +182,10 @@ func (s *Syncer) dirSyncAttrs() []string {
 
 // dirSyncFilter is the DirSync search's filter. DirSync matches the filter against the object
 // as it is now, so the users' and groups' filters alone would never report a user disabled
-// under a filter that leaves disabled accounts out: every user and group is taken too.
+// under a filter that leaves disabled accounts out: every user and group is taken too. OUs and
+// containers are taken for their moves (dirSyncContainers).
 func (s *Syncer) dirSyncFilter() string {
-	return "(|" + s.cfg.Users.Filter + s.cfg.Groups.Filter + "(objectClass=user)(objectClass=group)(isDeleted=TRUE))"
+	return "(|" + s.cfg.Users.Filter + s.cfg.Groups.Filter + "(objectClass=user)(objectClass=group)" + adContainerFilter + "(isDeleted=TRUE))"
 }
 
 // dirSync runs DirSync searches from cookie until the server has no more data, calling fn for

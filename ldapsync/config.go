@@ -27,7 +27,7 @@ const (
 const (
 	TrackAuto            = "auto"            // syncrepl when the server offers it, else modifytimestamp
 	TrackSyncrepl        = "syncrepl"        // RFC 4533 refreshOnly with a stored cookie
-	TrackModifyTimestamp = "modifytimestamp" // (modifyTimestamp>=max seen - overlap); deletions from full passes
+	TrackModifyTimestamp = "modifytimestamp" // (modifyTimestamp>=max seen - overlap); deletions from full passes, but for OUs moved out (subtrees.go)
 	TrackUSN             = "usn"             // Active Directory: uSNChanged above the DC's last highestCommittedUSN, tombstones
 	TrackDirSync         = "dirsync"         // Active Directory: the DirSync control with a stored cookie
 )

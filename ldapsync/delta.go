@@ -10,7 +10,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/ldapscim/ldapscim/cache"
-	"github.com/ldapscim/ldapscim/internal/dn"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -44,14 +43,7 @@ func (s *Syncer) syncCookie(ctx context.Context, conn ldapConn) ([]byte, error) 
 	if !containsFold(rdse.GetAttributeValues("supportedControl"), oidSyncRequest) {
 		return unavailable("the server does not offer the LDAP sync control (load the syncprov overlay)")
 	}
-	base := dn.Normalize(s.cfg.Users.BaseDN)
-	var suffix string
-	for _, nc := range rdse.GetAttributeValues("namingContexts") {
-		n := dn.Normalize(nc)
-		if (base == n || strings.HasSuffix(base, ","+n)) && len(nc) > len(suffix) {
-			suffix = nc
-		}
-	}
+	suffix := holdingNC(rdse.GetAttributeValues("namingContexts"), s.cfg.Users.BaseDN)
 	if suffix == "" {
 		return unavailable("no naming context holds " + s.cfg.Users.BaseDN)
 	}
@@ -94,6 +86,9 @@ func (p *pass) runDelta(ctx context.Context, prev *watermark) error {
 		}
 		if wm.UsersCookie, err = p.syncrepl(ctx, scim.UserType, prev.UsersCookie); err == nil {
 			wm.GroupsCookie, err = p.syncrepl(ctx, scim.GroupType, prev.GroupsCookie)
+		}
+		if err == nil {
+			err = p.syncreplContainers(ctx, prev)
 		}
 		if err == nil {
 			err = p.checkLoggedDeletions(ctx, prev, &wm)
@@ -143,8 +138,9 @@ func (p *pass) checkServerState(ctx context.Context, cookie []byte) error {
 }
 
 // modifiedSince reads entries changed since the server timestamp ts, minus the overlap window
-// (invariant 7, docs/architecture.md: the server's clock, never ours). Deletions are invisible to it; full
-// passes find them.
+// (invariant 7, docs/architecture.md: the server's clock, never ours), and follows the OUs
+// changed since then (subtrees.go). Deletions are invisible to it; full passes find them,
+// except those of the users and groups under an OU moved out of the base.
 func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 	since := "19700101000000Z"
 	if t, err := time.Parse("20060102150405Z", strings.TrimSuffix(ts, "Z")+"Z"); err == nil {
@@ -158,7 +154,10 @@ func (p *pass) modifiedSince(ctx context.Context, ts string) error {
 	if err := p.readDelta(ctx, scim.UserType, "(&"+p.s.cfg.Users.Filter+cond+")"); err != nil {
 		return err
 	}
-	return p.readDelta(ctx, scim.GroupType, "(&"+p.s.cfg.Groups.Filter+cond+")")
+	if err := p.readDelta(ctx, scim.GroupType, "(&"+p.s.cfg.Groups.Filter+cond+")"); err != nil {
+		return err
+	}
+	return p.changedContainers(ctx, cond)
 }
 
 func (p *pass) readDelta(ctx context.Context, typ scim.ResourceType, filter string) error {
