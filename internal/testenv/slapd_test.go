@@ -212,7 +212,9 @@ member: uid=ann,ou=people,dc=example,dc=com
 member: uid=bob,ou=people,dc=example,dc=com
 `)
 			c := dial(t, s.URL, s.RootDN, s.RootPassword)
-			teamCSN := search(t, c, s.BaseDN, "(cn=team)", "entryCSN")[0].GetAttributeValue("entryCSN")
+			before := search(t, c, s.BaseDN, "(cn=team)", "entryCSN", "modifyTimestamp")[0]
+			teamCSN, teamTS := before.GetAttributeValue("entryCSN"), before.GetAttributeValue("modifyTimestamp")
+			time.Sleep(1100 * time.Millisecond) // modifyTimestamp counts seconds: a rewrite would show
 			s.Modify(t, "dn: uid=ann,ou=people,dc=example,dc=com\nchangetype: delete\n")
 			want := 1 // without refint the dangling values stay
 			if refint {
@@ -237,9 +239,12 @@ member: uid=bob,ou=people,dc=example,dc=com
 			if len(logged) != 0 {
 				t.Errorf("accesslog modify records after refint: %d, want 0", len(logged))
 			}
-			if team := search(t, c, s.BaseDN, "(cn=team)", "entryCSN", "modifiersName"); refint {
+			if team := search(t, c, s.BaseDN, "(cn=team)", "entryCSN", "modifyTimestamp", "modifiersName"); refint {
 				if csn := team[0].GetAttributeValue("entryCSN"); csn != teamCSN {
 					t.Errorf("team entryCSN changed by refint: %s -> %s", teamCSN, csn)
+				}
+				if ts := team[0].GetAttributeValue("modifyTimestamp"); ts != teamTS {
+					t.Errorf("team modifyTimestamp changed by refint: %s -> %s", teamTS, ts)
 				}
 				if got := team[0].GetAttributeValue("modifiersName"); got != "cn=Referential Integrity Overlay" {
 					t.Errorf("team modifiersName = %q", got)
