@@ -366,18 +366,11 @@ func (p *pass) leftTheFilter(ctx context.Context, typ scim.ResourceType, snapsho
 	if err != nil {
 		return fmt.Errorf("reading entries changed past the %ss' syncrepl cookie that left their filter: %w", strings.ToLower(string(typ)), err)
 	}
-	for _, id := range ids {
-		ref, err := p.s.store.Ref(ctx, id)
-		if isNotFound(err) || err == nil && ref.Type != typ {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		p.s.log.Debug("an entry left its filter past the refresh's snapshot", "type", typ, "id", id)
-		p.core.Dels.Mark(id, typ)
+	n, err := p.markCached(ctx, typ, ids)
+	if n > 0 {
+		p.s.log.Debug("entries left their filter past the refresh's snapshot", "type", typ, "entries", n)
 	}
-	return nil
+	return err
 }
 
 // addUnreportedGroups adds to groups those whose entryCSN is past snapshot, the CSN the groups'
@@ -450,4 +443,22 @@ func (p *pass) rereadGroups(ctx context.Context, groups []changedGroup, prev []b
 		}
 	}
 	return nil
+}
+
+// markCached marks for deletion the ids the cache holds as resources of typ, and returns how
+// many it marked. The callers found the ids out of typ's scope by a read of this pass.
+func (p *pass) markCached(ctx context.Context, typ scim.ResourceType, ids []string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		ref, err := p.s.store.Ref(ctx, id)
+		if isNotFound(err) || err == nil && ref.Type != typ {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+		p.core.Dels.Mark(id, typ)
+	}
+	return n, nil
 }

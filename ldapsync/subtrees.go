@@ -144,22 +144,11 @@ func (p *pass) leftWithSubtree(ctx context.Context, typ scim.ResourceType, c, fi
 	if err != nil {
 		return gone(err, seen)
 	}
-	n := 0
-	for _, id := range ids {
-		ref, err := p.s.store.Ref(ctx, id)
-		if isNotFound(err) || err == nil && ref.Type != typ {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		n++
-		p.core.Dels.Mark(id, typ)
-	}
+	n, err := p.markCached(ctx, typ, ids)
 	if n > 0 {
 		p.s.log.Info("entries left the scope with a container moved out of the base", "type", typ, "container", c, "entries", n)
 	}
-	return nil
+	return err
 }
 
 // syncreplContainers follows the containers whose entryCSN is past the previous cookies' CSN
