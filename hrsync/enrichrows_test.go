@@ -112,8 +112,15 @@ func TestEnrichReimportReadsOnlyChangedRows(t *testing.T) {
 		}
 		return sum, cf, fi.Size()
 	}
+	// The first import writes every row: each user is loaded once, and the walks answer the
+	// rest (whom each row joins, whether another source owns the user, whether it has an
+	// overlay): no lookup, no owner and no overlay read (each a point read that misses, which
+	// consults every table of the cache).
 	if sum, _, _ := imp(rows); sum.Updated != n {
 		t.Fatalf("first import: %+v", sum)
+	}
+	if cs.lookups.Load() != 0 || cs.owners.Load() != 0 || cs.overlays.Load() != 0 || cs.gets.Load() != n {
+		t.Fatalf("first import: %v; want %d gets and nothing else", cs, n)
 	}
 	// The same file again (forced, as `import` does): one read, no point read of the cache.
 	sum, cf, size := imp(rows)
