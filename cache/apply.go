@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -232,7 +233,7 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 	}
 	a.total.add(w.res)
 	if a.s.afterCommit != nil {
-		a.s.afterCommit(chunkInfo{writes: w.writes, last: last, res: w.res})
+		a.s.afterCommit(chunkInfo{writes: w.writes, reads: w.reads, last: last, res: w.res})
 	}
 	return nil
 }
@@ -594,25 +595,21 @@ func (w *writer) loadStored(tb byte, id string) (*stored, error) {
 	return decodeStored(v)
 }
 
-// upsert writes one user unless its content hash is unchanged.
+// upsert writes one user unless its content hash is unchanged. It reads the stored user
+// first: for a user that is stored, the only read, since the stored version carries the
+// content hash and the names the ref's display repeats; the ref is read only for an id with
+// no stored user, to tell a new user from an id stored as a group. (Each point read consults
+// every level-0 table, which grow with a command's writes: a pass that rewrites every user
+// pays for each read it makes of each.)
 func (w *writer) upsert(e *encoded) error {
 	r := e.res
-	ref, found, err := w.loadRef(r.ID)
-	if err != nil {
+	old, unchanged, err := w.storedUser(e)
+	if err != nil || unchanged {
 		return err
 	}
-	var old *stored
-	if found {
-		if ref.tb != e.tb {
-			return fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
-		}
-		if ref.hash == e.hash {
-			w.res.Unchanged++
-			return nil
-		}
-		if old, err = w.loadStored(e.tb, r.ID); err != nil {
-			return err
-		}
+	oldDisplay := ""
+	if old != nil {
+		oldDisplay = storedDisplay(old)
 	}
 	var prev time.Time
 	if old != nil {
@@ -629,7 +626,7 @@ func (w *writer) upsert(e *encoded) error {
 	if err := w.set(refKey(r.ID), refValue(e.tb, e.hash, display(r))); err != nil {
 		return err
 	}
-	if err := w.writeIndexes(e, old, ref.display, mod); err != nil {
+	if err := w.writeIndexes(e, old, oldDisplay, mod); err != nil {
 		return err
 	}
 	var changed []string
@@ -640,6 +637,48 @@ func (w *writer) upsert(e *encoded) error {
 		changed, diff = diffSides(sideOfStored(old), sideOfEncoded(e))
 	}
 	return w.record(w.countChange(e.tb, old, r.Active(), true), r.Type, r.ID, changed, diff)
+}
+
+// storedUser returns the stored version of user e (nil: none, a create), or unchanged when
+// it has e's content hash (counted in the result), without decoding it.
+func (w *writer) storedUser(e *encoded) (old *stored, unchanged bool, err error) {
+	v, err := w.get(resourceKey(e.tb, e.res.ID))
+	if errors.Is(err, ErrNotFound) {
+		ref, found, err := w.loadRef(e.res.ID)
+		switch {
+		case err != nil || !found:
+			return nil, false, err
+		case ref.tb != e.tb:
+			return nil, false, fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
+		}
+		return nil, false, fmt.Errorf("%w: ref without resource", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	h, _, err := splitHeader(v)
+	if err != nil {
+		return nil, false, err
+	}
+	if h.hash == e.hash {
+		w.res.Unchanged++
+		return nil, true, nil
+	}
+	old, err = decodeStored(v)
+	return old, false, err
+}
+
+// storedDisplay is the display name of a stored user (display): what its ref holds.
+func storedDisplay(st *stored) string {
+	var d string
+	if raw, ok := st.Attributes["displayName"]; ok && json.Unmarshal(raw, &d) == nil && d != "" {
+		return d
+	}
+	var u string
+	if raw, ok := st.Attributes["userName"]; ok && json.Unmarshal(raw, &u) != nil {
+		u = ""
+	}
+	return u
 }
 
 // countChange counts a create, deactivation or update in the result (when count is set) and

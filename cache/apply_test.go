@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -212,5 +213,55 @@ func TestSeqMonotonicAcrossRestart(t *testing.T) {
 	}
 	if n, _ := s.Count(ctx, scim.UserType); n != 14 {
 		t.Fatalf("Count = %d, want 14", n)
+	}
+}
+
+// TestUpdateReadsAStoredUserOnce: Apply reads a stored user it updates once (its stored
+// version, which has the content hash and the names the ref repeats), not its ref as well: a
+// command that rewrites every user pays for each read it makes of each, and each grows with the
+// level-0 tables the command writes. A new user costs two misses (no stored user, no ref),
+// and an id stored as a group is refused, as a ref without its resource is reported.
+func TestUpdateReadsAStoredUserOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	var reads int
+	s.afterCommit = func(c chunkInfo) { reads += c.reads }
+	mustApply(t, s, Batch{Source: "ldap", Upserts: users(0, 10)})
+	if reads != 20 {
+		t.Fatalf("%d reads to create 10 users, want 20", reads)
+	}
+	changed := users(0, 10)
+	for _, u := range changed {
+		u.Attributes["title"] = "Changed"
+	}
+	reads = 0
+	if res := mustApply(t, s, Batch{Source: "ldap", Upserts: changed}); res.Updated != 10 {
+		t.Fatalf("update: %+v", res)
+	}
+	if reads != 10 {
+		t.Fatalf("%d reads to update 10 users, want 10", reads)
+	}
+	reads = 0
+	if res := mustApply(t, s, Batch{Source: "ldap", Upserts: changed}); res.Unchanged != 10 || reads != 10 {
+		t.Fatalf("the same users again: %+v, %d reads; want 10 unchanged, 10 reads", res, reads)
+	}
+	// The display name the DN index carries follows a rename that keeps the DN.
+	u := user(3)
+	u.Attributes["displayName"] = "Renamed"
+	mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{u}})
+	if ref, ok, err := s.ResolveDN(ctx, u.DN); err != nil || !ok || ref.Display != "Renamed" {
+		t.Fatalf("ResolveDN after a rename: %+v %v %v", ref, ok, err)
+	}
+	// A user whose id is a group's is refused.
+	mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{{Type: scim.GroupType, ID: "g1", Attributes: map[string]any{"displayName": "G"}}}})
+	if _, err := s.Apply(ctx, Batch{Source: "ldap", Upserts: []*scim.Resource{{Type: scim.UserType, ID: "g1", Attributes: map[string]any{"userName": "g"}}}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a user with a group's id: %v, want ErrInvalid", err)
+	}
+	// A ref whose user is gone is a corrupt cache, not a new user.
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(resourceKey('U', userID(5))) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, Batch{Source: "ldap", Upserts: []*scim.Resource{user(5)}}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a ref without its user: %v, want ErrCorrupt", err)
 	}
 }
