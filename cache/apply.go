@@ -127,6 +127,7 @@ type applier struct {
 	ops     int             // member changes in pending
 	// upserted are the users whose overlay (Batch.Overlays) their upsert writes.
 	upserted map[string]bool
+	order    readOrder
 }
 
 // item is one resource's share of a transaction. write runs again from scratch on a conflict
@@ -210,7 +211,7 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 		return err
 	}
 	w, err := a.s.write(func(w *writer) error {
-		w.pass = a.b.Pass
+		w.pass, w.order = a.b.Pass, &a.order
 		for _, it := range items {
 			if err := it.write(w); err != nil {
 				return err
@@ -640,14 +641,38 @@ func (w *writer) upsert(e *encoded) error {
 }
 
 // storedUser returns the stored version of user e (nil: none, a create), or unchanged when
-// it has e's content hash (counted in the result), without decoding it.
+// it has e's content hash (counted in the result), without decoding it. It reads the stored
+// user first, the one read an update needs, unless the batch's last user was new
+// (w.order.creates): then the ref first, the one read a create needs.
 func (w *writer) storedUser(e *encoded) (old *stored, unchanged bool, err error) {
-	v, err := w.get(resourceKey(e.tb, e.res.ID))
-	if errors.Is(err, ErrNotFound) {
-		ref, found, err := w.loadRef(e.res.ID)
+	id := e.res.ID
+	if w.order != nil && w.order.creates {
+		ref, found, err := w.loadRef(id)
 		switch {
 		case err != nil || !found:
 			return nil, false, err
+		case ref.tb != e.tb:
+			return nil, false, fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
+		}
+		w.order.creates = false
+		if ref.hash == e.hash {
+			w.res.Unchanged++
+			return nil, true, nil
+		}
+		old, err = w.loadStored(e.tb, id)
+		return old, false, err
+	}
+	v, err := w.get(resourceKey(e.tb, id))
+	if errors.Is(err, ErrNotFound) {
+		ref, found, err := w.loadRef(id)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case !found:
+			if w.order != nil {
+				w.order.creates = true
+			}
+			return nil, false, nil
 		case ref.tb != e.tb:
 			return nil, false, fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
 		}
@@ -667,6 +692,10 @@ func (w *writer) storedUser(e *encoded) (old *stored, unchanged bool, err error)
 	old, err = decodeStored(v)
 	return old, false, err
 }
+
+// readOrder is which read an Apply's upserts of users make first (writer.storedUser): the ref
+// after a new user, since the next is likely new too, else the stored user.
+type readOrder struct{ creates bool }
 
 // storedDisplay is the display name of a stored user (display): what its ref holds.
 func storedDisplay(st *stored) string {

@@ -72,8 +72,9 @@ type writer struct {
 	counts    map[byte]int64
 	res       Result
 	writes    int
-	reads     int // point reads through get, for tests (chunkInfo)
-	maxValue  int // in memory: the largest value Badger takes (it has no value log); 0 = any
+	reads     int        // point reads through get, for tests (chunkInfo)
+	order     *readOrder // of an Apply's upserts (nil: the stored user first)
+	maxValue  int        // in memory: the largest value Badger takes (it has no value log); 0 = any
 	// sink, if set, receives the writes instead of txn: a bulk load (load.go), which only
 	// creates resources in a store without them, so every read finds nothing.
 	sink *kvSorter
