@@ -37,7 +37,9 @@ import (
 //
 // Memory: 40 bytes per row (enrichState), 8 per owned user, joined row and stored overlay
 // (sorted id hashes), beside hrcsv.CheckRows's 24 bytes per row; with join = "userName", a
-// map entry for each row whose key is not in lower case.
+// map entry for each row whose key is not in lower case. When more than one row in 16 is read
+// again (a first import), their users' ids, found in one more walk of the join index, take
+// 12 bytes and the id's (36 for a UUID) per such row, instead of a lookup of each user by key.
 
 // enrichState is what an enrich pass keeps of a row between the check and the walks.
 type enrichState struct {
