@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -126,6 +127,7 @@ type applier struct {
 	ops     int             // member changes in pending
 	// upserted are the users whose overlay (Batch.Overlays) their upsert writes.
 	upserted map[string]bool
+	order    readOrder
 }
 
 // item is one resource's share of a transaction. write runs again from scratch on a conflict
@@ -209,7 +211,7 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 		return err
 	}
 	w, err := a.s.write(func(w *writer) error {
-		w.pass = a.b.Pass
+		w.pass, w.order = a.b.Pass, &a.order
 		for _, it := range items {
 			if err := it.write(w); err != nil {
 				return err
@@ -232,7 +234,7 @@ func (a *applier) commit(ctx context.Context, items []item, last bool) error {
 	}
 	a.total.add(w.res)
 	if a.s.afterCommit != nil {
-		a.s.afterCommit(chunkInfo{writes: w.writes, last: last, res: w.res})
+		a.s.afterCommit(chunkInfo{writes: w.writes, reads: w.reads, last: last, res: w.res})
 	}
 	return nil
 }
@@ -594,25 +596,21 @@ func (w *writer) loadStored(tb byte, id string) (*stored, error) {
 	return decodeStored(v)
 }
 
-// upsert writes one user unless its content hash is unchanged.
+// upsert writes one user unless its content hash is unchanged. It reads the stored user
+// first: for a user that is stored, the only read, since the stored version carries the
+// content hash and the names the ref's display repeats; the ref is read only for an id with
+// no stored user, to tell a new user from an id stored as a group. (Each point read consults
+// every level-0 table, which grow with a command's writes: a pass that rewrites every user
+// pays for each read it makes of each.)
 func (w *writer) upsert(e *encoded) error {
 	r := e.res
-	ref, found, err := w.loadRef(r.ID)
-	if err != nil {
+	old, unchanged, err := w.storedUser(e)
+	if err != nil || unchanged {
 		return err
 	}
-	var old *stored
-	if found {
-		if ref.tb != e.tb {
-			return fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
-		}
-		if ref.hash == e.hash {
-			w.res.Unchanged++
-			return nil
-		}
-		if old, err = w.loadStored(e.tb, r.ID); err != nil {
-			return err
-		}
+	oldDisplay := ""
+	if old != nil {
+		oldDisplay = storedDisplay(old)
 	}
 	var prev time.Time
 	if old != nil {
@@ -629,7 +627,7 @@ func (w *writer) upsert(e *encoded) error {
 	if err := w.set(refKey(r.ID), refValue(e.tb, e.hash, display(r))); err != nil {
 		return err
 	}
-	if err := w.writeIndexes(e, old, ref.display, mod); err != nil {
+	if err := w.writeIndexes(e, old, oldDisplay, mod); err != nil {
 		return err
 	}
 	var changed []string
@@ -640,6 +638,76 @@ func (w *writer) upsert(e *encoded) error {
 		changed, diff = diffSides(sideOfStored(old), sideOfEncoded(e))
 	}
 	return w.record(w.countChange(e.tb, old, r.Active(), true), r.Type, r.ID, changed, diff)
+}
+
+// storedUser returns the stored version of user e (nil: none, a create), or unchanged when
+// it has e's content hash (counted in the result), without decoding it. It reads the stored
+// user first, the one read an update needs, unless the batch's last user was new
+// (w.order.creates): then the ref first, the one read a create needs.
+func (w *writer) storedUser(e *encoded) (old *stored, unchanged bool, err error) {
+	id := e.res.ID
+	if w.order != nil && w.order.creates {
+		ref, found, err := w.loadRef(id)
+		switch {
+		case err != nil || !found:
+			return nil, false, err
+		case ref.tb != e.tb:
+			return nil, false, fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
+		}
+		w.order.creates = false
+		if ref.hash == e.hash {
+			w.res.Unchanged++
+			return nil, true, nil
+		}
+		old, err = w.loadStored(e.tb, id)
+		return old, false, err
+	}
+	v, err := w.get(resourceKey(e.tb, id))
+	if errors.Is(err, ErrNotFound) {
+		ref, found, err := w.loadRef(id)
+		switch {
+		case err != nil:
+			return nil, false, err
+		case !found:
+			if w.order != nil {
+				w.order.creates = true
+			}
+			return nil, false, nil
+		case ref.tb != e.tb:
+			return nil, false, fmt.Errorf("%w: id already stored as a %s", ErrInvalid, typeOf(ref.tb))
+		}
+		return nil, false, fmt.Errorf("%w: ref without resource", ErrCorrupt)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	h, _, err := splitHeader(v)
+	if err != nil {
+		return nil, false, err
+	}
+	if h.hash == e.hash {
+		w.res.Unchanged++
+		return nil, true, nil
+	}
+	old, err = decodeStored(v)
+	return old, false, err
+}
+
+// readOrder is which read an Apply's upserts of users make first (writer.storedUser): the ref
+// after a new user, since the next is likely new too, else the stored user.
+type readOrder struct{ creates bool }
+
+// storedDisplay is the display name of a stored user (display): what its ref holds.
+func storedDisplay(st *stored) string {
+	var d string
+	if raw, ok := st.Attributes["displayName"]; ok && json.Unmarshal(raw, &d) == nil && d != "" {
+		return d
+	}
+	var u string
+	if raw, ok := st.Attributes["userName"]; ok && json.Unmarshal(raw, &u) != nil {
+		u = ""
+	}
+	return u
 }
 
 // countChange counts a create, deactivation or update in the result (when count is set) and

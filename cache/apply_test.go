@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/ldapscim/ldapscim/scim"
 )
 
@@ -212,5 +213,66 @@ func TestSeqMonotonicAcrossRestart(t *testing.T) {
 	}
 	if n, _ := s.Count(ctx, scim.UserType); n != 14 {
 		t.Fatalf("Count = %d, want 14", n)
+	}
+}
+
+// TestUpdateReadsAStoredUserOnce: Apply reads a stored user it updates once (its stored
+// version, which has the content hash and the names the ref repeats), not its ref as well: a
+// command that rewrites every user pays for each read it makes of each, and each grows with the
+// level-0 tables the command writes. A new user costs one read (its ref, missing) after
+// another new user of the batch, else two; an id stored as a group is refused, and a ref
+// without its resource is reported, whichever is read first.
+func TestUpdateReadsAStoredUserOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openMem(t)
+	var reads int
+	s.afterCommit = func(c chunkInfo) { reads += c.reads }
+	mustApply(t, s, Batch{Source: "ldap", Upserts: users(0, 10)})
+	if reads != 11 {
+		t.Fatalf("%d reads to create 10 users, want 11 (2 for the first, then its ref for each)", reads)
+	}
+	changed := users(0, 10)
+	for _, u := range changed {
+		u.Attributes["title"] = "Changed"
+	}
+	reads = 0
+	if res := mustApply(t, s, Batch{Source: "ldap", Upserts: changed}); res.Updated != 10 {
+		t.Fatalf("update: %+v", res)
+	}
+	if reads != 10 {
+		t.Fatalf("%d reads to update 10 users, want 10", reads)
+	}
+	reads = 0
+	if res := mustApply(t, s, Batch{Source: "ldap", Upserts: changed}); res.Unchanged != 10 || reads != 10 {
+		t.Fatalf("the same users again: %+v, %d reads; want 10 unchanged, 10 reads", res, reads)
+	}
+	// The display name the DN index carries follows a rename that keeps the DN.
+	u := user(3)
+	u.Attributes["displayName"] = "Renamed"
+	mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{u}})
+	if ref, ok, err := s.ResolveDN(ctx, u.DN); err != nil || !ok || ref.Display != "Renamed" {
+		t.Fatalf("ResolveDN after a rename: %+v %v %v", ref, ok, err)
+	}
+	// After a new user, an update reads the ref and the stored user, then again the stored
+	// user first.
+	u.Attributes["displayName"] = "Renamed again"
+	reads = 0
+	if res := mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{user(10), u, changed[4]}}); res.Created != 1 || res.Updated != 1 || res.Unchanged != 1 || reads != 2+2+1 {
+		t.Fatalf("a new user, an update, an unchanged user: %+v, %d reads, want 5", res, reads)
+	}
+	// A user whose id is a group's is refused, and a ref whose user is gone is a corrupt
+	// cache, not a new user: after a new user of the batch (the ref read first) or not.
+	mustApply(t, s, Batch{Source: "ldap", Upserts: []*scim.Resource{{Type: scim.GroupType, ID: "g1", Attributes: map[string]any{"displayName": "G"}}}})
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(resourceKey('U', userID(5))) }); err != nil {
+		t.Fatal(err)
+	}
+	gu := &scim.Resource{Type: scim.UserType, ID: "g1", Attributes: map[string]any{"userName": "g"}}
+	for _, first := range [][]*scim.Resource{nil, {user(11)}} {
+		if _, err := s.Apply(ctx, Batch{Source: "ldap", Upserts: append(first, gu)}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("a user with a group's id after %d new: %v, want ErrInvalid", len(first), err)
+		}
+		if _, err := s.Apply(ctx, Batch{Source: "ldap", Upserts: append(first, user(5))}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("a ref without its user after %d new: %v, want ErrCorrupt", len(first), err)
+		}
 	}
 }

@@ -72,7 +72,9 @@ type writer struct {
 	counts    map[byte]int64
 	res       Result
 	writes    int
-	maxValue  int // in memory: the largest value Badger takes (it has no value log); 0 = any
+	reads     int        // point reads through get, for tests (chunkInfo)
+	order     *readOrder // of an Apply's upserts (nil: the stored user first)
+	maxValue  int        // in memory: the largest value Badger takes (it has no value log); 0 = any
 	// sink, if set, receives the writes instead of txn: a bulk load (load.go), which only
 	// creates resources in a store without them, so every read finds nothing.
 	sink *kvSorter
@@ -134,6 +136,7 @@ func (w *writer) del(k []byte) error {
 
 // get returns a copy of k's value, or ErrNotFound.
 func (w *writer) get(k []byte) ([]byte, error) {
+	w.reads++
 	if w.sink != nil {
 		return nil, ErrNotFound
 	}

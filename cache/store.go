@@ -119,6 +119,7 @@ type Store struct {
 // chunkInfo describes one committed write transaction, for tests.
 type chunkInfo struct {
 	writes int // keys set or deleted
+	reads  int // point reads of the transaction's own (writer.get)
 	last   bool
 	res    Result
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/ldapscim/ldapscim/cache"
@@ -48,7 +50,9 @@ type asideOverlays struct{ applied, held *cache.Overlay }
 func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	idx, _ := joinIndex(p.s.cfg.Join)
 	today := p.s.today()
-	p.beginEnrich()
+	if err := p.beginEnrich(ctx); err != nil {
+		return err
+	}
 	p.joined = map[string]bool{}
 	q := overlayQueue{p: p}
 	err := hrcsv.Scan(ctx, r, p.s.cfg, p.rep, func(row hrcsv.Row) error {
@@ -101,11 +105,32 @@ func (p *pass) runEnrich(ctx context.Context, r io.Reader, wm watermark) error {
 	return p.endEnrich(ctx, gone, enriched, wm)
 }
 
-// beginEnrich makes the maps an enrich pass fills.
-func (p *pass) beginEnrich() {
+// beginEnrich makes the maps an enrich pass fills, and notes the users this source holds
+// changes of: the only ones whose being queued matters at the end (endEnrich), so that the pass
+// remembers no more than them of the users it queues (a first import queues every user).
+func (p *pass) beginEnrich(ctx context.Context) error {
 	p.queued = map[string]bool{}
 	p.ovBatch = map[string]*cache.Overlay{}
 	p.aside = map[string]asideOverlays{}
+	holds, err := p.s.store.Holds(ctx)
+	if err != nil {
+		return err
+	}
+	p.held = map[string]bool{}
+	for _, h := range holds {
+		if h.Source == p.s.Name() {
+			p.held[h.ID] = true
+		}
+	}
+	return nil
+}
+
+// noteQueued notes that the pass queued the user id: whether it did decides, for a user this
+// source holds a change of, whether the hold stays (endEnrich).
+func (p *pass) noteQueued(id string) {
+	if p.held[id] {
+		p.queued[id] = true
+	}
 }
 
 // today is the day a pass judges start and end dates on: UTC midnight.
@@ -153,6 +178,8 @@ func (p *pass) endEnrich(ctx context.Context, gone []string, enriched int, wm wa
 			others[h.ID] = true
 		}
 	}
+	// Only this source's passes, which run one at a time, hold changes for it: its holds are
+	// those beginEnrich noted, and queued knows every one of them the pass queued.
 	read := func(id string) bool { return p.queued[id] && !others[id] }
 	b, held, _, err := p.core.Last(ctx, ingest.Tail{Upserts: p.batch, Overlays: p.ovBatch, Read: read})
 	if err != nil {
@@ -172,15 +199,45 @@ func (p *pass) directoryUsers(ctx context.Context, idx cache.Index, key string) 
 	}
 	out := ids[:0]
 	for _, id := range ids {
-		owner, err := p.s.store.Owner(ctx, id)
+		dir, err := p.isDirectorys(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		if owner == "" {
+		if dir {
 			out = append(out, id)
 		}
 	}
 	return out, nil
+}
+
+// isDirectorys reports whether no source owns the user id: a directory user. After the walks
+// of runEnrichRows only an id whose hash is one of an owned user's is looked up.
+func (p *pass) isDirectorys(ctx context.Context, id string) (bool, error) {
+	if p.walked {
+		if _, ok := slices.BinarySearch(p.owned, maphash.String(p.seed, id)); !ok {
+			return true, nil
+		}
+	}
+	owner, err := p.s.store.Owner(ctx, id)
+	return owner == "", err
+}
+
+// overlays returns the stored overlays of ids (cache.Store.Overlays). After the walks of
+// runEnrichRows only the ids whose hash is one of a stored overlay's are read: a first import
+// reads none. The walks' overlays are all there are until this pass writes its own: every
+// pass of the cache's sources holds one lock (Options.PassLock), and a directory pass keeps
+// overlays but makes none.
+func (p *pass) overlays(ctx context.Context, ids []string) (map[string]*cache.Overlay, error) {
+	if p.walked {
+		ids = slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+			_, ok := slices.BinarySearch(p.withOverlay, maphash.String(p.seed, id))
+			return !ok
+		})
+		if len(ids) == 0 {
+			return map[string]*cache.Overlay{}, nil
+		}
+	}
+	return p.s.store.Overlays(ctx, ids)
 }
 
 // enrichSet is what a row sets on the user it joins: its mapped cells (an empty cell sets
@@ -231,7 +288,7 @@ func (p *pass) compareOverlays(ctx context.Context, rows []enrichRow) error {
 	for i, er := range rows {
 		ids[i] = er.id
 	}
-	stored, err := p.s.store.Overlays(ctx, ids)
+	stored, err := p.overlays(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -265,14 +322,14 @@ func (p *pass) compareOverlays(ctx context.Context, rows []enrichRow) error {
 			// The row no longer deactivates the user: a reactivation, decided at the end of
 			// the pass against the threshold (a bad export must not re-enable leavers).
 			p.reactivations = append(p.reactivations, reactivation{u: u, ov: ov, old: old})
-			p.queued[er.id] = true
+			p.noteQueued(er.id)
 			continue
 		}
 		aside, err := p.core.Queue(ctx, u)
 		if err != nil {
 			return err
 		}
-		p.queued[er.id] = true
+		p.noteQueued(er.id)
 		if aside {
 			p.aside[er.id] = asideOverlays{applied: ov, held: heldOverlay(ov, old)}
 			continue
@@ -331,7 +388,7 @@ func (p *pass) decideAside(b *cache.Batch) {
 // revertGone gives the users of ids, whose overlays of this source no row joins any more, the
 // directory's values back and deletes the overlays.
 func (p *pass) revertGone(ctx context.Context, ids []string) error {
-	stored, err := p.s.store.Overlays(ctx, ids)
+	stored, err := p.overlays(ctx, ids)
 	if err != nil {
 		return err
 	}
@@ -363,7 +420,7 @@ func (p *pass) revertGone(ctx context.Context, ids []string) error {
 		if err != nil {
 			return err
 		}
-		p.queued[id] = true
+		p.noteQueued(id)
 		if aside {
 			// Only the directory's own "active": false comes back inactive: a deactivation
 			// like any other, decided by Last; the overlay goes either way.

@@ -37,7 +37,9 @@ import (
 //
 // Memory: 40 bytes per row (enrichState), 8 per owned user, joined row and stored overlay
 // (sorted id hashes), beside hrcsv.CheckRows's 24 bytes per row; with join = "userName", a
-// map entry for each row whose key is not in lower case.
+// map entry for each row whose key is not in lower case. When more than one row in 16 is read
+// again (a first import), their users' ids, found in one more walk of the join index, take
+// 12 bytes and the id's (36 for a UUID) per such row, instead of a lookup of each user by key.
 
 // enrichState is what an enrich pass keeps of a row between the check and the walks.
 type enrichState struct {
@@ -126,7 +128,9 @@ func (c *enrichCollector) rowsOf(rep *hrcsv.Report, value []byte, buf []int32) [
 // runEnrichRows is the pass of an enrich file whose rows c collected while the file was checked.
 func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadSeeker, wm watermark) error {
 	idx, _ := joinIndex(p.s.cfg.Join)
-	p.beginEnrich()
+	if err := p.beginEnrich(ctx); err != nil {
+		return err
+	}
 	rows := c.rows
 	seed := maphash.MakeSeed()
 	// The users other sources own (an HR file's own users, whose externalId is their row's
@@ -176,7 +180,6 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 		return err
 	}
 	settle()
-	owned = nil
 	slices.Sort(joined)
 	// The overlays: unchanged rows, and the users no row joins any more.
 	var withOverlay []uint64 // the users with an overlay of any source, sorted below
@@ -205,6 +208,11 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 	}
 	joined = nil
 	slices.Sort(withOverlay)
+	// What the walks found answers, for the users the rows join, most of the questions the
+	// rows' writes would ask the cache with a point read each (a miss, the most costly kind:
+	// it consults every table that may hold the key): a user whose id's hash no source's
+	// ownership has is the directory's, one whose hash no overlay has has none.
+	p.walked, p.seed, p.owned, p.withOverlay = true, seed, owned, withOverlay
 	// The rows to read again, in file order.
 	var want []int32
 	for i := range rows {
@@ -229,7 +237,14 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 			want = append(want, int32(i))
 		}
 	}
-	withOverlay = nil
+	// Many rows to write (a first import writes every row): their users' ids come from one
+	// more walk of the join index instead of a lookup each.
+	var known *joinedIDs
+	if n := len(want) - min(p.sum.Unjoined, maxKeys) - min(p.sum.Ambiguous, maxKeys); n > len(rows)/16 {
+		if known, err = p.walkJoinedIDs(ctx, idx, c, want); err != nil {
+			return err
+		}
+	}
 	q := overlayQueue{p: p}
 	at := func(i int32) (int64, int) { return rows[i].off, int(rows[i].line) }
 	err = readRows(ctx, r, p.s.cfg, p.rep, len(rows), want, at, func(i int32, row hrcsv.Row) error {
@@ -250,8 +265,13 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 			p.sum.AmbiguousKeys = append(p.sum.AmbiguousKeys, row.Key)
 			return nil
 		}
-		id, err := p.joinedUser(ctx, idx, row.Key, seed, st.user)
-		if err != nil {
+		var id string
+		if known != nil {
+			var ok bool
+			if id, ok = known.of(i); !ok {
+				return fmt.Errorf("the directory's user of key %q changed during the pass; the next pass joins it", row.Key)
+			}
+		} else if id, err = p.joinedUser(ctx, idx, row.Key, seed, st.user); err != nil {
 			return err
 		}
 		return q.add(ctx, enrichRow{row: row, id: id, set: set})
@@ -263,6 +283,69 @@ func (p *pass) runEnrichRows(ctx context.Context, c *enrichCollector, r io.ReadS
 		return err // an incomplete read reverts nothing (invariant 4)
 	}
 	return p.endEnrich(ctx, gone, enriched, wm)
+}
+
+// joinedIDs are the ids of the users the rows a pass writes join, by the row's place in want.
+type joinedIDs struct {
+	want  []int32 // the rows, sorted
+	at    []idSpan
+	arena []byte // the ids, one after the other
+}
+
+type idSpan struct {
+	off uint32
+	n   uint32 // 0: none found
+}
+
+func (j *joinedIDs) of(row int32) (string, bool) {
+	k, ok := slices.BinarySearch(j.want, row)
+	if !ok || j.at[k].n == 0 {
+		return "", false
+	}
+	sp := j.at[k]
+	return string(j.arena[sp.off : sp.off+sp.n]), true
+}
+
+// walkJoinedIDs walks the join index again, keys only, for the ids of the users the rows of
+// want that join one join: the id whose hash the first walk found (and, should another
+// source own a user of that hash, that is the directory's), as joinedUser would look each up.
+// It costs about the id's bytes per row (36 for a UUID), and spares a lookup of each row's
+// user, which is an iterator over every table of the cache.
+func (p *pass) walkJoinedIDs(ctx context.Context, idx cache.Index, c *enrichCollector, want []int32) (*joinedIDs, error) {
+	j := &joinedIDs{want: want, at: make([]idSpan, len(want))}
+	rows := c.rows
+	var value []byte
+	var buf []int32
+	first := true
+	err := p.s.store.ForEachIndexed(ctx, idx, func(v, id []byte) error {
+		if first || !bytes.Equal(v, value) {
+			value, first = append(value[:0], v...), false
+			buf = c.rowsOf(p.rep, value, buf)
+		}
+		if len(buf) == 0 {
+			return nil
+		}
+		h := maphash.Bytes(p.seed, id)
+		for _, i := range buf {
+			if st := &rows[i]; st.join != joinOne || st.user != h {
+				continue
+			}
+			k, ok := slices.BinarySearch(want, i)
+			if !ok || j.at[k].n != 0 {
+				continue
+			}
+			if dir, err := p.isDirectorys(ctx, string(id)); err != nil || !dir {
+				return err
+			}
+			if len(j.arena)+len(id) > math.MaxUint32 {
+				return fmt.Errorf("ids of %d joined users: too long", len(want))
+			}
+			j.at[k] = idSpan{off: uint32(len(j.arena)), n: uint32(len(id))}
+			j.arena = append(j.arena, id...)
+		}
+		return nil
+	})
+	return j, err
 }
 
 // joinedUser returns the id of the directory user with the join value key whose hash the

@@ -2,9 +2,11 @@ package hrsync_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"reflect"
 	"strings"
@@ -112,8 +114,15 @@ func TestEnrichReimportReadsOnlyChangedRows(t *testing.T) {
 		}
 		return sum, cf, fi.Size()
 	}
+	// The first import writes every row: each user is loaded once, and the walks answer the
+	// rest (whom each row joins, whether another source owns the user, whether it has an
+	// overlay): no lookup, no owner and no overlay read (each a point read that misses, which
+	// consults every table of the cache).
 	if sum, _, _ := imp(rows); sum.Updated != n {
 		t.Fatalf("first import: %+v", sum)
+	}
+	if cs.lookups.Load() != 0 || cs.owners.Load() != 0 || cs.overlays.Load() != 0 || cs.gets.Load() != n {
+		t.Fatalf("first import: %v; want %d gets and nothing else", cs, n)
 	}
 	// The same file again (forced, as `import` does): one read, no point read of the cache.
 	sum, cf, size := imp(rows)
@@ -378,5 +387,91 @@ func TestEnrichWindows1252(t *testing.T) {
 	rows[7] = "1007;March\xe9;;;"
 	if sum := e.runForced(rows...); sum.Updated != 1 || sum.Unchanged != 39 || getPath(e.get(7), dept) != "Marché" {
 		t.Fatalf("one row changed: %+v, %v", sum, getPath(e.get(7), dept))
+	}
+}
+
+// failingStore fails every Apply from the one after the first after: an error between the
+// batches of a pass (the cache gone, a full disk), as a kill -9 would leave it.
+type failingStore struct {
+	*cache.Store
+	after int
+	calls int
+}
+
+func (s *failingStore) Apply(ctx context.Context, b cache.Batch) (cache.Result, error) {
+	if s.calls++; s.calls > s.after {
+		return cache.Result{}, errors.New("injected failure: the cache went away")
+	}
+	return s.Store.Apply(ctx, b)
+}
+
+// TestEnrichInterruptedFirstImportCompletes: a first import that fails between its batches
+// keeps what it wrote and marks no file read (no watermark); the next pass writes only the
+// rest, so that every user is written once (one journal record each, pushed once) with its
+// row's values, and the leavers' deactivations, which only the last batch decides, are made.
+func TestEnrichInterruptedFirstImportCompletes(t *testing.T) {
+	ctx := context.Background()
+	const n, leavers = 2000, 200
+	th := ingest.Threshold{MaxDeletes: 1000, MaxDeletePercent: 100}
+	e := newEnrichEnv(t, th, n)
+	fs := &failingStore{Store: e.st, after: 2}
+	src, err := hrsync.New(enrichConfig(), th, fs, hrsync.Options{Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return e.today }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := make([]string, n)
+	for i := range rows {
+		end := ""
+		if i%(n/leavers) == 0 {
+			end = "2026-12-01"
+		}
+		rows[i] = fmt.Sprintf("%d;Dept %d;Title %d;2020-01-01;%s", 1000+i, i%7, i, end)
+	}
+	p := writeTemp(t, e.dir, enrichHeader+strings.Join(rows, "\r\n")+"\r\n")
+	head := e.journalHead()
+	if _, err := src.Import(ctx, open(t, p), true, false); err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("the first import: %v; want the injected failure", err)
+	}
+	if wm, err := e.st.Watermark(ctx, "csv:hr"); wm != nil || err != nil {
+		t.Fatalf("watermark after a failed pass: %s %v; want none", wm, err)
+	}
+	written := 0
+	if err := e.st.ForEachOverlay(ctx, "csv:hr", func(string, *cache.Overlay) error { written++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if written == 0 || written >= n-leavers {
+		t.Fatalf("%d users written before the failure; want the batches before it, not all", written)
+	}
+	// The next scheduled pass reads the file again (no watermark says it was read) and ends it.
+	fs.after = math.MaxInt
+	sum, err := src.Import(ctx, open(t, p), false, false)
+	if err != nil || sum.Skipped || sum.Unchanged != written || sum.Updated != n-leavers-written || sum.Deactivated != leavers {
+		t.Fatalf("the pass after the failure: %+v %v; want %d unchanged, %d updated, %d deactivated", sum, err, written, n-leavers-written, leavers)
+	}
+	writes := map[string]int{}
+	for after := head; ; {
+		recs, err := e.st.Journal(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			writes[r.ID]++
+			after = r.Seq
+		}
+	}
+	for i := range n {
+		u := e.get(i)
+		if writes[u.ID] != 1 || getPath(u, dept) != fmt.Sprintf("Dept %d", i%7) || u.String("title") != fmt.Sprintf("Title %d", i) || u.Active() != (i%(n/leavers) != 0) {
+			t.Fatalf("user %d: written %d times, %v", i, writes[u.ID], u.Attributes)
+		}
+	}
+	if len(writes) != n {
+		t.Fatalf("%d resources written, want the %d users", len(writes), n)
+	}
+	if sum := e.run(rows...); !sum.Skipped {
+		t.Fatalf("the same file after the pass that ended it: %+v; want it skipped", sum)
 	}
 }

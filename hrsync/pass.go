@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"slices"
 	"strconv"
@@ -47,11 +48,17 @@ type pass struct {
 	recBuf    []byte
 	recPrefix int
 	keys      map[string]string // dry run: id → key, for the report
-	// Enrich mode (enrich.go): joined and queued are the users rows joined and the pass queued,
-	// ovBatch the overlays of batch, aside those of users whose deactivation Last decides.
-	joined, queued map[string]bool
-	ovBatch        map[string]*cache.Overlay
-	aside          map[string]asideOverlays
+	// Enrich mode (enrich.go): joined are the users rows joined; queued those the pass queued
+	// of held, the users this source holds a change of; ovBatch the overlays of batch, aside
+	// those of users whose deactivation Last decides.
+	joined, queued, held map[string]bool
+	// walked is set once runEnrichRows walked the cache: owned and withOverlay are then the
+	// sorted hashes (by seed) of the users another source owns and of those with an overlay.
+	walked             bool
+	seed               maphash.Seed
+	owned, withOverlay []uint64
+	ovBatch            map[string]*cache.Overlay
+	aside              map[string]asideOverlays
 	// reactivations are users a changed row makes active again after this source's overlay
 	// had deactivated them: applied at the end of the pass, when under the threshold.
 	reactivations []reactivation
