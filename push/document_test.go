@@ -26,7 +26,7 @@ func TestDocumentHashIsEncodingJSONs(t *testing.T) {
 			"active": true, "groups": []any{"dropped"},
 			scim.SchemaEnterpriseUser: map[string]any{"employeeNumber": "00042", "costCenter": 1234.5,
 				"manager": map[string]any{"value": "m1"}, "department": odd[1]},
-			"urn:example:custom:2.0:User": map[string]any{"level": 7.0, "big": 1e21, "tiny": 1e-7, "neg": -0.0,
+			"urn:example:custom:2.0:User": map[string]any{"level": 7.0, "big": 1e21, "tiny": 1e-7, "neg": math.Copysign(0, -1),
 				"list": []string{odd[3], odd[6]}, "nested": []any{[]any{1.0, "two", nil, false}}},
 		}},
 		{Type: scim.UserType, ID: "u2", Attributes: map[string]any{"userName": "only"}},
