@@ -21,14 +21,8 @@ import (
 // users they name, sorted; a value naming no cached user (a deleted one) is not a member.
 func dirMemberIDs(t *testing.T, sl *testenv.Slapd, st *cache.Store, dn string) []string {
 	t.Helper()
-	conn, err := ldap.DialURL(sl.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := sl.Root(t)
 	defer conn.Close()
-	if err := conn.Bind(sl.RootDN, sl.RootPassword); err != nil {
-		t.Fatal(err)
-	}
 	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"member"}, nil))
 	if err != nil {

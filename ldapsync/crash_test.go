@@ -23,14 +23,8 @@ import (
 // crashState returns slapd's contextCSN and the DNs of the entries whose entryCSN is past it.
 func crashState(t *testing.T, sl *testenv.Slapd) (string, []string) {
 	t.Helper()
-	c, err := ldap.DialURL(sl.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sl.Root(t)
 	defer c.Close()
-	if err := c.Bind(sl.RootDN, sl.RootPassword); err != nil {
-		t.Fatal(err)
-	}
 	res, err := c.Search(ldap.NewSearchRequest(sl.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"contextCSN"}, nil))
 	if err != nil || len(res.Entries) != 1 {

@@ -29,14 +29,8 @@ type entry struct {
 // entryCSN (when it last changed), uid/cn and title.
 func directory(t testing.TB, sl *testenv.Slapd) map[string]entry {
 	t.Helper()
-	c, err := ldap.DialURL(sl.URL)
-	if err != nil {
-		t.Fatalf("dial slapd: %v", err)
-	}
+	c := sl.Root(t)
 	defer c.Close()
-	if err := c.Bind(sl.RootDN, sl.RootPassword); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
 	out := map[string]entry{}
 	for _, ou := range []string{"people", "groups"} {
 		req := ldap.NewSearchRequest("ou="+ou+","+sl.BaseDN, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
@@ -58,14 +52,8 @@ func directory(t testing.TB, sl *testenv.Slapd) map[string]entry {
 // contextCSN returns the contextCSN values of sl's suffix, as the rootdn reads them.
 func contextCSN(t testing.TB, sl *testenv.Slapd) []string {
 	t.Helper()
-	c, err := ldap.DialURL(sl.URL)
-	if err != nil {
-		t.Fatalf("dial slapd: %v", err)
-	}
+	c := sl.Root(t)
 	defer c.Close()
-	if err := c.Bind(sl.RootDN, sl.RootPassword); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
 	res, err := c.Search(ldap.NewSearchRequest(sl.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", []string{"contextCSN"}, nil))
 	if err != nil || len(res.Entries) == 0 {

@@ -182,14 +182,8 @@ type snapshot struct {
 // directorySnapshot reads the users and groups from slapd (paged, as the rootdn).
 func directorySnapshot(t *testing.T, sl *testenv.Slapd) snapshot {
 	t.Helper()
-	c, err := ldap.DialURL(sl.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sl.Root(t)
 	defer c.Close()
-	if err := c.Bind(sl.RootDN, sl.RootPassword); err != nil {
-		t.Fatal(err)
-	}
 	search := func(base, filter string, attrs ...string) []*ldap.Entry {
 		res, err := c.SearchWithPaging(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 			0, 0, false, filter, attrs, nil), 1000)

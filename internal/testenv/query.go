@@ -7,17 +7,26 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// Has reports whether a subtree search of the suffix for filter (as the rootdn) finds an entry.
-func (s *Slapd) Has(t testing.TB, filter string) bool {
+// Root returns a connection bound as the rootdn (no size limits, no ACLs), failing the test if
+// it cannot. The caller closes it.
+func (s *Slapd) Root(t testing.TB) *ldap.Conn {
 	t.Helper()
 	c, err := ldap.DialURL(s.URL)
 	if err != nil {
 		t.Fatalf("testenv: dial: %v", err)
 	}
-	defer c.Close()
 	if err := c.Bind(s.RootDN, s.RootPassword); err != nil {
-		t.Fatalf("testenv: bind: %v", err)
+		c.Close()
+		t.Fatalf("testenv: bind as the rootdn: %v", err)
 	}
+	return c
+}
+
+// Has reports whether a subtree search of the suffix for filter (as the rootdn) finds an entry.
+func (s *Slapd) Has(t testing.TB, filter string) bool {
+	t.Helper()
+	c := s.Root(t)
+	defer c.Close()
 	res, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		1, 0, false, filter, []string{"1.1"}, nil))
 	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
