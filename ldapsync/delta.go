@@ -355,7 +355,7 @@ func (p *pass) leftTheFilter(ctx context.Context, typ scim.ResourceType, snapsho
 		return nil
 	}
 	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		filter, []string{"entryUUID"}, nil)
+		filter, p.s.idAttrs(), nil)
 	var ids []string
 	err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error {
 		if id, ok := p.s.idOf(ldapEntry{e}); ok && !p.wasRead(id) && !p.core.Dels.Marked(id) {

@@ -26,8 +26,9 @@ import (
 // groups' base finds the groups that list it, and each such group the pass did not read gets
 // the member through a member edit: O(1) writes, however big the group. For a new user, one
 // more search finds the users that name it as manager, and reads them again. That is two
-// indexed searches a newcomer, proportional to the change; above rejoinLimit newcomers the
-// searches would cost more than a full pass, so the next pass is made a full one instead.
+// indexed searches a newcomer (paged: a manager may have more reports than a page), proportional
+// to the change; above rejoinLimit newcomers the searches would cost more than a full pass, so
+// the next pass is made a full one instead.
 
 // rejoinLimit is how many resources new to the cache a delta looks up.
 var rejoinLimit = 1000
@@ -99,12 +100,13 @@ func (p *pass) joinListingGroups(ctx context.Context, nc newcomer, edits ingest.
 	if or.Len() == 0 {
 		return nil
 	}
-	res, err := p.conn.Search(ldap.NewSearchRequest(p.s.cfg.Groups.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(&"+p.s.cfg.Groups.Filter+"(|"+or.String()+"))", p.s.idAttrs(), p.s.searchControls()))
-	if err != nil {
+	var listing []*ldap.Entry
+	req := ldap.NewSearchRequest(p.s.cfg.Groups.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&"+p.s.cfg.Groups.Filter+"(|"+or.String()+"))", p.s.idAttrs(), p.s.searchControls())
+	if err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error { listing = append(listing, e); return nil }); err != nil {
 		return classify(fmt.Errorf("looking for the groups that list %q: %w", nc.dn, err))
 	}
-	for _, e := range res.Entries {
+	for _, e := range listing {
 		gid, ok := p.s.idOf(ldapEntry{e})
 		if !ok || gid == nc.id || p.wasRead(gid) {
 			continue
@@ -133,14 +135,16 @@ func (p *pass) readReportsOf(ctx context.Context, nc newcomer) error {
 	for _, a := range attrs {
 		fmt.Fprintf(&or, "(%s=%s)", a, ldap.EscapeFilter(nc.dn))
 	}
-	res, err := p.conn.Search(ldap.NewSearchRequest(p.s.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(&"+p.s.cfg.Users.Filter+"(|"+or.String()+"))", p.s.userAttrs(), p.s.searchControls()))
-	if err != nil {
+	// Collected first, read after: reading one may look a DN up, and the search must be over.
+	var reports []*ldap.Entry
+	req := ldap.NewSearchRequest(p.s.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(&"+p.s.cfg.Users.Filter+"(|"+or.String()+"))", p.s.userAttrs(), p.s.searchControls())
+	if err := p.s.pagedSearch(ctx, p.conn, req, func(e *ldap.Entry) error { reports = append(reports, e); return nil }); err != nil {
 		return classify(fmt.Errorf("looking for the users whose manager is %q: %w", nc.dn, err))
 	}
 	maxMod := p.maxMod // these entries' timestamps say nothing about the others (readNewUser)
 	defer func() { p.maxMod = maxMod }()
-	for _, e := range res.Entries {
+	for _, e := range reports {
 		id, ok := p.s.idOf(ldapEntry{e})
 		if !ok || p.wasRead(id) {
 			continue

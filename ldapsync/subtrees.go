@@ -155,14 +155,9 @@ func (p *pass) leftWithSubtree(ctx context.Context, typ scim.ResourceType, c, fi
 // (changedContainers). Cookies with several CSNs (a multi-provider directory) are skipped, as
 // pastSnapshot does: there is no single CSN to compare with.
 func (p *pass) syncreplContainers(ctx context.Context, prev *watermark) error {
-	csn, ok := cookieCSN(prev.UsersCookie)
+	csn, ok := olderCSN(prev.UsersCookie, prev.GroupsCookie)
 	if !ok {
 		return nil
-	}
-	if g, ok := cookieCSN(prev.GroupsCookie); !ok {
-		return nil
-	} else if g < csn {
-		csn = g
 	}
 	c := ldap.EscapeFilter(csn)
 	return p.changedContainers(ctx, "(entryCSN>="+c+")(!(entryCSN="+c+"))")
